@@ -1,0 +1,32 @@
+//! The pump control core: the code that would run on a home infusion pump, as a deterministic,
+//! sans-IO state machine.
+//!
+//! The core never reads a clock, touches a file, socket or thread, or draws a random number. Time is
+//! an argument (`now_ms`, monotonic milliseconds chosen by the caller), inputs are handed in with
+//! [`Pump::handle`], outputs are read back ([`Pump::motor_command`], [`Pump::annunciation`]) or polled
+//! ([`Pump::poll_event`]), and the core says when it next needs to run ([`Pump::next_deadline_ms`]).
+//! The simulator, the tests and a device driver drive exactly this code.
+//!
+//! The crate is `no_std` (with `alloc`), so it cannot import `std::time`, `std::fs`, `std::net` or
+//! `std::thread` even by accident; `tests/sans_io.rs` also checks the sources and the manifest.
+
+#![no_std]
+
+extern crate alloc;
+
+mod alarm;
+mod config;
+mod engine;
+mod library;
+mod program;
+mod types;
+
+pub use alarm::{ActiveAlarm, AlarmDetail, AlarmKind, Annunciation, AudioState, Priority};
+pub use config::Config;
+pub use engine::Pump;
+pub use library::{Concentration, DrugEntry, DrugLibrary, LibraryError, Limits, LimitZone};
+pub use program::{BolusProgram, EndAction, Program, ProgramError, ProgramRequest};
+pub use types::{
+    Command, CommandError, Event, Input, MotorCommand, SelfTest, SensorFrame, State, Status,
+    TimedEvent,
+};
