@@ -1,1 +1,24 @@
-//! placeholder: crate under construction.
+//! The infusion record: every event of a patient's home infusion, append-only and hash-chained, on
+//! SQLite (embedded default) or PostgreSQL, with the queries the screens need and CSV / FHIR exports.
+//!
+//! - [`event`]: the envelope ([`NewEvent`], [`StoredEvent`]) and the typed kinds ([`Body`]).
+//! - [`Store`]: open with a [`Config`], [`Store::append`] batches, [`Store::verify`] the chains, query.
+//! - [`views`]: active alarms, alarm counts per day, infusions with expected vs delivered volume.
+//! - [`export`]: CSV (RFC 4180) and an HL7 FHIR R4 `Bundle`.
+//!
+//! Nothing here updates or deletes an event: a correction is a new event ([`Body::Correction`]).
+
+pub mod chain;
+mod error;
+pub mod event;
+pub mod export;
+mod schema;
+mod store;
+pub mod views;
+
+pub use error::RecordError;
+pub use event::{Body, EscalationPriority, EventId, NewEvent, PatientId, Source, StoredEvent};
+pub use store::{
+    BATCH_EVENTS_MAX, Backend, BrokenLink, ChainHead, Config, Receipt, Store, TimelineQuery,
+    VerifyReport, default_database_url,
+};

@@ -1,0 +1,551 @@
+//! The event envelope and the typed event kinds: what one line of the infusion record says.
+//!
+//! The store keeps every event as its kind name plus a canonical JSON payload, so an event written by a
+//! newer client whose kind this build does not know is stored and read back unchanged
+//! ([`Body::Unknown`]); [`Body`] is the typed view on top.
+
+use crate::error::RecordError;
+use jiff::Timestamp;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::fmt;
+
+/// Longest accepted identifier (patient, device, actor), in bytes.
+pub const ID_LEN_MAX: usize = 128;
+/// Largest accepted payload, as canonical JSON, in bytes.
+pub const PAYLOAD_BYTES_MAX: usize = 64 * 1024;
+/// Longest accepted kind name, in bytes.
+pub const KIND_LEN_MAX: usize = 64;
+/// Local offsets beyond ±18 h do not exist (RFC 3339 / jiff bounds).
+pub const LOCAL_OFFSET_S_MAX: i32 = 18 * 3600;
+
+/// An opaque patient identifier chosen by the server (never a name).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PatientId(String);
+
+impl PatientId {
+    /// Checks the identifier: 1 to [`ID_LEN_MAX`] bytes, no control characters, no surrounding spaces.
+    pub fn new(id: impl Into<String>) -> Result<PatientId, RecordError> {
+        let id = id.into();
+        check_id("patient id", &id)?;
+        Ok(PatientId(id))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for PatientId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The identifier the store assigned to an event. Ids grow with appends but are not dense.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct EventId(pub i64);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// Who produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Pump,
+    Patient,
+    Caregiver,
+    Nurse,
+    System,
+}
+
+impl Source {
+    pub const ALL: [Source; 5] = [
+        Source::Pump,
+        Source::Patient,
+        Source::Caregiver,
+        Source::Nurse,
+        Source::System,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Pump => "pump",
+            Source::Patient => "patient",
+            Source::Caregiver => "caregiver",
+            Source::Nurse => "nurse",
+            Source::System => "system",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Source> {
+        Source::ALL.into_iter().find(|s| s.name() == name)
+    }
+}
+
+/// Priority of an escalation to the care team, the FHIR `Communication.priority` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationPriority {
+    Routine,
+    Urgent,
+    Asap,
+    Stat,
+}
+
+impl EscalationPriority {
+    pub fn name(self) -> &'static str {
+        match self {
+            EscalationPriority::Routine => "routine",
+            EscalationPriority::Urgent => "urgent",
+            EscalationPriority::Asap => "asap",
+            EscalationPriority::Stat => "stat",
+        }
+    }
+}
+
+/// The typed view of an event's kind and payload. The serialized kind names (`infusion_started`, …) are
+/// the stored `kind` column and the public names used by every client.
+///
+/// Alarm names, priorities, pump states and triage levels are kept as text (the names from the pump
+/// core and the care crate), so an alarm a newer pump knows is recorded faithfully by an older server.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "payload", rename_all = "snake_case")]
+pub enum Body {
+    // --- Who and what: written by the server.
+    PatientRegistered {
+        display_name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        birth_date: Option<jiff::civil::Date>,
+    },
+    DeviceAssigned {
+        device_id: String,
+        model: String,
+        serial: String,
+    },
+    PlanChanged {
+        summary: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        plan_id: Option<String>,
+    },
+
+    // --- Pump events, mirrored from `pump::Event`.
+    ProgramAccepted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drug_id: Option<String>,
+        rate_ml_per_h: f64,
+        vtbi_ml: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        bolus_ml: Option<f64>,
+    },
+    LimitOverrideConfirmed {
+        field: String,
+        value: f64,
+        zone: String,
+        limit: f64,
+    },
+    /// The start of an infusion; `vtbi_ml` is the volume expected to be delivered.
+    InfusionStarted {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        drug_id: Option<String>,
+        rate_ml_per_h: f64,
+        vtbi_ml: f64,
+    },
+    InfusionPaused {},
+    InfusionResumed {},
+    /// Stopped before the end, by the operator or an alarm.
+    InfusionStopped {
+        delivered_ml: f64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    InfusionCompleted {
+        delivered_ml: f64,
+    },
+    AlarmRaised {
+        alarm: String,
+        priority: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        detail: Option<String>,
+    },
+    AlarmAcknowledged {
+        alarm: String,
+    },
+    AlarmSilenced {
+        alarm: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        silenced_for_s: Option<u32>,
+    },
+    /// The alarm condition ended; `resolution` says how (the guide asks "how they were resolved").
+    AlarmCleared {
+        alarm: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resolution: Option<String>,
+    },
+    AlarmEscalated {
+        alarm: String,
+        unacknowledged_for_s: u32,
+    },
+    BolusGiven {
+        volume_ml: f64,
+    },
+    BolusDenied {
+        reason: String,
+    },
+    /// A periodic status snapshot of a pump.
+    Telemetry {
+        state: String,
+        rate_ml_per_h: f64,
+        delivered_ml: f64,
+        remaining_ml: f64,
+        battery_percent: f64,
+        mains_present: bool,
+        downstream_pressure_mmhg: f64,
+    },
+
+    // --- What the patient and caregivers record in the companion.
+    ChecklistCompleted {
+        checklist: String,
+        #[serde(default)]
+        items: Vec<String>,
+    },
+    /// A look at the access site; `findings` is empty when the site looked normal.
+    SiteCheck {
+        #[serde(default)]
+        findings: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
+    },
+    /// A symptom check and the triage result the companion gave (`self_care`, `call_nurse`, `emergency`, …).
+    SymptomCheck {
+        #[serde(default)]
+        symptoms: Vec<String>,
+        triage: String,
+        #[serde(default)]
+        reasons: Vec<String>,
+    },
+    /// How the patient felt; `rating` from 1 (very bad) to 5 (very well).
+    Feeling {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        rating: Option<u8>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+    },
+    Note {
+        text: String,
+    },
+    ReminderDone {
+        reminder: String,
+    },
+    EscalationSent {
+        escalation_id: String,
+        to: String,
+        priority: EscalationPriority,
+        reason: String,
+    },
+    EscalationAnswered {
+        escalation_id: String,
+        by: String,
+        response: String,
+    },
+
+    // --- Audit.
+    RecordRead {
+        reader: String,
+        scope: String,
+    },
+    Login {
+        account: String,
+        #[serde(default)]
+        success: bool,
+    },
+
+    /// A correction: `supersedes` names the earlier event it replaces. History is never edited.
+    Correction {
+        supersedes: EventId,
+        reason: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        corrected: Option<Value>,
+    },
+
+    /// A kind this build does not know (written by a newer client), kept verbatim.
+    #[serde(skip)]
+    Unknown {
+        kind: String,
+        payload: Value,
+    },
+}
+
+/// Every kind name [`Body`] knows, in declaration order.
+pub const KNOWN_KINDS: [&str; 29] = [
+    "patient_registered",
+    "device_assigned",
+    "plan_changed",
+    "program_accepted",
+    "limit_override_confirmed",
+    "infusion_started",
+    "infusion_paused",
+    "infusion_resumed",
+    "infusion_stopped",
+    "infusion_completed",
+    "alarm_raised",
+    "alarm_acknowledged",
+    "alarm_silenced",
+    "alarm_cleared",
+    "alarm_escalated",
+    "bolus_given",
+    "bolus_denied",
+    "telemetry",
+    "checklist_completed",
+    "site_check",
+    "symptom_check",
+    "feeling",
+    "note",
+    "reminder_done",
+    "escalation_sent",
+    "escalation_answered",
+    "record_read",
+    "login",
+    "correction",
+];
+
+impl Body {
+    /// The stored kind name and the payload.
+    pub fn to_parts(&self) -> Result<(String, Value), RecordError> {
+        if let Body::Unknown { kind, payload } = self {
+            return Ok((kind.clone(), payload.clone()));
+        }
+        let value = serde_json::to_value(self).map_err(|e| RecordError::InvalidEvent {
+            what: "payload".into(),
+            reason: format!("cannot be encoded as JSON: {e}"),
+        })?;
+        let Value::Object(mut map) = value else {
+            unreachable!("an adjacently tagged enum serializes to an object")
+        };
+        let kind = match map.remove("kind") {
+            Some(Value::String(kind)) => kind,
+            other => unreachable!("adjacent tag is a string, got {other:?}"),
+        };
+        let payload = map
+            .remove("payload")
+            .unwrap_or(Value::Object(Default::default()));
+        Ok((kind, payload))
+    }
+
+    /// The typed view of a stored kind and payload. A kind this build does not know, or a payload that
+    /// does not match this build's shape for the kind, comes back as [`Body::Unknown`], never as an error:
+    /// a record must stay readable by older code.
+    pub fn from_parts(kind: &str, payload: Value) -> Body {
+        match Body::parse_known(kind, &payload) {
+            Some(body) => body,
+            None => Body::Unknown {
+                kind: kind.to_owned(),
+                payload,
+            },
+        }
+    }
+
+    fn parse_known(kind: &str, payload: &Value) -> Option<Body> {
+        if !is_known_kind(kind) {
+            return None;
+        }
+        let tagged = serde_json::json!({ "kind": kind, "payload": payload });
+        serde_json::from_value(tagged).ok()
+    }
+
+    /// The kind name, as stored.
+    pub fn kind(&self) -> String {
+        match self.to_parts() {
+            Ok((kind, _)) => kind,
+            Err(_) => String::from("unencodable"),
+        }
+    }
+}
+
+pub fn is_known_kind(kind: &str) -> bool {
+    KNOWN_KINDS.contains(&kind)
+}
+
+/// An event as a client hands it to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewEvent {
+    pub patient: PatientId,
+    /// The device (pump, phone, server) that produced the event; with `device_seq` the de-duplication key.
+    pub device_id: String,
+    /// The producing device's own sequence number, increasing per device. A re-sent event with the same
+    /// `(device_id, device_seq)` is recognised and not stored twice.
+    pub device_seq: u64,
+    /// When it happened. Stored to the microsecond.
+    pub occurred_at: Timestamp,
+    /// The wall-clock offset from UTC where it happened, in seconds (kept so the record shows local time).
+    pub local_offset_s: i32,
+    pub source: Source,
+    /// Who acted: an account, a device id, or `system`.
+    pub actor: String,
+    /// Set for events from the practice (teaching) pump, which are never clinical data.
+    pub teaching: bool,
+    pub body: Body,
+}
+
+/// An event as stored: the envelope the store completed, the payload as canonical JSON and the chain link.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredEvent {
+    pub id: EventId,
+    pub patient: PatientId,
+    /// Position in the patient's chain, 1 for the first event.
+    pub chain_seq: i64,
+    pub device_id: String,
+    pub device_seq: i64,
+    pub occurred_at: Timestamp,
+    pub local_offset_s: i32,
+    /// When the store accepted it.
+    pub recorded_at: Timestamp,
+    pub source: Source,
+    pub actor: String,
+    pub teaching: bool,
+    pub kind: String,
+    /// Canonical JSON (sorted keys, no spaces); hashed exactly as stored.
+    pub payload: String,
+    pub prev_hash: String,
+    pub hash: String,
+}
+
+impl StoredEvent {
+    /// The typed view of kind and payload; see [`Body::from_parts`].
+    pub fn body(&self) -> Body {
+        match serde_json::from_str(&self.payload) {
+            Ok(value) => Body::from_parts(&self.kind, value),
+            Err(_) => Body::Unknown {
+                kind: self.kind.clone(),
+                payload: Value::String(self.payload.clone()),
+            },
+        }
+    }
+
+    /// `occurred_at` in the local time where it happened, RFC 3339 with the offset.
+    pub fn occurred_at_local(&self) -> String {
+        match jiff::tz::Offset::from_seconds(self.local_offset_s) {
+            Ok(offset) => self.occurred_at.display_with_offset(offset).to_string(),
+            Err(_) => self.occurred_at.to_string(),
+        }
+    }
+}
+
+/// A validated event ready for hashing: the form the store writes.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PreparedEvent {
+    pub patient: PatientId,
+    pub device_id: String,
+    pub device_seq: i64,
+    pub occurred_at_us: i64,
+    pub local_offset_s: i32,
+    pub source: Source,
+    pub actor: String,
+    pub teaching: bool,
+    pub kind: String,
+    pub payload: String,
+}
+
+impl NewEvent {
+    /// Checks every field and produces the stored form. `index` names the event in error messages.
+    pub(crate) fn prepare(&self, index: usize) -> Result<PreparedEvent, RecordError> {
+        let at = |what: &str| format!("event {index}: {what}");
+        check_id(&at("device id"), &self.device_id)?;
+        check_id(&at("actor"), &self.actor)?;
+        let device_seq = i64::try_from(self.device_seq).map_err(|_| RecordError::InvalidEvent {
+            what: at("device sequence number"),
+            reason: format!("{} is larger than {}", self.device_seq, i64::MAX),
+        })?;
+        if self.local_offset_s.abs() > LOCAL_OFFSET_S_MAX {
+            return Err(RecordError::InvalidEvent {
+                what: at("local offset"),
+                reason: format!(
+                    "{} s is beyond ±18 h; give the offset from UTC in seconds (e.g. 3600 for +01:00)",
+                    self.local_offset_s
+                ),
+            });
+        }
+        let (kind, payload) = self.body.to_parts()?;
+        check_kind(&at("kind"), &kind)?;
+        if let Body::Unknown { .. } = &self.body
+            && is_known_kind(&kind)
+            && Body::parse_known(&kind, &payload).is_none()
+        {
+            return Err(RecordError::InvalidEvent {
+                what: at("payload"),
+                reason: format!("does not match the fields of a `{kind}` event"),
+            });
+        }
+        if !payload.is_object() {
+            return Err(RecordError::InvalidEvent {
+                what: at("payload"),
+                reason: "must be a JSON object".into(),
+            });
+        }
+        let payload = crate::chain::canonical_json(&payload);
+        if payload.len() > PAYLOAD_BYTES_MAX {
+            return Err(RecordError::InvalidEvent {
+                what: at("payload"),
+                reason: format!(
+                    "is {} bytes; the limit is {PAYLOAD_BYTES_MAX} bytes",
+                    payload.len()
+                ),
+            });
+        }
+        Ok(PreparedEvent {
+            patient: self.patient.clone(),
+            device_id: self.device_id.clone(),
+            device_seq,
+            occurred_at_us: self.occurred_at.as_microsecond(),
+            local_offset_s: self.local_offset_s,
+            source: self.source,
+            actor: self.actor.clone(),
+            teaching: self.teaching,
+            kind,
+            payload,
+        })
+    }
+}
+
+fn check_id(what: &str, id: &str) -> Result<(), RecordError> {
+    let reason = if id.is_empty() {
+        "is empty".to_string()
+    } else if id.len() > ID_LEN_MAX {
+        format!("is {} bytes; the limit is {ID_LEN_MAX}", id.len())
+    } else if id.chars().any(char::is_control) {
+        "contains a control character".to_string()
+    } else if id.trim() != id {
+        "starts or ends with white space".to_string()
+    } else {
+        return Ok(());
+    };
+    Err(RecordError::InvalidEvent {
+        what: what.to_string(),
+        reason,
+    })
+}
+
+fn check_kind(what: &str, kind: &str) -> Result<(), RecordError> {
+    let well_formed = !kind.is_empty()
+        && kind.len() <= KIND_LEN_MAX
+        && kind.starts_with(|c: char| c.is_ascii_lowercase())
+        && kind
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+    if well_formed {
+        Ok(())
+    } else {
+        Err(RecordError::InvalidEvent {
+            what: what.to_string(),
+            reason: format!(
+                "{kind:?} is not a kind name: use lower-case letters, digits and `_`, at most {KIND_LEN_MAX} bytes"
+            ),
+        })
+    }
+}

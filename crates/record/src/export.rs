@@ -1,0 +1,477 @@
+//! Exports of a patient's record: CSV of every event (RFC 4180) and an HL7 FHIR R4 `Bundle`.
+//!
+//! Both are pure functions of the stored events, so they are identical on both backends and easy to
+//! check; the FHIR test validates the Bundle with the independent `fhir.resources` package.
+
+use crate::error::RecordError;
+use crate::event::{Body, PatientId, StoredEvent};
+use crate::store::{Store, TimelineQuery};
+use crate::views::{InfusionOutcome, pair_infusions};
+use jiff::Timestamp;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, HashSet};
+
+/// The CSV header, in column order. Columns are only ever added at the end.
+pub const CSV_COLUMNS: [&str; 17] = [
+    "id",
+    "patient_id",
+    "chain_seq",
+    "occurred_at_utc",
+    "local_offset",
+    "occurred_at_local",
+    "recorded_at_utc",
+    "source",
+    "actor",
+    "device_id",
+    "device_seq",
+    "teaching",
+    "kind",
+    "payload",
+    "superseded",
+    "prev_hash",
+    "hash",
+];
+
+const UCUM: &str = "http://unitsofmeasure.org";
+const ID_SYSTEM: &str = "urn:infusafe";
+
+/// Which part of a record to export. `from` inclusive, `to` exclusive.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportQuery {
+    pub patient: PatientId,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+}
+
+impl Store {
+    async fn export_events(
+        &self,
+        query: &ExportQuery,
+    ) -> Result<(Vec<StoredEvent>, HashSet<crate::EventId>), RecordError> {
+        let events = self
+            .timeline(&TimelineQuery {
+                patient: query.patient.clone(),
+                from: query.from,
+                to: query.to,
+                kinds: Vec::new(),
+                limit: None,
+            })
+            .await?;
+        let superseded = self.superseded(&query.patient).await?;
+        Ok((events, superseded))
+    }
+
+    /// Every event of the range as CSV.
+    pub async fn export_csv(&self, query: &ExportQuery) -> Result<String, RecordError> {
+        let (events, superseded) = self.export_events(query).await?;
+        Ok(csv(&events, &superseded))
+    }
+
+    /// The range as a FHIR R4 `Bundle` of type `collection`. Patient and Device come from the whole
+    /// record (registration and assignment usually precede the range).
+    pub async fn export_fhir(&self, query: &ExportQuery) -> Result<Value, RecordError> {
+        let (events, superseded) = self.export_events(query).await?;
+        let identity = self
+            .timeline(&TimelineQuery {
+                kinds: vec!["patient_registered".into(), "device_assigned".into()],
+                ..TimelineQuery::all(query.patient.clone())
+            })
+            .await?;
+        let current: Vec<StoredEvent> = events
+            .into_iter()
+            .filter(|e| !superseded.contains(&e.id))
+            .collect();
+        Ok(fhir_bundle(
+            &query.patient,
+            &identity,
+            &current,
+            Timestamp::now(),
+        ))
+    }
+}
+
+/// RFC 4180: comma separated, CRLF line ends, fields with a comma, quote, CR or LF quoted, quotes doubled.
+pub fn csv(events: &[StoredEvent], superseded: &HashSet<crate::EventId>) -> String {
+    let mut out = String::new();
+    write_row(&mut out, CSV_COLUMNS.iter().map(|c| c.to_string()));
+    for e in events {
+        let offset = jiff::tz::Offset::from_seconds(e.local_offset_s)
+            .map(|o| o.to_string())
+            .unwrap_or_else(|_| e.local_offset_s.to_string());
+        write_row(
+            &mut out,
+            [
+                e.id.to_string(),
+                e.patient.to_string(),
+                e.chain_seq.to_string(),
+                e.occurred_at.to_string(),
+                offset,
+                e.occurred_at_local(),
+                e.recorded_at.to_string(),
+                e.source.name().to_string(),
+                e.actor.clone(),
+                e.device_id.clone(),
+                e.device_seq.to_string(),
+                e.teaching.to_string(),
+                e.kind.clone(),
+                e.payload.clone(),
+                superseded.contains(&e.id).to_string(),
+                e.prev_hash.clone(),
+                e.hash.clone(),
+            ]
+            .into_iter(),
+        );
+    }
+    out
+}
+
+fn write_row(out: &mut String, fields: impl Iterator<Item = String>) {
+    for (i, field) in fields.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        if field.contains([',', '"', '\r', '\n']) {
+            out.push('"');
+            out.push_str(&field.replace('"', "\"\""));
+            out.push('"');
+        } else {
+            out.push_str(&field);
+        }
+    }
+    out.push_str("\r\n");
+}
+
+/// A stable `urn:uuid:` for a resource, derived from its kind and our identifier, so re-exports of the
+/// same record produce the same references.
+fn urn(kind: &str, key: &str) -> String {
+    let digest = Sha256::digest(format!("{kind}/{key}").as_bytes());
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&digest[..16]);
+    // RFC 9562 version 8 (custom) with the RFC variant bits.
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "urn:uuid:{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
+}
+
+fn local_time(e: &StoredEvent) -> String {
+    e.occurred_at_local()
+}
+
+fn reference(url: &str) -> Value {
+    json!({ "reference": url })
+}
+
+fn ml(value: f64) -> Value {
+    json!({ "value": value, "unit": "mL", "system": UCUM, "code": "mL" })
+}
+
+/// The FHIR R4 Bundle for a patient. `identity` holds the registration and device assignment events;
+/// `events` the (not superseded) events of the range.
+pub fn fhir_bundle(
+    patient: &PatientId,
+    identity: &[StoredEvent],
+    events: &[StoredEvent],
+    generated_at: Timestamp,
+) -> Value {
+    let patient_url = urn("Patient", patient.as_str());
+    let mut entries: Vec<Value> = Vec::new();
+
+    // Patient, from the latest registration.
+    let mut patient_resource = json!({
+        "resourceType": "Patient",
+        "identifier": [{ "system": format!("{ID_SYSTEM}:patient"), "value": patient.as_str() }],
+    });
+    let mut devices: BTreeMap<String, Value> = BTreeMap::new();
+    for e in identity {
+        match e.body() {
+            Body::PatientRegistered {
+                display_name,
+                birth_date,
+            } => {
+                patient_resource["name"] = json!([{ "text": display_name }]);
+                if let Some(date) = birth_date {
+                    patient_resource["birthDate"] = json!(date.to_string());
+                }
+            }
+            Body::DeviceAssigned {
+                device_id,
+                model,
+                serial,
+            } => {
+                devices.insert(
+                    device_id.clone(),
+                    json!({
+                        "resourceType": "Device",
+                        "identifier": [{ "system": format!("{ID_SYSTEM}:device"), "value": device_id }],
+                        "serialNumber": serial,
+                        "deviceName": [{ "name": model, "type": "model-name" }],
+                        "patient": reference(&patient_url),
+                    }),
+                );
+            }
+            _ => {}
+        }
+    }
+    entries.push(json!({ "fullUrl": patient_url, "resource": patient_resource }));
+
+    // Every pump that produced an infusion or an alarm is a Device, registered or not.
+    for e in events {
+        let is_pump_event = matches!(
+            e.body(),
+            Body::InfusionStarted { .. } | Body::AlarmRaised { .. }
+        );
+        if is_pump_event && !devices.contains_key(&e.device_id) {
+            devices.insert(
+                e.device_id.clone(),
+                json!({
+                    "resourceType": "Device",
+                    "identifier": [{ "system": format!("{ID_SYSTEM}:device"), "value": e.device_id }],
+                    "patient": reference(&patient_url),
+                }),
+            );
+        }
+    }
+    for (device_id, resource) in &devices {
+        entries.push(json!({ "fullUrl": urn("Device", device_id), "resource": resource }));
+    }
+
+    // One MedicationAdministration per infusion.
+    for infusion in pair_infusions(events, None) {
+        let status = match infusion.outcome {
+            InfusionOutcome::InProgress => "in-progress",
+            InfusionOutcome::Completed => "completed",
+            InfusionOutcome::Stopped => "stopped",
+            InfusionOutcome::NoEndRecorded => "unknown",
+        };
+        let offset = jiff::tz::Offset::from_seconds(infusion.local_offset_s)
+            .unwrap_or(jiff::tz::Offset::UTC);
+        let mut period = json!({
+            "start": infusion.started_at.display_with_offset(offset).to_string()
+        });
+        if let Some(end) = infusion.ended_at {
+            period["end"] = json!(end.display_with_offset(offset).to_string());
+        }
+        let mut dosage = json!({
+            "rateQuantity": { "value": infusion.rate_ml_per_h, "unit": "mL/h", "system": UCUM, "code": "mL/h" },
+        });
+        if let Some(delivered) = infusion.delivered_ml {
+            dosage["dose"] = ml(delivered);
+        }
+        let mut notes = vec![json!({
+            "text": format!("Expected volume (VTBI) {} mL; delivered {}.", infusion.expected_ml,
+                infusion.delivered_ml.map_or("not yet recorded".to_string(), |d| format!("{d} mL")))
+        })];
+        if infusion.teaching {
+            notes.push(
+                json!({ "text": "Practice (teaching) pump: not a clinical administration." }),
+            );
+        }
+        entries.push(json!({
+            "fullUrl": urn("MedicationAdministration", &infusion.started_event.to_string()),
+            "resource": {
+                "resourceType": "MedicationAdministration",
+                "identifier": [{ "system": format!("{ID_SYSTEM}:event"), "value": infusion.started_event.to_string() }],
+                "status": status,
+                "medicationCodeableConcept": { "text": infusion.drug_id.clone().unwrap_or_else(|| "Infusion (drug not recorded)".into()) },
+                "subject": reference(&patient_url),
+                "effectivePeriod": period,
+                "device": [reference(&urn("Device", &infusion.device_id))],
+                "note": notes,
+                "dosage": dosage,
+            }
+        }));
+    }
+
+    // Alarms (with how they were resolved), reported symptoms and site checks: Observations.
+    let mut resolutions: BTreeMap<(String, String), Vec<(Timestamp, String)>> = BTreeMap::new();
+    for e in events {
+        if let Body::AlarmCleared { alarm, resolution } = e.body() {
+            resolutions
+                .entry((e.device_id.clone(), alarm))
+                .or_default()
+                .push((
+                    e.occurred_at,
+                    resolution.unwrap_or_else(|| "cleared".into()),
+                ));
+        }
+    }
+    for e in events {
+        let observation = match e.body() {
+            Body::AlarmRaised {
+                alarm,
+                priority,
+                detail,
+            } => {
+                let resolved = resolutions
+                    .get(&(e.device_id.clone(), alarm.clone()))
+                    .and_then(|list| list.iter().find(|(at, _)| *at >= e.occurred_at));
+                let mut notes = Vec::new();
+                if let Some(detail) = detail {
+                    notes.push(json!({ "text": detail }));
+                }
+                notes.push(json!({ "text": match resolved {
+                    Some((at, how)) => format!("Resolved {at}: {how}"),
+                    None => "Not cleared in this export's range.".to_string(),
+                }}));
+                Some(json!({
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "category": [{ "text": "device alarm" }],
+                    "code": {
+                        "coding": [{ "system": format!("{ID_SYSTEM}:alarm"), "code": alarm }],
+                        "text": format!("Pump alarm: {}", alarm.replace('_', " ")),
+                    },
+                    "subject": reference(&patient_url),
+                    "effectiveDateTime": local_time(e),
+                    "device": reference(&urn("Device", &e.device_id)),
+                    "valueCodeableConcept": {
+                        "coding": [{ "system": format!("{ID_SYSTEM}:alarm-priority"), "code": priority }],
+                        "text": format!("{priority} priority"),
+                    },
+                    "note": notes,
+                }))
+            }
+            Body::SymptomCheck {
+                symptoms,
+                triage,
+                reasons,
+            } => {
+                let mut notes = Vec::new();
+                if !symptoms.is_empty() {
+                    notes.push(json!({ "text": format!("Symptoms: {}", symptoms.join(", ")) }));
+                }
+                if !reasons.is_empty() {
+                    notes
+                        .push(json!({ "text": format!("Triage reasons: {}", reasons.join("; ")) }));
+                }
+                let mut resource = json!({
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "category": [{ "text": "patient-reported symptom check" }],
+                    "code": { "text": "Symptom check" },
+                    "subject": reference(&patient_url),
+                    "effectiveDateTime": local_time(e),
+                    "valueCodeableConcept": {
+                        "coding": [{ "system": format!("{ID_SYSTEM}:triage"), "code": triage }],
+                        "text": triage.replace('_', " "),
+                    },
+                });
+                if !notes.is_empty() {
+                    resource["note"] = json!(notes);
+                }
+                Some(resource)
+            }
+            Body::SiteCheck { findings, note } => {
+                let mut resource = json!({
+                    "resourceType": "Observation",
+                    "status": "final",
+                    "category": [{ "text": "patient-reported site check" }],
+                    "code": { "text": "Access site check" },
+                    "subject": reference(&patient_url),
+                    "effectiveDateTime": local_time(e),
+                    "valueString": if findings.is_empty() { "No changes at the site".to_string() } else { findings.join(", ") },
+                });
+                if let Some(note) = note {
+                    resource["note"] = json!([{ "text": note }]);
+                }
+                Some(resource)
+            }
+            Body::Feeling { rating, text } => {
+                let mut value = String::new();
+                if let Some(rating) = rating {
+                    value.push_str(&format!("{rating}/5"));
+                }
+                if let Some(text) = text {
+                    if !value.is_empty() {
+                        value.push_str(": ");
+                    }
+                    value.push_str(&text);
+                }
+                if value.is_empty() {
+                    None
+                } else {
+                    Some(json!({
+                        "resourceType": "Observation",
+                        "status": "final",
+                        "category": [{ "text": "patient-reported wellbeing" }],
+                        "code": { "text": "How the patient felt" },
+                        "subject": reference(&patient_url),
+                        "effectiveDateTime": local_time(e),
+                        "valueString": value,
+                    }))
+                }
+            }
+            _ => None,
+        };
+        if let Some(mut resource) = observation {
+            resource["identifier"] =
+                json!([{ "system": format!("{ID_SYSTEM}:event"), "value": e.id.to_string() }]);
+            entries.push(
+                json!({ "fullUrl": urn("Observation", &e.id.to_string()), "resource": resource }),
+            );
+        }
+    }
+
+    // Escalations and their answers: Communications.
+    let mut sent_by_escalation: BTreeMap<String, String> = BTreeMap::new();
+    for e in events {
+        match e.body() {
+            Body::EscalationSent {
+                escalation_id,
+                to,
+                priority,
+                reason,
+            } => {
+                let url = urn("Communication", &e.id.to_string());
+                sent_by_escalation.insert(escalation_id.clone(), url.clone());
+                entries.push(json!({
+                    "fullUrl": url,
+                    "resource": {
+                        "resourceType": "Communication",
+                        "identifier": [{ "system": format!("{ID_SYSTEM}:escalation"), "value": escalation_id }],
+                        "status": "completed",
+                        "priority": priority.name(),
+                        "subject": reference(&patient_url),
+                        "sent": local_time(e),
+                        "payload": [{ "contentString": format!("Escalation to {to}: {reason}") }],
+                    }
+                }));
+            }
+            Body::EscalationAnswered {
+                escalation_id,
+                by,
+                response,
+            } => {
+                let mut resource = json!({
+                    "resourceType": "Communication",
+                    "identifier": [{ "system": format!("{ID_SYSTEM}:escalation"), "value": escalation_id }],
+                    "status": "completed",
+                    "subject": reference(&patient_url),
+                    "sent": local_time(e),
+                    "payload": [{ "contentString": format!("Answered by {by}: {response}") }],
+                });
+                if let Some(url) = sent_by_escalation.get(&escalation_id) {
+                    resource["inResponseTo"] = json!([reference(url)]);
+                }
+                entries.push(json!({ "fullUrl": urn("Communication", &e.id.to_string()), "resource": resource }));
+            }
+            _ => {}
+        }
+    }
+
+    json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": generated_at.to_string(),
+        "entry": entries,
+    })
+}

@@ -1,0 +1,100 @@
+//! The record's tables and their versioned migrations, applied when a store opens.
+//!
+//! The record keeps its own version table (`record_schema_version`) so its migrations never collide with
+//! the server's, which live in the same database. Migrations only ever add; the SQL here and everywhere
+//! in this crate never updates or deletes an event (the `append_only` test greps for it), and triggers
+//! make the database itself refuse UPDATE and DELETE on `record_events`.
+
+pub(crate) struct Migration {
+    pub version: i64,
+    pub description: &'static str,
+    pub sqlite: &'static str,
+    pub postgres: &'static str,
+}
+
+pub(crate) const VERSION_TABLE_SQLITE: &str = "CREATE TABLE IF NOT EXISTS record_schema_version (
+    version INTEGER PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at_us BIGINT NOT NULL
+)";
+
+pub(crate) const VERSION_TABLE_POSTGRES: &str = "CREATE TABLE IF NOT EXISTS record_schema_version (
+    version BIGINT PRIMARY KEY,
+    description TEXT NOT NULL,
+    applied_at_us BIGINT NOT NULL
+)";
+
+/// Every migration, in order. Never edit one that has shipped: add a new one.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "record_events: the append-only, hash-chained event log",
+    sqlite: r#"
+CREATE TABLE record_events (
+    id INTEGER PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    chain_seq BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    device_seq BIGINT NOT NULL,
+    occurred_at_us BIGINT NOT NULL,
+    local_offset_s INTEGER NOT NULL,
+    recorded_at_us BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    teaching BOOLEAN NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    CONSTRAINT record_events_dedup UNIQUE (device_id, device_seq),
+    CONSTRAINT record_events_chain UNIQUE (patient_id, chain_seq)
+);
+CREATE INDEX record_events_timeline ON record_events (patient_id, occurred_at_us, id);
+CREATE INDEX record_events_by_kind ON record_events (patient_id, kind, occurred_at_us);
+CREATE TRIGGER record_events_no_update BEFORE UPDATE ON record_events
+BEGIN
+    SELECT RAISE(ABORT, 'record_events is append-only: record a correction event instead');
+END;
+CREATE TRIGGER record_events_no_delete BEFORE DELETE ON record_events
+BEGIN
+    SELECT RAISE(ABORT, 'record_events is append-only: record a correction event instead');
+END;
+"#,
+    postgres: r#"
+CREATE SEQUENCE record_event_ids;
+CREATE TABLE record_events (
+    id BIGINT PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    chain_seq BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    device_seq BIGINT NOT NULL,
+    occurred_at_us BIGINT NOT NULL,
+    local_offset_s INTEGER NOT NULL,
+    recorded_at_us BIGINT NOT NULL,
+    source TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    teaching BOOLEAN NOT NULL,
+    kind TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL,
+    CONSTRAINT record_events_dedup UNIQUE (device_id, device_seq),
+    CONSTRAINT record_events_chain UNIQUE (patient_id, chain_seq)
+);
+CREATE INDEX record_events_timeline ON record_events (patient_id, occurred_at_us, id);
+CREATE INDEX record_events_by_kind ON record_events (patient_id, kind, occurred_at_us);
+CREATE FUNCTION record_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $fn$
+BEGIN
+    RAISE EXCEPTION 'record_events is append-only: record a correction event instead';
+END
+$fn$;
+CREATE TRIGGER record_events_no_change BEFORE UPDATE OR DELETE ON record_events
+    FOR EACH ROW EXECUTE FUNCTION record_events_append_only();
+CREATE TRIGGER record_events_no_truncate BEFORE TRUNCATE ON record_events
+    FOR EACH STATEMENT EXECUTE FUNCTION record_events_append_only();
+"#,
+}];
+
+/// The schema version this build writes.
+pub(crate) fn latest_version() -> i64 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}

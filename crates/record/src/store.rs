@@ -1,0 +1,807 @@
+//! The storage interface: one `Store` over two backends (SQLite embedded, PostgreSQL at scale).
+//!
+//! Both backends run the same SQL text (placeholders `$1…` work on both) through the `on_pool!` macro,
+//! which expands one body once per concrete pool type, so the two cannot drift apart. Where the backends
+//! truly differ (taking the write lock, drawing ids) the body branches on [`Backend`].
+
+use crate::chain::{GENESIS_HASH, Link};
+use crate::error::{RecordError, classify};
+use crate::event::{EventId, NewEvent, PatientId, PreparedEvent, Source, StoredEvent};
+use crate::schema::{MIGRATIONS, VERSION_TABLE_POSTGRES, VERSION_TABLE_SQLITE, latest_version};
+use jiff::Timestamp;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Rows per multi-row INSERT: 15 binds each stays far below both backends' parameter limits.
+const INSERT_ROWS_MAX: usize = 500;
+/// Events per page when `verify` walks a chain, to bound memory on long chains.
+const VERIFY_PAGE_ROWS: i64 = 5_000;
+/// Events in one append call: a batch is one transaction and must stay bounded.
+pub const BATCH_EVENTS_MAX: usize = 100_000;
+/// PostgreSQL advisory lock key that serializes migrations across app servers.
+const MIGRATION_LOCK_KEY: i64 = 0x1f05_afe0_0000_0001;
+
+macro_rules! columns {
+    () => {
+        "id, patient_id, chain_seq, device_id, device_seq, occurred_at_us, local_offset_s, \
+         recorded_at_us, source, actor, teaching, kind, payload, prev_hash, hash"
+    };
+}
+
+/// Runs one body against whichever pool the store holds; the body is compiled once per backend.
+macro_rules! on_pool {
+    ($store:expr, |$pool:ident| $body:expr) => {
+        match &$store.pool {
+            Pool::Sqlite($pool) => $body,
+            Pool::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The default database URL for a data directory: `sqlite://<data-dir>/infusafe.db`.
+pub fn default_database_url(data_dir: &Path) -> String {
+    format!("sqlite://{}", data_dir.join("infusafe.db").display())
+}
+
+/// Which database a store writes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to open a store.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// `sqlite://PATH` or `postgres://USER:PASSWORD@HOST:PORT/DB`; see [`default_database_url`].
+    pub database_url: String,
+    /// How long a writer waits for another writer's lock before failing with `Locked`.
+    pub busy_timeout_ms: u64,
+    /// Connections in the pool.
+    pub max_connections: u32,
+    /// SQLite only: caps the database at this many pages (4 KiB each), so a full disk can be rehearsed
+    /// and a device's storage bounded. `None` is SQLite's own (huge) limit.
+    pub sqlite_max_page_count: Option<u64>,
+}
+
+impl Config {
+    pub fn new(database_url: impl Into<String>) -> Config {
+        Config {
+            database_url: database_url.into(),
+            busy_timeout_ms: 5_000,
+            max_connections: 4,
+            sqlite_max_page_count: None,
+        }
+    }
+}
+
+enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// The infusion record. Cheap to share behind an `Arc`; every method takes `&self`.
+pub struct Store {
+    pool: Pool,
+    config: Config,
+}
+
+/// What an append did with one event of the batch, in batch order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub id: EventId,
+    /// True when the event was already recorded (same device and sequence number, same content): the
+    /// original id is returned and nothing new was written.
+    pub duplicate: bool,
+}
+
+/// The end of one patient's chain, worth writing down elsewhere: with it, even deleting the newest
+/// events is detectable.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ChainHead {
+    pub patient: PatientId,
+    pub events: i64,
+    pub last_id: EventId,
+    pub hash: String,
+}
+
+/// The first broken link of one patient's chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct BrokenLink {
+    pub patient: PatientId,
+    pub event_id: EventId,
+    pub chain_seq: i64,
+    /// What is wrong: `hash` (the row was altered), `prev_hash` (a row before it was removed or
+    /// replaced) or `chain_seq` (a gap: rows removed).
+    pub problem: &'static str,
+    pub expected: String,
+    pub found: String,
+}
+
+/// The result of walking every chain.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VerifyReport {
+    pub events_checked: u64,
+    pub heads: Vec<ChainHead>,
+    /// At most one entry per patient: the first broken link of that chain. Empty means intact.
+    pub broken: Vec<BrokenLink>,
+}
+
+impl VerifyReport {
+    pub fn is_intact(&self) -> bool {
+        self.broken.is_empty()
+    }
+}
+
+/// What a timeline query asks for. `from` is inclusive, `to` exclusive; `kinds` empty means all kinds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelineQuery {
+    pub patient: PatientId,
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
+    pub kinds: Vec<String>,
+    pub limit: Option<u32>,
+}
+
+impl TimelineQuery {
+    /// Every event of a patient, oldest first.
+    pub fn all(patient: PatientId) -> TimelineQuery {
+        TimelineQuery {
+            patient,
+            from: None,
+            to: None,
+            kinds: Vec::new(),
+            limit: None,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (creating if needed) the database and applies pending migrations.
+    pub async fn open(config: Config) -> Result<Store, RecordError> {
+        let url = config.database_url.trim();
+        let busy = Duration::from_millis(config.busy_timeout_ms);
+        let pool = if url.starts_with("sqlite:") {
+            let mut options =
+                SqliteConnectOptions::from_str(url).map_err(|_| RecordError::UnsupportedUrl {
+                    url: url.to_string(),
+                })?;
+            let file = options.get_filename().to_path_buf();
+            if let Some(dir) = file.parent()
+                && !dir.as_os_str().is_empty()
+                && file.as_os_str() != ":memory:"
+            {
+                std::fs::create_dir_all(dir).map_err(|source| RecordError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                })?;
+            }
+            // Durable commits: WAL with synchronous=FULL syncs the WAL on every commit, so an
+            // acknowledged append survives power loss, not only a crash of this process.
+            options = options
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full)
+                .busy_timeout(busy)
+                .foreign_keys(true);
+            if let Some(pages) = config.sqlite_max_page_count {
+                options = options.pragma("max_page_count", pages.to_string());
+            }
+            let pool = SqlitePoolOptions::new()
+                .max_connections(config.max_connections.max(1))
+                .acquire_timeout(busy + Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .map_err(|e| classify(e, config.busy_timeout_ms))?;
+            Pool::Sqlite(pool)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            let options = PgConnectOptions::from_str(url)
+                .map_err(|_| RecordError::UnsupportedUrl { url: redact(url) })?;
+            let pool = PgPoolOptions::new()
+                .max_connections(config.max_connections.max(1))
+                .acquire_timeout(busy + Duration::from_secs(5))
+                .connect_with(options)
+                .await
+                .map_err(|e| classify(e, config.busy_timeout_ms))?;
+            Pool::Postgres(pool)
+        } else {
+            return Err(RecordError::UnsupportedUrl { url: redact(url) });
+        };
+        let store = Store { pool, config };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    fn err(&self, error: sqlx::Error) -> RecordError {
+        classify(error, self.config.busy_timeout_ms)
+    }
+
+    /// Closes every connection; SQLite checkpoints its WAL.
+    pub async fn close(self) {
+        on_pool!(self, |pool| pool.close().await)
+    }
+
+    async fn migrate(&self) -> Result<(), RecordError> {
+        let backend = self.backend();
+        on_pool!(self, |pool| {
+            let mut tx = match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+            .map_err(|e| self.err(e))?;
+            if backend == Backend::Postgres {
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            let version_table = match backend {
+                Backend::Sqlite => VERSION_TABLE_SQLITE,
+                Backend::Postgres => VERSION_TABLE_POSTGRES,
+            };
+            sqlx::raw_sql(version_table)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            let current: i64 =
+                sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM record_schema_version")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            if current > latest_version() {
+                return Err(RecordError::SchemaTooNew {
+                    found: current,
+                    supported: latest_version(),
+                });
+            }
+            for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+                let sql = match backend {
+                    Backend::Sqlite => migration.sqlite,
+                    Backend::Postgres => migration.postgres,
+                };
+                sqlx::raw_sql(sql)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                sqlx::query(
+                    "INSERT INTO record_schema_version (version, description, applied_at_us) VALUES ($1, $2, $3)",
+                )
+                .bind(migration.version)
+                .bind(migration.description)
+                .bind(Timestamp::now().as_microsecond())
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+            }
+            tx.commit().await.map_err(|e| self.err(e))
+        })
+    }
+
+    /// The schema version the database is at.
+    pub async fn schema_version(&self) -> Result<i64, RecordError> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT COALESCE(MAX(version), 0) FROM record_schema_version")
+                .fetch_one(pool)
+                .await
+                .map_err(|e| self.err(e))
+        })
+    }
+
+    /// Appends a batch in one durable transaction: all of it or none of it.
+    ///
+    /// Events already recorded under the same `(device_id, device_seq)` with the same content are not
+    /// written again; their receipts carry the original id and `duplicate: true`. The same key with
+    /// different content rejects the whole batch ([`RecordError::DedupConflict`]).
+    pub async fn append(&self, events: &[NewEvent]) -> Result<Vec<Receipt>, RecordError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        if events.len() > BATCH_EVENTS_MAX {
+            return Err(RecordError::InvalidEvent {
+                what: "batch".into(),
+                reason: format!(
+                    "has {} events; split it into batches of at most {BATCH_EVENTS_MAX}",
+                    events.len()
+                ),
+            });
+        }
+        let prepared = events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.prepare(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let backend = self.backend();
+        on_pool!(self, |pool| {
+            let mut tx = match backend {
+                // Take the write lock up front: a deferred transaction that reads first could fail
+                // to upgrade its lock half-way through a batch.
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+            .map_err(|e| self.err(e))?;
+            let patients: BTreeSet<&str> = prepared.iter().map(|e| e.patient.as_str()).collect();
+            if backend == Backend::Postgres {
+                // Several app servers may append for one patient: serialize per chain, in a fixed
+                // order so two batches can never deadlock.
+                for patient in &patients {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
+                        .bind(*patient)
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+
+            // 1. Which keys are already recorded?
+            let mut seqs_by_device: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+            for e in &prepared {
+                let range = seqs_by_device
+                    .entry(e.device_id.as_str())
+                    .or_insert((e.device_seq, e.device_seq));
+                range.0 = range.0.min(e.device_seq);
+                range.1 = range.1.max(e.device_seq);
+            }
+            let mut existing: HashMap<(String, i64), StoredEvent> = HashMap::new();
+            for (device, (low, high)) in &seqs_by_device {
+                let rows = sqlx::query(concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM record_events WHERE device_id = $1 AND device_seq BETWEEN $2 AND $3"
+                ))
+                .bind(*device)
+                .bind(*low)
+                .bind(*high)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?;
+                for row in &rows {
+                    let event = event_from_row(row)?;
+                    existing.insert((event.device_id.clone(), event.device_seq), event);
+                }
+            }
+
+            // 2. Split the batch into duplicates and new events.
+            let mut receipts: Vec<Option<Receipt>> = vec![None; prepared.len()];
+            let mut fresh: Vec<usize> = Vec::new();
+            let mut fresh_by_key: HashMap<(&str, i64), usize> = HashMap::new();
+            for (i, e) in prepared.iter().enumerate() {
+                if let Some(old) = existing.get(&(e.device_id.clone(), e.device_seq)) {
+                    if !same_content(e, old) {
+                        return Err(RecordError::DedupConflict {
+                            device_id: e.device_id.clone(),
+                            device_seq: e.device_seq,
+                            existing: old.id,
+                        });
+                    }
+                    receipts[i] = Some(Receipt {
+                        id: old.id,
+                        duplicate: true,
+                    });
+                } else if let Some(&first) = fresh_by_key.get(&(e.device_id.as_str(), e.device_seq))
+                {
+                    // The same key twice in one batch: fine if identical, resolved after ids exist.
+                    if prepared[first] != *e {
+                        return Err(RecordError::InvalidEvent {
+                            what: format!("event {i}"),
+                            reason: format!(
+                                "repeats device {:?} sequence number {} of event {first} with different content",
+                                e.device_id, e.device_seq
+                            ),
+                        });
+                    }
+                } else {
+                    fresh_by_key.insert((e.device_id.as_str(), e.device_seq), i);
+                    fresh.push(i);
+                }
+            }
+
+            if !fresh.is_empty() {
+                // 3. The current end of each chain the batch extends.
+                let mut heads: HashMap<&str, (i64, String)> = HashMap::new();
+                for i in &fresh {
+                    let patient = prepared[*i].patient.as_str();
+                    if heads.contains_key(patient) {
+                        continue;
+                    }
+                    let head = sqlx::query(
+                        "SELECT chain_seq, hash FROM record_events WHERE patient_id = $1 ORDER BY chain_seq DESC LIMIT 1",
+                    )
+                    .bind(patient)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    let head = match head {
+                        Some(row) => (
+                            row.try_get::<i64, _>(0).map_err(|e| self.err(e))?,
+                            row.try_get::<String, _>(1).map_err(|e| self.err(e))?,
+                        ),
+                        None => (0, GENESIS_HASH.to_string()),
+                    };
+                    heads.insert(patient, head);
+                }
+
+                // 4. Ids, drawn while holding the write lock (SQLite) or from the sequence (PostgreSQL).
+                let ids: Vec<i64> = match backend {
+                    Backend::Sqlite => {
+                        let max: i64 =
+                            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM record_events")
+                                .fetch_one(&mut *tx)
+                                .await
+                                .map_err(|e| self.err(e))?;
+                        (1..=fresh.len() as i64).map(|n| max + n).collect()
+                    }
+                    Backend::Postgres => {
+                        let mut ids: Vec<i64> = sqlx::query_scalar(
+                            "SELECT nextval('record_event_ids') FROM generate_series(1, $1)",
+                        )
+                        .bind(fresh.len() as i64)
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                        ids.sort_unstable();
+                        ids
+                    }
+                };
+
+                // 5. Link each new event to its chain.
+                let recorded_at_us = Timestamp::now().as_microsecond();
+                let mut rows: Vec<(i64, i64, String, String)> = Vec::with_capacity(fresh.len());
+                for (n, &i) in fresh.iter().enumerate() {
+                    let e = &prepared[i];
+                    let head = heads
+                        .get_mut(e.patient.as_str())
+                        .expect("every fresh event's patient has a head");
+                    let chain_seq = head.0 + 1;
+                    let id = ids[n];
+                    let hash = Link {
+                        id,
+                        patient: e.patient.as_str(),
+                        chain_seq,
+                        device_id: &e.device_id,
+                        device_seq: e.device_seq,
+                        occurred_at_us: e.occurred_at_us,
+                        local_offset_s: e.local_offset_s,
+                        recorded_at_us,
+                        source: e.source.name(),
+                        actor: &e.actor,
+                        teaching: e.teaching,
+                        kind: &e.kind,
+                        payload: &e.payload,
+                        prev_hash: &head.1,
+                    }
+                    .hash();
+                    rows.push((id, chain_seq, head.1.clone(), hash.clone()));
+                    *head = (chain_seq, hash);
+                    receipts[i] = Some(Receipt {
+                        id: EventId(id),
+                        duplicate: false,
+                    });
+                }
+
+                // 6. Write them, many rows per statement.
+                for chunk in fresh
+                    .iter()
+                    .zip(rows.iter())
+                    .collect::<Vec<_>>()
+                    .chunks(INSERT_ROWS_MAX)
+                {
+                    let mut insert =
+                        QueryBuilder::new(concat!("INSERT INTO record_events (", columns!(), ") "));
+                    insert.push_values(
+                        chunk,
+                        |mut values, (i, (id, chain_seq, prev_hash, hash))| {
+                            let e = &prepared[**i];
+                            values
+                                .push_bind(*id)
+                                .push_bind(e.patient.as_str())
+                                .push_bind(*chain_seq)
+                                .push_bind(e.device_id.as_str())
+                                .push_bind(e.device_seq)
+                                .push_bind(e.occurred_at_us)
+                                .push_bind(e.local_offset_s)
+                                .push_bind(recorded_at_us)
+                                .push_bind(e.source.name())
+                                .push_bind(e.actor.as_str())
+                                .push_bind(e.teaching)
+                                .push_bind(e.kind.as_str())
+                                .push_bind(e.payload.as_str())
+                                .push_bind(prev_hash.as_str())
+                                .push_bind(hash.as_str());
+                        },
+                    );
+                    insert
+                        .build()
+                        .execute(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                }
+            }
+
+            tx.commit().await.map_err(|e| self.err(e))?;
+
+            // Repeats inside the batch share the id of their first occurrence.
+            let mut out = Vec::with_capacity(prepared.len());
+            for (i, e) in prepared.iter().enumerate() {
+                let receipt = match &receipts[i] {
+                    Some(r) => r.clone(),
+                    None => {
+                        let first = fresh_by_key[&(e.device_id.as_str(), e.device_seq)];
+                        let original = receipts[first]
+                            .clone()
+                            .expect("the first occurrence of a key has a receipt");
+                        Receipt {
+                            id: original.id,
+                            duplicate: true,
+                        }
+                    }
+                };
+                out.push(receipt);
+            }
+            Ok(out)
+        })
+    }
+
+    /// Every patient with at least one event, in id order.
+    pub async fn patients(&self) -> Result<Vec<PatientId>, RecordError> {
+        let ids: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT DISTINCT patient_id FROM record_events ORDER BY patient_id")
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))
+        })?;
+        ids.into_iter().map(PatientId::new).collect()
+    }
+
+    /// Walks every patient's chain and reports the first broken link of each.
+    pub async fn verify(&self) -> Result<VerifyReport, RecordError> {
+        let mut report = VerifyReport {
+            events_checked: 0,
+            heads: Vec::new(),
+            broken: Vec::new(),
+        };
+        for patient in self.patients().await? {
+            let mut expected_seq = 1i64;
+            let mut prev_hash = GENESIS_HASH.to_string();
+            let mut last_id = EventId(0);
+            let mut broken = None;
+            'chain: loop {
+                let page: Vec<StoredEvent> = on_pool!(self, |pool| {
+                    let rows = sqlx::query(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM record_events WHERE patient_id = $1 AND chain_seq >= $2 ORDER BY chain_seq LIMIT $3"
+                    ))
+                    .bind(patient.as_str())
+                    .bind(expected_seq)
+                    .bind(VERIFY_PAGE_ROWS)
+                    .fetch_all(pool)
+                    .await
+                    .map_err(|e| self.err(e))?;
+                    rows.iter()
+                        .map(event_from_row)
+                        .collect::<Result<Vec<_>, _>>()
+                })?;
+                if page.is_empty() {
+                    break;
+                }
+                for event in &page {
+                    report.events_checked += 1;
+                    let link = |problem, expected: String, found: String| BrokenLink {
+                        patient: patient.clone(),
+                        event_id: event.id,
+                        chain_seq: event.chain_seq,
+                        problem,
+                        expected,
+                        found,
+                    };
+                    if event.chain_seq != expected_seq {
+                        broken = Some(link(
+                            "chain_seq",
+                            expected_seq.to_string(),
+                            event.chain_seq.to_string(),
+                        ));
+                        break 'chain;
+                    }
+                    if event.prev_hash != prev_hash {
+                        broken = Some(link(
+                            "prev_hash",
+                            prev_hash.clone(),
+                            event.prev_hash.clone(),
+                        ));
+                        break 'chain;
+                    }
+                    let recomputed = link_of(event).hash();
+                    if recomputed != event.hash {
+                        broken = Some(link("hash", recomputed, event.hash.clone()));
+                        break 'chain;
+                    }
+                    expected_seq += 1;
+                    prev_hash = event.hash.clone();
+                    last_id = event.id;
+                }
+            }
+            match broken {
+                Some(link) => report.broken.push(link),
+                None => report.heads.push(ChainHead {
+                    patient: patient.clone(),
+                    events: expected_seq - 1,
+                    last_id,
+                    hash: prev_hash,
+                }),
+            }
+        }
+        Ok(report)
+    }
+
+    /// A patient's events in a time range, oldest first (by occurrence, then id).
+    pub async fn timeline(&self, query: &TimelineQuery) -> Result<Vec<StoredEvent>, RecordError> {
+        let from_us = query.from.map_or(i64::MIN, |t| t.as_microsecond());
+        let to_us = query.to.map_or(i64::MAX, |t| t.as_microsecond());
+        if from_us > to_us {
+            return Err(RecordError::InvalidEvent {
+                what: "time range".into(),
+                reason: "`from` is after `to`".into(),
+            });
+        }
+        on_pool!(self, |pool| {
+            let mut select = QueryBuilder::new(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM record_events WHERE patient_id = "
+            ));
+            select.push_bind(query.patient.as_str());
+            select.push(" AND occurred_at_us >= ").push_bind(from_us);
+            select.push(" AND occurred_at_us < ").push_bind(to_us);
+            if !query.kinds.is_empty() {
+                select.push(" AND kind IN (");
+                let mut list = select.separated(", ");
+                for kind in &query.kinds {
+                    list.push_bind(kind.as_str());
+                }
+                select.push(")");
+            }
+            select.push(" ORDER BY occurred_at_us, id");
+            if let Some(limit) = query.limit {
+                select.push(" LIMIT ").push_bind(i64::from(limit));
+            }
+            let rows = select
+                .build()
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// The newest `telemetry` event of each device of a patient.
+    pub async fn latest_telemetry(
+        &self,
+        patient: &PatientId,
+    ) -> Result<Vec<StoredEvent>, RecordError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY occurred_at_us DESC, id DESC) AS newest",
+                " FROM record_events WHERE patient_id = $1 AND kind = 'telemetry') AS latest",
+                " WHERE newest = 1 ORDER BY device_id"
+            ))
+            .bind(patient.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+}
+
+/// Same device key, same meaning: everything the device chose is equal.
+fn same_content(new: &PreparedEvent, old: &StoredEvent) -> bool {
+    new.patient == old.patient
+        && new.occurred_at_us == old.occurred_at.as_microsecond()
+        && new.local_offset_s == old.local_offset_s
+        && new.source == old.source
+        && new.actor == old.actor
+        && new.teaching == old.teaching
+        && new.kind == old.kind
+        && new.payload == old.payload
+}
+
+pub(crate) fn link_of(event: &StoredEvent) -> Link<'_> {
+    Link {
+        id: event.id.0,
+        patient: event.patient.as_str(),
+        chain_seq: event.chain_seq,
+        device_id: &event.device_id,
+        device_seq: event.device_seq,
+        occurred_at_us: event.occurred_at.as_microsecond(),
+        local_offset_s: event.local_offset_s,
+        recorded_at_us: event.recorded_at.as_microsecond(),
+        source: event.source.name(),
+        actor: &event.actor,
+        teaching: event.teaching,
+        kind: &event.kind,
+        payload: &event.payload,
+        prev_hash: &event.prev_hash,
+    }
+}
+
+fn event_from_row<R>(row: &R) -> Result<StoredEvent, RecordError>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
+    i32: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
+    bool: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
+    String: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
+{
+    let id: i64 = row.try_get(0).map_err(RecordError::Database)?;
+    let corrupt = |reason: String| RecordError::Corrupt { id, reason };
+    let get_i64 = |i: usize| -> Result<i64, RecordError> {
+        row.try_get::<i64, _>(i).map_err(|e| corrupt(e.to_string()))
+    };
+    let get_text = |i: usize| -> Result<String, RecordError> {
+        row.try_get::<String, _>(i)
+            .map_err(|e| corrupt(e.to_string()))
+    };
+    let timestamp = |us: i64| {
+        Timestamp::from_microsecond(us).map_err(|e| corrupt(format!("time {us} µs: {e}")))
+    };
+    let source = get_text(8)?;
+    Ok(StoredEvent {
+        id: EventId(id),
+        patient: PatientId::new(get_text(1)?).map_err(|e| corrupt(e.to_string()))?,
+        chain_seq: get_i64(2)?,
+        device_id: get_text(3)?,
+        device_seq: get_i64(4)?,
+        occurred_at: timestamp(get_i64(5)?)?,
+        local_offset_s: row
+            .try_get::<i32, _>(6)
+            .map_err(|e| corrupt(e.to_string()))?,
+        recorded_at: timestamp(get_i64(7)?)?,
+        source: Source::from_name(&source)
+            .ok_or_else(|| corrupt(format!("unknown source {source:?}")))?,
+        actor: get_text(9)?,
+        teaching: row
+            .try_get::<bool, _>(10)
+            .map_err(|e| corrupt(e.to_string()))?,
+        kind: get_text(11)?,
+        payload: get_text(12)?,
+        prev_hash: get_text(13)?,
+        hash: get_text(14)?,
+    })
+}
+
+/// A database URL without its password, for messages.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &url[at..]
+                ),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
