@@ -5,6 +5,8 @@ use alloc::vec::Vec;
 
 /// Alarm priority per IEC 60601-1-8. Ordered: `Low < Medium < High`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum Priority {
     Low,
     Medium,
@@ -29,6 +31,8 @@ impl Priority {
 
 /// Every alarm the core can raise. `name()` gives the public, serialized name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum AlarmKind {
     OcclusionDownstream,
     OcclusionUpstream,
@@ -97,36 +101,190 @@ impl AlarmKind {
     pub fn from_name(name: &str) -> Option<AlarmKind> {
         AlarmKind::ALL.into_iter().find(|k| k.name() == name)
     }
+
+    /// The IEC 60601-1-8 priority (harm × onset matrix, see `docs/pump-core.md`). `battery_low`
+    /// starts LOW and is raised to MEDIUM as the battery drains.
+    pub fn priority(self) -> Priority {
+        match self {
+            // Death or irreversible harm, immediate or prompt onset.
+            AlarmKind::OcclusionDownstream
+            | AlarmKind::AirInLine
+            | AlarmKind::DoorOpen
+            | AlarmKind::BatteryDepleted
+            | AlarmKind::SystemError
+            | AlarmKind::OverInfusion => Priority::High,
+            // Reversible harm, prompt onset (therapy interrupted or about to be).
+            AlarmKind::OcclusionUpstream
+            | AlarmKind::ReservoirEmpty
+            | AlarmKind::InfusionComplete
+            | AlarmKind::PausedTooLong
+            | AlarmKind::RepeatedAlarm => Priority::Medium,
+            // Minor harm or delayed onset.
+            AlarmKind::InfusionNearEnd
+            | AlarmKind::BatteryLow
+            | AlarmKind::MainsLost
+            | AlarmKind::UnderInfusion
+            | AlarmKind::BolusLockedOut
+            | AlarmKind::HourlyLimitReached => Priority::Low,
+        }
+    }
+
+    /// What the alarm does to the motor while it is active.
+    pub fn motor_effect(self) -> MotorEffect {
+        match self {
+            AlarmKind::OcclusionDownstream
+            | AlarmKind::OcclusionUpstream
+            | AlarmKind::AirInLine
+            | AlarmKind::ReservoirEmpty
+            | AlarmKind::DoorOpen
+            | AlarmKind::BatteryDepleted
+            | AlarmKind::SystemError
+            | AlarmKind::OverInfusion
+            | AlarmKind::RepeatedAlarm => MotorEffect::Stop,
+            AlarmKind::HourlyLimitReached => MotorEffect::Kvo,
+            AlarmKind::InfusionNearEnd
+            | AlarmKind::InfusionComplete
+            | AlarmKind::BatteryLow
+            | AlarmKind::MainsLost
+            | AlarmKind::UnderInfusion
+            | AlarmKind::PausedTooLong
+            | AlarmKind::BolusLockedOut => MotorEffect::None,
+        }
+    }
+
+    /// Position in `ALL`, for fixed-size per-alarm tables.
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl core::fmt::Display for AlarmKind {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl core::fmt::Display for Priority {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What an active alarm does to the motor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum MotorEffect {
+    /// Infusion continues; the alarm informs.
+    None,
+    /// Motor stopped at once, and it stays stopped until the alarm is cleared and the operator resumes.
+    Stop,
+    /// Motor held at the KVO rate while the condition lasts (rate arbitration: KVO beats bolus and basal).
+    Kvo,
 }
 
 /// Which of several causes raised an alarm, where the kind alone does not say.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum AlarmDetail {
     None,
     /// `air_in_line`: one bubble larger than `Config::air_single_bubble_ul`.
-    AirSingleBubble { volume_ul: f64 },
+    AirSingleBubble {
+        volume_ul: f64,
+    },
     /// `air_in_line`: the air passed in the last 15 minutes exceeded `Config::air_accumulated_ul_max`.
-    AirAccumulated { volume_ul_rolling_15min: f64 },
+    AirAccumulated {
+        volume_ul_rolling_15min: f64,
+    },
     /// `system_error`: the self-test failed with this code.
-    SelfTestFailed { code: u16 },
+    SelfTestFailed {
+        code: u16,
+    },
     /// `system_error`: the encoder disagrees with what the motor was commanded to move.
-    MotorEncoderMismatch { commanded_ul: f64, measured_ul: f64 },
+    MotorEncoderMismatch {
+        commanded_ul: f64,
+        measured_ul: f64,
+    },
     /// `system_error`: the mechanism is too hot.
-    Overheating { temperature_c: f64 },
+    Overheating {
+        temperature_c: f64,
+    },
     /// `system_error`: the core was not run by its deadline, or sensor frames stopped arriving.
-    Watchdog { late_by_ms: u64 },
+    Watchdog {
+        late_by_ms: u64,
+    },
     /// `battery_low` / `battery_depleted`: the gauge's estimate when raised.
-    Battery { percent: f64, minutes_left: f64 },
+    Battery {
+        percent: f64,
+        minutes_left: f64,
+    },
     /// Occlusions: the pressure that tripped the alarm.
-    Pressure { pressure_mmhg: f64, limit_mmhg: f64 },
+    Pressure {
+        pressure_mmhg: f64,
+        limit_mmhg: f64,
+    },
     /// Over / under infusion: the measured and expected volumes over the check window.
-    Flow { measured_ml: f64, expected_ml: f64 },
+    Flow {
+        measured_ml: f64,
+        expected_ml: f64,
+    },
     /// `repeated_alarm`: which alarm repeated, and how many times in the window.
-    Repeated { alarm: AlarmKind, times: u8 },
+    Repeated {
+        alarm: AlarmKind,
+        times: u8,
+    },
+    /// `system_error`: a sensor reported a value that cannot be real (NaN, infinite, out of range,
+    /// a total going backwards). The sensor is not trusted, so the pump stops.
+    ImplausibleReading {
+        sensor: SensorField,
+        value: f64,
+    },
+    /// `system_error`: the caller's clock went backwards by this much.
+    ClockWentBackwards {
+        by_ms: u64,
+    },
+    /// `system_error`: the driver did not drain events and the queue reached its safety reserve.
+    EventQueueFull {
+        queued: u32,
+    },
+    /// `system_error`: the `Config` handed to `Pump::new` is invalid (`Config::validate` says why).
+    InvalidConfig,
+}
+
+/// Which sensor reading was implausible (for `AlarmDetail::ImplausibleReading`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
+pub enum SensorField {
+    DownstreamPressure,
+    UpstreamPressure,
+    Air,
+    BatteryPercent,
+    BatteryMinutesLeft,
+    MotorVolume,
+    CommandedVolume,
+    MechanismTemperature,
+}
+
+impl SensorField {
+    pub fn name(self) -> &'static str {
+        match self {
+            SensorField::DownstreamPressure => "downstream_pressure_mmhg",
+            SensorField::UpstreamPressure => "upstream_pressure_mmhg",
+            SensorField::Air => "air_ul_since_last_frame",
+            SensorField::BatteryPercent => "battery_percent",
+            SensorField::BatteryMinutesLeft => "battery_minutes_left",
+            SensorField::MotorVolume => "motor_volume_ul_total",
+            SensorField::CommandedVolume => "commanded_volume_ul_total",
+            SensorField::MechanismTemperature => "mechanism_temperature_c",
+        }
+    }
 }
 
 /// One alarm on the list: raised, maybe acknowledged, maybe still present.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct ActiveAlarm {
     pub kind: AlarmKind,
     pub priority: Priority,
@@ -135,22 +293,33 @@ pub struct ActiveAlarm {
     pub acknowledged: bool,
     /// Whether the condition that raised it is still there.
     pub condition_present: bool,
+    /// Audio paused for this alarm until then (it stays on the list and on screen).
+    pub audio_paused_until_ms: Option<u64>,
+    /// `AlarmEscalated` was emitted for it.
+    pub escalated: bool,
 }
 
 /// Whether the speaker is sounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum AudioState {
     /// No alarm needs sound.
     Quiet,
     Sounding,
     /// Audio paused by the operator until this time; the alarm stays on screen.
-    Paused { until_ms: u64 },
+    Paused {
+        until_ms: u64,
+    },
 }
 
 /// What the screen and speaker must show right now.
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
 pub struct Annunciation {
-    /// The one alarm that sounds: highest priority, then oldest.
+    /// The one alarm that sounds: the unacknowledged alarm whose audio is not paused with the highest
+    /// priority, then the oldest. `None` while every unacknowledged alarm has its audio paused
+    /// (`audio` then says until when) or when nothing needs sound.
     pub sounding: Option<ActiveAlarm>,
     pub audio: AudioState,
     /// Every active alarm, highest priority first, then oldest.

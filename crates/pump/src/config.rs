@@ -1,5 +1,322 @@
 //! Every threshold and timer of the core, with its default and where the number comes from.
+//!
+//! One struct instead of constants or boolean parameters, so a device, the simulator and the tests
+//! can each state the configuration they run with, and the record can store it. The sources of the
+//! defaults are summarised again in `docs/pump-core.md`.
 
-/// Pump configuration. `Config::default()` documents each default and its source.
+/// Pump configuration. Each field's doc says its default and the source of that number.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Config {}
+#[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]
+#[cfg_attr(feature = "serde", serde(default))]
+pub struct Config {
+    // ---- driving the core ----
+    /// How often the driver reads the sensors and hands a frame in. Default 100 ms (10 Hz, the
+    /// simulator's tick; fast enough that at 999 mL/h one period moves 28 µL, less than a stroke).
+    pub sensor_period_ms: u64,
+    /// While the motor should run, a gap between sensor frames longer than this is a
+    /// `system_error` (watchdog). Default 500 ms = five missed frames (design choice).
+    pub sensor_timeout_ms: u64,
+    /// A call into the core later than the announced deadline plus this is a `system_error`
+    /// (missed-deadline watchdog). Default 200 ms = two sensor periods (design choice).
+    pub deadline_tolerance_ms: u64,
+    /// Volume of one pumping stroke. The core never delivers more than the VTBI plus one stroke.
+    /// Default 50 µL (order of one peristaltic cassette stroke; design choice).
+    pub stroke_volume_ul: f64,
+
+    // ---- program limits of the pump itself ----
+    /// Lowest programmable rate. Default 0.1 mL/h (issue 2; CADD-Solis minimum).
+    pub rate_ml_per_h_min: f64,
+    /// Highest programmable rate. Default 999 mL/h (issue 2; large-volume pumps).
+    pub rate_ml_per_h_max: f64,
+    /// Smallest VTBI. Default 0.1 mL (design choice, one decimal on the keypad).
+    pub vtbi_ml_min: f64,
+    /// Largest VTBI. Default 9999 mL (four digits on the keypad; large-volume pumps).
+    pub vtbi_ml_max: f64,
+    /// Lowest KVO rate. Default 0.1 mL/h (CADD-Solis KVO).
+    pub kvo_ml_per_h_min: f64,
+    /// Highest KVO rate. Default 20 mL/h (BD Alaris: KVO 0.1–20 mL/h). Never above the programmed rate.
+    pub kvo_ml_per_h_max: f64,
+    /// KVO rate used while `hourly_limit_reached` holds the basal back, capped at the programmed
+    /// rate. Default 0.1 mL/h (CADD-Solis KVO; Open PCA arbitration: hourly limit → KVO).
+    pub limit_kvo_ml_per_h: f64,
+    /// Patient bolus volume range. Default 0.1–50 mL (design choice covering CADD-type PCA doses).
+    pub bolus_ml_min: f64,
+    pub bolus_ml_max: f64,
+    /// Lockout range between boluses. Default 5–1440 min (design choice; ambulatory PCA pumps
+    /// offer minutes to 24 h).
+    pub lockout_min_min: f64,
+    pub lockout_min_max: f64,
+    /// Rate at which a patient bolus is delivered (on top of nothing: it replaces the basal while it
+    /// runs, so the basal volume is not lost but counted in the bolus). Default 60 mL/h, 1 mL/min
+    /// (design choice: a 2 mL bolus takes 2 min).
+    pub bolus_rate_ml_per_h: f64,
+
+    // ---- alarm thresholds ----
+    /// Downstream occlusion limit. Default 517 mmHg = 10 psi (Open PCA: occlusion > 10 psi; ECRI:
+    /// at most 20 psi / 1034 mmHg).
+    pub occlusion_downstream_mmhg: f64,
+    /// Upstream occlusion: suction below this. Default −51.7 mmHg = 1 psi suction (Open PCA).
+    pub occlusion_upstream_mmhg: f64,
+    /// One bubble larger than this raises `air_in_line`. Default 100 µL (large-volume pumps offer
+    /// 50–500 µL; a home patient is alone, so we take the sensitive end of the common settings).
+    pub air_single_bubble_ul: f64,
+    /// Air accumulated in the rolling window above this raises `air_in_line`. Default 1000 µL
+    /// (BD Alaris GP: more than 1 mL in 15 min).
+    pub air_accumulated_ul_max: f64,
+    /// Rolling window for accumulated air. Default 15 min (BD Alaris GP).
+    pub air_window_ms: u64,
+    /// Reservoir below this is empty: motor stops. Default 0.5 mL (Open PCA).
+    pub reservoir_empty_ml: f64,
+    /// `infusion_near_end` when less than this remains... Default 1 mL (Open PCA reservoir low).
+    pub near_end_ml: f64,
+    /// ...or when the end is nearer than this at the present rate. Default 5 min (Medfusion:
+    /// near-empty alert configurable 1–240 min before the end).
+    pub near_end_ms: u64,
+    /// `battery_low` (LOW) when on battery and fewer minutes are left. Default 30 min (design choice:
+    /// time for a patient at home to find the charger).
+    pub battery_low_minutes: f64,
+    /// `battery_low` becomes MEDIUM below this. Default 10 min (Open PCA: at least 10 min on battery).
+    pub battery_low_medium_minutes: f64,
+    /// `battery_depleted` (HIGH, motor stops) below this. Default 3 min (Open PCA warns under 3 min;
+    /// the power-failure alarm must sound for at least 120 s, so we stop with energy left for it).
+    pub battery_depleted_minutes: f64,
+    /// Mechanism temperature above this is a `system_error`. Default 55 °C (design choice: 15 °C above
+    /// the 40 °C top of the usual ambulatory operating range).
+    pub overheat_c: f64,
+    /// Encoder and motor controller disagreeing by more than this within one flow window is a
+    /// `system_error`. Default 150 µL = three strokes (design choice).
+    pub motor_encoder_mismatch_ul: f64,
+    /// Flow is compared with the commanded rate over windows of this length. Default 60 s.
+    pub flow_window_ms: u64,
+    /// Flow errors smaller than this are never an alarm (sensor resolution). Default 10 µL (a
+    /// wearable pump's manual: under-delivery of 10 µL raises its occlusion alarm).
+    pub flow_error_ul_min: f64,
+    /// Over-infusion at once: measured volume exceeds expected by this much. Default 500 µL
+    /// (ECRI: bolus released after an occlusion at most 0.5 mL; we accept no larger unplanned bolus).
+    pub over_infusion_immediate_ul: f64,
+    /// Relative flow error that counts as "far off" in one window (GPCA first threshold). Default 0.5.
+    pub flow_error_immediate_fraction: f64,
+    /// Relative flow error that counts as "slightly off" (GPCA second threshold). Default 0.1
+    /// (twice the ±5 % accuracy claim of large-volume pumps).
+    pub flow_error_sustained_fraction: f64,
+    /// Slightly-off flow must last this long to alarm. Default 5 min (GPCA, Open PCA).
+    pub flow_error_sustained_ms: u64,
+    /// `paused_too_long` after this long paused or programmed but not started. Default 2 min
+    /// (design choice between Medfusion's 30 s set-up callback and longer home pauses).
+    pub paused_too_long_ms: u64,
+    /// `repeated_alarm` when the same alarm stops the motor this many times... Default 3 (Open PCA).
+    pub repeated_alarm_count: u8,
+    /// ...within this window. Default 10 min (Open PCA).
+    pub repeated_alarm_window_ms: u64,
+    /// `hourly_limit_reached` stops holding the basal back once the rolling volume is below this
+    /// fraction of the limit (hysteresis, so the motor does not toggle every frame). Default 0.9.
+    pub hourly_resume_fraction: f64,
+
+    // ---- alarm engine ----
+    /// Audio pause length. Default 2 min (large-volume pumps; IEC 60601-1-8 audio pause is temporary).
+    pub audio_pause_ms: u64,
+    /// A HIGH alarm unacknowledged this long emits `AlarmEscalated`. Default 3 min (design choice:
+    /// "if nobody responds within minutes, tell the next person").
+    pub escalation_after_ms: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            sensor_period_ms: 100,
+            sensor_timeout_ms: 500,
+            deadline_tolerance_ms: 200,
+            stroke_volume_ul: 50.0,
+            rate_ml_per_h_min: 0.1,
+            rate_ml_per_h_max: 999.0,
+            vtbi_ml_min: 0.1,
+            vtbi_ml_max: 9999.0,
+            kvo_ml_per_h_min: 0.1,
+            kvo_ml_per_h_max: 20.0,
+            limit_kvo_ml_per_h: 0.1,
+            bolus_ml_min: 0.1,
+            bolus_ml_max: 50.0,
+            lockout_min_min: 5.0,
+            lockout_min_max: 1440.0,
+            bolus_rate_ml_per_h: 60.0,
+            occlusion_downstream_mmhg: 517.0,
+            occlusion_upstream_mmhg: -51.7,
+            air_single_bubble_ul: 100.0,
+            air_accumulated_ul_max: 1000.0,
+            air_window_ms: 15 * 60_000,
+            reservoir_empty_ml: 0.5,
+            near_end_ml: 1.0,
+            near_end_ms: 5 * 60_000,
+            battery_low_minutes: 30.0,
+            battery_low_medium_minutes: 10.0,
+            battery_depleted_minutes: 3.0,
+            overheat_c: 55.0,
+            motor_encoder_mismatch_ul: 150.0,
+            flow_window_ms: 60_000,
+            flow_error_ul_min: 10.0,
+            over_infusion_immediate_ul: 500.0,
+            flow_error_immediate_fraction: 0.5,
+            flow_error_sustained_fraction: 0.1,
+            flow_error_sustained_ms: 5 * 60_000,
+            paused_too_long_ms: 2 * 60_000,
+            repeated_alarm_count: 3,
+            repeated_alarm_window_ms: 10 * 60_000,
+            hourly_resume_fraction: 0.9,
+            audio_pause_ms: 2 * 60_000,
+            escalation_after_ms: 3 * 60_000,
+        }
+    }
+}
+
+/// Why a `Config` cannot be used. `Pump::new` with an invalid config starts in `Fault`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    #[error("config field {field} = {value} is invalid: {why}")]
+    Invalid {
+        field: &'static str,
+        value: f64,
+        why: &'static str,
+    },
+}
+
+impl Config {
+    /// Checks every value is usable: finite, positive where it divides or bounds, ranges in order.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        fn positive(field: &'static str, value: f64) -> Result<(), ConfigError> {
+            if value.is_finite() && value > 0.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    field,
+                    value,
+                    why: "must be a positive number",
+                })
+            }
+        }
+        fn ordered(field: &'static str, min: f64, max: f64) -> Result<(), ConfigError> {
+            if min <= max {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    field,
+                    value: min,
+                    why: "minimum above maximum",
+                })
+            }
+        }
+        fn fraction(field: &'static str, value: f64) -> Result<(), ConfigError> {
+            if value.is_finite() && value > 0.0 && value < 1.0 {
+                Ok(())
+            } else {
+                Err(ConfigError::Invalid {
+                    field,
+                    value,
+                    why: "must be between 0 and 1",
+                })
+            }
+        }
+        let periods = [
+            ("sensor_period_ms", self.sensor_period_ms),
+            ("sensor_timeout_ms", self.sensor_timeout_ms),
+            ("air_window_ms", self.air_window_ms),
+            ("flow_window_ms", self.flow_window_ms),
+            ("flow_error_sustained_ms", self.flow_error_sustained_ms),
+            ("paused_too_long_ms", self.paused_too_long_ms),
+            ("repeated_alarm_window_ms", self.repeated_alarm_window_ms),
+            ("audio_pause_ms", self.audio_pause_ms),
+            ("escalation_after_ms", self.escalation_after_ms),
+        ];
+        for (field, value) in periods {
+            if value == 0 {
+                return Err(ConfigError::Invalid {
+                    field,
+                    value: 0.0,
+                    why: "must be above zero",
+                });
+            }
+        }
+        positive("stroke_volume_ul", self.stroke_volume_ul)?;
+        positive("rate_ml_per_h_min", self.rate_ml_per_h_min)?;
+        positive("rate_ml_per_h_max", self.rate_ml_per_h_max)?;
+        ordered(
+            "rate_ml_per_h_min",
+            self.rate_ml_per_h_min,
+            self.rate_ml_per_h_max,
+        )?;
+        positive("vtbi_ml_min", self.vtbi_ml_min)?;
+        positive("vtbi_ml_max", self.vtbi_ml_max)?;
+        ordered("vtbi_ml_min", self.vtbi_ml_min, self.vtbi_ml_max)?;
+        positive("kvo_ml_per_h_min", self.kvo_ml_per_h_min)?;
+        positive("kvo_ml_per_h_max", self.kvo_ml_per_h_max)?;
+        ordered(
+            "kvo_ml_per_h_min",
+            self.kvo_ml_per_h_min,
+            self.kvo_ml_per_h_max,
+        )?;
+        positive("limit_kvo_ml_per_h", self.limit_kvo_ml_per_h)?;
+        positive("bolus_ml_min", self.bolus_ml_min)?;
+        positive("bolus_ml_max", self.bolus_ml_max)?;
+        ordered("bolus_ml_min", self.bolus_ml_min, self.bolus_ml_max)?;
+        positive("lockout_min_min", self.lockout_min_min)?;
+        positive("lockout_min_max", self.lockout_min_max)?;
+        ordered(
+            "lockout_min_min",
+            self.lockout_min_min,
+            self.lockout_min_max,
+        )?;
+        positive("bolus_rate_ml_per_h", self.bolus_rate_ml_per_h)?;
+        positive("occlusion_downstream_mmhg", self.occlusion_downstream_mmhg)?;
+        if !(self.occlusion_upstream_mmhg.is_finite() && self.occlusion_upstream_mmhg < 0.0) {
+            return Err(ConfigError::Invalid {
+                field: "occlusion_upstream_mmhg",
+                value: self.occlusion_upstream_mmhg,
+                why: "must be a negative pressure (suction)",
+            });
+        }
+        positive("air_single_bubble_ul", self.air_single_bubble_ul)?;
+        positive("air_accumulated_ul_max", self.air_accumulated_ul_max)?;
+        positive("reservoir_empty_ml", self.reservoir_empty_ml)?;
+        positive("near_end_ml", self.near_end_ml)?;
+        positive("battery_low_minutes", self.battery_low_minutes)?;
+        positive(
+            "battery_low_medium_minutes",
+            self.battery_low_medium_minutes,
+        )?;
+        positive("battery_depleted_minutes", self.battery_depleted_minutes)?;
+        ordered(
+            "battery_depleted_minutes",
+            self.battery_depleted_minutes,
+            self.battery_low_minutes,
+        )?;
+        positive("overheat_c", self.overheat_c)?;
+        positive("motor_encoder_mismatch_ul", self.motor_encoder_mismatch_ul)?;
+        positive("flow_error_ul_min", self.flow_error_ul_min)?;
+        positive(
+            "over_infusion_immediate_ul",
+            self.over_infusion_immediate_ul,
+        )?;
+        fraction(
+            "flow_error_sustained_fraction",
+            self.flow_error_sustained_fraction,
+        )?;
+        positive(
+            "flow_error_immediate_fraction",
+            self.flow_error_immediate_fraction,
+        )?;
+        ordered(
+            "flow_error_sustained_fraction",
+            self.flow_error_sustained_fraction,
+            self.flow_error_immediate_fraction,
+        )?;
+        fraction("hourly_resume_fraction", self.hourly_resume_fraction)?;
+        let count = self.repeated_alarm_count as usize;
+        if !(2..=crate::engine::REPEAT_HISTORY_MAX).contains(&count) {
+            return Err(ConfigError::Invalid {
+                field: "repeated_alarm_count",
+                value: f64::from(self.repeated_alarm_count),
+                why: "must be between 2 and REPEAT_HISTORY_MAX",
+            });
+        }
+        Ok(())
+    }
+}

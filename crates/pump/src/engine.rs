@@ -1,5 +1,1514 @@
-//! The pump state machine and alarm engine.
+//! The pump state machine and alarm engine: the one place that turns time, commands and sensor
+//! frames into a state, a set of active alarms, a motor command, events and the next deadline.
+//!
+//! Shape of every call (`handle`, `handle_timeout`): `advance_time` (watchdogs, volume estimate),
+//! then the input, then `settle` (timers, alarms, their effects on the state, and last of all the
+//! motor command and the deadline, computed from the state and the active alarms only). The
+//! sensor-frame path does not allocate: every table has a fixed size and the event queue is
+//! preallocated to `EVENTS_MAX`.
+
+use alloc::collections::VecDeque;
+use alloc::vec::Vec;
+
+use crate::alarm::{ActiveAlarm, AlarmDetail, AlarmKind, Annunciation, AudioState, MotorEffect};
+use crate::alarm::{Priority, SensorField};
+use crate::config::Config;
+use crate::library::DrugLibrary;
+use crate::program::{self, EndAction, LimitBreach, Program};
+use crate::types::{
+    BolusDenial, Command, CommandError, Event, Input, MotorCommand, SelfTest, SensorFrame, State,
+    Status, TimedEvent,
+};
+
+/// Capacity of the event queue. Preallocated, so queueing never allocates.
+pub const EVENTS_MAX: usize = 1024;
+/// When fewer than this many free slots are left, the driver is not draining events: the core
+/// raises `system_error` (motor off) while there is still room to record why. Events that find the
+/// queue completely full are counted and reported as `Event::EventsLost` once there is room.
+pub const EVENTS_RESERVE: usize = 64;
+/// Buckets of the rolling air accumulator (current bucket + 90 full ones of `air_window_ms / 90`).
+pub const AIR_BUCKETS_MAX: usize = 91;
+/// Buckets of the rolling hourly volume (current bucket + 60 full one-minute buckets).
+pub const HOURLY_BUCKETS_MAX: usize = 61;
+/// Stops remembered per alarm kind for `repeated_alarm`; `Config::repeated_alarm_count` ≤ this.
+pub const REPEAT_HISTORY_MAX: usize = 8;
+
+const ALARM_KINDS: usize = AlarmKind::ALL.len();
+
+/// mL/h → µL/ms: 1 mL/h = 1000 µL / 3 600 000 ms.
+fn ul_per_ms(rate_ml_per_h: f64) -> f64 {
+    rate_ml_per_h / 3600.0
+}
+
+/// Milliseconds to move `volume_ul` at `rate_ml_per_h`, rounded up, at least 1 (so a deadline is
+/// always in the future), saturating instead of overflowing.
+fn ms_to_deliver(volume_ul: f64, rate_ml_per_h: f64) -> u64 {
+    let ms = volume_ul / ul_per_ms(rate_ml_per_h);
+    if !(ms.is_finite()) || ms >= 1.0e15 {
+        return u64::MAX / 4;
+    }
+    // `as` saturates and truncates; add one to round up without needing `ceil` (not in core).
+    let whole = ms as u64;
+    let up = if (whole as f64) < ms {
+        whole + 1
+    } else {
+        whole
+    };
+    up.max(1)
+}
+
+/// A sum over a rolling window, kept in fixed buckets so it never allocates and never grows.
+#[derive(Debug, Clone)]
+struct Rolling<const N: usize> {
+    bucket_ms: u64,
+    buckets: [f64; N],
+    head: usize,
+    head_start_ms: u64,
+    sum: f64,
+}
+
+impl<const N: usize> Rolling<N> {
+    fn new(window_ms: u64, now_ms: u64) -> Self {
+        Rolling {
+            bucket_ms: window_ms.div_ceil(N as u64 - 1).max(1),
+            buckets: [0.0; N],
+            head: 0,
+            head_start_ms: now_ms,
+            sum: 0.0,
+        }
+    }
+
+    fn advance(&mut self, now_ms: u64) {
+        if now_ms < self.head_start_ms.saturating_add(self.bucket_ms) {
+            return;
+        }
+        let steps = (now_ms - self.head_start_ms) / self.bucket_ms;
+        if steps >= N as u64 {
+            self.buckets = [0.0; N];
+        } else {
+            for _ in 0..steps {
+                self.head = (self.head + 1) % N;
+                self.buckets[self.head] = 0.0;
+            }
+        }
+        self.head_start_ms = self
+            .head_start_ms
+            .saturating_add(steps.saturating_mul(self.bucket_ms));
+        // Re-sum at each rotation so floating-point drift cannot accumulate.
+        self.sum = self.buckets.iter().sum();
+    }
+
+    fn add(&mut self, now_ms: u64, value: f64) {
+        self.advance(now_ms);
+        self.buckets[self.head] += value;
+        self.sum += value;
+    }
+
+    /// Sum over at least the window (up to one bucket more: conservative).
+    fn total(&self) -> f64 {
+        self.sum.max(0.0)
+    }
+
+    fn clear(&mut self) {
+        self.buckets = [0.0; N];
+        self.sum = 0.0;
+    }
+}
+
+/// Times of the last few motor stops caused by one alarm kind.
+#[derive(Debug, Clone, Copy, Default)]
+struct StopHistory {
+    times_ms: [u64; REPEAT_HISTORY_MAX],
+    len: usize,
+    next: usize,
+}
+
+impl StopHistory {
+    fn record(&mut self, now_ms: u64) {
+        self.times_ms[self.next] = now_ms;
+        self.next = (self.next + 1) % REPEAT_HISTORY_MAX;
+        self.len = (self.len + 1).min(REPEAT_HISTORY_MAX);
+    }
+
+    fn count_since(&self, since_ms: u64) -> usize {
+        self.times_ms[..self.len]
+            .iter()
+            .filter(|t| **t >= since_ms)
+            .count()
+    }
+}
+
+/// The last plausible sensor values.
+#[derive(Debug, Clone, Copy)]
+struct Sensors {
+    downstream_pressure_mmhg: f64,
+    upstream_pressure_mmhg: f64,
+    door_closed: bool,
+    battery_percent: f64,
+    battery_minutes_left: f64,
+    mains_present: bool,
+    mechanism_temperature_c: f64,
+}
+
+/// Flow accounting over one window: what the core commanded, what the motor controller says it
+/// commanded, and what the encoder measured.
+#[derive(Debug, Clone, Copy, Default)]
+struct FlowWindow {
+    start_ms: u64,
+    expected_ul: f64,
+    controller_ul: f64,
+    measured_ul: f64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct BolusRun {
+    start_delivered_ul: f64,
+    volume_ul: f64,
+}
+
+/// A program waiting for soft-limit confirmation, and the state to return to if it is cancelled.
+#[derive(Debug, Clone)]
+struct Pending {
+    program: Program,
+    breaches: Vec<LimitBreach>,
+    return_to: State,
+}
 
 /// The pump control core. See the crate docs for how it is driven.
 #[derive(Debug, Clone)]
-pub struct Pump {}
+pub struct Pump {
+    config: Config,
+    library: DrugLibrary,
+    now_ms: u64,
+    state: State,
+    program: Option<Program>,
+    pending: Option<Pending>,
+
+    sensors: Option<Sensors>,
+    last_frame_ms: Option<u64>,
+    encoder_ul_last: Option<f64>,
+    controller_ul_last: Option<f64>,
+    mains_seen: bool,
+    /// Air in the latest frame if it was a single bubble above the limit, else 0.
+    bubble_ul: f64,
+    air: Rolling<AIR_BUCKETS_MAX>,
+
+    /// Volume delivered under the program: the encoder's at each frame, integrated from the motor
+    /// command between frames.
+    delivered_ul: f64,
+    delivered_measured_ul: f64,
+    hourly: Rolling<HOURLY_BUCKETS_MAX>,
+    hourly_limited: bool,
+    bolus: Option<BolusRun>,
+    last_bolus_start_ms: Option<u64>,
+    lockout_until_ms: u64,
+
+    flow: FlowWindow,
+    over: Option<AlarmDetail>,
+    under: Option<AlarmDetail>,
+    over_slight_since_ms: Option<u64>,
+    under_slight_since_ms: Option<u64>,
+
+    /// The first system fault; never cleared (power cycle or service only).
+    fault: Option<AlarmDetail>,
+    /// When the pump entered `Paused` or `Programmed` (for `paused_too_long`).
+    waiting_since_ms: u64,
+    stops: [StopHistory; ALARM_KINDS],
+    /// `repeated_alarm` raised and not yet acknowledged.
+    repeated: Option<AlarmDetail>,
+
+    alarms: [Option<ActiveAlarm>; ALARM_KINDS],
+    events: VecDeque<TimedEvent>,
+    events_lost: u64,
+    motor: MotorCommand,
+    deadline_ms: Option<u64>,
+}
+
+impl Pump {
+    /// Power-on at `now_ms`. An invalid `config` (see `Config::validate`) starts the pump in `Fault`.
+    pub fn new(config: Config, library: DrugLibrary, now_ms: u64) -> Pump {
+        let valid = config.validate().is_ok();
+        let air = Rolling::new(config.air_window_ms.max(1), now_ms);
+        let hourly = Rolling::new(60 * 60_000, now_ms);
+        let mut pump = Pump {
+            config,
+            library,
+            now_ms,
+            state: State::Idle,
+            program: None,
+            pending: None,
+            sensors: None,
+            last_frame_ms: None,
+            encoder_ul_last: None,
+            controller_ul_last: None,
+            mains_seen: false,
+            bubble_ul: 0.0,
+            air,
+            delivered_ul: 0.0,
+            delivered_measured_ul: 0.0,
+            hourly,
+            hourly_limited: false,
+            bolus: None,
+            last_bolus_start_ms: None,
+            lockout_until_ms: 0,
+            flow: FlowWindow {
+                start_ms: now_ms,
+                ..FlowWindow::default()
+            },
+            over: None,
+            under: None,
+            over_slight_since_ms: None,
+            under_slight_since_ms: None,
+            fault: None,
+            waiting_since_ms: now_ms,
+            stops: [StopHistory::default(); ALARM_KINDS],
+            repeated: None,
+            alarms: [None; ALARM_KINDS],
+            events: VecDeque::with_capacity(EVENTS_MAX),
+            events_lost: 0,
+            motor: MotorCommand::Stopped,
+            deadline_ms: None,
+        };
+        if !valid {
+            pump.raise_fault(AlarmDetail::InvalidConfig);
+        }
+        pump.settle();
+        pump
+    }
+
+    /// Handle one input at `now_ms` (monotonic). Refused commands change nothing but may be recorded
+    /// (`ProgramRejected`, `BolusDenied`).
+    pub fn handle(&mut self, now_ms: u64, input: Input) -> Result<(), CommandError> {
+        self.advance_time(now_ms);
+        let result = match input {
+            Input::Command(command) => self.command(command),
+            Input::Sensors(frame) => {
+                self.sensor_frame(&frame);
+                Ok(())
+            }
+        };
+        self.settle();
+        result
+    }
+
+    /// Run the timers due at `now_ms`. Call it at (or just after) `next_deadline_ms`.
+    pub fn handle_timeout(&mut self, now_ms: u64) {
+        self.advance_time(now_ms);
+        self.settle();
+    }
+
+    /// When the core next needs to run even if no input arrives. Calling later than this plus
+    /// `Config::deadline_tolerance_ms` raises `system_error` (watchdog).
+    pub fn next_deadline_ms(&self) -> Option<u64> {
+        self.deadline_ms
+    }
+
+    /// The oldest event not yet polled.
+    pub fn poll_event(&mut self) -> Option<TimedEvent> {
+        let event = self.events.pop_front();
+        if self.events_lost > 0 && self.events.len() < EVENTS_MAX {
+            let count = core::mem::take(&mut self.events_lost);
+            self.events.push_back(TimedEvent {
+                at_ms: self.now_ms,
+                event: Event::EventsLost { count },
+            });
+        }
+        event
+    }
+
+    /// What the motor must do now. Computed once per call by `compute_motor`.
+    pub fn motor_command(&self) -> MotorCommand {
+        self.motor
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn library(&self) -> &DrugLibrary {
+        &self.library
+    }
+
+    /// The active program, if any.
+    pub fn program(&self) -> Option<&Program> {
+        self.program.as_ref()
+    }
+
+    /// The time of the last call into the core.
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Volume delivered under the current program in µL (encoder-based; estimated between frames).
+    pub fn delivered_ul(&self) -> f64 {
+        self.delivered_ul
+    }
+
+    /// One active alarm, if it is active.
+    pub fn alarm(&self, kind: AlarmKind) -> Option<&ActiveAlarm> {
+        self.alarms[kind.index()].as_ref()
+    }
+
+    /// Every active alarm, in `AlarmKind::ALL` order (no allocation).
+    pub fn active_alarms(&self) -> impl Iterator<Item = &ActiveAlarm> {
+        self.alarms.iter().flatten()
+    }
+
+    /// What the screen and speaker must show now.
+    pub fn annunciation(&self) -> Annunciation {
+        let mut active: Vec<ActiveAlarm> = self.active_alarms().copied().collect();
+        active.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.raised_at_ms.cmp(&b.raised_at_ms))
+                .then(a.kind.cmp(&b.kind))
+        });
+        let now = self.now_ms;
+        let audible =
+            |a: &ActiveAlarm| !a.acknowledged && a.audio_paused_until_ms.is_none_or(|u| u <= now);
+        let sounding = active.iter().find(|a| audible(a)).copied();
+        let audio = if sounding.is_some() {
+            AudioState::Sounding
+        } else {
+            active
+                .iter()
+                .filter(|a| !a.acknowledged)
+                .filter_map(|a| a.audio_paused_until_ms.filter(|u| *u > now))
+                .min()
+                .map_or(AudioState::Quiet, |until_ms| AudioState::Paused {
+                    until_ms,
+                })
+        };
+        Annunciation {
+            sounding,
+            audio,
+            active,
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        let (remaining_ml, minutes_left) = match &self.program {
+            Some(p) => {
+                let remaining = (p.vtbi_ml() - self.delivered_ul / 1000.0).max(0.0);
+                let minutes = matches!(self.state, State::Infusing | State::Paused)
+                    .then(|| remaining / p.rate_ml_per_h() * 60.0);
+                (remaining, minutes)
+            }
+            None => (0.0, None),
+        };
+        let top_alarm = self
+            .active_alarms()
+            .max_by(|a, b| {
+                a.priority
+                    .cmp(&b.priority)
+                    .then(b.raised_at_ms.cmp(&a.raised_at_ms))
+            })
+            .map(|a| (a.kind, a.priority));
+        let s = self.sensors;
+        Status {
+            state: self.state,
+            program: self.program.clone(),
+            motor: self.motor,
+            delivered_ml: self.delivered_ul / 1000.0,
+            remaining_ml,
+            minutes_left,
+            battery_percent: s.map_or(0.0, |s| s.battery_percent),
+            battery_minutes_left: s.map_or(0.0, |s| s.battery_minutes_left),
+            mains_present: s.is_some_and(|s| s.mains_present),
+            downstream_pressure_mmhg: s.map_or(0.0, |s| s.downstream_pressure_mmhg),
+            top_alarm,
+            delivered_ml_last_hour: self.hourly.total() / 1000.0,
+            air_ul_rolling_15min: self.air.total(),
+            bolus_running: self.bolus.is_some(),
+            last_sensor_frame_ms: self.last_frame_ms,
+            mechanism_temperature_c: s.map_or(0.0, |s| s.mechanism_temperature_c),
+        }
+    }
+
+    // ---------------------------------------------------------------- time
+
+    /// Moves the clock: integrates the volume the current motor command moved, and checks the
+    /// watchdogs (clock going backwards, call later than the announced deadline).
+    fn advance_time(&mut self, now_ms: u64) {
+        let previous = self.now_ms;
+        if now_ms < previous {
+            self.raise_fault(AlarmDetail::ClockWentBackwards {
+                by_ms: previous - now_ms,
+            });
+            return;
+        }
+        let elapsed_ms = (now_ms - previous) as f64;
+        if let MotorCommand::Run { rate_ml_per_h } = self.motor {
+            let moved = ul_per_ms(rate_ml_per_h) * elapsed_ms;
+            self.flow.expected_ul += moved;
+            if self.program.is_some() {
+                self.delivered_ul += moved;
+            }
+        }
+        self.now_ms = now_ms;
+        if let Some(deadline) = self.deadline_ms
+            && now_ms > deadline.saturating_add(self.config.deadline_tolerance_ms)
+        {
+            self.raise_fault(AlarmDetail::Watchdog {
+                late_by_ms: now_ms - deadline,
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- sensors
+
+    fn sensor_frame(&mut self, f: &SensorFrame) {
+        let now = self.now_ms;
+        self.last_frame_ms = Some(now);
+        if let Some((sensor, value)) = self.implausible(f) {
+            self.raise_fault(AlarmDetail::ImplausibleReading { sensor, value });
+            // The switches are still believable; the numbers are not. Keep the last good numbers
+            // and take the door and mains state, which only make the core more careful.
+            if let Some(s) = &mut self.sensors {
+                s.door_closed = f.door_closed;
+                s.mains_present = f.mains_present;
+            }
+            return;
+        }
+        self.sensors = Some(Sensors {
+            downstream_pressure_mmhg: f.downstream_pressure_mmhg,
+            upstream_pressure_mmhg: f.upstream_pressure_mmhg,
+            door_closed: f.door_closed,
+            battery_percent: f.battery_percent,
+            battery_minutes_left: f.battery_minutes_left,
+            mains_present: f.mains_present,
+            mechanism_temperature_c: f.mechanism_temperature_c,
+        });
+        self.mains_seen |= f.mains_present;
+
+        // Volume: totals since power-on, so a lost frame loses nothing.
+        let moved_ul = self
+            .encoder_ul_last
+            .map_or(0.0, |last| f.motor_volume_ul_total - last);
+        let controller_ul = self
+            .controller_ul_last
+            .map_or(0.0, |last| f.commanded_volume_ul_total - last);
+        self.encoder_ul_last = Some(f.motor_volume_ul_total);
+        self.controller_ul_last = Some(f.commanded_volume_ul_total);
+        if self.program.is_some() {
+            self.delivered_measured_ul += moved_ul;
+            self.delivered_ul = self.delivered_measured_ul;
+        }
+        self.hourly.add(now, moved_ul);
+        self.update_hourly_limit();
+
+        // Air: single bubble, and accumulated over the rolling window.
+        self.air.add(now, f.air_ul_since_last_frame);
+        self.bubble_ul = if f.air_ul_since_last_frame > self.config.air_single_bubble_ul {
+            f.air_ul_since_last_frame
+        } else {
+            0.0
+        };
+
+        // Mechanism health.
+        if let SelfTest::Failed { code } = f.self_test {
+            self.raise_fault(AlarmDetail::SelfTestFailed { code });
+        }
+        if f.mechanism_temperature_c > self.config.overheat_c {
+            self.raise_fault(AlarmDetail::Overheating {
+                temperature_c: f.mechanism_temperature_c,
+            });
+        }
+        self.flow.measured_ul += moved_ul;
+        self.flow.controller_ul += controller_ul;
+        self.check_flow();
+    }
+
+    /// A reading that cannot be real. Totals must not go backwards (beyond rounding).
+    fn implausible(&self, f: &SensorFrame) -> Option<(SensorField, f64)> {
+        let in_range = |v: f64, min: f64, max: f64| v.is_finite() && v >= min && v <= max;
+        let checks = [
+            (
+                SensorField::DownstreamPressure,
+                f.downstream_pressure_mmhg,
+                -800.0,
+                5000.0,
+            ),
+            (
+                SensorField::UpstreamPressure,
+                f.upstream_pressure_mmhg,
+                -800.0,
+                5000.0,
+            ),
+            (SensorField::Air, f.air_ul_since_last_frame, 0.0, 1.0e6),
+            (SensorField::BatteryPercent, f.battery_percent, 0.0, 100.0),
+            (
+                SensorField::BatteryMinutesLeft,
+                f.battery_minutes_left,
+                0.0,
+                1.0e6,
+            ),
+            (
+                SensorField::MotorVolume,
+                f.motor_volume_ul_total,
+                0.0,
+                1.0e12,
+            ),
+            (
+                SensorField::CommandedVolume,
+                f.commanded_volume_ul_total,
+                0.0,
+                1.0e12,
+            ),
+            (
+                SensorField::MechanismTemperature,
+                f.mechanism_temperature_c,
+                -50.0,
+                200.0,
+            ),
+        ];
+        for (field, value, min, max) in checks {
+            if !in_range(value, min, max) {
+                return Some((field, value));
+            }
+        }
+        const ROUNDING_UL: f64 = 0.001;
+        if let Some(last) = self.encoder_ul_last
+            && f.motor_volume_ul_total < last - ROUNDING_UL
+        {
+            return Some((SensorField::MotorVolume, f.motor_volume_ul_total));
+        }
+        if let Some(last) = self.controller_ul_last
+            && f.commanded_volume_ul_total < last - ROUNDING_UL
+        {
+            return Some((SensorField::CommandedVolume, f.commanded_volume_ul_total));
+        }
+        None
+    }
+
+    /// Motor/encoder agreement on every frame; over/under infusion with GPCA's two thresholds:
+    /// far off in one window alarms at once, slightly off must last `flow_error_sustained_ms`.
+    fn check_flow(&mut self) {
+        let c = self.config.clone();
+        let w = self.flow;
+        let now = self.now_ms;
+        if (w.measured_ul - w.controller_ul).abs() > c.motor_encoder_mismatch_ul {
+            self.raise_fault(AlarmDetail::MotorEncoderMismatch {
+                commanded_ul: w.controller_ul,
+                measured_ul: w.measured_ul,
+            });
+        }
+        // A stroke finishing after a command change is not over-infusion.
+        let over_floor_ul = c.flow_error_ul_min.max(c.stroke_volume_ul);
+        let excess_ul = w.measured_ul - w.expected_ul;
+        let flow_detail = AlarmDetail::Flow {
+            measured_ml: w.measured_ul / 1000.0,
+            expected_ml: w.expected_ul / 1000.0,
+        };
+        if excess_ul > c.over_infusion_immediate_ul.max(over_floor_ul) {
+            self.over = Some(flow_detail);
+        }
+        if now.saturating_sub(w.start_ms) < c.flow_window_ms {
+            return;
+        }
+        // End of a window: classify it.
+        let expected = w.expected_ul;
+        let far_over = excess_ul > (c.flow_error_immediate_fraction * expected).max(over_floor_ul);
+        let slight_over =
+            excess_ul > (c.flow_error_sustained_fraction * expected).max(over_floor_ul);
+        let shortfall_ul = -excess_ul;
+        let running = matches!(self.motor, MotorCommand::Run { .. });
+        let far_under = running
+            && shortfall_ul > (c.flow_error_immediate_fraction * expected).max(c.flow_error_ul_min);
+        let slight_under = running
+            && shortfall_ul > (c.flow_error_sustained_fraction * expected).max(c.flow_error_ul_min);
+        if far_over {
+            self.over = Some(flow_detail);
+        }
+        if slight_over {
+            let since = *self.over_slight_since_ms.get_or_insert(w.start_ms);
+            if now - since >= c.flow_error_sustained_ms {
+                self.over = Some(flow_detail);
+            }
+        } else {
+            self.over_slight_since_ms = None;
+        }
+        if far_under {
+            self.under = Some(flow_detail);
+        }
+        if slight_under {
+            let since = *self.under_slight_since_ms.get_or_insert(w.start_ms);
+            if now - since >= c.flow_error_sustained_ms {
+                self.under = Some(flow_detail);
+            }
+        } else {
+            self.under_slight_since_ms = None;
+            self.under = None;
+        }
+        self.flow = FlowWindow {
+            start_ms: now,
+            ..FlowWindow::default()
+        };
+    }
+
+    fn update_hourly_limit(&mut self) {
+        let Some(bolus) = self.program.as_ref().and_then(Program::bolus) else {
+            self.hourly_limited = false;
+            return;
+        };
+        let limit_ul = bolus.max_ml_per_h * 1000.0;
+        let total = self.hourly.total();
+        if total >= limit_ul {
+            self.hourly_limited = true;
+        } else if total <= limit_ul * self.config.hourly_resume_fraction {
+            self.hourly_limited = false;
+        }
+    }
+
+    // ---------------------------------------------------------------- commands
+
+    fn command(&mut self, command: Command) -> Result<(), CommandError> {
+        let name = command.name();
+        let not_allowed = |state: State| {
+            if state == State::Fault {
+                CommandError::SystemFault
+            } else {
+                CommandError::NotAllowed {
+                    command: name,
+                    state,
+                }
+            }
+        };
+        match command {
+            Command::Program(request) => match self.state {
+                State::Idle
+                | State::AwaitingConfirmation
+                | State::Programmed
+                | State::Stopped
+                | State::Complete
+                | State::StoppedByAlarm => self.program_request(&request),
+                State::Infusing | State::Paused | State::Kvo | State::Fault => {
+                    Err(not_allowed(self.state))
+                }
+            },
+            Command::ConfirmOverride => {
+                if self.state == State::Fault {
+                    return Err(CommandError::SystemFault);
+                }
+                let Some(pending) = self.pending.take() else {
+                    return Err(CommandError::NothingToConfirm);
+                };
+                for b in &pending.breaches {
+                    self.emit(Event::LimitOverrideConfirmed {
+                        field: b.field,
+                        value: b.value,
+                        zone: b.zone,
+                        limit: b.limit,
+                    });
+                }
+                let mut program = pending.program;
+                program.overrides_confirmed = true;
+                self.accept_program(program);
+                Ok(())
+            }
+            Command::CancelOverride => {
+                if self.state == State::Fault {
+                    return Err(CommandError::SystemFault);
+                }
+                let Some(pending) = self.pending.take() else {
+                    return Err(CommandError::NothingToConfirm);
+                };
+                self.emit(Event::OverrideCancelled);
+                self.set_state(pending.return_to);
+                Ok(())
+            }
+            Command::Start => match self.state {
+                State::Programmed | State::Stopped => {
+                    self.may_run()?;
+                    if self.vtbi_reached() {
+                        return Err(CommandError::ProgramComplete);
+                    }
+                    self.emit(Event::Started);
+                    self.set_state(State::Infusing);
+                    Ok(())
+                }
+                State::Idle
+                | State::AwaitingConfirmation
+                | State::Infusing
+                | State::Paused
+                | State::StoppedByAlarm
+                | State::Complete
+                | State::Kvo
+                | State::Fault => Err(not_allowed(self.state)),
+            },
+            Command::Pause => match self.state {
+                State::Infusing => {
+                    self.emit(Event::Paused);
+                    self.set_state(State::Paused);
+                    Ok(())
+                }
+                State::Idle
+                | State::AwaitingConfirmation
+                | State::Programmed
+                | State::Paused
+                | State::StoppedByAlarm
+                | State::Complete
+                | State::Kvo
+                | State::Stopped
+                | State::Fault => Err(not_allowed(self.state)),
+            },
+            Command::Resume => match self.state {
+                State::Paused | State::StoppedByAlarm => {
+                    self.may_run()?;
+                    let to = self.running_state_for_program();
+                    self.emit(Event::Resumed);
+                    self.set_state(to);
+                    Ok(())
+                }
+                State::Idle
+                | State::AwaitingConfirmation
+                | State::Programmed
+                | State::Infusing
+                | State::Complete
+                | State::Kvo
+                | State::Stopped
+                | State::Fault => Err(not_allowed(self.state)),
+            },
+            Command::Stop => match self.state {
+                State::Programmed
+                | State::Infusing
+                | State::Paused
+                | State::StoppedByAlarm
+                | State::Complete
+                | State::Kvo => {
+                    self.emit(Event::Stopped);
+                    self.set_state(State::Stopped);
+                    Ok(())
+                }
+                State::Idle | State::AwaitingConfirmation | State::Stopped | State::Fault => {
+                    Err(not_allowed(self.state))
+                }
+            },
+            Command::SilenceAudio => {
+                let until_ms = self.now_ms.saturating_add(self.config.audio_pause_ms);
+                let mut any = false;
+                for kind in AlarmKind::ALL {
+                    let Some(alarm) = &mut self.alarms[kind.index()] else {
+                        continue;
+                    };
+                    if alarm.acknowledged {
+                        continue;
+                    }
+                    alarm.audio_paused_until_ms = Some(until_ms);
+                    any = true;
+                    self.emit(Event::AlarmSilenced {
+                        alarm: kind,
+                        until_ms,
+                    });
+                }
+                if any {
+                    Ok(())
+                } else {
+                    Err(CommandError::NothingToSilence)
+                }
+            }
+            Command::Acknowledge(kind) => {
+                let Some(alarm) = &mut self.alarms[kind.index()] else {
+                    return Err(CommandError::NoSuchAlarm { alarm: kind });
+                };
+                if alarm.acknowledged {
+                    return Ok(());
+                }
+                alarm.acknowledged = true;
+                self.emit(Event::AlarmAcknowledged { alarm: kind });
+                match kind {
+                    // The operator has seen the pattern: count afresh.
+                    AlarmKind::RepeatedAlarm => {
+                        if let Some(AlarmDetail::Repeated { alarm, .. }) = self.repeated.take() {
+                            self.stops[alarm.index()] = StopHistory::default();
+                        }
+                    }
+                    // Acknowledging air means the operator removed it (primed the line).
+                    AlarmKind::AirInLine => {
+                        self.air.clear();
+                        self.bubble_ul = 0.0;
+                    }
+                    _ => {}
+                }
+                Ok(())
+            }
+            Command::PatientBolus => self.patient_bolus(),
+        }
+    }
+
+    fn program_request(
+        &mut self,
+        request: &crate::program::ProgramRequest,
+    ) -> Result<(), CommandError> {
+        let checked = match program::check(request, &self.config, &self.library) {
+            Ok(checked) => checked,
+            Err(error) => {
+                self.emit(Event::ProgramRejected {
+                    error: error.clone(),
+                });
+                return Err(CommandError::Program(error));
+            }
+        };
+        if checked.breaches.is_empty() {
+            self.pending = None;
+            self.accept_program(checked.program);
+            return Ok(());
+        }
+        for b in &checked.breaches {
+            self.emit(Event::ConfirmationRequired {
+                field: b.field,
+                value: b.value,
+                zone: b.zone,
+                limit: b.limit,
+            });
+        }
+        let return_to = match &self.pending {
+            Some(p) => p.return_to,
+            None => self.state,
+        };
+        self.pending = Some(Pending {
+            program: checked.program,
+            breaches: checked.breaches,
+            return_to,
+        });
+        self.set_state(State::AwaitingConfirmation);
+        Ok(())
+    }
+
+    fn accept_program(&mut self, program: Program) {
+        self.emit(Event::ProgramAccepted {
+            program: program.clone(),
+        });
+        self.program = Some(program);
+        self.delivered_ul = 0.0;
+        self.delivered_measured_ul = 0.0;
+        self.bolus = None;
+        self.last_bolus_start_ms = None;
+        self.lockout_until_ms = 0;
+        self.over = None;
+        self.under = None;
+        self.over_slight_since_ms = None;
+        self.under_slight_since_ms = None;
+        self.flow = FlowWindow {
+            start_ms: self.now_ms,
+            ..FlowWindow::default()
+        };
+        // The rolling hourly volume is the patient's, not the program's: it is kept.
+        self.update_hourly_limit();
+        self.set_state(State::Programmed);
+    }
+
+    fn patient_bolus(&mut self) -> Result<(), CommandError> {
+        if self.state == State::Fault {
+            return Err(CommandError::SystemFault);
+        }
+        let denial = match (self.program.as_ref().and_then(Program::bolus), self.state) {
+            (None, _) => Some(BolusDenial::NoBolusProgram),
+            (Some(_), s) if s != State::Infusing => Some(BolusDenial::NotInfusing),
+            (Some(_), _) if self.bolus.is_some() => Some(BolusDenial::AlreadyRunning),
+            (Some(_), _) if self.now_ms < self.lockout_until_ms => Some(BolusDenial::LockedOut {
+                remaining_ms: self.lockout_until_ms - self.now_ms,
+            }),
+            (Some(b), _)
+                if self.hourly_limited
+                    || self.hourly.total() + b.volume_ml * 1000.0 > b.max_ml_per_h * 1000.0 =>
+            {
+                Some(BolusDenial::HourlyLimit {
+                    delivered_ml_last_hour: self.hourly.total() / 1000.0,
+                    limit_ml: b.max_ml_per_h,
+                })
+            }
+            (Some(_), _) => None,
+        };
+        if let Some(denial) = denial {
+            self.emit(Event::BolusDenied {
+                reason: alloc::format!("{denial}"),
+            });
+            if let BolusDenial::LockedOut { .. } = denial {
+                self.raise(AlarmKind::BolusLockedOut, AlarmDetail::None);
+            }
+            return Err(CommandError::BolusDenied(denial));
+        }
+        let Some(b) = self.program.as_ref().and_then(Program::bolus) else {
+            return Err(CommandError::BolusDenied(BolusDenial::NoBolusProgram));
+        };
+        self.bolus = Some(BolusRun {
+            start_delivered_ul: self.delivered_ul,
+            volume_ul: b.volume_ml * 1000.0,
+        });
+        self.last_bolus_start_ms = Some(self.now_ms);
+        self.lockout_until_ms = self.now_ms.saturating_add(minutes_to_ms(b.lockout_min));
+        self.emit(Event::BolusGiven {
+            volume_ml: b.volume_ml,
+        });
+        Ok(())
+    }
+
+    /// Refuses to run the motor while a fault, a motor-stopping alarm or its condition is present.
+    fn may_run(&self) -> Result<(), CommandError> {
+        if self.fault.is_some() {
+            return Err(CommandError::SystemFault);
+        }
+        if self.sensors.is_none() {
+            return Err(CommandError::NoSensorData);
+        }
+        if let Some(alarm) = self.top_stop_alarm() {
+            return Err(CommandError::BlockedByAlarm { alarm });
+        }
+        if let Some(alarm) = self.stop_condition() {
+            return Err(CommandError::BlockedByCondition { alarm });
+        }
+        Ok(())
+    }
+
+    fn vtbi_reached(&self) -> bool {
+        self.program
+            .as_ref()
+            .is_some_and(|p| self.delivered_ul >= p.vtbi_ml() * 1000.0)
+    }
+
+    /// Where `Resume` goes: back to infusing, or to KVO if the VTBI is already delivered.
+    fn running_state_for_program(&self) -> State {
+        match self.program.as_ref().map(Program::end_action) {
+            Some(EndAction::Kvo { .. }) if self.vtbi_reached() => State::Kvo,
+            Some(EndAction::Stop) if self.vtbi_reached() => State::Complete,
+            _ => State::Infusing,
+        }
+    }
+
+    // ---------------------------------------------------------------- settling
+
+    /// Everything that follows from time and inputs, in a fixed order. Idempotent.
+    fn settle(&mut self) {
+        if self.events.len() >= EVENTS_MAX - EVENTS_RESERVE && self.fault.is_none() {
+            self.raise_fault(AlarmDetail::EventQueueFull {
+                queued: self.events.len() as u32,
+            });
+        }
+        let now = self.now_ms;
+        // Sensor watchdog: the motor should run but frames stopped.
+        if self.state.motor_should_run() {
+            let last = self.last_frame_ms.unwrap_or(0);
+            if now.saturating_sub(last) > self.config.sensor_timeout_ms {
+                let late_by_ms = now - last - self.config.sensor_timeout_ms;
+                self.raise_fault(AlarmDetail::Watchdog { late_by_ms });
+            }
+        }
+        self.air.advance(now);
+        self.hourly.advance(now);
+        self.update_hourly_limit();
+        if self.state != State::Infusing || self.hourly_limited {
+            self.end_bolus();
+        }
+        if let Some(b) = self.bolus
+            && self.delivered_ul >= b.start_delivered_ul + b.volume_ul
+        {
+            self.bolus = None;
+        }
+        if self.state == State::Infusing && self.vtbi_reached() {
+            self.complete();
+        }
+        if !self.state.motor_should_run() {
+            // No flow, no flow verdicts.
+            self.under = None;
+            self.under_slight_since_ms = None;
+        }
+
+        self.evaluate_alarms();
+        self.apply_alarm_effects();
+        self.evaluate_alarms();
+        self.escalate();
+
+        let motor = self.compute_motor();
+        if motor != self.motor {
+            self.motor = motor;
+            // Flow is judged per steady command; a change starts a new window and the old verdict
+            // of over-infusion (which stopped the motor) is no longer evidence.
+            self.flow = FlowWindow {
+                start_ms: now,
+                ..FlowWindow::default()
+            };
+            self.over = None;
+            self.over_slight_since_ms = None;
+            self.under_slight_since_ms = None;
+        }
+        self.deadline_ms = self.compute_deadline();
+    }
+
+    fn complete(&mut self) {
+        self.end_bolus();
+        self.emit(Event::Completed {
+            delivered_ml: self.delivered_ul / 1000.0,
+        });
+        match self.program.as_ref().map(Program::end_action) {
+            Some(EndAction::Kvo { rate_ml_per_h }) => {
+                self.emit(Event::KvoStarted { rate_ml_per_h });
+                self.set_state(State::Kvo);
+            }
+            Some(EndAction::Stop) | None => self.set_state(State::Complete),
+        }
+    }
+
+    fn end_bolus(&mut self) {
+        if let Some(b) = self.bolus.take() {
+            let delivered = (self.delivered_ul - b.start_delivered_ul).max(0.0);
+            if delivered < b.volume_ul {
+                self.emit(Event::BolusInterrupted {
+                    delivered_ml: delivered / 1000.0,
+                    volume_ml: b.volume_ul / 1000.0,
+                });
+            }
+        }
+    }
+
+    /// The condition of every alarm from the latest values; raises, updates and clears.
+    fn evaluate_alarms(&mut self) {
+        for kind in AlarmKind::ALL {
+            let (condition, may_raise, detail) = self.alarm_condition(kind);
+            let index = kind.index();
+            match &mut self.alarms[index] {
+                Some(alarm) => {
+                    alarm.condition_present = condition;
+                    if condition && kind == AlarmKind::BatteryLow {
+                        self.battery_priority();
+                    }
+                    let alarm = self.alarms[index].as_ref();
+                    if alarm.is_some_and(|a| a.acknowledged && !a.condition_present) {
+                        self.alarms[index] = None;
+                        self.emit(Event::AlarmCleared { alarm: kind });
+                    }
+                }
+                None => {
+                    if condition && may_raise {
+                        self.raise(kind, detail);
+                    }
+                }
+            }
+        }
+    }
+
+    /// (condition present now, may it be raised now, detail) for one alarm kind.
+    fn alarm_condition(&self, kind: AlarmKind) -> (bool, bool, AlarmDetail) {
+        let c = &self.config;
+        let running = self.state.motor_should_run();
+        let s = self.sensors;
+        let none = AlarmDetail::None;
+        match kind {
+            AlarmKind::OcclusionDownstream => match s {
+                Some(s) if s.downstream_pressure_mmhg > c.occlusion_downstream_mmhg => (
+                    true,
+                    running,
+                    AlarmDetail::Pressure {
+                        pressure_mmhg: s.downstream_pressure_mmhg,
+                        limit_mmhg: c.occlusion_downstream_mmhg,
+                    },
+                ),
+                _ => (false, false, none),
+            },
+            AlarmKind::OcclusionUpstream => match s {
+                Some(s) if s.upstream_pressure_mmhg < c.occlusion_upstream_mmhg => (
+                    true,
+                    running,
+                    AlarmDetail::Pressure {
+                        pressure_mmhg: s.upstream_pressure_mmhg,
+                        limit_mmhg: c.occlusion_upstream_mmhg,
+                    },
+                ),
+                _ => (false, false, none),
+            },
+            AlarmKind::AirInLine => {
+                if self.bubble_ul > 0.0 {
+                    (
+                        true,
+                        running,
+                        AlarmDetail::AirSingleBubble {
+                            volume_ul: self.bubble_ul,
+                        },
+                    )
+                } else if self.air.total() > c.air_accumulated_ul_max {
+                    let detail = AlarmDetail::AirAccumulated {
+                        volume_ul_rolling_15min: self.air.total(),
+                    };
+                    (true, running, detail)
+                } else {
+                    (false, false, none)
+                }
+            }
+            AlarmKind::ReservoirEmpty => {
+                let empty = self
+                    .reservoir_left_ul()
+                    .is_some_and(|left| left < c.reservoir_empty_ml * 1000.0);
+                (empty, running, none)
+            }
+            AlarmKind::InfusionNearEnd => {
+                let near = self.state == State::Infusing && self.near_end();
+                (near, near, none)
+            }
+            AlarmKind::InfusionComplete => {
+                let done = matches!(self.state, State::Complete | State::Kvo);
+                (done, done, none)
+            }
+            AlarmKind::DoorOpen => {
+                let open = s.is_some_and(|s| !s.door_closed);
+                (open, running, none)
+            }
+            AlarmKind::BatteryLow => match s {
+                Some(s) if !s.mains_present && s.battery_minutes_left < c.battery_low_minutes => {
+                    let detail = AlarmDetail::Battery {
+                        percent: s.battery_percent,
+                        minutes_left: s.battery_minutes_left,
+                    };
+                    (true, true, detail)
+                }
+                _ => (false, false, none),
+            },
+            AlarmKind::BatteryDepleted => match s {
+                Some(s)
+                    if !s.mains_present && s.battery_minutes_left < c.battery_depleted_minutes =>
+                {
+                    let detail = AlarmDetail::Battery {
+                        percent: s.battery_percent,
+                        minutes_left: s.battery_minutes_left,
+                    };
+                    (true, true, detail)
+                }
+                _ => (false, false, none),
+            },
+            AlarmKind::MainsLost => {
+                let lost = self.mains_seen && s.is_some_and(|s| !s.mains_present);
+                (lost, lost, none)
+            }
+            AlarmKind::SystemError => match self.fault {
+                Some(detail) => (true, true, detail),
+                None => (false, false, none),
+            },
+            AlarmKind::OverInfusion => match self.over {
+                Some(detail) => (true, true, detail),
+                None => (false, false, none),
+            },
+            AlarmKind::UnderInfusion => match self.under {
+                Some(detail) => (true, running, detail),
+                None => (false, false, none),
+            },
+            AlarmKind::PausedTooLong => {
+                let waiting = matches!(self.state, State::Paused | State::Programmed)
+                    && self.now_ms.saturating_sub(self.waiting_since_ms) >= c.paused_too_long_ms;
+                (waiting, waiting, none)
+            }
+            AlarmKind::RepeatedAlarm => match self.repeated {
+                Some(detail) => (true, true, detail),
+                None => (false, false, none),
+            },
+            // Raised by the bolus button; present while the lockout runs.
+            AlarmKind::BolusLockedOut => (self.now_ms < self.lockout_until_ms, false, none),
+            AlarmKind::HourlyLimitReached => {
+                (self.hourly_limited, self.hourly_limited && running, none)
+            }
+        }
+    }
+
+    /// `battery_low` goes from LOW to MEDIUM as the battery drains, and sounds again.
+    fn battery_priority(&mut self) {
+        let Some(s) = self.sensors else { return };
+        let medium = s.battery_minutes_left < self.config.battery_low_medium_minutes;
+        let Some(alarm) = &mut self.alarms[AlarmKind::BatteryLow.index()] else {
+            return;
+        };
+        if medium && alarm.priority < Priority::Medium {
+            alarm.priority = Priority::Medium;
+            alarm.acknowledged = false;
+            alarm.audio_paused_until_ms = None;
+            self.emit(Event::AlarmPriorityRaised {
+                alarm: AlarmKind::BatteryLow,
+                priority: Priority::Medium,
+            });
+        }
+    }
+
+    fn raise(&mut self, kind: AlarmKind, detail: AlarmDetail) {
+        let index = kind.index();
+        if let Some(alarm) = &mut self.alarms[index] {
+            alarm.condition_present = true;
+            return;
+        }
+        let mut priority = kind.priority();
+        if kind == AlarmKind::BatteryLow
+            && self
+                .sensors
+                .is_some_and(|s| s.battery_minutes_left < self.config.battery_low_medium_minutes)
+        {
+            priority = Priority::Medium;
+        }
+        self.alarms[index] = Some(ActiveAlarm {
+            kind,
+            priority,
+            detail,
+            raised_at_ms: self.now_ms,
+            acknowledged: false,
+            condition_present: true,
+            audio_paused_until_ms: None,
+            escalated: false,
+        });
+        self.emit(Event::AlarmRaised {
+            alarm: kind,
+            priority,
+            detail,
+        });
+    }
+
+    fn raise_fault(&mut self, detail: AlarmDetail) {
+        if self.fault.is_none() {
+            self.fault = Some(detail);
+        }
+        self.raise(AlarmKind::SystemError, detail);
+    }
+
+    /// State changes that alarms force: a system fault → `Fault`; a motor-stopping alarm while the
+    /// motor should run → `StoppedByAlarm`, counting stops for `repeated_alarm`.
+    fn apply_alarm_effects(&mut self) {
+        if self.fault.is_some() {
+            if self.state != State::Fault {
+                self.pending = None;
+                self.set_state(State::Fault);
+            }
+            return;
+        }
+        if !self.state.motor_should_run() {
+            return;
+        }
+        let Some(cause) = self.top_stop_alarm() else {
+            return;
+        };
+        self.set_state(State::StoppedByAlarm);
+        if cause == AlarmKind::RepeatedAlarm {
+            return;
+        }
+        let now = self.now_ms;
+        let history = &mut self.stops[cause.index()];
+        history.record(now);
+        let since = now.saturating_sub(self.config.repeated_alarm_window_ms);
+        let times = history.count_since(since);
+        if times >= usize::from(self.config.repeated_alarm_count) && self.repeated.is_none() {
+            let detail = AlarmDetail::Repeated {
+                alarm: cause,
+                times: times as u8,
+            };
+            self.repeated = Some(detail);
+            self.raise(AlarmKind::RepeatedAlarm, detail);
+        }
+    }
+
+    /// The highest-priority, then oldest, active alarm that stops the motor.
+    fn top_stop_alarm(&self) -> Option<AlarmKind> {
+        self.active_alarms()
+            .filter(|a| a.kind.motor_effect() == MotorEffect::Stop)
+            .max_by(|a, b| {
+                a.priority
+                    .cmp(&b.priority)
+                    .then(b.raised_at_ms.cmp(&a.raised_at_ms))
+            })
+            .map(|a| a.kind)
+    }
+
+    /// A condition present now that forbids running the motor, alarm raised or not.
+    fn stop_condition(&self) -> Option<AlarmKind> {
+        if self.fault.is_some() {
+            return Some(AlarmKind::SystemError);
+        }
+        let Some(s) = self.sensors else {
+            return Some(AlarmKind::SystemError);
+        };
+        let c = &self.config;
+        if !s.door_closed {
+            return Some(AlarmKind::DoorOpen);
+        }
+        if s.downstream_pressure_mmhg > c.occlusion_downstream_mmhg {
+            return Some(AlarmKind::OcclusionDownstream);
+        }
+        if s.upstream_pressure_mmhg < c.occlusion_upstream_mmhg {
+            return Some(AlarmKind::OcclusionUpstream);
+        }
+        if self.bubble_ul > 0.0 || self.air.total() > c.air_accumulated_ul_max {
+            return Some(AlarmKind::AirInLine);
+        }
+        if !s.mains_present && s.battery_minutes_left < c.battery_depleted_minutes {
+            return Some(AlarmKind::BatteryDepleted);
+        }
+        if self
+            .reservoir_left_ul()
+            .is_some_and(|left| left < c.reservoir_empty_ml * 1000.0)
+        {
+            return Some(AlarmKind::ReservoirEmpty);
+        }
+        if self.over.is_some() {
+            return Some(AlarmKind::OverInfusion);
+        }
+        None
+    }
+
+    fn reservoir_left_ul(&self) -> Option<f64> {
+        let reservoir_ml = self.program.as_ref()?.reservoir_ml()?;
+        Some(reservoir_ml * 1000.0 - self.delivered_ul)
+    }
+
+    fn near_end(&self) -> bool {
+        let Some(p) = &self.program else { return false };
+        let c = &self.config;
+        let mut left_ul = p.vtbi_ml() * 1000.0 - self.delivered_ul;
+        if let Some(reservoir_left) = self.reservoir_left_ul() {
+            left_ul = left_ul.min(reservoir_left - c.reservoir_empty_ml * 1000.0);
+        }
+        left_ul <= c.near_end_ml * 1000.0
+            || left_ul <= ul_per_ms(p.rate_ml_per_h()) * c.near_end_ms as f64
+    }
+
+    /// THE place that decides what the motor does, from the state and the active alarms (and the
+    /// raw stop conditions, so a missing alarm can never let the motor run). Rate arbitration
+    /// (Open PCA): stop > KVO (hourly limit) > patient bolus > basal.
+    fn compute_motor(&self) -> MotorCommand {
+        if !self.state.motor_should_run()
+            || self.top_stop_alarm().is_some()
+            || self.stop_condition().is_some()
+        {
+            return MotorCommand::Stopped;
+        }
+        let Some(p) = &self.program else {
+            return MotorCommand::Stopped;
+        };
+        let rate = match self.state {
+            State::Kvo => match p.kvo_ml_per_h() {
+                Some(kvo) => kvo.min(p.rate_ml_per_h()),
+                None => return MotorCommand::Stopped,
+            },
+            State::Infusing if self.hourly_limited => {
+                self.config.limit_kvo_ml_per_h.min(p.rate_ml_per_h())
+            }
+            State::Infusing if self.bolus.is_some() => {
+                self.config.bolus_rate_ml_per_h.max(p.rate_ml_per_h())
+            }
+            State::Infusing => p.rate_ml_per_h(),
+            _ => return MotorCommand::Stopped,
+        };
+        if rate.is_finite() && rate > 0.0 {
+            MotorCommand::Run {
+                rate_ml_per_h: rate,
+            }
+        } else {
+            MotorCommand::Stopped
+        }
+    }
+
+    /// The earliest time something must happen without an input.
+    fn compute_deadline(&self) -> Option<u64> {
+        let now = self.now_ms;
+        let c = &self.config;
+        let mut deadline: Option<u64> = None;
+        let mut at = |t: u64| {
+            let t = t.max(now + 1);
+            deadline = Some(deadline.map_or(t, |d| d.min(t)));
+        };
+        if self.state.motor_should_run() && self.fault.is_none() {
+            at(self
+                .last_frame_ms
+                .unwrap_or(now)
+                .saturating_add(c.sensor_timeout_ms + 1));
+        }
+        if let (State::Infusing, MotorCommand::Run { rate_ml_per_h }, Some(p)) =
+            (self.state, self.motor, &self.program)
+        {
+            let left_ul = p.vtbi_ml() * 1000.0 - self.delivered_ul;
+            at(now.saturating_add(ms_to_deliver(left_ul, rate_ml_per_h)));
+            if let Some(b) = self.bolus {
+                let left_ul = b.start_delivered_ul + b.volume_ul - self.delivered_ul;
+                at(now.saturating_add(ms_to_deliver(left_ul, rate_ml_per_h)));
+            }
+        }
+        if matches!(self.state, State::Paused | State::Programmed)
+            && self.alarm(AlarmKind::PausedTooLong).is_none()
+        {
+            at(self.waiting_since_ms.saturating_add(c.paused_too_long_ms));
+        }
+        for alarm in self.active_alarms() {
+            if alarm.priority == Priority::High && !alarm.acknowledged && !alarm.escalated {
+                at(alarm.raised_at_ms.saturating_add(c.escalation_after_ms));
+            }
+            if let Some(until) = alarm.audio_paused_until_ms
+                && until > now
+                && !alarm.acknowledged
+            {
+                at(until);
+            }
+        }
+        if self.alarm(AlarmKind::BolusLockedOut).is_some() && self.lockout_until_ms > now {
+            at(self.lockout_until_ms);
+        }
+        deadline
+    }
+
+    // ---------------------------------------------------------------- plumbing
+
+    fn set_state(&mut self, to: State) {
+        let from = self.state;
+        if from == to {
+            return;
+        }
+        if from == State::Infusing {
+            self.end_bolus();
+        }
+        self.state = to;
+        if matches!(to, State::Paused | State::Programmed) {
+            self.waiting_since_ms = self.now_ms;
+        }
+        self.emit(Event::StateChanged { from, to });
+    }
+
+    /// Queue an event. Never drops silently: a full queue counts what it could not take and
+    /// `poll_event` reports the count as `EventsLost`.
+    fn emit(&mut self, event: Event) {
+        if self.events.len() >= EVENTS_MAX {
+            self.events_lost = self.events_lost.saturating_add(1);
+            return;
+        }
+        self.events.push_back(TimedEvent {
+            at_ms: self.now_ms,
+            event,
+        });
+    }
+
+    /// An unacknowledged HIGH alarm escalates once after `escalation_after_ms` (silencing does not
+    /// count as a response).
+    fn escalate(&mut self) {
+        let now = self.now_ms;
+        let after = self.config.escalation_after_ms;
+        for kind in AlarmKind::ALL {
+            let Some(alarm) = &mut self.alarms[kind.index()] else {
+                continue;
+            };
+            if alarm.priority == Priority::High
+                && !alarm.acknowledged
+                && !alarm.escalated
+                && now.saturating_sub(alarm.raised_at_ms) >= after
+            {
+                alarm.escalated = true;
+                let unacknowledged_for_ms = now - alarm.raised_at_ms;
+                self.emit(Event::AlarmEscalated {
+                    alarm: kind,
+                    unacknowledged_for_ms,
+                });
+            }
+        }
+    }
+}
+
+fn minutes_to_ms(minutes: f64) -> u64 {
+    let ms = minutes * 60_000.0;
+    if ms.is_finite() && ms > 0.0 {
+        ms as u64
+    } else {
+        0
+    }
+}

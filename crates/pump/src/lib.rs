@@ -21,12 +21,19 @@ mod library;
 mod program;
 mod types;
 
-pub use alarm::{ActiveAlarm, AlarmDetail, AlarmKind, Annunciation, AudioState, Priority};
-pub use config::Config;
-pub use engine::Pump;
-pub use library::{Concentration, DrugEntry, DrugLibrary, LibraryError, Limits, LimitZone};
-pub use program::{BolusProgram, EndAction, Program, ProgramError, ProgramRequest};
+pub use alarm::{
+    ActiveAlarm, AlarmDetail, AlarmKind, Annunciation, AudioState, MotorEffect, Priority,
+    SensorField,
+};
+pub use config::{Config, ConfigError};
+pub use engine::{
+    AIR_BUCKETS_MAX, EVENTS_MAX, EVENTS_RESERVE, HOURLY_BUCKETS_MAX, Pump, REPEAT_HISTORY_MAX,
+};
+pub use library::{Concentration, DrugEntry, DrugLibrary, LibraryError, LimitZone, Limits};
+pub use program::{
+    BolusProgram, EndAction, Field, LimitBreach, Program, ProgramError, ProgramRequest,
+};
 pub use types::{
-    Command, CommandError, Event, Input, MotorCommand, SelfTest, SensorFrame, State, Status,
-    TimedEvent,
+    BolusDenial, Command, CommandError, Event, Input, MotorCommand, SelfTest, SensorFrame, State,
+    Status, TimedEvent,
 };
