@@ -1,1 +1,28 @@
-//! placeholder: crate under construction.
+//! The pump simulator: the physical pump at home (container, mechanism, line, patient, power, faults)
+//! driving the real pump core exactly as a device driver would, plus scenario files, the
+//! IEC 60601-2-24 test methods and a Monte Carlo safety campaign.
+//!
+//! Entry points: [`Scenario::from_toml_str`] → [`Simulation::new`] → [`Simulation::step`] /
+//! [`Simulation::run_until`]; [`run_scenario`] runs a file with its expectations; [`trumpet`],
+//! [`occlusion`] and [`campaign`] are the standard test methods and the safety campaign.
+//! Everything is deterministic: the same scenario and seed give identical output.
+
+pub mod action;
+pub mod duration;
+mod names;
+pub mod plant;
+pub mod rng;
+pub mod scenario;
+
+pub use action::Action;
+pub use duration::{DurationError, format_duration_ms, parse_duration_ms};
+pub use plant::{ContainerKind, Plant, PlantConfig, PlantEvent, PlantReadings};
+pub use rng::Rng;
+pub use scenario::{Expectation, ProgramSpec, Scenario, ScenarioError, ScheduledAction};
+pub mod run;
+pub mod simulation;
+
+pub use run::{RunConfig, RunOutcome, RunReport, run_scenario};
+pub use simulation::{
+    AlarmRecord, JournalEntry, Simulation, Telemetry, TelemetryAlarm, TraceSample,
+};
