@@ -199,6 +199,8 @@ pub struct Pump {
     delivered_measured_ul: f64,
     hourly: Rolling<HOURLY_BUCKETS_MAX>,
     hourly_limited: bool,
+    /// A bolus was refused for the hourly limit and a full bolus is still not available.
+    hourly_denied: bool,
     bolus: Option<BolusRun>,
     last_bolus_start_ms: Option<u64>,
     lockout_until_ms: u64,
@@ -248,6 +250,7 @@ impl Pump {
             delivered_measured_ul: 0.0,
             hourly,
             hourly_limited: false,
+            hourly_denied: false,
             bolus: None,
             last_bolus_start_ms: None,
             lockout_until_ms: 0,
@@ -653,10 +656,14 @@ impl Pump {
     fn update_hourly_limit(&mut self) {
         let Some(bolus) = self.program.as_ref().and_then(Program::bolus) else {
             self.hourly_limited = false;
+            self.hourly_denied = false;
             return;
         };
         let limit_ul = bolus.max_ml_per_h * 1000.0;
         let total = self.hourly.total();
+        if total + bolus.volume_ml * 1000.0 <= limit_ul {
+            self.hourly_denied = false;
+        }
         if total >= limit_ul {
             self.hourly_limited = true;
         } else if total <= limit_ul * self.config.hourly_resume_fraction {
@@ -928,8 +935,17 @@ impl Pump {
             self.emit(Event::BolusDenied {
                 reason: alloc::format!("{denial}"),
             });
-            if let BolusDenial::LockedOut { .. } = denial {
-                self.raise(AlarmKind::BolusLockedOut, AlarmDetail::None);
+            match denial {
+                BolusDenial::LockedOut { .. } => {
+                    self.raise(AlarmKind::BolusLockedOut, AlarmDetail::None)
+                }
+                BolusDenial::HourlyLimit { .. } => {
+                    self.hourly_denied = true;
+                    self.raise(AlarmKind::HourlyLimitReached, AlarmDetail::None);
+                }
+                BolusDenial::NoBolusProgram
+                | BolusDenial::NotInfusing
+                | BolusDenial::AlreadyRunning => {}
             }
             return Err(CommandError::BolusDenied(denial));
         }
@@ -1205,9 +1221,12 @@ impl Pump {
             },
             // Raised by the bolus button; present while the lockout runs.
             AlarmKind::BolusLockedOut => (self.now_ms < self.lockout_until_ms, false, none),
-            AlarmKind::HourlyLimitReached => {
-                (self.hourly_limited, self.hourly_limited && running, none)
-            }
+            // Present while the basal is held at KVO, or while a refused bolus is still unavailable.
+            AlarmKind::HourlyLimitReached => (
+                self.hourly_limited || self.hourly_denied,
+                self.hourly_limited && running,
+                none,
+            ),
         }
     }
 

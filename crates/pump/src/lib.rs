@@ -17,6 +17,7 @@ extern crate alloc;
 mod alarm;
 mod config;
 mod engine;
+pub mod harness;
 mod library;
 mod program;
 mod types;

@@ -1,0 +1,687 @@
+//! A deterministic test driver for the core and the checks of its safety invariants, shared by the
+//! property tests, the fuzz target (`fuzz/fuzz_targets/pump_inputs.rs`) and any other checker.
+//!
+//! Not device code: a device has its own driver. It lives in the crate (not under `tests/`) so that
+//! the fuzz target and the crate's ordinary tests run exactly the same decoding and the same checks,
+//! and CI exercises them on stable without a fuzzer.
+//!
+//! The driver models an ideal mechanism (the encoder moves exactly as commanded), reads sensors every
+//! `Config::sensor_period_ms` and honours every deadline the core announces, as a correct device
+//! driver would. Everything else — commands, sensor values including NaN and absurd numbers, frames
+//! that stop arriving — comes from the test input.
+
+use alloc::format;
+use alloc::string::String;
+use alloc::vec::Vec;
+
+use crate::alarm::{AlarmKind, MotorEffect, SensorField};
+use crate::config::Config;
+use crate::engine::Pump;
+use crate::library::{Concentration, DrugEntry, DrugLibrary, LibraryError, Limits};
+use crate::program::{BolusProgram, EndAction, ProgramRequest};
+use crate::types::{Command, Event, Input, MotorCommand, SelfTest, SensorFrame, State};
+
+/// Longest stretch of time one step may cover, so a run stays bounded in ticks.
+pub const STEP_MS_MAX: u64 = 10 * 60_000;
+
+/// One step of a test run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// An operator command at the current time.
+    Command(Command),
+    /// Change what the sensors will report from now on.
+    Sensors(SensorChange),
+    /// Let time pass with a sensor frame every period (deadlines honoured in between).
+    Run { ms: u64 },
+    /// Let time pass without sensor frames (deadlines still honoured): a stalled sensor bus.
+    NoFrames { ms: u64 },
+    /// Hand in one frame of the plant's values with one reading replaced (NaN, negative, absurd).
+    OddReading { sensor: SensorField, value: f64 },
+}
+
+/// A change of the simulated world.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum SensorChange {
+    Door {
+        closed: bool,
+    },
+    DownstreamPressure {
+        mmhg: f64,
+    },
+    UpstreamPressure {
+        mmhg: f64,
+    },
+    /// Air passing the detector in the next frame only.
+    Bubble {
+        ul: f64,
+    },
+    Battery {
+        percent: f64,
+        minutes_left: f64,
+    },
+    Mains {
+        present: bool,
+    },
+    Temperature {
+        celsius: f64,
+    },
+    SelfTest(SelfTest),
+    /// The encoder moves this fraction of what the motor controller was commanded (1.0 = healthy).
+    EncoderFactor {
+        factor: f64,
+    },
+    /// The whole mechanism (controller and encoder agreeing) moves this fraction of what the core
+    /// commanded: a runaway (> 1) or dragging (< 1) motor, or free flow.
+    MechanismFactor {
+        factor: f64,
+    },
+}
+
+/// The simulated world around the core.
+#[derive(Debug, Clone)]
+struct Plant {
+    door_closed: bool,
+    downstream_mmhg: f64,
+    upstream_mmhg: f64,
+    pending_air_ul: f64,
+    battery_percent: f64,
+    battery_minutes_left: f64,
+    mains_present: bool,
+    temperature_c: f64,
+    self_test: SelfTest,
+    encoder_factor: f64,
+    mechanism_factor: f64,
+    controller_ul_total: f64,
+    encoder_ul_total: f64,
+}
+
+impl Plant {
+    fn new() -> Plant {
+        Plant {
+            door_closed: true,
+            downstream_mmhg: 40.0,
+            upstream_mmhg: -5.0,
+            pending_air_ul: 0.0,
+            battery_percent: 100.0,
+            battery_minutes_left: 600.0,
+            mains_present: true,
+            temperature_c: 30.0,
+            self_test: SelfTest::Passed,
+            encoder_factor: 1.0,
+            mechanism_factor: 1.0,
+            controller_ul_total: 0.0,
+            encoder_ul_total: 0.0,
+        }
+    }
+
+    fn frame(&mut self) -> SensorFrame {
+        let air = core::mem::take(&mut self.pending_air_ul);
+        SensorFrame {
+            downstream_pressure_mmhg: self.downstream_mmhg,
+            upstream_pressure_mmhg: self.upstream_mmhg,
+            air_ul_since_last_frame: air,
+            door_closed: self.door_closed,
+            battery_percent: self.battery_percent,
+            battery_minutes_left: self.battery_minutes_left,
+            mains_present: self.mains_present,
+            motor_volume_ul_total: self.encoder_ul_total,
+            commanded_volume_ul_total: self.controller_ul_total,
+            mechanism_temperature_c: self.temperature_c,
+            self_test: self.self_test,
+        }
+    }
+}
+
+/// The driver: a core, a plant, a clock, and the bookkeeping the invariants need.
+#[derive(Debug, Clone)]
+pub struct Harness {
+    pump: Pump,
+    plant: Plant,
+    now_ms: u64,
+    next_frame_ms: u64,
+    /// Volume the plant delivered under the current program while the core was not in KVO.
+    delivered_at_rate_ul: f64,
+    /// Volume the plant delivered under the current program, KVO included.
+    delivered_total_ul: f64,
+    vtbi_ul: Option<f64>,
+    reservoir_ul: Option<f64>,
+    /// The sensor values the core was last shown (the invariants judge the motor against them).
+    last_frame: Option<SensorFrame>,
+    was_fault: bool,
+    /// The mechanism moved exactly as commanded throughout the current program, so the plant's
+    /// volume is what the core could know.
+    honest: bool,
+    events: Vec<Event>,
+    /// Sensor frames handed in so far (a measure of how much a run exercised).
+    pub frames: u64,
+}
+
+impl Harness {
+    pub fn new(config: Config) -> Harness {
+        let pump = Pump::new(config, test_library(), 0);
+        let mut h = Harness {
+            pump,
+            plant: Plant::new(),
+            now_ms: 0,
+            next_frame_ms: 0,
+            delivered_at_rate_ul: 0.0,
+            delivered_total_ul: 0.0,
+            vtbi_ul: None,
+            reservoir_ul: None,
+            last_frame: None,
+            was_fault: false,
+            honest: true,
+            events: Vec::new(),
+            frames: 0,
+        };
+        h.drain();
+        h
+    }
+
+    pub fn pump(&self) -> &Pump {
+        &self.pump
+    }
+
+    pub fn now_ms(&self) -> u64 {
+        self.now_ms
+    }
+
+    /// Every event seen so far.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    /// Applies one step and checks every invariant after every call into the core.
+    pub fn step(&mut self, step: &Step) -> Result<(), String> {
+        match step {
+            Step::Command(command) => {
+                // Refusals are fine; panics and broken invariants are not.
+                let result = self
+                    .pump
+                    .handle(self.now_ms, Input::Command(command.clone()));
+                // Acknowledging air_in_line means the operator removed the air (documented), so
+                // the last frame's bubble no longer counts against the motor.
+                if result.is_ok()
+                    && *command == Command::Acknowledge(AlarmKind::AirInLine)
+                    && let Some(f) = &mut self.last_frame
+                {
+                    f.air_ul_since_last_frame = 0.0;
+                }
+                self.after_call()?;
+            }
+            Step::Sensors(change) => self.change(*change),
+            Step::Run { ms } => self.run_for((*ms).min(STEP_MS_MAX), true)?,
+            Step::NoFrames { ms } => self.run_for((*ms).min(STEP_MS_MAX), false)?,
+            Step::OddReading { sensor, value } => {
+                let mut frame = self.plant.frame();
+                let v = *value;
+                match sensor {
+                    SensorField::DownstreamPressure => frame.downstream_pressure_mmhg = v,
+                    SensorField::UpstreamPressure => frame.upstream_pressure_mmhg = v,
+                    SensorField::Air => frame.air_ul_since_last_frame = v,
+                    SensorField::BatteryPercent => frame.battery_percent = v,
+                    SensorField::BatteryMinutesLeft => frame.battery_minutes_left = v,
+                    SensorField::MotorVolume => frame.motor_volume_ul_total = v,
+                    SensorField::CommandedVolume => frame.commanded_volume_ul_total = v,
+                    SensorField::MechanismTemperature => frame.mechanism_temperature_c = v,
+                }
+                self.last_frame = Some(frame.clone());
+                let _ = self.pump.handle(self.now_ms, Input::Sensors(frame));
+                self.frames += 1;
+                self.after_call()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn change(&mut self, change: SensorChange) {
+        if let SensorChange::EncoderFactor { factor } | SensorChange::MechanismFactor { factor } =
+            change
+            && factor != 1.0
+        {
+            self.honest = false;
+        }
+        let p = &mut self.plant;
+        match change {
+            SensorChange::Door { closed } => p.door_closed = closed,
+            SensorChange::DownstreamPressure { mmhg } => p.downstream_mmhg = mmhg,
+            SensorChange::UpstreamPressure { mmhg } => p.upstream_mmhg = mmhg,
+            SensorChange::Bubble { ul } => p.pending_air_ul += ul,
+            SensorChange::Battery {
+                percent,
+                minutes_left,
+            } => {
+                p.battery_percent = percent;
+                p.battery_minutes_left = minutes_left;
+            }
+            SensorChange::Mains { present } => p.mains_present = present,
+            SensorChange::Temperature { celsius } => p.temperature_c = celsius,
+            SensorChange::SelfTest(result) => p.self_test = result,
+            SensorChange::EncoderFactor { factor } => p.encoder_factor = factor,
+            SensorChange::MechanismFactor { factor } => p.mechanism_factor = factor,
+        }
+    }
+
+    /// Lets `ms` pass: frames every sensor period (if `frames`), deadlines honoured exactly.
+    fn run_for(&mut self, ms: u64, frames: bool) -> Result<(), String> {
+        let end = self.now_ms.saturating_add(ms);
+        let period = self.pump.config().sensor_period_ms.max(1);
+        if self.next_frame_ms < self.now_ms {
+            self.next_frame_ms = self.now_ms;
+        }
+        loop {
+            let deadline = self.pump.next_deadline_ms().unwrap_or(u64::MAX);
+            let frame_at = if frames { self.next_frame_ms } else { u64::MAX };
+            let t = end.min(deadline).min(frame_at);
+            if t > end || (t == end && t != deadline && t != frame_at) {
+                self.move_plant(end);
+                return Ok(());
+            }
+            self.move_plant(t);
+            if t == frame_at {
+                let frame = self.plant.frame();
+                self.last_frame = Some(frame.clone());
+                let _ = self.pump.handle(t, Input::Sensors(frame));
+                self.frames += 1;
+                self.next_frame_ms = t + period;
+            } else {
+                self.pump.handle_timeout(t);
+            }
+            self.after_call()?;
+            if t >= end {
+                return Ok(());
+            }
+        }
+    }
+
+    /// The mechanism moves at the commanded rate from `now_ms` to `t`.
+    fn move_plant(&mut self, t: u64) {
+        let elapsed_ms = t.saturating_sub(self.now_ms) as f64;
+        if let MotorCommand::Run { rate_ml_per_h } = self.pump.motor_command() {
+            let sane = |f: f64| if f.is_finite() && f >= 0.0 { f } else { 1.0 };
+            let commanded = rate_ml_per_h / 3600.0 * elapsed_ms * sane(self.plant.mechanism_factor);
+            let moved = commanded * sane(self.plant.encoder_factor);
+            self.plant.controller_ul_total += commanded;
+            self.plant.encoder_ul_total += moved;
+            self.delivered_total_ul += moved;
+            if self.pump.state() != State::Kvo {
+                self.delivered_at_rate_ul += moved;
+            }
+        }
+        self.now_ms = self.now_ms.max(t);
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.pump.poll_event() {
+            if let Event::ProgramAccepted { program } = &e.event {
+                self.delivered_at_rate_ul = 0.0;
+                self.delivered_total_ul = 0.0;
+                self.honest =
+                    self.plant.encoder_factor == 1.0 && self.plant.mechanism_factor == 1.0;
+                self.vtbi_ul = Some(program.vtbi_ml() * 1000.0);
+                self.reservoir_ul = program.reservoir_ml().map(|r| r * 1000.0);
+            }
+            self.events.push(e.event);
+        }
+    }
+
+    fn after_call(&mut self) -> Result<(), String> {
+        self.drain();
+        let result = self.check_invariants();
+        self.was_fault |= self.pump.state() == State::Fault;
+        result
+    }
+
+    /// Every safety invariant of the core, checked against the outputs it gives now.
+    pub fn check_invariants(&self) -> Result<(), String> {
+        let pump = &self.pump;
+        let c = pump.config();
+        let motor = pump.motor_command();
+        let state = pump.state();
+
+        if self.was_fault && state != State::Fault {
+            return Err(format!(
+                "left Fault for {state:?}: a system fault must refuse restart"
+            ));
+        }
+        if (state == State::Fault) != pump.alarm(AlarmKind::SystemError).is_some() {
+            return Err(format!(
+                "state {state:?} disagrees with the system_error alarm"
+            ));
+        }
+        if let Some(d) = pump.next_deadline_ms()
+            && d <= self.now_ms
+        {
+            return Err(format!("deadline {d} not after now {}", self.now_ms));
+        }
+
+        if let MotorCommand::Run { rate_ml_per_h } = motor {
+            if !state.motor_should_run() {
+                return Err(format!("motor runs in state {state:?}"));
+            }
+            if !(rate_ml_per_h.is_finite() && rate_ml_per_h > 0.0) {
+                return Err(format!(
+                    "motor rate {rate_ml_per_h} is not a positive number"
+                ));
+            }
+            if let Some(a) = pump
+                .active_alarms()
+                .find(|a| a.kind.motor_effect() == MotorEffect::Stop)
+            {
+                return Err(format!("motor runs with {:?} active", a.kind));
+            }
+            let Some(f) = &self.last_frame else {
+                return Err(String::from("motor runs before any sensor frame"));
+            };
+            if !f.door_closed {
+                return Err(String::from("motor runs with the door open"));
+            }
+            if f.downstream_pressure_mmhg > c.occlusion_downstream_mmhg {
+                return Err(String::from("motor runs with a downstream occlusion"));
+            }
+            if f.upstream_pressure_mmhg < c.occlusion_upstream_mmhg {
+                return Err(String::from("motor runs with an upstream occlusion"));
+            }
+            if f.air_ul_since_last_frame > c.air_single_bubble_ul {
+                return Err(String::from("motor runs with air in line"));
+            }
+            if !f.mains_present && f.battery_minutes_left < c.battery_depleted_minutes {
+                return Err(String::from("motor runs on a depleted battery"));
+            }
+            if let Some(reservoir) = self.reservoir_ul
+                && self.honest
+                && reservoir - self.delivered_total_ul < c.reservoir_empty_ml * 1000.0 - 1e-6
+            {
+                return Err(String::from("motor runs with the reservoir empty"));
+            }
+            let Some(p) = pump.program() else {
+                return Err(String::from("motor runs without a program"));
+            };
+            let ceiling = match state {
+                State::Kvo => p.kvo_ml_per_h().unwrap_or(0.0),
+                _ if pump.status().bolus_running => p.rate_ml_per_h().max(c.bolus_rate_ml_per_h),
+                _ => p.rate_ml_per_h(),
+            };
+            if rate_ml_per_h > ceiling {
+                return Err(format!(
+                    "commanded {rate_ml_per_h} mL/h above the allowed {ceiling} mL/h"
+                ));
+            }
+        }
+
+        // Never more than VTBI plus one stroke at the programmed (or bolus) rate. Only meaningful
+        // while the encoder tells the truth (a slipping encoder is itself an alarm).
+        if let Some(vtbi) = self.vtbi_ul
+            && self.honest
+            && self.delivered_at_rate_ul > vtbi + c.stroke_volume_ul + 1e-6
+        {
+            return Err(format!(
+                "delivered {} µL for a VTBI of {vtbi} µL (one stroke is {} µL)",
+                self.delivered_at_rate_ul, c.stroke_volume_ul
+            ));
+        }
+
+        // Annunciation: the sounding alarm is the top audible one; silencing hides nothing.
+        let ann = pump.annunciation();
+        let listed = pump.active_alarms().count();
+        if ann.active.len() != listed {
+            return Err(String::from("annunciation hides an active alarm"));
+        }
+        let audible: Vec<_> = ann
+            .active
+            .iter()
+            .filter(|a| {
+                !a.acknowledged && a.audio_paused_until_ms.is_none_or(|u| u <= pump.now_ms())
+            })
+            .collect();
+        match (&ann.sounding, audible.first()) {
+            (None, None) => {}
+            (Some(s), Some(top)) if s.kind == top.kind => {
+                if audible.iter().any(|a| a.priority > s.priority) {
+                    return Err(String::from(
+                        "a higher-priority alarm is not the one sounding",
+                    ));
+                }
+            }
+            (s, top) => return Err(format!("sounding {s:?} but top audible is {top:?}")),
+        }
+        Ok(())
+    }
+}
+
+/// A small library used by the harness: one drug with all five limits and a bolus, one without.
+pub fn test_library() -> DrugLibrary {
+    build_test_library().unwrap_or_default()
+}
+
+fn build_test_library() -> Result<DrugLibrary, LibraryError> {
+    let limits = Limits::new;
+    DrugLibrary::new(alloc::vec![
+        DrugEntry {
+            id: String::from("morphine-1"),
+            name: String::from("Morphine 1 mg/mL"),
+            concentration: Concentration {
+                amount: 1.0,
+                unit: String::from("mg"),
+                per_ml: 1.0
+            },
+            rate_ml_per_h: limits(0.1, 0.5, 1.0, 5.0, 10.0)?,
+            vtbi_ml: limits(1.0, 5.0, 50.0, 100.0, 250.0)?,
+            bolus_ml: Some(limits(0.1, 0.5, 1.0, 2.0, 5.0)?),
+        },
+        DrugEntry {
+            id: String::from("saline"),
+            name: String::from("Sodium chloride 0.9 %"),
+            concentration: Concentration {
+                amount: 9.0,
+                unit: String::from("mg"),
+                per_ml: 1.0
+            },
+            rate_ml_per_h: limits(1.0, 5.0, 100.0, 500.0, 999.0)?,
+            vtbi_ml: limits(1.0, 10.0, 1000.0, 3000.0, 9999.0)?,
+            bolus_ml: None,
+        },
+    ])
+}
+
+/// Reads bytes as a sequence of steps. Every byte string decodes to something (fuzzers need that);
+/// values come from small tables that include the edges and the impossible.
+pub fn decode(bytes: &[u8]) -> Vec<Step> {
+    let mut r = Reader { bytes, at: 0 };
+    let mut steps = Vec::new();
+    while let Some(op) = r.next() {
+        let step = match op % 32 {
+            0..=7 => Step::Run {
+                ms: r.pick(&[100, 250, 1_000, 5_000, 30_000, 60_000, 180_000, 600_000]),
+            },
+            8 => Step::NoFrames {
+                ms: r.pick(&[150, 400, 600, 2_000, 120_000]),
+            },
+            9..=11 => Step::Command(Command::Program(r.program())),
+            12..=14 => Step::Command(Command::Start),
+            15..=17 => Step::Command(r.pick_command()),
+            18..=19 => Step::Command(Command::Acknowledge(r.pick(&AlarmKind::ALL))),
+            20..=21 => Step::Command(Command::PatientBolus),
+            22 => Step::Sensors(SensorChange::Door { closed: r.flag() }),
+            23 => Step::Sensors(SensorChange::DownstreamPressure {
+                mmhg: r.pick(&[0.0, 40.0, 300.0, 516.0, 600.0, 1200.0]),
+            }),
+            24 => Step::Sensors(SensorChange::UpstreamPressure {
+                mmhg: r.pick(&[0.0, -10.0, -60.0, -200.0]),
+            }),
+            25 => Step::Sensors(SensorChange::Bubble {
+                ul: r.pick(&[5.0, 50.0, 99.0, 150.0, 600.0]),
+            }),
+            26..=27 => Step::Sensors(r.power()),
+            28 => Step::Sensors(r.mechanism()),
+            29..=30 => Step::Command(Command::Resume),
+            _ => r.odd_reading(),
+        };
+        steps.push(step);
+    }
+    steps
+}
+
+/// Decodes `bytes`, runs the steps from power-on with the default config, and checks the
+/// invariants after every call into the core. The fuzz target and the tests call this.
+pub fn run_bytes(bytes: &[u8]) -> Result<(), String> {
+    let mut harness = Harness::new(Config::default());
+    for (index, step) in decode(bytes).iter().enumerate() {
+        harness
+            .step(step)
+            .map_err(|e| format!("step {index} ({step:?}): {e}"))?;
+    }
+    Ok(())
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl Reader<'_> {
+    /// One bit of input, as a yes/no.
+    fn flag(&mut self) -> bool {
+        self.next().unwrap_or(0) & 1 == 0
+    }
+
+    fn next(&mut self) -> Option<u8> {
+        let b = self.bytes.get(self.at).copied();
+        self.at += 1;
+        b
+    }
+
+    fn pick<T: Copy>(&mut self, table: &[T]) -> T {
+        let b = self.next().unwrap_or(0) as usize;
+        table[b % table.len()]
+    }
+
+    fn pick_command(&mut self) -> Command {
+        self.pick(&[0u8, 1, 2, 3, 4, 5]).into_command()
+    }
+
+    fn program(&mut self) -> ProgramRequest {
+        let rate = self.pick(&[
+            0.1,
+            1.0,
+            2.0,
+            36.0,
+            120.0,
+            600.0,
+            999.0,
+            0.05,
+            1200.0,
+            f64::NAN,
+        ]);
+        let vtbi = self.pick(&[0.1, 0.5, 2.0, 10.0, 50.0, 300.0, 0.05, f64::INFINITY]);
+        let end_action = match self.next().unwrap_or(0) % 4 {
+            0 => EndAction::Stop,
+            1 => EndAction::Kvo { rate_ml_per_h: 0.1 },
+            2 => EndAction::Kvo { rate_ml_per_h: 5.0 },
+            _ => EndAction::Kvo {
+                rate_ml_per_h: 30.0,
+            },
+        };
+        let bolus = match self.next().unwrap_or(0) % 4 {
+            0 | 1 => None,
+            2 => Some(BolusProgram {
+                volume_ml: 1.0,
+                lockout_min: 5.0,
+                max_ml_per_h: 10.0,
+            }),
+            _ => Some(BolusProgram {
+                volume_ml: self.pick(&[0.5, 2.0, 60.0]),
+                lockout_min: self.pick(&[1.0, 10.0, 30.0]),
+                max_ml_per_h: self.pick(&[3.0, 8.0, 40.0]),
+            }),
+        };
+        let drug_id = match self.next().unwrap_or(0) % 4 {
+            0 | 1 => None,
+            2 => Some(String::from("morphine-1")),
+            _ => Some(String::from(if self.flag() { "saline" } else { "unknown" })),
+        };
+        let reservoir_ml = match self.next().unwrap_or(0) % 3 {
+            0 => None,
+            _ => Some(self.pick(&[0.4, 1.5, 5.0, 100.0])),
+        };
+        ProgramRequest {
+            drug_id,
+            rate_ml_per_h: rate,
+            vtbi_ml: vtbi,
+            end_action,
+            bolus,
+            reservoir_ml,
+        }
+    }
+
+    fn power(&mut self) -> SensorChange {
+        match self.next().unwrap_or(0) % 4 {
+            0 | 1 => SensorChange::Mains {
+                present: self.flag(),
+            },
+            _ => SensorChange::Battery {
+                percent: self.pick(&[100.0, 80.0, 50.0, 10.0, 2.0, 0.0]),
+                minutes_left: self.pick(&[600.0, 300.0, 45.0, 25.0, 8.0, 2.0, 0.0]),
+            },
+        }
+    }
+
+    fn mechanism(&mut self) -> SensorChange {
+        match self.next().unwrap_or(0) % 4 {
+            0 => SensorChange::Temperature {
+                celsius: self.pick(&[30.0, 50.0, 60.0]),
+            },
+            1 => SensorChange::SelfTest(if self.next().unwrap_or(0) & 3 == 0 {
+                SelfTest::Failed { code: 7 }
+            } else {
+                SelfTest::Passed
+            }),
+            2 => SensorChange::EncoderFactor {
+                factor: self.pick(&[1.0, 1.0, 1.0, 0.0, 0.5, 0.95, 1.05, 2.0]),
+            },
+            _ => SensorChange::MechanismFactor {
+                factor: self.pick(&[1.0, 1.0, 0.2, 0.8, 1.2, 3.0]),
+            },
+        }
+    }
+
+    fn odd_reading(&mut self) -> Step {
+        let value = self.pick(&[
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -1.0,
+            0.0,
+            1.0e9,
+            25.0,
+        ]);
+        let sensor = self.pick(&[
+            SensorField::DownstreamPressure,
+            SensorField::UpstreamPressure,
+            SensorField::Air,
+            SensorField::BatteryPercent,
+            SensorField::BatteryMinutesLeft,
+            SensorField::MotorVolume,
+            SensorField::CommandedVolume,
+            SensorField::MechanismTemperature,
+        ]);
+        Step::OddReading { sensor, value }
+    }
+}
+
+trait IntoCommand {
+    fn into_command(self) -> Command;
+}
+
+impl IntoCommand for u8 {
+    fn into_command(self) -> Command {
+        match self {
+            0 => Command::Pause,
+            1 => Command::Resume,
+            2 => Command::Stop,
+            3 => Command::SilenceAudio,
+            4 => Command::ConfirmOverride,
+            _ => Command::CancelOverride,
+        }
+    }
+}

@@ -1,0 +1,876 @@
+//! Every alarm as one row of a table: what raises it, what the motor does, what clears it.
+//!
+//! Each case runs through the shared harness (ideal mechanism, frames every 100 ms, deadlines
+//! honoured, every safety invariant checked after every call). `check` then asserts, in order: the
+//! alarm is raised with its catalogue priority; the motor does what the catalogue says; removing the
+//! cause alone does NOT clear it (alarms latch); acknowledging then clears it (or, for
+//! `system_error`, never does).
+
+use pump::harness::{Harness, SensorChange, Step};
+use pump::{
+    AlarmDetail, AlarmKind, BolusProgram, Command, Config, EndAction, Event, MotorCommand,
+    Priority, ProgramRequest, SelfTest, SensorField, State,
+};
+
+/// What the motor must do while the alarm is active.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Motor {
+    Stopped,
+    /// Keeps running at the programmed rate.
+    Runs,
+    /// Runs at this (KVO) rate.
+    RunsAt(f64),
+}
+
+/// How the alarm ends.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Clears {
+    /// Cause removed, still listed (latched); acknowledged, gone.
+    AfterCauseAndAck,
+    /// Never: a system fault stays until service, whatever is done.
+    Never,
+}
+
+struct Case {
+    alarm: AlarmKind,
+    priority: Priority,
+    program: ProgramRequest,
+    raise: Vec<Step>,
+    motor: Motor,
+    remove_cause: Vec<Step>,
+    clears: Clears,
+}
+
+fn run(ms: u64) -> Step {
+    Step::Run { ms }
+}
+/// Time passing in ten-minute steps (the harness's longest step).
+fn minutes(n: u64) -> Vec<Step> {
+    (0..n.div_ceil(10)).map(|_| run(10 * 60_000)).collect()
+}
+fn sense(change: SensorChange) -> Step {
+    Step::Sensors(change)
+}
+fn command(c: Command) -> Step {
+    Step::Command(c)
+}
+
+fn basal(rate_ml_per_h: f64, vtbi_ml: f64) -> ProgramRequest {
+    ProgramRequest::continuous(rate_ml_per_h, vtbi_ml, EndAction::Stop)
+}
+
+fn step_all(h: &mut Harness, steps: &[Step]) {
+    for step in steps {
+        h.step(step)
+            .unwrap_or_else(|violation| panic!("invariant broken at {step:?}: {violation}"));
+    }
+}
+
+fn check(case: Case) {
+    let name = case.alarm.name();
+    let mut h = Harness::new(Config::default());
+    step_all(
+        &mut h,
+        &[
+            run(200),
+            command(Command::Program(case.program.clone())),
+            command(Command::Start),
+            run(1000),
+        ],
+    );
+    assert_eq!(
+        h.pump().state(),
+        State::Infusing,
+        "{name}: setup did not start infusing"
+    );
+    assert!(
+        h.pump().alarm(case.alarm).is_none(),
+        "{name}: active before its cause"
+    );
+
+    step_all(&mut h, &case.raise);
+    let alarm = h.pump().alarm(case.alarm).unwrap_or_else(|| {
+        panic!(
+            "{name}: not raised; active: {:?}",
+            h.pump().active_alarms().collect::<Vec<_>>()
+        )
+    });
+    assert_eq!(alarm.priority, case.priority, "{name}: priority");
+    assert!(
+        h.events()
+            .iter()
+            .any(|e| matches!(e, Event::AlarmRaised { alarm, .. } if *alarm == case.alarm)),
+        "{name}: no AlarmRaised event"
+    );
+    let motor = h.pump().motor_command();
+    match case.motor {
+        Motor::Stopped => assert_eq!(motor, MotorCommand::Stopped, "{name}: motor"),
+        Motor::Runs => {
+            let rate = case.program.rate_ml_per_h;
+            assert_eq!(
+                motor,
+                MotorCommand::Run {
+                    rate_ml_per_h: rate
+                },
+                "{name}: motor"
+            )
+        }
+        Motor::RunsAt(rate) => {
+            assert_eq!(
+                motor,
+                MotorCommand::Run {
+                    rate_ml_per_h: rate
+                },
+                "{name}: motor"
+            )
+        }
+    }
+    assert!(
+        h.pump()
+            .annunciation()
+            .active
+            .iter()
+            .any(|a| a.kind == case.alarm),
+        "{name}: not shown in the annunciation"
+    );
+
+    step_all(&mut h, &case.remove_cause);
+    let alarm = h.pump().alarm(case.alarm);
+    assert!(
+        alarm.is_some(),
+        "{name}: cleared without acknowledgement (alarms latch)"
+    );
+
+    step_all(
+        &mut h,
+        &[command(Command::Acknowledge(case.alarm)), run(200)],
+    );
+    match case.clears {
+        Clears::AfterCauseAndAck => {
+            assert!(
+                h.pump().alarm(case.alarm).is_none(),
+                "{name}: still active after cause gone + ack: {:?}",
+                h.pump().alarm(case.alarm)
+            );
+            assert!(
+                h.events()
+                    .iter()
+                    .any(|e| matches!(e, Event::AlarmCleared { alarm } if *alarm == case.alarm)),
+                "{name}: no AlarmCleared event"
+            );
+        }
+        Clears::Never => {
+            let alarm = h.pump().alarm(case.alarm).expect("fault alarm stays");
+            assert!(alarm.acknowledged, "{name}: acknowledgement not recorded");
+            assert_eq!(h.pump().state(), State::Fault);
+            step_all(
+                &mut h,
+                &[command(Command::Start), command(Command::Resume), run(1000)],
+            );
+            assert_eq!(
+                h.pump().state(),
+                State::Fault,
+                "{name}: a fault must refuse restart"
+            );
+            assert_eq!(h.pump().motor_command(), MotorCommand::Stopped);
+        }
+    }
+}
+
+fn bolus_program() -> ProgramRequest {
+    ProgramRequest {
+        drug_id: None,
+        rate_ml_per_h: 1.0,
+        vtbi_ml: 100.0,
+        end_action: EndAction::Stop,
+        bolus: Some(BolusProgram {
+            volume_ml: 1.0,
+            lockout_min: 5.0,
+            max_ml_per_h: 3.0,
+        }),
+        reservoir_ml: None,
+    }
+}
+
+fn open_door_and_resume() -> Vec<Step> {
+    vec![
+        sense(SensorChange::Door { closed: false }),
+        run(200),
+        sense(SensorChange::Door { closed: true }),
+        run(200),
+        command(Command::Acknowledge(AlarmKind::DoorOpen)),
+        command(Command::Resume),
+        run(200),
+    ]
+}
+
+#[test]
+fn occlusion_downstream() {
+    check(Case {
+        alarm: AlarmKind::OcclusionDownstream,
+        priority: Priority::High,
+        program: basal(25.0, 100.0),
+        raise: vec![
+            sense(SensorChange::DownstreamPressure { mmhg: 600.0 }),
+            run(200),
+        ],
+        motor: Motor::Stopped,
+        remove_cause: vec![
+            sense(SensorChange::DownstreamPressure { mmhg: 40.0 }),
+            run(200),
+        ],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn occlusion_upstream() {
+    check(Case {
+        alarm: AlarmKind::OcclusionUpstream,
+        priority: Priority::Medium,
+        program: basal(25.0, 100.0),
+        raise: vec![
+            sense(SensorChange::UpstreamPressure { mmhg: -60.0 }),
+            run(200),
+        ],
+        motor: Motor::Stopped,
+        remove_cause: vec![
+            sense(SensorChange::UpstreamPressure { mmhg: -5.0 }),
+            run(200),
+        ],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn air_in_line_single_bubble() {
+    check(Case {
+        alarm: AlarmKind::AirInLine,
+        priority: Priority::High,
+        program: basal(25.0, 100.0),
+        raise: vec![sense(SensorChange::Bubble { ul: 150.0 }), run(100)],
+        motor: Motor::Stopped,
+        // The bubble has passed the detector; the next frames show clear fluid.
+        remove_cause: vec![run(300)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn air_in_line_accumulated_over_15_minutes() {
+    // Twelve 90 µL bubbles (each under the 100 µL single-bubble limit), one a minute: 1080 µL.
+    let mut raise = Vec::new();
+    for _ in 0..12 {
+        raise.push(sense(SensorChange::Bubble { ul: 90.0 }));
+        raise.push(run(60_000));
+    }
+    check(Case {
+        alarm: AlarmKind::AirInLine,
+        priority: Priority::High,
+        program: basal(25.0, 100.0),
+        raise,
+        motor: Motor::Stopped,
+        // The accumulated air is still in the window: only the operator priming it out (the
+        // acknowledgement) ends it, so nothing removes the cause before that.
+        remove_cause: vec![run(200)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn air_accumulated_detail_names_the_window() {
+    let mut h = Harness::new(Config::default());
+    let mut steps = vec![
+        run(200),
+        command(Command::Program(basal(25.0, 100.0))),
+        command(Command::Start),
+    ];
+    for _ in 0..12 {
+        steps.push(sense(SensorChange::Bubble { ul: 90.0 }));
+        steps.push(run(60_000));
+    }
+    step_all(&mut h, &steps);
+    let detail = h.pump().alarm(AlarmKind::AirInLine).map(|a| a.detail);
+    assert!(
+        matches!(detail, Some(AlarmDetail::AirAccumulated { volume_ul_rolling_15min }) if volume_ul_rolling_15min > 1000.0)
+    );
+}
+
+#[test]
+fn reservoir_empty() {
+    // 1.5 mL in the bag at 600 mL/h: 1 mL (down to the 0.5 mL empty mark) takes 6 s.
+    let program = ProgramRequest {
+        reservoir_ml: Some(1.5),
+        ..basal(600.0, 100.0)
+    };
+    check(Case {
+        alarm: AlarmKind::ReservoirEmpty,
+        priority: Priority::Medium,
+        program,
+        raise: vec![run(6_000)],
+        motor: Motor::Stopped,
+        // A new bag: a new program with its volume.
+        remove_cause: vec![command(Command::Program(ProgramRequest {
+            reservoir_ml: Some(100.0),
+            ..basal(600.0, 50.0)
+        }))],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn infusion_near_end() {
+    // 10 mL at 60 mL/h: 5 minutes before the end is at 5 mL.
+    check(Case {
+        alarm: AlarmKind::InfusionNearEnd,
+        priority: Priority::Low,
+        program: basal(60.0, 10.0),
+        raise: vec![run(5 * 60_000)],
+        motor: Motor::Runs,
+        remove_cause: vec![run(6 * 60_000)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn infusion_complete_stops() {
+    check(Case {
+        alarm: AlarmKind::InfusionComplete,
+        priority: Priority::Medium,
+        program: basal(36.0, 0.1),
+        raise: vec![run(10_000)],
+        motor: Motor::Stopped,
+        remove_cause: vec![command(Command::Stop)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn infusion_complete_keeps_vein_open() {
+    check(Case {
+        alarm: AlarmKind::InfusionComplete,
+        priority: Priority::Medium,
+        program: ProgramRequest::continuous(36.0, 0.1, EndAction::Kvo { rate_ml_per_h: 1.0 }),
+        raise: vec![run(10_000)],
+        motor: Motor::RunsAt(1.0),
+        remove_cause: vec![command(Command::Stop)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn door_open() {
+    check(Case {
+        alarm: AlarmKind::DoorOpen,
+        priority: Priority::High,
+        program: basal(25.0, 100.0),
+        raise: vec![sense(SensorChange::Door { closed: false }), run(100)],
+        motor: Motor::Stopped,
+        remove_cause: vec![sense(SensorChange::Door { closed: true }), run(200)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn battery_low() {
+    check(Case {
+        alarm: AlarmKind::BatteryLow,
+        priority: Priority::Low,
+        program: basal(25.0, 100.0),
+        raise: vec![
+            sense(SensorChange::Mains { present: false }),
+            sense(SensorChange::Battery {
+                percent: 20.0,
+                minutes_left: 25.0,
+            }),
+            run(200),
+        ],
+        motor: Motor::Runs,
+        remove_cause: vec![sense(SensorChange::Mains { present: true }), run(200)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn battery_low_turns_medium_as_it_drains() {
+    check(Case {
+        alarm: AlarmKind::BatteryLow,
+        priority: Priority::Medium,
+        program: basal(25.0, 100.0),
+        raise: vec![
+            sense(SensorChange::Mains { present: false }),
+            sense(SensorChange::Battery {
+                percent: 20.0,
+                minutes_left: 25.0,
+            }),
+            run(200),
+            sense(SensorChange::Battery {
+                percent: 8.0,
+                minutes_left: 8.0,
+            }),
+            run(200),
+        ],
+        motor: Motor::Runs,
+        remove_cause: vec![sense(SensorChange::Mains { present: true }), run(200)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn battery_depleted() {
+    check(Case {
+        alarm: AlarmKind::BatteryDepleted,
+        priority: Priority::High,
+        program: basal(25.0, 100.0),
+        raise: vec![
+            sense(SensorChange::Mains { present: false }),
+            sense(SensorChange::Battery {
+                percent: 2.0,
+                minutes_left: 2.0,
+            }),
+            run(200),
+        ],
+        motor: Motor::Stopped,
+        remove_cause: vec![sense(SensorChange::Mains { present: true }), run(200)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn mains_lost() {
+    check(Case {
+        alarm: AlarmKind::MainsLost,
+        priority: Priority::Low,
+        program: basal(25.0, 100.0),
+        raise: vec![sense(SensorChange::Mains { present: false }), run(200)],
+        motor: Motor::Runs,
+        remove_cause: vec![sense(SensorChange::Mains { present: true }), run(200)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+fn system_error(raise: Vec<Step>, remove_cause: Vec<Step>) {
+    check(Case {
+        alarm: AlarmKind::SystemError,
+        priority: Priority::High,
+        program: basal(36.0, 100.0),
+        raise,
+        motor: Motor::Stopped,
+        remove_cause,
+        clears: Clears::Never,
+    });
+}
+
+#[test]
+fn system_error_self_test() {
+    system_error(
+        vec![
+            sense(SensorChange::SelfTest(SelfTest::Failed { code: 42 })),
+            run(100),
+        ],
+        vec![sense(SensorChange::SelfTest(SelfTest::Passed)), run(200)],
+    );
+}
+
+#[test]
+fn system_error_motor_encoder_mismatch() {
+    // The encoder stops while the controller keeps counting: 150 µL at 10 µL/s takes 15 s.
+    system_error(
+        vec![
+            sense(SensorChange::EncoderFactor { factor: 0.0 }),
+            run(16_000),
+        ],
+        vec![sense(SensorChange::EncoderFactor { factor: 1.0 }), run(200)],
+    );
+}
+
+#[test]
+fn system_error_overheating() {
+    system_error(
+        vec![sense(SensorChange::Temperature { celsius: 60.0 }), run(100)],
+        vec![sense(SensorChange::Temperature { celsius: 30.0 }), run(200)],
+    );
+}
+
+#[test]
+fn system_error_watchdog_no_sensor_frames() {
+    system_error(vec![Step::NoFrames { ms: 1_000 }], vec![run(200)]);
+}
+
+#[test]
+fn system_error_implausible_reading() {
+    system_error(
+        vec![Step::OddReading {
+            sensor: SensorField::DownstreamPressure,
+            value: f64::NAN,
+        }],
+        vec![run(200)],
+    );
+}
+
+#[test]
+fn over_infusion_far_above_at_once() {
+    // The mechanism runs at twice the commanded rate: 500 µL extra after 50 s at 36 mL/h.
+    check(Case {
+        alarm: AlarmKind::OverInfusion,
+        priority: Priority::High,
+        program: basal(36.0, 100.0),
+        raise: vec![
+            sense(SensorChange::MechanismFactor { factor: 2.0 }),
+            run(51_000),
+        ],
+        motor: Motor::Stopped,
+        remove_cause: vec![
+            sense(SensorChange::MechanismFactor { factor: 1.0 }),
+            run(200),
+        ],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn over_infusion_slightly_above_for_five_minutes() {
+    // 30 % too fast: above the 10 % threshold, below the 50 % one; alarms once it lasted 5 min.
+    let mut h = Harness::new(Config::default());
+    let setup = [
+        run(200),
+        command(Command::Program(basal(36.0, 100.0))),
+        command(Command::Start),
+        sense(SensorChange::MechanismFactor { factor: 1.3 }),
+        run(4 * 60_000),
+    ];
+    step_all(&mut h, &setup);
+    assert!(
+        h.pump().alarm(AlarmKind::OverInfusion).is_none(),
+        "slight over-infusion alarmed too early"
+    );
+    check(Case {
+        alarm: AlarmKind::OverInfusion,
+        priority: Priority::High,
+        program: basal(36.0, 100.0),
+        raise: vec![
+            sense(SensorChange::MechanismFactor { factor: 1.3 }),
+            run(6 * 60_000 + 1_000),
+        ],
+        motor: Motor::Stopped,
+        remove_cause: vec![
+            sense(SensorChange::MechanismFactor { factor: 1.0 }),
+            run(200),
+        ],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn under_infusion() {
+    // The mechanism drags at 30 % of the commanded rate: far below, alarmed at the window's end.
+    check(Case {
+        alarm: AlarmKind::UnderInfusion,
+        priority: Priority::Low,
+        program: basal(36.0, 100.0),
+        raise: vec![
+            sense(SensorChange::MechanismFactor { factor: 0.3 }),
+            run(61_000),
+        ],
+        motor: Motor::Runs,
+        remove_cause: vec![
+            sense(SensorChange::MechanismFactor { factor: 1.0 }),
+            run(61_000),
+        ],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn paused_too_long() {
+    check(Case {
+        alarm: AlarmKind::PausedTooLong,
+        priority: Priority::Medium,
+        program: basal(25.0, 100.0),
+        raise: vec![command(Command::Pause), run(2 * 60_000)],
+        motor: Motor::Stopped,
+        remove_cause: vec![command(Command::Resume), run(200)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn repeated_alarm() {
+    // The same alarm stops the motor a third time within 10 minutes.
+    let mut raise = open_door_and_resume();
+    raise.extend(open_door_and_resume());
+    raise.push(sense(SensorChange::Door { closed: false }));
+    raise.push(run(200));
+    check(Case {
+        alarm: AlarmKind::RepeatedAlarm,
+        priority: Priority::Medium,
+        program: basal(25.0, 100.0),
+        raise,
+        motor: Motor::Stopped,
+        // Acknowledging it is the response to the pattern; there is no other cause to remove.
+        remove_cause: vec![],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn bolus_locked_out() {
+    check(Case {
+        alarm: AlarmKind::BolusLockedOut,
+        priority: Priority::Low,
+        program: bolus_program(),
+        raise: vec![
+            command(Command::PatientBolus),
+            run(90_000),
+            command(Command::PatientBolus),
+            run(200),
+        ],
+        motor: Motor::Runs,
+        remove_cause: vec![run(5 * 60_000)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn hourly_limit_reached_holds_the_basal_at_kvo() {
+    // Basal 1 mL/h plus three 1 mL boluses 5 minutes apart against a 3.5 mL/h ceiling: the third
+    // bolus fits (3.17 mL), then the basal reaches 3.5 mL within the hour.
+    let mut raise = Vec::new();
+    for _ in 0..3 {
+        raise.push(command(Command::PatientBolus));
+        raise.push(run(5 * 60_000 + 1_000));
+    }
+    raise.extend(minutes(20));
+    check(Case {
+        alarm: AlarmKind::HourlyLimitReached,
+        priority: Priority::Low,
+        program: ProgramRequest {
+            bolus: Some(BolusProgram {
+                volume_ml: 1.0,
+                lockout_min: 5.0,
+                max_ml_per_h: 3.5,
+            }),
+            ..bolus_program()
+        },
+        raise,
+        // Rate arbitration: KVO beats patient bolus and basal.
+        motor: Motor::RunsAt(Config::default().limit_kvo_ml_per_h),
+        // The boluses leave the rolling hour.
+        remove_cause: minutes(70),
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn hourly_limit_reached_when_a_bolus_would_exceed_it() {
+    // The third bolus would bring the hour to 3.17 mL against 3 mL: refused, alarm, basal goes on.
+    let mut raise = Vec::new();
+    for _ in 0..3 {
+        raise.push(command(Command::PatientBolus));
+        raise.push(run(5 * 60_000 + 1_000));
+    }
+    check(Case {
+        alarm: AlarmKind::HourlyLimitReached,
+        priority: Priority::Low,
+        program: bolus_program(),
+        raise,
+        motor: Motor::Runs,
+        // The first boluses leave the rolling hour.
+        remove_cause: minutes(60),
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn every_alarm_kind_has_a_case_above() {
+    // Keep this list in step with the cases: a new alarm kind must get a row.
+    let covered = [
+        AlarmKind::OcclusionDownstream,
+        AlarmKind::OcclusionUpstream,
+        AlarmKind::AirInLine,
+        AlarmKind::ReservoirEmpty,
+        AlarmKind::InfusionNearEnd,
+        AlarmKind::InfusionComplete,
+        AlarmKind::DoorOpen,
+        AlarmKind::BatteryLow,
+        AlarmKind::BatteryDepleted,
+        AlarmKind::MainsLost,
+        AlarmKind::SystemError,
+        AlarmKind::OverInfusion,
+        AlarmKind::UnderInfusion,
+        AlarmKind::PausedTooLong,
+        AlarmKind::RepeatedAlarm,
+        AlarmKind::BolusLockedOut,
+        AlarmKind::HourlyLimitReached,
+    ];
+    for kind in AlarmKind::ALL {
+        assert!(covered.contains(&kind), "{} has no case", kind.name());
+        assert_eq!(AlarmKind::from_name(kind.name()), Some(kind));
+    }
+}
+
+// ---- the alarm engine: sounding order, audio pause, escalation ----
+
+fn infusing_with_door_open_at(h: &mut Harness) {
+    step_all(
+        h,
+        &[
+            run(200),
+            command(Command::Program(basal(25.0, 100.0))),
+            command(Command::Start),
+            run(1000),
+            sense(SensorChange::Door { closed: false }),
+            run(200),
+        ],
+    );
+}
+
+#[test]
+fn one_alarm_sounds_highest_priority_first_then_oldest() {
+    let mut h = Harness::new(Config::default());
+    infusing_with_door_open_at(&mut h);
+    // A LOW alarm raised later must not take the speaker from the HIGH one.
+    step_all(
+        &mut h,
+        &[sense(SensorChange::Mains { present: false }), run(200)],
+    );
+    let ann = h.pump().annunciation();
+    assert_eq!(ann.sounding.map(|a| a.kind), Some(AlarmKind::DoorOpen));
+    assert_eq!(ann.active.len(), 2);
+    // Acknowledged, the door alarm stops sounding (stays listed while the door is open); the
+    // next one sounds.
+    step_all(
+        &mut h,
+        &[command(Command::Acknowledge(AlarmKind::DoorOpen)), run(100)],
+    );
+    let ann = h.pump().annunciation();
+    assert_eq!(ann.sounding.map(|a| a.kind), Some(AlarmKind::MainsLost));
+    assert!(
+        ann.active
+            .iter()
+            .any(|a| a.kind == AlarmKind::DoorOpen && a.acknowledged)
+    );
+}
+
+#[test]
+fn audio_pause_lasts_two_minutes_and_hides_nothing() {
+    let mut h = Harness::new(Config::default());
+    infusing_with_door_open_at(&mut h);
+    step_all(&mut h, &[command(Command::SilenceAudio), run(119_000)]);
+    let ann = h.pump().annunciation();
+    assert_eq!(ann.sounding, None);
+    assert!(matches!(ann.audio, pump::AudioState::Paused { .. }));
+    assert!(
+        ann.active.iter().any(|a| a.kind == AlarmKind::DoorOpen),
+        "silenced alarm hidden"
+    );
+    assert!(h.events().iter().any(|e| matches!(
+        e,
+        Event::AlarmSilenced {
+            alarm: AlarmKind::DoorOpen,
+            ..
+        }
+    )));
+    step_all(&mut h, &[run(1_100)]);
+    let ann = h.pump().annunciation();
+    assert_eq!(
+        ann.sounding.map(|a| a.kind),
+        Some(AlarmKind::DoorOpen),
+        "audio did not come back"
+    );
+    assert_eq!(ann.audio, pump::AudioState::Sounding);
+}
+
+#[test]
+fn a_new_alarm_sounds_through_an_audio_pause() {
+    let mut h = Harness::new(Config::default());
+    infusing_with_door_open_at(&mut h);
+    step_all(&mut h, &[command(Command::SilenceAudio), run(10_000)]);
+    step_all(
+        &mut h,
+        &[sense(SensorChange::Mains { present: false }), run(200)],
+    );
+    assert_eq!(
+        h.pump().annunciation().sounding.map(|a| a.kind),
+        Some(AlarmKind::MainsLost)
+    );
+}
+
+#[test]
+fn unacknowledged_high_alarm_escalates_even_when_silenced() {
+    let mut h = Harness::new(Config::default());
+    infusing_with_door_open_at(&mut h);
+    step_all(&mut h, &[command(Command::SilenceAudio), run(170_000)]);
+    let escalated = |h: &Harness| {
+        h.events()
+            .iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    Event::AlarmEscalated {
+                        alarm: AlarmKind::DoorOpen,
+                        ..
+                    }
+                )
+            })
+            .count()
+    };
+    assert_eq!(escalated(&h), 0, "escalated too early");
+    step_all(&mut h, &[run(10_100)]);
+    assert_eq!(escalated(&h), 1);
+    step_all(&mut h, &[run(600_000)]);
+    assert_eq!(escalated(&h), 1, "escalates once per alarm");
+}
+
+#[test]
+fn acknowledged_alarm_does_not_escalate() {
+    let mut h = Harness::new(Config::default());
+    infusing_with_door_open_at(&mut h);
+    step_all(
+        &mut h,
+        &[
+            command(Command::Acknowledge(AlarmKind::DoorOpen)),
+            run(600_000),
+        ],
+    );
+    assert!(
+        !h.events()
+            .iter()
+            .any(|e| matches!(e, Event::AlarmEscalated { .. }))
+    );
+}
+
+#[test]
+fn resume_is_refused_until_the_alarm_is_cleared() {
+    let mut h = Harness::new(Config::default());
+    infusing_with_door_open_at(&mut h);
+    assert_eq!(h.pump().state(), State::StoppedByAlarm);
+    step_all(
+        &mut h,
+        &[
+            sense(SensorChange::Door { closed: true }),
+            run(200),
+            command(Command::Resume),
+        ],
+    );
+    assert_eq!(
+        h.pump().state(),
+        State::StoppedByAlarm,
+        "resumed before acknowledgement"
+    );
+    step_all(
+        &mut h,
+        &[
+            command(Command::Acknowledge(AlarmKind::DoorOpen)),
+            command(Command::Resume),
+            run(200),
+        ],
+    );
+    assert_eq!(h.pump().state(), State::Infusing);
+    assert_eq!(
+        h.pump().motor_command(),
+        MotorCommand::Run {
+            rate_ml_per_h: 25.0
+        }
+    );
+}
