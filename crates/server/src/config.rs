@@ -1,0 +1,205 @@
+//! The server's configuration: one struct built from flags, environment and an optional file, so every
+//! setting has one name and one default.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Everything the server needs to start. Built by `infusafe serve` / `infusafe demo` or by tests.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// Where to listen. Port 0 picks a free port (tests, `demo --bind 127.0.0.1:0`).
+    pub bind: SocketAddr,
+    /// `sqlite://…` or `postgres://…`. The record and the server's own tables share this database.
+    pub database_url: String,
+    /// Directory for the default SQLite database and other local state.
+    pub data_dir: PathBuf,
+    /// Mark cookies `Secure`. On by default; off only for a plain-HTTP demo on localhost, because browsers
+    /// refuse to send `Secure` cookies over `http://` except to localhost in some browsers and not others.
+    pub secure_cookies: bool,
+    /// How long a signed-in session lasts without use.
+    pub session_ttl: Duration,
+    /// A pump that sends nothing for this long while infusing raises `pump_silent`.
+    pub pump_silent_after: Duration,
+    /// How often the watchdog and the escalation ladder are evaluated.
+    pub tick: Duration,
+    /// Length of one plan "minute" for the escalation ladder. Always 60 s in service; tests shorten it so a
+    /// ladder defined in minutes runs in a second.
+    pub escalation_minute: Duration,
+    /// Largest accepted body for JSON API calls and forms.
+    pub body_limit_bytes: usize,
+    /// Largest accepted pump-link batch.
+    pub link_body_limit_bytes: usize,
+    /// Failed logins allowed per (username, client address) in `login_window` before refusing.
+    pub login_failures_max: u32,
+    pub login_window: Duration,
+    /// Webhook delivery: attempts per notification and the first back-off (doubled after each failure).
+    pub webhook_attempts_max: u32,
+    pub webhook_backoff_first: Duration,
+    pub webhook_timeout: Duration,
+}
+
+impl ServerConfig {
+    /// Defaults for a data directory: SQLite in `<data_dir>/infusafe.db`, listen on 127.0.0.1:8080.
+    pub fn with_data_dir(data_dir: impl Into<PathBuf>) -> ServerConfig {
+        let data_dir = data_dir.into();
+        ServerConfig {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database_url: default_database_url(&data_dir),
+            data_dir,
+            secure_cookies: true,
+            session_ttl: Duration::from_secs(12 * 3600),
+            pump_silent_after: Duration::from_secs(60),
+            tick: Duration::from_millis(200),
+            escalation_minute: Duration::from_secs(60),
+            body_limit_bytes: 64 * 1024,
+            link_body_limit_bytes: 1024 * 1024,
+            login_failures_max: 5,
+            login_window: Duration::from_secs(15 * 60),
+            webhook_attempts_max: 6,
+            webhook_backoff_first: Duration::from_secs(2),
+            webhook_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Apply an optional TOML file's settings on top of the current ones (flags and environment are applied
+    /// after this by the caller, so they win).
+    pub fn apply_file(&mut self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let file: ConfigFile = toml_from_str(text).map_err(|message| ConfigError::File {
+            origin: origin.to_string(),
+            message,
+        })?;
+        if let Some(bind) = file.bind {
+            self.bind = bind.parse().map_err(|_| ConfigError::Invalid {
+                field: "bind".into(),
+                message: format!("{bind:?} is not an address like 127.0.0.1:8080"),
+            })?;
+        }
+        if let Some(dir) = file.data_dir {
+            self.data_dir = dir.into();
+            self.database_url = default_database_url(&self.data_dir);
+        }
+        if let Some(url) = file.database_url {
+            self.database_url = url;
+        }
+        if let Some(secure) = file.secure_cookies {
+            self.secure_cookies = secure;
+        }
+        if let Some(s) = file.pump_silent_after_s {
+            if s == 0 {
+                return Err(ConfigError::Invalid {
+                    field: "pump_silent_after_s".into(),
+                    message: "must be at least 1 second".into(),
+                });
+            }
+            self.pump_silent_after = Duration::from_secs(s);
+        }
+        if let Some(h) = file.session_ttl_h {
+            self.session_ttl = Duration::from_secs(h.max(1) * 3600);
+        }
+        Ok(())
+    }
+
+    /// Check values that could make the service unsafe or unusable.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            return Err(ConfigError::Invalid {
+                field: "database_url".into(),
+                message: format!(
+                    "{:?} is not supported; use sqlite://PATH or postgres://USER:PASSWORD@HOST/DB",
+                    redact_url(&self.database_url)
+                ),
+            });
+        }
+        if self.pump_silent_after.is_zero() {
+            return Err(ConfigError::Invalid {
+                field: "pump_silent_after".into(),
+                message: "must be longer than zero".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// `sqlite://<data-dir>/infusafe.db`, the convention shared with the record.
+pub fn default_database_url(data_dir: &std::path::Path) -> String {
+    format!("sqlite://{}/infusafe.db", data_dir.display())
+}
+
+/// A database URL with any password removed, for messages and logs.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}://{}:***{}", &url[..scheme_end], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    bind: Option<String>,
+    data_dir: Option<String>,
+    database_url: Option<String>,
+    secure_cookies: Option<bool>,
+    pump_silent_after_s: Option<u64>,
+    session_ttl_h: Option<u64>,
+}
+
+fn toml_from_str(text: &str) -> Result<ConfigFile, String> {
+    toml::from_str(text).map_err(|e| e.to_string())
+}
+
+/// Why a configuration could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{origin}: {message}")]
+    File { origin: String, message: String },
+    #[error("configuration `{field}`: {message}")]
+    Invalid { field: String, message: String },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(file: &str, expect: Result<&str, &str>) {
+        let mut config = ServerConfig::with_data_dir("/tmp/x");
+        match (config.apply_file(file, "test.toml"), expect) {
+            (Ok(()), Ok(url)) => assert_eq!(config.database_url, url),
+            (Err(e), Err(fragment)) => assert!(e.to_string().contains(fragment), "{e}"),
+            (got, want) => panic!("got {got:?}, want {want:?}"),
+        }
+    }
+
+    #[test]
+    fn config_files() {
+        check("", Ok("sqlite:///tmp/x/infusafe.db"));
+        check("data_dir = \"/srv/a\"", Ok("sqlite:///srv/a/infusafe.db"));
+        check(
+            "database_url = \"postgres://u@h/d\" # comment",
+            Ok("postgres://u@h/d"),
+        );
+        check("bind = \"nope\"", Err("`bind`"));
+        check("colour = \"red\"", Err("unknown field `colour`"));
+        check("secure_cookies = maybe", Err("secure_cookies"));
+        check("pump_silent_after_s = 0", Err("pump_silent_after_s"));
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://u:secret@h:5/d"),
+            "postgres://u:***@h:5/d"
+        );
+        assert_eq!(redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

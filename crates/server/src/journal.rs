@@ -1,0 +1,289 @@
+//! Where the server writes every event of clinical meaning (alarms, acknowledgements, silences, escalations,
+//! plan changes, logins, record reads) with who and when: a thin adapter over the infusion record's
+//! append-only, hash-chained store (`record::Store`), so the rest of the server speaks in its own terms.
+//!
+//! De-duplication keys: pump events keep the pump's `(device_id, seq)`. Events the server writes about a
+//! pump's alarm (acknowledged on a screen, escalated, `pump_silent`) carry the pump's device id, so the
+//! record's per-device alarm views see them, with sequence numbers from `SERVER_SEQ_BASE` upwards, a range
+//! pumps never use (the link refuses pump sequence numbers at or above it). Other server events use the
+//! device id `server`.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::db::now_ms;
+
+/// First sequence number of the range reserved for events the server writes (2^62).
+pub const SERVER_SEQ_BASE: u64 = 1 << 62;
+
+/// Who or what produced an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Pump,
+    Patient,
+    Caregiver,
+    Nurse,
+    /// A clinic admin; recorded as the record's `nurse` source (care team), with the admin as actor.
+    Admin,
+    System,
+}
+
+impl Source {
+    fn record(self) -> record::Source {
+        match self {
+            Source::Pump => record::Source::Pump,
+            Source::Patient => record::Source::Patient,
+            Source::Caregiver => record::Source::Caregiver,
+            Source::Nurse | Source::Admin => record::Source::Nurse,
+            Source::System => record::Source::System,
+        }
+    }
+}
+
+/// An event to append.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub patient_id: String,
+    pub kind: String,
+    pub source: Source,
+    /// User id or device id; `None` for the system.
+    pub actor: Option<String>,
+    pub occurred_at_ms: i64,
+    /// The payload; for kinds the record knows it must hold that kind's fields (extra fields are kept).
+    pub payload: Value,
+    /// The pump the event is about, if any.
+    pub device_id: Option<String>,
+    /// The pump's own sequence number (pump events only); `None` lets the server number it.
+    pub device_seq: Option<u64>,
+    /// Practice-pump (teaching) events are marked so they are never mistaken for real ones.
+    pub teaching: bool,
+}
+
+impl NewEvent {
+    /// An event happening now.
+    pub fn now(
+        patient_id: &str,
+        kind: &str,
+        source: Source,
+        actor: Option<&str>,
+        payload: Value,
+    ) -> NewEvent {
+        NewEvent {
+            patient_id: patient_id.to_string(),
+            kind: kind.to_string(),
+            source,
+            actor: actor.map(str::to_string),
+            occurred_at_ms: now_ms(),
+            payload,
+            device_id: None,
+            device_seq: None,
+            teaching: false,
+        }
+    }
+
+    /// About this pump (for alarm-related events written by the server).
+    pub fn for_device(mut self, device_id: Option<&str>) -> NewEvent {
+        self.device_id = device_id.map(str::to_string);
+        self
+    }
+}
+
+/// An event as read back, payload parsed.
+#[derive(Debug, Clone, Serialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub patient_id: String,
+    pub kind: String,
+    pub source: String,
+    pub actor: String,
+    pub device_id: String,
+    pub occurred_at: jiff::Timestamp,
+    pub recorded_at: jiff::Timestamp,
+    pub payload: Value,
+    pub teaching: bool,
+}
+
+/// The result of appending one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub id: i64,
+    /// Already recorded (same device and sequence number): nothing was written, `id` is the original.
+    pub duplicate: bool,
+}
+
+/// Why an append or read failed.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    /// The event itself is wrong (bad payload for its kind, too large): the caller's input.
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Record(record::RecordError),
+}
+
+impl From<JournalError> for crate::AppError {
+    fn from(e: JournalError) -> crate::AppError {
+        match e {
+            JournalError::Invalid(m) => crate::AppError::invalid("events", m),
+            JournalError::Record(record::RecordError::DedupConflict { .. }) => {
+                crate::AppError::Conflict("an event with this sequence number was already recorded with different content; never reuse sequence numbers".into())
+            }
+            JournalError::Record(e @ (record::RecordError::Locked { .. } | record::RecordError::Conflict | record::RecordError::Full)) => {
+                crate::AppError::Unavailable(format!("the record could not store this right now ({e}); try again"))
+            }
+            JournalError::Record(e) => crate::AppError::internal(e),
+        }
+    }
+}
+
+/// The journal handle, cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    store: Arc<record::Store>,
+    next_seq: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for Journal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Journal")
+    }
+}
+
+impl Journal {
+    pub fn new(store: Arc<record::Store>) -> Journal {
+        // Start from the clock in microseconds so a restarted server never reuses a number.
+        let start = u64::try_from(jiff::Timestamp::now().as_microsecond()).unwrap_or(1);
+        Journal {
+            store,
+            next_seq: Arc::new(AtomicU64::new(start)),
+        }
+    }
+
+    /// The record store itself, for queries the journal does not wrap (views, exports).
+    pub fn store(&self) -> &Arc<record::Store> {
+        &self.store
+    }
+
+    fn to_record(&self, e: NewEvent, index: usize) -> Result<record::NewEvent, JournalError> {
+        let invalid = |m: String| JournalError::Invalid(format!("event {index}: {m}"));
+        let patient =
+            record::PatientId::new(e.patient_id).map_err(|err| invalid(err.to_string()))?;
+        let (device_id, device_seq) = match (e.device_id, e.device_seq) {
+            (Some(d), Some(seq)) => (d, seq),
+            (Some(d), None) => (
+                d,
+                SERVER_SEQ_BASE + self.next_seq.fetch_add(1, Ordering::Relaxed),
+            ),
+            (None, _) => (
+                "server".to_string(),
+                self.next_seq.fetch_add(1, Ordering::Relaxed),
+            ),
+        };
+        let mut payload = e.payload;
+        if payload.is_null() {
+            payload = Value::Object(Default::default());
+        }
+        if record::event::is_known_kind(&e.kind)
+            && matches!(
+                record::Body::from_parts(&e.kind, payload.clone()),
+                record::Body::Unknown { .. }
+            )
+        {
+            return Err(invalid(format!(
+                "the data does not have the fields of a `{}` event",
+                e.kind
+            )));
+        }
+        Ok(record::NewEvent {
+            patient,
+            device_id,
+            device_seq,
+            occurred_at: jiff::Timestamp::from_millisecond(e.occurred_at_ms)
+                .unwrap_or_else(|_| jiff::Timestamp::now()),
+            local_offset_s: 0,
+            source: e.source.record(),
+            actor: e.actor.unwrap_or_else(|| "system".to_string()),
+            teaching: e.teaching,
+            body: record::Body::Unknown {
+                kind: e.kind,
+                payload,
+            },
+        })
+    }
+
+    /// Append a batch in one transaction: either every new event is stored or none is.
+    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, JournalError> {
+        let events = events
+            .into_iter()
+            .enumerate()
+            .map(|(i, e)| self.to_record(e, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        let receipts = self.store.append(&events).await.map_err(|e| match e {
+            record::RecordError::InvalidEvent { what, reason } => {
+                JournalError::Invalid(format!("{what}: {reason}"))
+            }
+            other => JournalError::Record(other),
+        })?;
+        Ok(receipts
+            .into_iter()
+            .map(|r| Appended {
+                id: r.id.0,
+                duplicate: r.duplicate,
+            })
+            .collect())
+    }
+
+    /// Append one event.
+    pub async fn append_one(&self, event: NewEvent) -> Result<i64, JournalError> {
+        let mut done = self.append(vec![event]).await?;
+        Ok(done.pop().map(|a| a.id).unwrap_or_default())
+    }
+
+    /// The newest `limit` events of a patient over the last `days`, newest first, optionally only some kinds.
+    pub async fn timeline(
+        &self,
+        patient_id: &str,
+        kinds: &[String],
+        limit: usize,
+        days: i64,
+    ) -> Result<Vec<StoredEvent>, JournalError> {
+        let patient =
+            record::PatientId::new(patient_id).map_err(|e| JournalError::Invalid(e.to_string()))?;
+        let from = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(24 * days))
+            .ok();
+        let query = record::TimelineQuery {
+            patient,
+            from,
+            to: None,
+            kinds: kinds.to_vec(),
+            limit: None,
+        };
+        let events = self
+            .store
+            .timeline(&query)
+            .await
+            .map_err(JournalError::Record)?;
+        Ok(events
+            .into_iter()
+            .rev()
+            .take(limit)
+            .map(|e| StoredEvent {
+                id: e.id.0,
+                patient_id: e.patient.to_string(),
+                kind: e.kind,
+                source: e.source.name().to_string(),
+                actor: e.actor,
+                device_id: e.device_id,
+                occurred_at: e.occurred_at,
+                recorded_at: e.recorded_at,
+                payload: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
+                teaching: e.teaching,
+            })
+            .collect())
+    }
+}

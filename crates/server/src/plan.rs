@@ -1,0 +1,256 @@
+//! Therapy plans in the server: stored as JSON (the companion's `TherapyPlan` shape), validated before any
+//! write, versioned so two editors cannot overwrite each other, every change recorded as `plan_changed`; and
+//! the two things the live engine needs from a plan: the escalation timing and whom to call.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::AppState;
+use crate::access::PatientAccess;
+use crate::db::now_ms;
+use crate::error::AppError;
+use crate::escalation::{Rung, Timing};
+use crate::journal::NewEvent;
+
+/// Default minutes before an unacknowledged high-priority alarm goes from the patient's screen to the nurse.
+pub const PATIENT_ACK_MINUTES_DEFAULT: f64 = 5.0;
+/// Default minutes before a nurse's unacknowledged alarm goes to the on-call contact.
+pub const NURSE_ACK_MINUTES_DEFAULT: f64 = 10.0;
+
+/// A stored plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlanRecord {
+    pub patient_id: String,
+    pub plan: Value,
+    /// Increases by one on every save; send it back to save (optimistic concurrency).
+    pub version: i64,
+    pub updated_at_ms: i64,
+    pub updated_by: String,
+}
+
+/// The plan of a patient the caller may see, if one was saved.
+pub async fn get(state: &AppState, access: &PatientAccess) -> Result<Option<PlanRecord>, AppError> {
+    load(state, &access.patient_id).await
+}
+
+async fn load(state: &AppState, patient_id: &str) -> Result<Option<PlanRecord>, AppError> {
+    let Some(row) = sqlx::query(
+        "SELECT plan_json, version, updated_at_ms, updated_by FROM srv_plans WHERE patient_id = $1",
+    )
+    .bind(patient_id.to_string())
+    .fetch_optional(&state.db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let text: String = row.try_get("plan_json")?;
+    Ok(Some(PlanRecord {
+        patient_id: patient_id.into(),
+        plan: serde_json::from_str(&text).map_err(AppError::internal)?,
+        version: row.try_get("version")?,
+        updated_at_ms: row.try_get("updated_at_ms")?,
+        updated_by: row.try_get("updated_by")?,
+    }))
+}
+
+/// Validate and save a plan (clinicians only). `expected_version` must match the stored version (None for
+/// the first plan), so a stale editor gets a 409 instead of silently overwriting a colleague's change.
+pub async fn save(
+    state: &AppState,
+    access: &PatientAccess,
+    plan: Value,
+    expected_version: Option<i64>,
+) -> Result<PlanRecord, AppError> {
+    crate::access::require_clinician(&access.user)?;
+    validate(&plan)?;
+    let current = load(state, &access.patient_id).await?;
+    let current_version = current.as_ref().map(|p| p.version);
+    if current_version != expected_version {
+        return Err(AppError::Conflict(format!(
+            "the plan was changed by someone else (version {} now, you edited version {}); reload it and make your change again",
+            current_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "none".into()),
+            expected_version
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "none".into()),
+        )));
+    }
+    let version = current_version.unwrap_or(0) + 1;
+    let now = now_ms();
+    let mut tx = state.db.pool.begin().await?;
+    let text = plan.to_string();
+    let changed = if current.is_some() {
+        sqlx::query("UPDATE srv_plans SET plan_json = $1, version = $2, updated_at_ms = $3, updated_by = $4 WHERE patient_id = $5 AND version = $6")
+            .bind(text)
+            .bind(version)
+            .bind(now)
+            .bind(access.user.id.clone())
+            .bind(access.patient_id.clone())
+            .bind(version - 1)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    } else {
+        sqlx::query("INSERT INTO srv_plans (patient_id, plan_json, version, updated_at_ms, updated_by) VALUES ($1, $2, $3, $4, $5)")
+            .bind(access.patient_id.clone())
+            .bind(text)
+            .bind(version)
+            .bind(now)
+            .bind(access.user.id.clone())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+    };
+    if changed != 1 {
+        return Err(AppError::Conflict(
+            "the plan was changed by someone else at the same moment; reload it and try again"
+                .into(),
+        ));
+    }
+    tx.commit().await?;
+    state
+        .journal
+        .append_one(NewEvent::now(
+            &access.patient_id,
+            "plan_changed",
+            access.user.role.source(),
+            Some(&access.user.id),
+            json!({"summary": format!("plan version {version} saved by {}", access.user.display_name), "plan_id": format!("{}/v{version}", access.patient_id), "version": version, "by": access.user.id, "plan": plan}),
+        ))
+        .await?;
+    Ok(PlanRecord {
+        patient_id: access.patient_id.clone(),
+        plan,
+        version,
+        updated_at_ms: now,
+        updated_by: access.user.id.clone(),
+    })
+}
+
+/// Save a plan as the system (demo seeding); validated the same way, recorded as a `plan_changed` event.
+pub async fn seed(state: &AppState, patient_id: &str, plan: Value) -> Result<(), AppError> {
+    validate(&plan)?;
+    if load(state, patient_id).await?.is_some() {
+        return Ok(());
+    }
+    sqlx::query("INSERT INTO srv_plans (patient_id, plan_json, version, updated_at_ms, updated_by) VALUES ($1, $2, 1, $3, 'system')")
+        .bind(patient_id.to_string())
+        .bind(plan.to_string())
+        .bind(now_ms())
+        .execute(&state.db.pool)
+        .await?;
+    state
+        .journal
+        .append_one(NewEvent::now(patient_id, "plan_changed", crate::journal::Source::System, None, json!({"summary": "plan version 1 loaded", "plan_id": format!("{patient_id}/v1"), "version": 1, "by": "system", "plan": plan})))
+        .await?;
+    Ok(())
+}
+
+/// The plan's validation: the escalation block, when present, must hold sane minutes; contacts must have
+/// a name and a phone number. Errors name the field path.
+pub fn validate(plan: &Value) -> Result<(), AppError> {
+    let Some(obj) = plan.as_object() else {
+        return Err(AppError::invalid(
+            "plan",
+            "must be a JSON object (a therapy plan)",
+        ));
+    };
+    if let Some(esc) = obj.get("escalation") {
+        let Some(esc) = esc.as_object() else {
+            return Err(AppError::invalid(
+                "escalation",
+                "must be an object with patient_ack_minutes and nurse_ack_minutes",
+            ));
+        };
+        for key in ["patient_ack_minutes", "nurse_ack_minutes"] {
+            if let Some(v) = esc.get(key) {
+                match v.as_f64() {
+                    Some(m) if m > 0.0 && m <= 240.0 => {}
+                    _ => {
+                        return Err(AppError::invalid(
+                            format!("escalation.{key}"),
+                            "must be a number of minutes above 0 and at most 240",
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    if let Some(contacts) = obj.get("contacts") {
+        let Some(list) = contacts.as_array() else {
+            return Err(AppError::invalid("contacts", "must be a list of contacts"));
+        };
+        for (i, c) in list.iter().enumerate() {
+            for key in ["name", "phone"] {
+                if c.get(key)
+                    .and_then(|v| v.as_str())
+                    .is_none_or(|s| s.trim().is_empty())
+                {
+                    return Err(AppError::invalid(
+                        format!("contacts[{i}].{key}"),
+                        "is required",
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn minutes(plan: Option<&Value>, key: &str, default: f64) -> f64 {
+    plan.and_then(|p| p.get("escalation"))
+        .and_then(|e| e.get(key))
+        .and_then(|v| v.as_f64())
+        .filter(|m| *m > 0.0)
+        .unwrap_or(default)
+}
+
+/// The plan's escalation timing, with the defaults when the plan has none (or there is no plan).
+pub async fn escalation_timing(state: &AppState, patient_id: &str) -> Timing {
+    let plan = load(state, patient_id).await.ok().flatten().map(|p| p.plan);
+    let minute = state.config.escalation_minute;
+    Timing {
+        patient_ack: minute.mul_f64(minutes(
+            plan.as_ref(),
+            "patient_ack_minutes",
+            PATIENT_ACK_MINUTES_DEFAULT,
+        )),
+        nurse_ack: minute.mul_f64(minutes(
+            plan.as_ref(),
+            "nurse_ack_minutes",
+            NURSE_ACK_MINUTES_DEFAULT,
+        )),
+    }
+}
+
+/// The plan contact for an escalation rung (`nurse` → the home-infusion nurse, `on_call` → on-call), if any.
+pub async fn contact_for(state: &AppState, patient_id: &str, rung: Rung) -> Value {
+    let plan = load(state, patient_id).await.ok().flatten().map(|p| p.plan);
+    let wanted = match rung {
+        Rung::Patient => return Value::Null,
+        Rung::Nurse => ["nurse", "home_infusion_nurse"],
+        Rung::OnCall => ["on_call", "after_hours"],
+    };
+    plan.as_ref()
+        .and_then(|p| p.get("contacts"))
+        .and_then(|c| c.as_array())
+        .and_then(|list| {
+            list.iter()
+                .find(|c| {
+                    c.get("role")
+                        .and_then(|r| r.as_str())
+                        .is_some_and(|r| wanted.contains(&r))
+                })
+                .cloned()
+        })
+        .unwrap_or(Value::Null)
+}
+
+/// A duration helper for configs expressed in plan minutes.
+pub fn plan_minutes(minute: Duration, m: f64) -> Duration {
+    minute.mul_f64(m)
+}
