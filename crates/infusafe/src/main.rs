@@ -1,5 +1,9 @@
 //! The `infusafe` binary: parses arguments, hands each subcommand to its library, maps errors to exit codes.
 
+mod reminders;
+mod sim;
+mod triage;
+
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 
@@ -11,9 +15,20 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
-enum Command {}
+enum Command {
+    /// Pump simulator: scenario runs, safety campaign, IEC 60601-2-24 test methods.
+    Sim(sim::SimArgs),
+    /// Symptom and alarm triage: reads a JSON report (FILE or stdin), prints level, reasons, steps, whom to call.
+    Triage(triage::TriageArgs),
+    /// Writes a therapy plan's reminders as an iCalendar file (or JSON data with --json).
+    Reminders(reminders::RemindersArgs),
+}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Sim(args) => sim::main(args),
+        Command::Triage(args) => triage::main(args),
+        Command::Reminders(args) => reminders::main(args),
+    }
 }

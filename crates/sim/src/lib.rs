@@ -26,3 +26,10 @@ pub use run::{RunConfig, RunOutcome, RunReport, run_scenario};
 pub use simulation::{
     AlarmRecord, JournalEntry, Simulation, Telemetry, TelemetryAlarm, TraceSample,
 };
+pub mod methods;
+
+pub use methods::{MethodConfig, MethodError, OcclusionResult, TrumpetResult, occlusion, trumpet};
+pub mod campaign;
+
+pub use campaign::{CampaignConfig, CampaignReport, FaultKind, Violation, campaign, replay_day};
+pub mod svg;

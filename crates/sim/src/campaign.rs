@@ -1,0 +1,802 @@
+//! The Monte Carlo safety campaign: many simulated patient-days of random therapies with random
+//! faults at realistic rates, and checkers after every tick (VOPR style). Every violation carries
+//! the seed of its patient-day, which replays it exactly ([`replay_day`]).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use pump::{AlarmKind, MotorCommand, State};
+use serde::Serialize;
+
+use crate::action::Action;
+use crate::plant::PlantConfig;
+use crate::rng::{Rng, splitmix64};
+use crate::scenario::ProgramSpec;
+use crate::simulation::Simulation;
+
+/// One patient-day of simulated time.
+pub const DAY_MS: u64 = 24 * 3_600_000;
+/// Most violations kept per patient-day (the first ones; the rest are counted).
+pub const VIOLATIONS_PER_DAY_MAX: usize = 8;
+/// Largest campaign accepted: ten million patient-days (bounds memory for per-fault statistics).
+pub const PATIENT_DAYS_MAX: u64 = 10_000_000;
+
+/// The faults the campaign injects, with a detection deadline each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FaultKind {
+    Kink,
+    DownstreamClampClosed,
+    CatheterBlocked,
+    UpstreamClampClosed,
+    AirBubble,
+    DoorOpened,
+    MainsUnplugged,
+    BatteryNearlyEmpty,
+    MotorStall,
+    EncoderFault,
+    MotorRunaway,
+    Overheat,
+    SelfTestFail,
+}
+
+impl FaultKind {
+    pub const ALL: [FaultKind; 13] = [
+        FaultKind::Kink,
+        FaultKind::DownstreamClampClosed,
+        FaultKind::CatheterBlocked,
+        FaultKind::UpstreamClampClosed,
+        FaultKind::AirBubble,
+        FaultKind::DoorOpened,
+        FaultKind::MainsUnplugged,
+        FaultKind::BatteryNearlyEmpty,
+        FaultKind::MotorStall,
+        FaultKind::EncoderFault,
+        FaultKind::MotorRunaway,
+        FaultKind::Overheat,
+        FaultKind::SelfTestFail,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Kink => "kink",
+            FaultKind::DownstreamClampClosed => "downstream_clamp_closed",
+            FaultKind::CatheterBlocked => "catheter_blocked",
+            FaultKind::UpstreamClampClosed => "upstream_clamp_closed",
+            FaultKind::AirBubble => "air_bubble",
+            FaultKind::DoorOpened => "door_opened",
+            FaultKind::MainsUnplugged => "mains_unplugged",
+            FaultKind::BatteryNearlyEmpty => "battery_nearly_empty",
+            FaultKind::MotorStall => "motor_stall",
+            FaultKind::EncoderFault => "encoder_fault",
+            FaultKind::MotorRunaway => "motor_runaway",
+            FaultKind::Overheat => "overheat",
+            FaultKind::SelfTestFail => "self_test_fail",
+        }
+    }
+
+    /// Expected occurrences per patient-day at home. Design estimates, documented in
+    /// docs/simulator.md: user-caused problems (kinks, clamps, plugs) are common, device faults rare.
+    pub fn rate_per_day(self) -> f64 {
+        match self {
+            FaultKind::Kink => 1.0,
+            FaultKind::DownstreamClampClosed => 0.2,
+            FaultKind::CatheterBlocked => 0.05,
+            FaultKind::UpstreamClampClosed => 0.2,
+            FaultKind::AirBubble => 0.3,
+            FaultKind::DoorOpened => 0.1,
+            FaultKind::MainsUnplugged => 0.5,
+            FaultKind::BatteryNearlyEmpty => 0.05,
+            FaultKind::MotorStall => 0.01,
+            FaultKind::EncoderFault => 0.01,
+            FaultKind::MotorRunaway => 0.01,
+            FaultKind::Overheat => 0.01,
+            FaultKind::SelfTestFail => 0.005,
+        }
+    }
+
+    /// Alarms that count as detecting this fault.
+    fn detected_by(self) -> &'static [AlarmKind] {
+        use AlarmKind as A;
+        match self {
+            FaultKind::Kink | FaultKind::DownstreamClampClosed | FaultKind::CatheterBlocked => {
+                &[A::OcclusionDownstream]
+            }
+            FaultKind::UpstreamClampClosed => &[A::OcclusionUpstream],
+            FaultKind::AirBubble => &[A::AirInLine],
+            FaultKind::DoorOpened => &[A::DoorOpen],
+            FaultKind::MainsUnplugged => &[A::MainsLost],
+            FaultKind::BatteryNearlyEmpty => &[A::BatteryLow, A::BatteryDepleted],
+            FaultKind::MotorStall | FaultKind::EncoderFault => &[A::SystemError, A::UnderInfusion],
+            FaultKind::MotorRunaway => &[A::SystemError, A::OverInfusion],
+            FaultKind::Overheat | FaultKind::SelfTestFail => &[A::SystemError],
+        }
+    }
+}
+
+/// How soon a fault must be alarmed: after some time, or after the motor controller has commanded
+/// some volume (an occlusion at 0.5 mL/h takes an hour to build pressure; counting commanded volume
+/// keeps the deadline right when the rate changes, e.g. from the basal to KVO).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Deadline {
+    AfterMs(u64),
+    AfterCommandedUl(f64),
+}
+
+/// Everything a campaign is run with.
+#[derive(Debug, Clone)]
+pub struct CampaignConfig {
+    pub patient_days: u64,
+    pub seed: u64,
+    /// Worker threads; 0 means every core.
+    pub jobs: usize,
+    /// Multiplies every fault rate (1.0 = realistic); more faults per simulated day for quick runs.
+    pub fault_rate_scale: f64,
+    /// Simulated length of one patient-day (tests use shorter days in debug builds).
+    pub day_ms: u64,
+    pub plant: PlantConfig,
+    pub pump: pump::Config,
+}
+
+impl CampaignConfig {
+    pub fn new(patient_days: u64, seed: u64) -> CampaignConfig {
+        CampaignConfig {
+            patient_days,
+            seed,
+            jobs: 0,
+            fault_rate_scale: 1.0,
+            day_ms: DAY_MS,
+            plant: PlantConfig::default(),
+            pump: pump::Config::default(),
+        }
+    }
+}
+
+/// A checker that failed.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Violation {
+    /// Replays this patient-day: `infusafe sim campaign --replay SEED`.
+    pub day_seed: u64,
+    pub at_ms: u64,
+    pub check: &'static str,
+    pub message: String,
+}
+
+/// Detection statistics of one fault kind.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FaultStats {
+    pub kind: FaultKind,
+    pub injected: u64,
+    pub detected: u64,
+    /// Injected but overtaken by another stop (another alarm, end of day) before detection could
+    /// be judged; neither a detection nor a miss.
+    pub masked: u64,
+    pub missed: u64,
+    pub detection_s_p50: Option<f64>,
+    pub detection_s_p90: Option<f64>,
+    pub detection_s_p99: Option<f64>,
+    pub detection_s_max: Option<f64>,
+}
+
+/// The campaign's result. Deterministic for a given configuration (no wall-clock time in it).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CampaignReport {
+    pub patient_days: u64,
+    pub seed: u64,
+    pub simulated_hours: f64,
+    pub faults: Vec<FaultStats>,
+    /// Alarms raised with no injected fault that explains them (nuisance alarms), per kind.
+    pub unexplained_alarms: Vec<(String, u64)>,
+    pub violations: Vec<Violation>,
+    pub violations_not_listed: u64,
+}
+
+impl CampaignReport {
+    pub fn passed(&self) -> bool {
+        self.violations.is_empty() && self.violations_not_listed == 0
+    }
+}
+
+/// What one patient-day produced.
+#[derive(Debug, Clone, Default)]
+struct DayResult {
+    injected: Vec<(FaultKind, Outcome)>,
+    unexplained: Vec<AlarmKind>,
+    violations: Vec<Violation>,
+    violations_not_listed: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outcome {
+    Detected { after_ms: u64 },
+    Masked,
+    Missed,
+}
+
+/// The seed of patient-day `index` of a campaign seeded with `seed`.
+pub fn day_seed(seed: u64, index: u64) -> u64 {
+    let mut s = seed ^ index.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    splitmix64(&mut s)
+}
+
+/// Runs the campaign on `config.jobs` threads. `progress` is called with the number of finished
+/// patient-days (from any thread) so a caller can draw a progress bar.
+pub fn campaign(config: &CampaignConfig, progress: &(dyn Fn(u64) + Sync)) -> CampaignReport {
+    let days = config.patient_days.min(PATIENT_DAYS_MAX);
+    let jobs = if config.jobs == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        config.jobs
+    }
+    .max(1);
+    let next = AtomicU64::new(0);
+    let done = AtomicU64::new(0);
+    let mut results: Vec<(u64, DayResult)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..jobs)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        if index >= days {
+                            break;
+                        }
+                        mine.push((index, run_day(config, day_seed(config.seed, index), None)));
+                        progress(done.fetch_add(1, Ordering::Relaxed) + 1);
+                    }
+                    mine
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .flat_map(|w| w.join().expect("a campaign worker panicked"))
+            .collect()
+    });
+    // Threads finish in any order; sort so the report is identical for any --jobs.
+    results.sort_by_key(|(i, _)| *i);
+    summarize(config, days, results.into_iter().map(|(_, r)| r))
+}
+
+fn summarize(
+    config: &CampaignConfig,
+    days: u64,
+    results: impl Iterator<Item = DayResult>,
+) -> CampaignReport {
+    let mut per_kind: Vec<(FaultKind, Vec<u64>, u64, u64, u64)> = FaultKind::ALL
+        .iter()
+        .map(|k| (*k, Vec::new(), 0, 0, 0))
+        .collect();
+    let mut unexplained = [0u64; AlarmKind::ALL.len()];
+    let mut violations = Vec::new();
+    let mut not_listed = 0;
+    for r in results {
+        for (kind, outcome) in r.injected {
+            let entry = per_kind
+                .iter_mut()
+                .find(|e| e.0 == kind)
+                .expect("every kind listed");
+            entry.2 += 1;
+            match outcome {
+                Outcome::Detected { after_ms } => entry.1.push(after_ms),
+                Outcome::Masked => entry.3 += 1,
+                Outcome::Missed => entry.4 += 1,
+            }
+        }
+        for a in r.unexplained {
+            unexplained[AlarmKind::ALL
+                .iter()
+                .position(|k| *k == a)
+                .expect("known alarm")] += 1;
+        }
+        violations.extend(r.violations);
+        not_listed += r.violations_not_listed;
+    }
+    let faults = per_kind
+        .into_iter()
+        .map(|(kind, mut times, injected, masked, missed)| {
+            times.sort_unstable();
+            let pct = |p: f64| -> Option<f64> {
+                if times.is_empty() {
+                    return None;
+                }
+                let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+                Some(times[i] as f64 / 1000.0)
+            };
+            FaultStats {
+                kind,
+                injected,
+                detected: times.len() as u64,
+                masked,
+                missed,
+                detection_s_p50: pct(0.5),
+                detection_s_p90: pct(0.9),
+                detection_s_p99: pct(0.99),
+                detection_s_max: times.last().map(|t| *t as f64 / 1000.0),
+            }
+        })
+        .collect();
+    CampaignReport {
+        patient_days: days,
+        seed: config.seed,
+        simulated_hours: days as f64 * config.day_ms as f64 / 3_600_000.0,
+        faults,
+        unexplained_alarms: AlarmKind::ALL
+            .iter()
+            .zip(unexplained)
+            .filter(|(_, n)| *n > 0)
+            .map(|(k, n)| (k.name().to_string(), n))
+            .collect(),
+        violations,
+        violations_not_listed: not_listed,
+    }
+}
+
+/// A fault in progress on one patient-day.
+#[derive(Debug, Clone, Copy)]
+struct ActiveFault {
+    kind: FaultKind,
+    at_ms: u64,
+    commanded_at_ul: f64,
+    deadline: Deadline,
+    alarms_before: usize,
+    outcome: Option<Outcome>,
+}
+
+/// Replays one patient-day and returns its journal and violations (for `--replay`).
+pub fn replay_day(config: &CampaignConfig, day_seed: u64) -> (Vec<Violation>, Vec<String>) {
+    let mut journal = Vec::new();
+    let r = run_day(config, day_seed, Some(&mut journal));
+    (r.violations, journal)
+}
+
+/// One patient-day: a random therapy, random faults, a patient who responds to alarms, checkers
+/// after every tick.
+fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>) -> DayResult {
+    let mut rng = Rng::new(seed);
+    let mut result = DayResult::default();
+
+    // The therapy: rates log-uniform 0.5–250 mL/h (home pain pumps to hydration), a day's volume.
+    let rate = (rng.log_uniform(0.5, 250.0) * 10.0).round() / 10.0;
+    let vtbi = (rate * config.day_ms as f64 / 3_600_000.0 * rng.uniform(0.6, 1.2))
+        .clamp(1.0, 9_000.0)
+        .round();
+    let kvo = if rng.chance(0.5) {
+        Some(rate.min(1.0))
+    } else {
+        None
+    };
+    let mut plant = config.plant.clone();
+    plant.reservoir_ml = vtbi + 10.0;
+    plant.mains = rng.chance(0.7);
+    let program = ProgramSpec {
+        rate_ml_per_h: rate,
+        vtbi_ml: vtbi,
+        kvo_ml_per_h: kvo,
+        bolus_ml: None,
+        lockout_min: None,
+        max_ml_per_h: None,
+        reservoir_ml: None,
+        drug_id: None,
+    };
+    let mut sim = Simulation::with_program(
+        Some(&program),
+        plant,
+        config.pump.clone(),
+        pump::DrugLibrary::default(),
+        rng.next_u64(),
+    );
+    let stroke_ul = config.plant.stroke_volume_ul;
+    let _ = sim.apply(Action::Start);
+
+    let total_rate: f64 =
+        FaultKind::ALL.iter().map(|k| k.rate_per_day()).sum::<f64>() * config.fault_rate_scale;
+    let mean_gap_ms = DAY_MS as f64 / total_rate.max(1e-9);
+    let mut next_fault_ms = rng.exponential(mean_gap_ms) as u64;
+    let mut fault: Option<ActiveFault> = None;
+    let mut respond_at_ms: Option<u64> = None;
+    let mut explained_upto = 0usize;
+    let mut door_seen_open = false;
+    let mut kvo_commanded_ul = 0.0;
+    let cfg = config.pump.clone();
+    let mut log = journal;
+
+    let violate = |result: &mut DayResult, at_ms: u64, check: &'static str, message: String| {
+        if result.violations.len() < VIOLATIONS_PER_DAY_MAX {
+            result.violations.push(Violation {
+                day_seed: seed,
+                at_ms,
+                check,
+                message,
+            });
+        } else {
+            result.violations_not_listed += 1;
+        }
+    };
+
+    while sim.now_ms() < config.day_ms {
+        let commanded_before = sim.plant_model().commanded_ul();
+        let state_before = sim.pump().state();
+        sim.step();
+        sim.discard_events();
+        let now = sim.now_ms();
+        if state_before == State::Kvo {
+            kvo_commanded_ul += sim.plant_model().commanded_ul() - commanded_before;
+        }
+
+        // Checker: no motor motion with the door open once the core has seen it open.
+        if door_seen_open && sim.plant_model().commanded_ul() > commanded_before {
+            violate(
+                &mut result,
+                now,
+                "door",
+                "the motor moved with the door open".to_string(),
+            );
+        }
+        door_seen_open = !sim.plant_model().door_closed();
+
+        // Checker: no delivery beyond tolerance. The controller never commands more than the VTBI plus
+        // one stroke (KVO volume is on top by design), and the mechanism never pushes more than the
+        // stroke accuracy plus ECRI's 0.5 mL unplanned bolus beyond what was commanded.
+        let commanded = sim.plant_model().commanded_ul();
+        if commanded > vtbi * 1000.0 + stroke_ul + kvo_commanded_ul + 1e-6 {
+            violate(
+                &mut result,
+                now,
+                "vtbi",
+                format!(
+                    "commanded {:.1} µL, more than VTBI {} mL + one stroke + {:.1} µL of KVO",
+                    commanded, vtbi, kvo_commanded_ul
+                ),
+            );
+            kvo_commanded_ul = f64::INFINITY; // report once
+        }
+        let pumped = sim.plant_model().pumped_ul();
+        let bias = config.plant.stroke_volume_bias_fraction.abs()
+            + 4.0 * config.plant.stroke_volume_noise_fraction;
+        if pumped > commanded * (1.0 + bias) + 2.0 * stroke_ul + 500.0 {
+            violate(
+                &mut result,
+                now,
+                "over_delivery",
+                format!(
+                    "the mechanism pushed {:.1} µL for {:.1} µL commanded",
+                    pumped, commanded
+                ),
+            );
+        }
+
+        // Attribute new alarms to the active fault, or count them as unexplained.
+        let history = sim.alarm_history();
+        if let Some(f) = &mut fault
+            && f.outcome.is_none()
+            && let Some(a) = history[f.alarms_before..]
+                .iter()
+                .find(|a| f.kind.detected_by().contains(&a.kind))
+        {
+            f.outcome = Some(Outcome::Detected {
+                after_ms: a.raised_at_ms - f.at_ms,
+            });
+        }
+        for a in &history[explained_upto..] {
+            let explained = fault.is_some_and(|f| a.raised_at_ms >= f.at_ms);
+            let consequence = matches!(
+                a.kind,
+                AlarmKind::PausedTooLong
+                    | AlarmKind::RepeatedAlarm
+                    | AlarmKind::InfusionNearEnd
+                    | AlarmKind::InfusionComplete
+                    | AlarmKind::ReservoirEmpty
+            );
+            if !explained && !consequence {
+                result.unexplained.push(a.kind);
+                if let Some(j) = log.as_deref_mut() {
+                    j.push(format!("{now:>9} ms  unexplained alarm {}", a.kind.name()));
+                }
+            }
+        }
+        explained_upto = history.len();
+
+        // Checker: every injected fault alarmed within its deadline.
+        if let Some(f) = &mut fault
+            && f.outcome.is_none()
+        {
+            let stopped_otherwise = !matches!(sim.motor(), MotorCommand::Run { .. })
+                && sim
+                    .pump()
+                    .active_alarms()
+                    .any(|a| !f.kind.detected_by().contains(&a.kind));
+            let overdue = match f.deadline {
+                Deadline::AfterMs(ms) => now > f.at_ms + ms,
+                Deadline::AfterCommandedUl(ul) => {
+                    sim.plant_model().commanded_ul() - f.commanded_at_ul > ul
+                }
+            };
+            if stopped_otherwise && !overdue {
+                f.outcome = Some(Outcome::Masked);
+            } else if overdue {
+                f.outcome = Some(Outcome::Missed);
+                violate(
+                    &mut result,
+                    now,
+                    "detection",
+                    format!(
+                        "{} injected at {} ms not alarmed ({:?} passed; rate {rate} mL/h, state {})",
+                        f.kind.name(),
+                        f.at_ms,
+                        f.deadline,
+                        sim.pump().state().name()
+                    ),
+                );
+            }
+        }
+
+        // The patient: some minutes after an alarm sounds, fixes what is visibly wrong, acknowledges
+        // and resumes, as the guide tells them to.
+        let sounding = sim.pump().active_alarms().any(|a| !a.acknowledged);
+        if sounding && respond_at_ms.is_none() {
+            respond_at_ms = Some(now + rng.uniform(30_000.0, 300_000.0) as u64);
+        }
+        if let Some(t) = respond_at_ms
+            && now >= t
+        {
+            respond_at_ms = None;
+            if let Some(f) = fault.take() {
+                for action in fix(f.kind) {
+                    let _ = sim.apply(*action);
+                }
+                result
+                    .injected
+                    .push((f.kind, f.outcome.unwrap_or(Outcome::Masked)));
+            }
+            let _ = sim.apply(Action::Acknowledge { alarm: None });
+            if matches!(sim.pump().state(), State::StoppedByAlarm | State::Paused) {
+                let _ = sim.apply(Action::Resume);
+            }
+            if let Some(j) = log.as_deref_mut() {
+                j.push(format!(
+                    "{now:>9} ms  patient responded; state {}",
+                    sim.pump().state().name()
+                ));
+            }
+        }
+
+        // Inject the next fault while the pump is infusing and no other fault is in progress.
+        if now >= next_fault_ms {
+            next_fault_ms = now + rng.exponential(mean_gap_ms) as u64;
+            let infusing = matches!(sim.pump().state(), State::Infusing | State::Kvo)
+                && matches!(sim.motor(), MotorCommand::Run { .. });
+            let quiet = sim.pump().active_alarms().next().is_none();
+            if fault.is_none() && infusing && quiet {
+                let kind = pick_fault(&mut rng);
+                let rate_now = match sim.motor() {
+                    MotorCommand::Run { rate_ml_per_h } => rate_ml_per_h,
+                    MotorCommand::Stopped => 0.0,
+                };
+                let (actions, deadline) = inject(kind, &mut rng, &config.plant, &cfg, rate_now);
+                if let Some(j) = log.as_deref_mut() {
+                    j.push(format!(
+                        "{now:>9} ms  inject {} ({:?})",
+                        kind.name(),
+                        deadline
+                    ));
+                }
+                for a in &actions {
+                    let _ = sim.apply(*a);
+                }
+                fault = Some(ActiveFault {
+                    kind,
+                    at_ms: now,
+                    commanded_at_ul: sim.plant_model().commanded_ul(),
+                    deadline,
+                    alarms_before: sim.alarm_history().len(),
+                    outcome: None,
+                });
+            }
+        }
+    }
+    if let Some(f) = fault {
+        result
+            .injected
+            .push((f.kind, f.outcome.unwrap_or(Outcome::Masked)));
+    }
+    if let Some(j) = log {
+        for line in sim.journal() {
+            j.push(format!("{:>9} ms  {}", line.at_ms, line.text));
+        }
+        j.sort();
+    }
+    result
+}
+
+fn pick_fault(rng: &mut Rng) -> FaultKind {
+    let total: f64 = FaultKind::ALL.iter().map(|k| k.rate_per_day()).sum();
+    let mut x = rng.uniform(0.0, total);
+    for k in FaultKind::ALL {
+        if x < k.rate_per_day() {
+            return k;
+        }
+        x -= k.rate_per_day();
+    }
+    FaultKind::Kink
+}
+
+/// The actions that inject a fault, and its deadline from the core's thresholds and the physics.
+fn inject(
+    kind: FaultKind,
+    rng: &mut Rng,
+    plant: &PlantConfig,
+    cfg: &pump::Config,
+    rate_ml_per_h: f64,
+) -> (Vec<Action>, Deadline) {
+    // Two sensor periods: the frame that sees it, and one more for the core's settling.
+    let frames = Deadline::AfterMs(2 * cfg.sensor_period_ms + 1);
+    let stroke = plant.stroke_volume_ul;
+    match kind {
+        FaultKind::Kink | FaultKind::DownstreamClampClosed | FaultKind::CatheterBlocked => {
+            // Volume to fill the line's compliance from the working pressure (at most venous plus
+            // the flow's pressure drop plus four noise sigmas) up to the limit, plus one stroke of
+            // quantization, with 25 % margin on the compliance.
+            let working = plant.venous_pressure_mmhg
+                + plant.line_resistance_mmhg_s_per_ul * rate_ml_per_h / 3.6
+                - plant.pump_height_cm * crate::plant::MMHG_PER_CM_WATER;
+            let needed = plant.line_compliance_ul_per_mmhg
+                * (cfg.occlusion_downstream_mmhg - working + 4.0 * plant.venous_noise_mmhg)
+                    .max(0.0);
+            let action = match kind {
+                FaultKind::Kink => Action::Kink { severity: 1.0 },
+                FaultKind::DownstreamClampClosed => Action::CloseDownstreamClamp,
+                _ => Action::BlockCatheter,
+            };
+            (
+                vec![action],
+                Deadline::AfterCommandedUl(needed * 1.25 + 2.0 * stroke),
+            )
+        }
+        FaultKind::UpstreamClampClosed => {
+            let needed = plant.upstream_compliance_ul_per_mmhg
+                * (plant.upstream_head_mmhg - cfg.occlusion_upstream_mmhg);
+            (
+                vec![Action::CloseUpstreamClamp],
+                Deadline::AfterCommandedUl(needed * 1.25 + 2.0 * stroke),
+            )
+        }
+        FaultKind::AirBubble => {
+            // Bubbles larger than the single-bubble limit: detected by the time they have passed
+            // the detector, plus one stroke.
+            let volume_ul = rng
+                .uniform(
+                    cfg.air_single_bubble_ul * 1.5,
+                    cfg.air_single_bubble_ul * 5.0,
+                )
+                .round();
+            (
+                vec![Action::AirBubble { volume_ul }],
+                Deadline::AfterCommandedUl(volume_ul * 1.1 + 2.0 * stroke),
+            )
+        }
+        FaultKind::DoorOpened => (vec![Action::OpenDoor], frames),
+        FaultKind::MainsUnplugged => (vec![Action::UnplugMains], frames),
+        FaultKind::BatteryNearlyEmpty => (
+            vec![
+                Action::UnplugMains,
+                Action::SetBatteryPercent { percent: 0.5 },
+            ],
+            Deadline::AfterMs(2 * cfg.sensor_period_ms + 1),
+        ),
+        FaultKind::MotorStall | FaultKind::EncoderFault | FaultKind::MotorRunaway => {
+            let action = match kind {
+                FaultKind::MotorStall => Action::MotorFault,
+                FaultKind::EncoderFault => Action::EncoderFault,
+                _ => Action::MotorRunaway,
+            };
+            (
+                vec![action],
+                Deadline::AfterCommandedUl(cfg.motor_encoder_mismatch_ul * 1.25 + 2.0 * stroke),
+            )
+        }
+        FaultKind::Overheat => {
+            // First-order heating towards ambient + rise: time to cross the limit, plus 25 %.
+            let rise = plant.overheat_rise_c;
+            let need = (cfg.overheat_c - plant.ambient_temperature_c).max(0.0);
+            let t_s = if need >= rise {
+                1.0e6
+            } else {
+                -plant.thermal_time_constant_s * (1.0 - need / rise).ln()
+            };
+            (
+                vec![Action::Overheat],
+                Deadline::AfterMs((t_s * 1250.0) as u64 + 2 * cfg.sensor_period_ms),
+            )
+        }
+        FaultKind::SelfTestFail => (vec![Action::SelfTestFail { code: 7 }], frames),
+    }
+}
+
+/// What the patient does to remove a fault's cause when they respond to its alarm.
+fn fix(kind: FaultKind) -> &'static [Action] {
+    match kind {
+        FaultKind::Kink => &[Action::Unkink],
+        FaultKind::DownstreamClampClosed => &[Action::OpenDownstreamClamp],
+        FaultKind::CatheterBlocked => &[Action::UnblockCatheter],
+        FaultKind::UpstreamClampClosed => &[Action::OpenUpstreamClamp],
+        FaultKind::DoorOpened => &[Action::CloseDoor],
+        FaultKind::MainsUnplugged | FaultKind::BatteryNearlyEmpty => &[Action::PlugMains],
+        // Air has passed; device faults need service: nothing the patient can fix.
+        FaultKind::AirBubble
+        | FaultKind::MotorStall
+        | FaultKind::EncoderFault
+        | FaultKind::MotorRunaway
+        | FaultKind::Overheat
+        | FaultKind::SelfTestFail => &[],
+    }
+}
+
+impl CampaignReport {
+    /// The readable report of `infusafe sim campaign`.
+    pub fn to_text(&self) -> String {
+        let mut out = format!(
+            "campaign: {} patient-days ({:.0} simulated hours), seed {}\n\n",
+            self.patient_days, self.simulated_hours, self.seed
+        );
+        out.push_str(&format!(
+            "{:<24} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+            "fault", "injected", "detected", "masked", "missed", "p50 s", "p90 s", "p99 s", "max s"
+        ));
+        let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
+        for s in &self.faults {
+            out.push_str(&format!(
+                "{:<24} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+                s.kind.name(),
+                s.injected,
+                s.detected,
+                s.masked,
+                s.missed,
+                f(s.detection_s_p50),
+                f(s.detection_s_p90),
+                f(s.detection_s_p99),
+                f(s.detection_s_max)
+            ));
+        }
+        if !self.unexplained_alarms.is_empty() {
+            out.push_str("\nalarms with no injected fault behind them:\n");
+            for (k, n) in &self.unexplained_alarms {
+                out.push_str(&format!("  {k}: {n}\n"));
+            }
+        }
+        if self.passed() {
+            out.push_str("\nno violations\n");
+        } else {
+            out.push_str(&format!(
+                "\n{} VIOLATIONS:\n",
+                self.violations.len() as u64 + self.violations_not_listed
+            ));
+            for v in &self.violations {
+                out.push_str(&format!(
+                    "  [{}] day seed {} at {} ms: {}  (replay: infusafe sim campaign --replay {})\n",
+                    v.check, v.day_seed, v.at_ms, v.message, v.day_seed
+                ));
+            }
+            if self.violations_not_listed > 0 {
+                out.push_str(&format!(
+                    "  ... and {} more not listed\n",
+                    self.violations_not_listed
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// [`campaign`] with an `indicatif` progress bar on standard error (the CLI's form).
+pub fn campaign_with_progress_bar(config: &CampaignConfig) -> CampaignReport {
+    let bar = indicatif::ProgressBar::new(config.patient_days.min(PATIENT_DAYS_MAX));
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{bar:40} {pos}/{len} patient-days  {elapsed} (eta {eta})",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let report = campaign(config, &|done| bar.set_position(done));
+    bar.finish_and_clear();
+    report
+}
