@@ -67,7 +67,11 @@ async fn writer(url: String, round: u64) {
             .map(|_| {
                 seq += 1;
                 NewEvent {
-                    patient: common::patient(if seq % 3 == 0 { "kill-p2" } else { "kill-p1" }),
+                    patient: common::patient(if seq.is_multiple_of(3) {
+                        "kill-p2"
+                    } else {
+                        "kill-p1"
+                    }),
                     device_id: device.clone(),
                     device_seq: seq,
                     occurred_at: jiff::Timestamp::now(),
