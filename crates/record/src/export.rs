@@ -96,9 +96,7 @@ pub fn csv(events: &[StoredEvent], superseded: &HashSet<crate::EventId>) -> Stri
     let mut out = String::new();
     write_row(&mut out, CSV_COLUMNS.iter().map(|c| c.to_string()));
     for e in events {
-        let offset = jiff::tz::Offset::from_seconds(e.local_offset_s)
-            .map(|o| o.to_string())
-            .unwrap_or_else(|_| e.local_offset_s.to_string());
+        let offset = offset_text(e.local_offset_s);
         write_row(
             &mut out,
             [
@@ -124,6 +122,13 @@ pub fn csv(events: &[StoredEvent], superseded: &HashSet<crate::EventId>) -> Stri
         );
     }
     out
+}
+
+/// `+01:00`, `-05:30`: the offset as RFC 3339 writes it.
+fn offset_text(seconds: i32) -> String {
+    let sign = if seconds < 0 { '-' } else { '+' };
+    let minutes = seconds.unsigned_abs() / 60;
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
 }
 
 fn write_row(out: &mut String, fields: impl Iterator<Item = String>) {
