@@ -1,0 +1,831 @@
+//! The triage engine: deterministic rules that turn what the patient reports and what the pump shows into one
+//! level (`emergency`, `call_care_team`, `self_care`), with reasons that cite rule ids, steps and whom to call.
+//!
+//! Conditions live here, words in `content/triage.toml` (same ids) and `content/alarms.toml` (`alarm.<name>`).
+//! Every rule that matches contributes a reason; the level is the highest of them. Nothing reads a clock: the
+//! history (how often an alarm came back, how long the bag has run) is part of the input.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+
+use crate::Alarm;
+use crate::content::content;
+use crate::plan::{Contact, PersonalNote, TherapyPlan};
+use crate::words::{Level, LineType, Observation, Role};
+use pump::AlarmKind;
+
+/// Why a triage request could not be answered. The CLI maps every variant to exit code 2.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TriageError {
+    /// The input is not JSON.
+    #[error("the report is not valid JSON: {message}")]
+    Json { message: String },
+    /// A field is missing, unknown or has a value outside its vocabulary.
+    #[error("{path}: {message}")]
+    Field { path: String, message: String },
+}
+
+/// The ids of the rules whose conditions are written in this file, in evaluation order. The alarm rules
+/// (`alarm.<name>`) come on top, one per alarm guide.
+pub const RULE_IDS: [&str; 24] = [
+    "emergency.breathing_chest",
+    "emergency.face_swelling",
+    "emergency.faint",
+    "emergency.spreading_redness",
+    "emergency.site_with_fever",
+    "emergency.catheter_out_central",
+    "emergency.critical_pump_stopped",
+    "call.catheter_out_other",
+    "call.pump_stopped",
+    "call.repeated_alarm",
+    "call.air_repeated",
+    "call.occlusion_with_site_signs",
+    "call.site_signs",
+    "call.site_leak",
+    "call.dressing",
+    "call.fluid_problem",
+    "call.disconnection",
+    "call.bag_speed_reported",
+    "call.bag_speed_measured",
+    "call.dose_uncertain",
+    "call.fever_unwell",
+    "self.tubing_kinked",
+    "self.overwhelmed",
+    "self.no_concerns",
+];
+
+/// Tunable thresholds. The defaults are the documented ones (docs/care.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TriageConfig {
+    /// The bag counts as emptying at the wrong speed when the volume given differs from the prediction by more
+    /// than this fraction of the prediction …
+    pub bag_tolerance_fraction: f64,
+    /// … and by more than this many mL (small volumes are within what a patient can read off a bag).
+    pub bag_tolerance_ml_min: f64,
+    /// An alarm counts as "coming back" from this many occurrences in 30 minutes.
+    pub repeat_times_min: u32,
+}
+
+impl Default for TriageConfig {
+    fn default() -> Self {
+        TriageConfig {
+            bag_tolerance_fraction: 0.2,
+            bag_tolerance_ml_min: 5.0,
+            repeat_times_min: 2,
+        }
+    }
+}
+
+/// What the patient reports and what the pump shows.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TriageInput {
+    /// The plan, or the part of it triage uses. Optional: without it, numbers are not known.
+    #[serde(default)]
+    pub plan: Option<TriagePlan>,
+    #[serde(default)]
+    pub observations: Vec<Observation>,
+    #[serde(default)]
+    pub alarms: Vec<AlarmReport>,
+    /// How far the current infusion has got, to compare with what the program predicts.
+    #[serde(default)]
+    pub infusion: Option<InfusionProgress>,
+}
+
+/// One alarm with its recent history.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlarmReport {
+    pub kind: Alarm,
+    /// How many times it went off in the last 30 minutes, this time included.
+    #[serde(default = "one")]
+    pub times_in_last_30_min: u32,
+    /// Whether the patient followed the alarm guide's steps before it came back.
+    #[serde(default)]
+    pub steps_followed: bool,
+    /// Whether the pump is stopped and cannot be restarted.
+    #[serde(default)]
+    pub cannot_restart: bool,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// How far the running infusion has got.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InfusionProgress {
+    /// Minutes since the infusion started (running time).
+    pub elapsed_min: f64,
+    /// What the bag or the pump says is left.
+    pub volume_left_ml: f64,
+    /// What was in the container at the start; defaults to the program's reservoir volume, then its VTBI.
+    #[serde(default)]
+    pub start_volume_ml: Option<f64>,
+}
+
+/// The part of a plan triage uses. Deserializes from a full plan (anything with `patient`, checked like any plan)
+/// or from a subset such as `{"line": "picc", "critical_therapy": true}`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct TriagePlan {
+    pub line: Option<LineType>,
+    pub critical_therapy: bool,
+    /// Contacts by role; a subset is fine.
+    pub contacts: Vec<(Role, Contact)>,
+    pub program: Option<ProgramView>,
+    pub notes: Vec<PersonalNote>,
+}
+
+/// The numbers of the program that predict how fast the bag empties.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize, Serialize)]
+pub struct ProgramView {
+    pub rate_ml_per_h: f64,
+    pub vtbi_ml: f64,
+    #[serde(default)]
+    pub reservoir_ml: Option<f64>,
+    /// The hourly ceiling when patient-controlled boluses are allowed.
+    #[serde(default)]
+    pub bolus_max_ml_per_h: Option<f64>,
+}
+
+impl From<&TherapyPlan> for TriagePlan {
+    fn from(plan: &TherapyPlan) -> Self {
+        TriagePlan {
+            line: Some(plan.line),
+            critical_therapy: plan.critical_therapy,
+            contacts: Role::ALL
+                .iter()
+                .map(|r| (*r, plan.contacts.get(*r).clone()))
+                .collect(),
+            program: Some(ProgramView {
+                rate_ml_per_h: plan.program.rate_ml_per_h,
+                vtbi_ml: plan.program.vtbi_ml,
+                reservoir_ml: plan.program.reservoir_ml,
+                bolus_max_ml_per_h: plan.program.bolus.map(|b| b.max_ml_per_h),
+            }),
+            notes: plan.notes.clone(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PartialPlan {
+    #[serde(default)]
+    line: Option<LineType>,
+    #[serde(default)]
+    critical_therapy: bool,
+    #[serde(default)]
+    contacts: std::collections::BTreeMap<Role, Contact>,
+    #[serde(default)]
+    program: Option<PartialProgram>,
+    #[serde(default)]
+    notes: Vec<PersonalNote>,
+}
+
+/// Only the numbers triage needs; other program fields (end action, KVO) are accepted and not used.
+#[derive(Deserialize)]
+struct PartialProgram {
+    rate_ml_per_h: f64,
+    vtbi_ml: f64,
+    #[serde(default)]
+    reservoir_ml: Option<f64>,
+    #[serde(default)]
+    bolus: Option<crate::plan::PlanBolus>,
+}
+
+impl<'de> Deserialize<'de> for TriagePlan {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let value = serde_json::Value::deserialize(deserializer)?;
+        if value.get("patient").is_some() {
+            let plan = TherapyPlan::from_value(value).map_err(D::Error::custom)?;
+            return Ok(TriagePlan::from(&plan));
+        }
+        let partial: PartialPlan = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            D::Error::custom(format!("{path}: {}", e.into_inner()))
+        })?;
+        Ok(TriagePlan::from(partial))
+    }
+}
+
+impl From<PartialPlan> for TriagePlan {
+    fn from(partial: PartialPlan) -> Self {
+        TriagePlan {
+            line: partial.line,
+            critical_therapy: partial.critical_therapy,
+            contacts: partial.contacts.into_iter().collect(),
+            program: partial.program.map(|p| ProgramView {
+                rate_ml_per_h: p.rate_ml_per_h,
+                vtbi_ml: p.vtbi_ml,
+                reservoir_ml: p.reservoir_ml,
+                bolus_max_ml_per_h: p.bolus.map(|b| b.max_ml_per_h),
+            }),
+            notes: partial.notes,
+        }
+    }
+}
+
+/// The answer. Field names are a public contract (`level`, `reasons`, `steps`, `call`); fields may be added.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TriageOutput {
+    pub level: Level,
+    /// Every matching rule, most urgent first.
+    pub reasons: Vec<Reason>,
+    /// What to do, in order: the care team's own notes first, then the steps of each reason.
+    pub steps: Vec<String>,
+    /// Whom to call, in order. An emergency always starts with the local emergency number.
+    pub call: Vec<CallEntry>,
+    /// What the level means, in plain words.
+    pub level_text: String,
+    /// Always present: the care team's own instructions come first.
+    pub care_team_first: String,
+    /// The care team's notes that apply (general ones, and ones about a matching rule or alarm guide).
+    pub personal_notes: Vec<String>,
+    /// Where to find numbers the report did not carry (when the plan gave none for some role).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub numbers_note: Option<String>,
+}
+
+/// One matching rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Reason {
+    /// The rule id (see docs/care.md).
+    pub rule: String,
+    pub level: Level,
+    pub text: String,
+    /// The inputs that made the rule match (observation words, alarm names, measured volumes).
+    pub because: Vec<String>,
+}
+
+/// One entry of the call list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CallEntry {
+    pub role: Role,
+    /// "Home infusion nurse", or the contact's name from the plan.
+    pub label: String,
+    /// The number from the plan, when a plan with contacts was given.
+    pub phone: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hours: Option<String>,
+}
+
+/// The report as it arrives: the plan is parsed on its own so its errors carry the full path (`plan.line`).
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInput {
+    #[serde(default)]
+    plan: Option<serde_json::Value>,
+    #[serde(default)]
+    observations: Vec<Observation>,
+    #[serde(default)]
+    alarms: Vec<AlarmReport>,
+    #[serde(default)]
+    infusion: Option<InfusionProgress>,
+}
+
+fn json_field_error(
+    path: &serde_path_to_error::Path,
+    inner: serde_json::Error,
+    prefix: &str,
+) -> TriageError {
+    if inner.is_syntax() || inner.is_eof() {
+        return TriageError::Json {
+            message: inner.to_string(),
+        };
+    }
+    let message = inner.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    };
+    let path = path.to_string();
+    let path = match (prefix, path.as_str()) {
+        ("", ".") => "(report)".to_owned(),
+        (prefix, ".") => prefix.to_owned(),
+        ("", path) => path.to_owned(),
+        (prefix, path) => format!("{prefix}.{path}"),
+    };
+    TriageError::Field { path, message }
+}
+
+/// Parses a JSON report and triages it with the default thresholds.
+pub fn triage_json(json: &str) -> Result<TriageOutput, TriageError> {
+    let de = &mut serde_json::Deserializer::from_str(json);
+    let raw: RawInput = serde_path_to_error::deserialize(de).map_err(|e| {
+        let path = e.path().clone();
+        json_field_error(&path, e.into_inner(), "")
+    })?;
+    let plan = match raw.plan {
+        None => None,
+        Some(value) if value.get("patient").is_some() => {
+            let plan = TherapyPlan::from_value(value).map_err(|e| match e {
+                crate::PlanError::Field { path, message }
+                | crate::PlanError::Invalid { path, message } => {
+                    let path = if path == "(top level)" {
+                        "plan".to_owned()
+                    } else {
+                        format!("plan.{path}")
+                    };
+                    TriageError::Field { path, message }
+                }
+                crate::PlanError::Syntax { message, .. } => TriageError::Field {
+                    path: "plan".to_owned(),
+                    message,
+                },
+            })?;
+            Some(TriagePlan::from(&plan))
+        }
+        Some(value) => {
+            let partial: PartialPlan = serde_path_to_error::deserialize(value).map_err(|e| {
+                let path = e.path().clone();
+                json_field_error(&path, e.into_inner(), "plan")
+            })?;
+            Some(TriagePlan::from(partial))
+        }
+    };
+    let input = TriageInput {
+        plan,
+        observations: raw.observations,
+        alarms: raw.alarms,
+        infusion: raw.infusion,
+    };
+    triage(&input, &TriageConfig::default())
+}
+
+/// What the rules see: the report with the plan's defaults applied.
+struct Facts<'a> {
+    observations: BTreeSet<Observation>,
+    line: Option<LineType>,
+    critical: bool,
+    alarms: &'a [AlarmReport],
+    bag: Option<BagCheck>,
+}
+
+struct BagCheck {
+    given_ml: f64,
+    predicted_low_ml: f64,
+    predicted_high_ml: f64,
+    tolerance_low_ml: f64,
+    tolerance_high_ml: f64,
+}
+
+impl Facts<'_> {
+    fn any(&self, words: &[Observation]) -> Vec<String> {
+        words
+            .iter()
+            .filter(|w| self.observations.contains(w))
+            .map(|w| w.name().to_owned())
+            .collect()
+    }
+}
+
+use Observation as O;
+
+const SITE_SIGNS: [Observation; 5] = [
+    O::NewRednessAtSite,
+    O::WarmthAtSite,
+    O::SwellingAtSite,
+    O::PainAtSite,
+    O::BurningAtSite,
+];
+const SYSTEMIC: [Observation; 3] = [O::Fever, O::Chills, O::FeelingVeryUnwell];
+const CATHETER_OUT: [Observation; 2] = [O::CatheterCameOut, O::CatheterDisplaced];
+
+/// Evaluates one rule of `RULE_IDS`: `Some(because)` when it matches.
+fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
+    let nonempty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
+    let both = |a: Vec<String>, b: Vec<String>| {
+        if a.is_empty() || b.is_empty() {
+            None
+        } else {
+            Some(a.into_iter().chain(b).collect())
+        }
+    };
+    let pump_stopped = || {
+        let mut because = f.any(&[O::PumpStoppedCannotRestart]);
+        because.extend(
+            f.alarms
+                .iter()
+                .filter(|a| a.cannot_restart)
+                .map(|a| format!("{} (cannot restart)", a.kind)),
+        );
+        because
+    };
+    let central_or_unknown = f.line.is_none_or(LineType::is_central);
+    match id {
+        "emergency.breathing_chest" => nonempty(f.any(&[
+            O::DifficultyBreathing,
+            O::ChestPain,
+            O::SevereShortnessOfBreath,
+        ])),
+        "emergency.face_swelling" => nonempty(f.any(&[O::FaceLipTongueThroatSwelling])),
+        "emergency.faint" => nonempty(f.any(&[O::FeelingFaint])),
+        "emergency.spreading_redness" => nonempty(f.any(&[O::RapidlySpreadingRedness])),
+        "emergency.site_with_fever" => {
+            let mut site = f.any(&SITE_SIGNS);
+            site.extend(f.any(&[O::RapidlySpreadingRedness]));
+            both(site, f.any(&SYSTEMIC))
+        }
+        "emergency.catheter_out_central" if central_or_unknown => {
+            let mut because = f.any(&CATHETER_OUT);
+            if !because.is_empty() {
+                because.push(
+                    f.line
+                        .map_or("line type unknown".to_owned(), |l| format!("line: {l}")),
+                );
+            }
+            nonempty(because).filter(|b| b.len() > 1)
+        }
+        "call.catheter_out_other" if !central_or_unknown => {
+            let because = f.any(&CATHETER_OUT);
+            both(
+                because,
+                f.line.map(|l| format!("line: {l}")).into_iter().collect(),
+            )
+        }
+        "emergency.critical_pump_stopped" if f.critical => {
+            both(pump_stopped(), vec!["therapy marked critical".to_owned()])
+        }
+        "call.pump_stopped" if !f.critical => nonempty(pump_stopped()),
+        "call.repeated_alarm" => nonempty(
+            f.alarms
+                .iter()
+                .filter(|a| {
+                    (a.steps_followed && a.times_in_last_30_min >= config.repeat_times_min)
+                        || a.kind == Alarm::Core(AlarmKind::RepeatedAlarm)
+                })
+                .map(|a| {
+                    format!(
+                        "{} {}× in 30 min{}",
+                        a.kind,
+                        a.times_in_last_30_min,
+                        if a.steps_followed {
+                            ", steps followed"
+                        } else {
+                            ""
+                        }
+                    )
+                })
+                .collect(),
+        ),
+        "call.air_repeated" => nonempty(
+            f.alarms
+                .iter()
+                .filter(|a| {
+                    a.kind == Alarm::Core(AlarmKind::AirInLine)
+                        && a.times_in_last_30_min >= config.repeat_times_min
+                })
+                .map(|a| format!("{} {}× in 30 min", a.kind, a.times_in_last_30_min))
+                .collect(),
+        ),
+        "call.occlusion_with_site_signs" => {
+            let occlusions: Vec<String> = f
+                .alarms
+                .iter()
+                .filter(|a| a.kind.is_occlusion())
+                .map(|a| a.kind.to_string())
+                .collect();
+            let site = f.any(&[
+                O::PainAtSite,
+                O::SwellingAtSite,
+                O::NewRednessAtSite,
+                O::RapidlySpreadingRedness,
+            ]);
+            both(occlusions, site)
+        }
+        "call.site_signs" => nonempty(f.any(&SITE_SIGNS)),
+        "call.site_leak" => nonempty(f.any(&[O::LeakingAtSite])),
+        "call.dressing" => nonempty(f.any(&[O::DressingWet, O::DressingLoose, O::DressingSoiled])),
+        "call.fluid_problem" => {
+            nonempty(f.any(&[O::FluidCloudy, O::FluidParticles, O::BagLeaking]))
+        }
+        "call.disconnection" => nonempty(f.any(&[O::AccidentalDisconnection])),
+        "call.bag_speed_reported" => {
+            nonempty(f.any(&[O::BagEmptyingFasterThanUsual, O::BagEmptyingSlowerThanUsual]))
+        }
+        "call.bag_speed_measured" => {
+            let bag = f.bag.as_ref()?;
+            let faster = bag.given_ml > bag.predicted_high_ml + bag.tolerance_high_ml;
+            let slower = bag.given_ml < bag.predicted_low_ml - bag.tolerance_low_ml;
+            let predicted = if bag.predicted_low_ml == bag.predicted_high_ml {
+                format!("{:.0} mL", bag.predicted_low_ml)
+            } else {
+                format!(
+                    "{:.0}–{:.0} mL",
+                    bag.predicted_low_ml, bag.predicted_high_ml
+                )
+            };
+            let speed = if faster { "faster" } else { "slower" };
+            (faster || slower).then(|| {
+                vec![format!(
+                    "{:.0} mL given, program predicts {predicted}: emptying {speed}",
+                    bag.given_ml
+                )]
+            })
+        }
+        "call.dose_uncertain" => nonempty(f.any(&[O::UnsureIfDoseGiven])),
+        "call.fever_unwell" => {
+            let site = f
+                .any(&SITE_SIGNS)
+                .into_iter()
+                .chain(f.any(&[O::RapidlySpreadingRedness]));
+            if site.count() > 0 {
+                None
+            } else {
+                nonempty(f.any(&SYSTEMIC))
+            }
+        }
+        "self.tubing_kinked" => nonempty(f.any(&[O::TubingKinked])),
+        "self.overwhelmed" => nonempty(f.any(&[O::FeelingOverwhelmed])),
+        // Evaluated last, on the result: see `triage`.
+        _ => None,
+    }
+}
+
+/// The rules in evaluation order (the static ones; alarm rules are added per reported alarm).
+pub fn rule_ids() -> impl Iterator<Item = &'static str> {
+    RULE_IDS.into_iter()
+}
+
+/// Triage a report. Pure: the same input always gives the same output.
+pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput, TriageError> {
+    let c = content();
+    let field = |path: &str, message: String| TriageError::Field {
+        path: path.to_owned(),
+        message,
+    };
+    for (i, alarm) in input.alarms.iter().enumerate() {
+        if alarm.times_in_last_30_min == 0 {
+            return Err(field(
+                &format!("alarms[{i}].times_in_last_30_min"),
+                "must be 1 or more: it counts this alarm too".to_owned(),
+            ));
+        }
+    }
+    let plan = input.plan.clone().unwrap_or_default();
+    let bag = match input.infusion {
+        None => None,
+        Some(progress) => Some(bag_check(&progress, plan.program.as_ref(), config)?),
+    };
+    let facts = Facts {
+        observations: input.observations.iter().copied().collect(),
+        line: plan.line,
+        critical: plan.critical_therapy,
+        alarms: &input.alarms,
+        bag,
+    };
+
+    let mut reasons: Vec<Reason> = Vec::new();
+    for id in rule_ids() {
+        if let Some(because) = evaluate(id, &facts, config) {
+            let text = c
+                .rule(id)
+                .expect("every rule has words: checked by Content::validate");
+            reasons.push(Reason {
+                rule: id.to_owned(),
+                level: text.level,
+                text: text.reason.clone(),
+                because,
+            });
+        }
+    }
+    let mut seen_alarms = BTreeSet::new();
+    for alarm in &input.alarms {
+        if !seen_alarms.insert(alarm.kind) {
+            continue;
+        }
+        let guide = c.alarm(alarm.kind);
+        reasons.push(Reason {
+            rule: guide.id.clone(),
+            level: guide.level,
+            text: format!("{}: {}", guide.title, guide.meaning),
+            because: vec![alarm.kind.to_string()],
+        });
+    }
+    if reasons.is_empty() {
+        let text = c
+            .rule("self.no_concerns")
+            .expect("checked by Content::validate");
+        reasons.push(Reason {
+            rule: text.id.clone(),
+            level: text.level,
+            text: text.reason.clone(),
+            because: Vec::new(),
+        });
+    }
+    // Most urgent first; within a level, rule order (stable sort).
+    reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
+    let level = reasons
+        .iter()
+        .map(|r| r.level)
+        .max()
+        .unwrap_or(Level::SelfCare);
+
+    // The care team's notes: general ones and those about a matching rule, first.
+    let mut personal_notes: Vec<String> = Vec::new();
+    for note in &plan.notes {
+        let applies = match &note.about {
+            None => true,
+            Some(about) => reasons.iter().any(|r| &r.rule == about),
+        };
+        if applies && !personal_notes.contains(&note.text) {
+            personal_notes.push(note.text.clone());
+        }
+    }
+
+    // Steps and calls come from the reasons at the final level only: lower-level advice (an alarm guide's "restart
+    // the pump") could contradict the more urgent one ("do not restart"), and a patient in an emergency needs a
+    // short list. The lower-level reasons stay in `reasons`.
+    let mut steps: Vec<String> = personal_notes
+        .iter()
+        .map(|n| format!("From your care team: {n}"))
+        .collect();
+    let mut roles: Vec<Role> = Vec::new();
+    if level == Level::Emergency {
+        roles.push(Role::Emergency);
+    }
+    for reason in reasons.iter().filter(|r| r.level == level) {
+        let (rule_steps, rule_call): (&[String], &[Role]) = match c.rule(&reason.rule) {
+            Some(text) => (&text.steps, &text.call),
+            None => {
+                let guide = c
+                    .alarms
+                    .iter()
+                    .find(|g| g.id == reason.rule)
+                    .expect("alarm rules come from guides");
+                (&guide.steps, &guide.call)
+            }
+        };
+        for step in rule_steps {
+            if !steps.contains(step) {
+                steps.push(step.clone());
+            }
+        }
+        for role in rule_call {
+            if !roles.contains(role) {
+                roles.push(*role);
+            }
+        }
+    }
+    let call: Vec<CallEntry> = roles
+        .into_iter()
+        .map(|role| {
+            let contact = plan
+                .contacts
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, c)| c);
+            CallEntry {
+                role,
+                label: contact
+                    .and_then(|c| c.name.clone())
+                    .unwrap_or_else(|| c.common.roles[&role].clone()),
+                phone: contact.map(|c| c.phone.clone()),
+                hours: contact.and_then(|c| c.hours.clone()),
+            }
+        })
+        .collect();
+    let numbers_note = call
+        .iter()
+        .any(|entry| entry.phone.is_none())
+        .then(|| c.common.no_plan_numbers.clone());
+
+    Ok(TriageOutput {
+        level,
+        reasons,
+        steps,
+        call,
+        level_text: c.common.levels[&level].clone(),
+        care_team_first: c.common.care_team_first.clone(),
+        personal_notes,
+        numbers_note,
+    })
+}
+
+fn bag_check(
+    progress: &InfusionProgress,
+    program: Option<&ProgramView>,
+    config: &TriageConfig,
+) -> Result<BagCheck, TriageError> {
+    let field = |path: &str, message: String| TriageError::Field {
+        path: path.to_owned(),
+        message,
+    };
+    let Some(program) = program else {
+        return Err(field("infusion", "needs plan.program (rate_ml_per_h and vtbi_ml) to compare the bag with; give the plan, or report bag_emptying_faster_than_usual / bag_emptying_slower_than_usual instead".to_owned()));
+    };
+    if !(program.rate_ml_per_h.is_finite() && program.rate_ml_per_h > 0.0) {
+        return Err(field(
+            "plan.program.rate_ml_per_h",
+            "must be a number greater than 0".to_owned(),
+        ));
+    }
+    if !(program.vtbi_ml.is_finite() && program.vtbi_ml > 0.0) {
+        return Err(field(
+            "plan.program.vtbi_ml",
+            "must be a number greater than 0".to_owned(),
+        ));
+    }
+    if !(progress.elapsed_min.is_finite() && progress.elapsed_min >= 0.0) {
+        return Err(field(
+            "infusion.elapsed_min",
+            format!(
+                "{} is not allowed; use 0 or more minutes",
+                progress.elapsed_min
+            ),
+        ));
+    }
+    if !(progress.volume_left_ml.is_finite() && progress.volume_left_ml >= 0.0) {
+        return Err(field(
+            "infusion.volume_left_ml",
+            format!(
+                "{} is not allowed; use 0 or more mL",
+                progress.volume_left_ml
+            ),
+        ));
+    }
+    let start = progress
+        .start_volume_ml
+        .or(program.reservoir_ml)
+        .unwrap_or(program.vtbi_ml);
+    if !(start.is_finite() && start > 0.0) {
+        return Err(field(
+            "infusion.start_volume_ml",
+            format!("{start} is not allowed; use a number greater than 0"),
+        ));
+    }
+    if progress.volume_left_ml > start {
+        return Err(field(
+            "infusion.volume_left_ml",
+            format!(
+                "{} mL left is more than the {start} mL the bag started with",
+                progress.volume_left_ml
+            ),
+        ));
+    }
+    let hours = progress.elapsed_min / 60.0;
+    let cap = program.vtbi_ml.min(start);
+    let predicted_low_ml = (program.rate_ml_per_h * hours).min(cap);
+    let predicted_high_ml =
+        (program.bolus_max_ml_per_h.unwrap_or(program.rate_ml_per_h) * hours).min(cap);
+    let tolerance = |predicted: f64| {
+        (predicted * config.bag_tolerance_fraction).max(config.bag_tolerance_ml_min)
+    };
+    Ok(BagCheck {
+        given_ml: start - progress.volume_left_ml,
+        predicted_low_ml,
+        predicted_high_ml,
+        tolerance_low_ml: tolerance(predicted_low_ml),
+        tolerance_high_ml: tolerance(predicted_high_ml),
+    })
+}
+
+/// One row of the rules table in docs/care.md.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleRow {
+    pub id: String,
+    pub level: Level,
+    pub condition: String,
+}
+
+/// Every rule with its level and condition, in evaluation order: the static rules, then one per alarm guide.
+pub fn rules_table() -> Vec<RuleRow> {
+    let c = content();
+    let mut rows: Vec<RuleRow> = rule_ids()
+        .map(|id| {
+            let text = c.rule(id).expect("checked by Content::validate");
+            RuleRow {
+                id: id.to_owned(),
+                level: text.level,
+                condition: text.condition.clone(),
+            }
+        })
+        .collect();
+    rows.extend(c.alarms.iter().map(|g| RuleRow {
+        id: g.id.clone(),
+        level: g.level,
+        condition: format!(
+            "the pump or server reports {} (once; repeats escalate through call.repeated_alarm)",
+            g.alarm
+        ),
+    }));
+    rows
+}
+
+/// The rules table as Markdown, as it must appear in docs/care.md.
+pub fn rules_table_markdown() -> String {
+    let mut out = String::from("| Rule id | Level | Condition |\n|---|---|---|\n");
+    for row in rules_table() {
+        out.push_str(&format!(
+            "| `{}` | {} | {} |\n",
+            row.id,
+            row.level,
+            row.condition.replace('|', "\\|")
+        ));
+    }
+    out
+}
