@@ -32,4 +32,5 @@ pub use methods::{MethodConfig, MethodError, OcclusionResult, TrumpetResult, occ
 pub mod campaign;
 
 pub use campaign::{CampaignConfig, CampaignReport, FaultKind, Violation, campaign, replay_day};
+pub mod cli;
 pub mod svg;
