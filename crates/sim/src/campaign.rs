@@ -568,7 +568,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
             let quiet = sim.pump().active_alarms().next().is_none();
             let kind = pick_fault(&mut rng);
             // Unplugging a pump that runs on battery changes nothing: not a fault to judge.
-            let meaningful = !(matches!(kind, FaultKind::MainsUnplugged) && !sim.plant().mains);
+            let meaningful = !matches!(kind, FaultKind::MainsUnplugged) || sim.plant().mains;
             if fault.is_none() && infusing && quiet && meaningful {
                 let rate_now = match sim.motor() {
                     MotorCommand::Run { rate_ml_per_h } => rate_ml_per_h,
