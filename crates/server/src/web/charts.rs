@@ -53,7 +53,9 @@ pub struct DayAlarms {
 
 impl DayAlarms {
     fn total(&self) -> u32 {
-        self.high.saturating_add(self.medium).saturating_add(self.low)
+        self.high
+            .saturating_add(self.medium)
+            .saturating_add(self.low)
     }
 }
 
@@ -84,7 +86,11 @@ pub fn volume_chart(series: &VolumeSeries, config: ChartConfig) -> String {
     }
 
     let all = delivered.iter().chain(expected.iter());
-    let t_max = all.clone().map(|p| p.at_s).fold(0.0_f64, f64::max).max(60.0);
+    let t_max = all
+        .clone()
+        .map(|p| p.at_s)
+        .fold(0.0_f64, f64::max)
+        .max(60.0);
     let v_max = all.map(|p| p.volume_ml).fold(0.0_f64, f64::max);
     let v_axis_max = nice_ceiling(v_max.max(1.0));
     let (time_unit_s, time_unit_label) = if t_max > 3.0 * 3600.0 {
@@ -148,7 +154,11 @@ pub fn volume_chart(series: &VolumeSeries, config: ChartConfig) -> String {
         r#"<text class="axis" x="{cx:.1}" y="{by:.1}" text-anchor="middle">{unit} after {origin}</text><text class="axis" x="12" y="{my:.1}" text-anchor="middle" transform="rotate(-90 12 {my:.1})">mL</text>"#,
         cx = plot.left + plot.width / 2.0,
         by = config.height - 6.0,
-        unit = if time_unit_label == "h" { "hours" } else { "minutes" },
+        unit = if time_unit_label == "h" {
+            "hours"
+        } else {
+            "minutes"
+        },
         origin = escape(&series.origin_label),
         my = plot.top + plot.height / 2.0,
     );

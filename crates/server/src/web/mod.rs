@@ -1,7 +1,59 @@
-//! The HTML screens (patients, caregivers, nurses). Owned by the screens helper (issue 7); the server only
-//! merges `routes()` into its router.
+//! The HTML screens for patients, caregivers and nurses, rendered on the server with askama: plain links
+//! and forms that work without JavaScript (POST, then redirect, then GET), one small script that refreshes
+//! live parts from the server-sent event streams, and SVG charts drawn here.
+//!
+//! Every handler checks access through `crate::access` (which audits reads) and every form carries the
+//! session's CSRF token, checked by the router-wide guard in `crate::auth`. See docs/screens.md.
+
+pub mod assets;
+pub mod card;
+pub mod charts;
+pub mod check;
+pub mod common;
+pub mod log;
+pub mod login;
+pub mod nurse;
+pub mod patient;
+pub mod reminders;
+pub mod view;
+
+use axum::Router;
+use axum::routing::{get, post};
+
+use crate::AppState;
 
 /// The screens' routes, merged into the server's router by `server::router`.
-pub fn routes() -> axum::Router<crate::AppState> {
-    axum::Router::new()
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(login::start))
+        .route("/login", get(login::form).post(login::submit))
+        .route("/logout", post(login::logout))
+        .route("/static/{file}", get(assets::serve))
+        .route("/p/{patient_id}", get(patient::home))
+        .route("/p/{patient_id}/today", get(patient::today))
+        .route("/p/{patient_id}/checklist", post(patient::checklist_answer))
+        .route(
+            "/p/{patient_id}/what-to-do/{item_id}",
+            get(patient::what_to_do),
+        )
+        .route("/p/{patient_id}/pump", get(patient::pump))
+        .route(
+            "/p/{patient_id}/alarms/{alarm}/step",
+            post(patient::alarm_step),
+        )
+        .route(
+            "/p/{patient_id}/alarms/{alarm}/ack",
+            post(patient::alarm_ack),
+        )
+        .route(
+            "/p/{patient_id}/check",
+            get(check::form).post(check::submit),
+        )
+        .route("/p/{patient_id}/log", get(log::page))
+        .route("/p/{patient_id}/reminders", get(reminders::page))
+        .route("/p/{patient_id}/reminders.ics", get(reminders::ics))
+        .route("/p/{patient_id}/card", get(card::page))
+        .route("/nurse", get(nurse::dashboard))
+        .route("/nurse/patients/{patient_id}", get(nurse::patient))
+        .route("/nurse/patients/{patient_id}/plan", post(nurse::save_plan))
 }

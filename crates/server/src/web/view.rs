@@ -46,9 +46,18 @@ pub struct Contact {
 }
 
 impl Contact {
-    pub fn new(role_label: impl Into<String>, name: impl Into<String>, phone: impl Into<String>) -> Contact {
+    pub fn new(
+        role_label: impl Into<String>,
+        name: impl Into<String>,
+        phone: impl Into<String>,
+    ) -> Contact {
         let phone = phone.into();
-        Contact { role_label: role_label.into(), name: name.into(), tel: tel_href(&phone), phone }
+        Contact {
+            role_label: role_label.into(),
+            name: name.into(),
+            tel: tel_href(&phone),
+            phone,
+        }
     }
 }
 
@@ -361,6 +370,15 @@ pub struct PracticePage {
     pub patient_href: String,
 }
 
+/// For a caregiver linked to several people: whose screens to open.
+#[derive(Template)]
+#[template(path = "chooser.html")]
+pub struct ChooserPage {
+    pub layout: Layout,
+    /// (link to their Today page, their name)
+    pub people: Vec<(String, String)>,
+}
+
 /// Render a page as an HTML response that is never cached (pages carry personal data and CSRF tokens).
 pub fn html<T: Template>(page: &T) -> Response {
     html_with_status(StatusCode::OK, page)
@@ -371,7 +389,10 @@ pub fn html_with_status<T: Template>(status: StatusCode, page: &T) -> Response {
         Ok(body) => {
             let mut response = (status, body).into_response();
             let headers = response.headers_mut();
-            headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+            headers.insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("text/html; charset=utf-8"),
+            );
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(
                 header::CONTENT_SECURITY_POLICY,
@@ -379,8 +400,14 @@ pub fn html_with_status<T: Template>(status: StatusCode, page: &T) -> Response {
                     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
                 ),
             );
-            headers.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
-            headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("same-origin"));
+            headers.insert(
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            );
+            headers.insert(
+                header::REFERRER_POLICY,
+                HeaderValue::from_static("same-origin"),
+            );
             response
         }
         Err(e) => crate::error::AppError::internal(format!("template: {e}")).into_response(),
@@ -429,8 +456,10 @@ pub fn format_ago(now_ms: i64, at_ms: i64) -> String {
 /// Local wall-clock time "14:05", with the date ("25 Nov 14:05") when it is not today.
 pub fn format_time(now_ms: i64, at_ms: i64) -> String {
     let tz = jiff::tz::TimeZone::system();
-    let (Ok(at), Ok(now)) = (jiff::Timestamp::from_millisecond(at_ms), jiff::Timestamp::from_millisecond(now_ms))
-    else {
+    let (Ok(at), Ok(now)) = (
+        jiff::Timestamp::from_millisecond(at_ms),
+        jiff::Timestamp::from_millisecond(now_ms),
+    ) else {
         return "unknown time".into();
     };
     let at = at.to_zoned_datetime(tz.clone());
@@ -444,7 +473,9 @@ pub fn format_time(now_ms: i64, at_ms: i64) -> String {
 
 /// RFC 3339 for `<time datetime>`.
 pub fn iso_time(at_ms: i64) -> String {
-    jiff::Timestamp::from_millisecond(at_ms).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::from_millisecond(at_ms)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 pub fn priority_label(priority: &str) -> String {
@@ -498,9 +529,15 @@ mod tests {
 
     #[test]
     fn tel_links_keep_only_what_dials() {
-        check(tel_href("+44 (0)161 555-0101"), "+4401615550101".to_string());
+        check(
+            tel_href("+44 (0)161 555-0101"),
+            "+4401615550101".to_string(),
+        );
         check(tel_href("999"), "999".to_string());
-        check(tel_href("0800 123 456, ext 12"), "0800123456,12".to_string());
+        check(
+            tel_href("0800 123 456, ext 12"),
+            "0800123456,12".to_string(),
+        );
         check(tel_href("1+2"), "12".to_string());
         check(tel_href("javascript:alert(1)"), "1".to_string());
     }

@@ -1,0 +1,93 @@
+// A live occlusion alarm: the nurse starts the practice pump (a simulated pump in teaching mode, talking
+// to the server through the pump link) and kinks its line; the patient's "My pump" page, already open,
+// becomes the alarm guide within 2 seconds of the server knowing the alarm; the patient ticks a step and
+// acknowledges; the nurse's dashboard shows the alarm and who acknowledged it.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot } from './helpers.mjs';
+
+let browser;
+const logins = demoLogins();
+before(async () => { browser = await launch(); });
+after(async () => { await browser?.close(); });
+
+const LIVE_DEADLINE_MS = 2000;
+const DETECTION_DEADLINE_MS = 90_000;
+
+test('occlusion from the simulated pump appears live, is acknowledged, and shows on the dashboard', async () => {
+  const patient = await newPage(browser, PHONE);
+  await signIn(patient, logins.patient[0]);
+  const patientBase = patient.url().replace(/\/today.*$/, '');
+  const patientId = patientBase.split('/p/')[1];
+
+  const nurse = await newPage(browser, DESKTOP);
+  await signIn(nurse, logins.nurse[0]);
+
+  // Start from a quiet screen: stop a practice pump left over from another test.
+  await nurse.goto(`${BASE}/nurse/patients/${patientId}/practice`);
+  if (await nurse.locator('button.danger').count()) {
+    await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.danger')]);
+  }
+  await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.primary')]);
+  await nurse.locator('button:has-text("Kink")').waitFor();
+  await checkAxe(nurse, 'practice pump (running)');
+  await shot(nurse, 'nurse-practice-running-desktop');
+
+  await patient.goto(`${patientBase}/pump`);
+  // The live script is connected before the fault is triggered.
+  await patient.waitForFunction(() => /Live updates on|Live: updated/.test(document.getElementById('live-status')?.textContent || ''), null, { timeout: 10_000 });
+
+  await Promise.all([nurse.waitForLoadState('load'), nurse.click('button:has-text("Kink")')]);
+
+  // When does the server know? Poll its API from the nurse's session.
+  const api = nurse.context().request;
+  const started = Date.now();
+  let serverKnewAt = 0;
+  while (Date.now() - started < DETECTION_DEADLINE_MS) {
+    const r = await api.get(`${BASE}/api/patients/${patientId}/alarms`);
+    assert.equal(r.status(), 200, `GET alarms: ${r.status()} ${await r.text()}`);
+    const body = await r.json();
+    const list = Array.isArray(body) ? body : (body.alarms || body.active_alarms || []);
+    if (list.some((a) => /occlusion/.test(a.alarm))) { serverKnewAt = Date.now(); break; }
+    await new Promise((res) => setTimeout(res, 100));
+  }
+  assert.ok(serverKnewAt, `no occlusion alarm reached the server within ${DETECTION_DEADLINE_MS} ms of the kink`);
+  await patient.locator('[data-alarm-id^="occlusion"] h1').waitFor({ timeout: LIVE_DEADLINE_MS + 1000 });
+  const shownAfterMs = Date.now() - serverKnewAt;
+  assert.ok(shownAfterMs <= LIVE_DEADLINE_MS, `the alarm appeared on the patient's screen ${shownAfterMs} ms after the server had it (limit ${LIVE_DEADLINE_MS} ms)`);
+  console.log(`# live alarm shown ${shownAfterMs} ms after the server had it`);
+
+  assert.match(await patient.locator('main h1').innerText(), /Blocked line/);
+  const steps = patient.locator('ol.steps > li');
+  assert.ok(await steps.count() >= 3, 'the alarm guide shows numbered steps');
+  assert.ok(await patient.locator('.alarm a[href^="tel:"]').count() >= 1, 'the alarm guide says who to call');
+  await checkAxe(patient, 'alarm guide');
+  await shot(patient, 'patient-alarm-phone');
+
+  // "I did this" on step 1, then acknowledge.
+  await Promise.all([patient.waitForLoadState('load'), steps.first().locator('button').click()]);
+  await patient.locator('ol.steps > li').first().locator('.step-done').waitFor();
+  await Promise.all([patient.waitForLoadState('load'), patient.click('button:has-text("Acknowledge alarm")')]);
+  await patient.locator('.alarm .notice').waitFor();
+  assert.match(await patient.locator('.alarm .notice').innerText(), /acknowledged/i);
+
+  // The nurse's dashboard lists the alarm at the top, with the patient's acknowledgement.
+  await nurse.goto(`${BASE}/nurse`);
+  const row = nurse.locator('ul.patients > li').first();
+  await row.locator('[data-alarm-id^="occlusion"]').waitFor();
+  assert.match(await row.innerText(), /Acknowledged by/);
+  await checkAxe(nurse, 'dashboard with an alarm');
+  await shot(nurse, 'nurse-dashboard-alarm-desktop');
+  // The nurse acknowledges with a note.
+  await row.locator('input[name=note]').first().fill('Called the patient; line straightened.');
+  await Promise.all([nurse.waitForLoadState('load'), row.locator('form.ack-form button').first().click()]);
+  assert.match(await nurse.locator('ul.patients').innerText(), /line straightened/);
+
+  // Stop the practice pump; the record marks its events as practice.
+  await nurse.goto(`${BASE}/nurse/patients/${patientId}/practice`);
+  await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.danger')]);
+  await patient.goto(`${patientBase}/log?kind=alarms&days=1`);
+  assert.ok(await patient.locator('.timeline .badge.teaching').count() >= 1, 'teaching events are marked as practice in the record');
+  await patient.context().close();
+  await nurse.context().close();
+});
