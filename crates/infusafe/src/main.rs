@@ -1,5 +1,7 @@
 //! The `infusafe` binary: parses arguments, hands each subcommand to its library, maps errors to exit codes.
 
+mod export;
+mod record;
 mod reminders;
 mod sim;
 mod triage;
@@ -22,6 +24,10 @@ enum Command {
     Triage(triage::TriageArgs),
     /// Writes a therapy plan's reminders as an iCalendar file (or JSON data with --json).
     Reminders(reminders::RemindersArgs),
+    /// Exports a patient's record as CSV or an HL7 FHIR R4 Bundle.
+    Export(export::ExportArgs),
+    /// The infusion record: `verify` checks every patient's hash chain.
+    Record(record::RecordArgs),
 }
 
 fn main() -> ExitCode {
@@ -30,5 +36,7 @@ fn main() -> ExitCode {
         Command::Sim(args) => sim::main(args),
         Command::Triage(args) => triage::main(args),
         Command::Reminders(args) => reminders::main(args),
+        Command::Export(args) => export::main(args),
+        Command::Record(args) => record::main(args),
     }
 }

@@ -55,6 +55,12 @@ pub enum RecordError {
     #[error("stored event {id} is unreadable: {reason}; run `infusafe record verify`")]
     Corrupt { id: i64, reason: String },
 
+    /// No connection to the database could be made in time (server down, wrong host or port).
+    #[error(
+        "cannot reach the record database within {waited_ms} ms: check the database URL and that the database server is running"
+    )]
+    Unreachable { waited_ms: u64 },
+
     /// The database could not be reached or failed in a way not listed above.
     #[error("record database error: {0}")]
     Database(#[source] sqlx::Error),
@@ -68,8 +74,16 @@ pub enum RecordError {
     },
 }
 
+/// The pool waits this much longer than the busy timeout for a connection.
+pub(crate) const ACQUIRE_EXTRA_MS: u64 = 5_000;
+
 /// How long the store waited before reporting `Locked`; filled in by the store.
 pub(crate) fn classify(error: sqlx::Error, busy_timeout_ms: u64) -> RecordError {
+    if let sqlx::Error::PoolTimedOut = error {
+        return RecordError::Unreachable {
+            waited_ms: busy_timeout_ms + ACQUIRE_EXTRA_MS,
+        };
+    }
     if let sqlx::Error::Database(db) = &error
         && let Some(code) = db.code()
     {

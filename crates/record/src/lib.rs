@@ -18,6 +18,8 @@ pub mod views;
 
 pub use error::RecordError;
 pub use event::{Body, EscalationPriority, EventId, NewEvent, PatientId, Source, StoredEvent};
+/// Re-exported so callers name times with the same version of jiff.
+pub use jiff;
 pub use store::{
     BATCH_EVENTS_MAX, Backend, BrokenLink, ChainHead, Config, Receipt, Store, TimelineQuery,
     VerifyReport, default_database_url,

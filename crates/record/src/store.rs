@@ -5,7 +5,7 @@
 //! truly differ (taking the write lock, drawing ids) the body branches on [`Backend`].
 
 use crate::chain::{GENESIS_HASH, Link};
-use crate::error::{RecordError, classify};
+use crate::error::{ACQUIRE_EXTRA_MS, RecordError, classify};
 use crate::event::{EventId, NewEvent, PatientId, PreparedEvent, Source, StoredEvent};
 use crate::schema::{MIGRATIONS, VERSION_TABLE_POSTGRES, VERSION_TABLE_SQLITE, latest_version};
 use jiff::Timestamp;
@@ -196,7 +196,7 @@ impl Store {
             }
             let pool = SqlitePoolOptions::new()
                 .max_connections(config.max_connections.max(1))
-                .acquire_timeout(busy + Duration::from_secs(5))
+                .acquire_timeout(busy + Duration::from_millis(ACQUIRE_EXTRA_MS))
                 .connect_with(options)
                 .await
                 .map_err(|e| classify(e, config.busy_timeout_ms))?;
@@ -206,7 +206,7 @@ impl Store {
                 .map_err(|_| RecordError::UnsupportedUrl { url: redact(url) })?;
             let pool = PgPoolOptions::new()
                 .max_connections(config.max_connections.max(1))
-                .acquire_timeout(busy + Duration::from_secs(5))
+                .acquire_timeout(busy + Duration::from_millis(ACQUIRE_EXTRA_MS))
                 .connect_with(options)
                 .await
                 .map_err(|e| classify(e, config.busy_timeout_ms))?;

@@ -156,3 +156,15 @@ async fn a_database_from_a_newer_version_is_refused() {
         "{error:?}"
     );
 }
+
+#[tokio::test]
+async fn an_unreachable_postgres_server_gives_a_clear_error() {
+    // Port 1 on loopback: nothing listens there.
+    let mut config = Config::new("postgres://infusafe:secret@127.0.0.1:1/infusafe");
+    config.busy_timeout_ms = 100;
+    let error = Store::open(config).await.err().expect("must fail");
+    assert_eq!(
+        error.to_string(),
+        "cannot reach the record database within 5100 ms: check the database URL and that the database server is running"
+    );
+}
