@@ -1,0 +1,276 @@
+//! Therapy plans: the examples load, every bad plan is refused with the field path and the allowed values, the
+//! program converts into the pump core's request, and the JSON form round-trips (the server stores it).
+
+use care::TherapyPlan;
+
+const ANTIBIOTICS: &str = include_str!("../../../examples/plans/antibiotics-picc.toml");
+const EPIDURAL: &str = include_str!("../../../examples/plans/pain-epidural.toml");
+
+/// Applies `edit` (a `(from, to)` text replacement, applied once) to the antibiotics example and checks the
+/// outcome: `Ok(())` when `expect` is empty, otherwise an error whose text contains every part of `expect`.
+fn check(edit: (&str, &str), expect: &[&str]) {
+    assert!(
+        ANTIBIOTICS.contains(edit.0),
+        "the example has no {:?}",
+        edit.0
+    );
+    let text = ANTIBIOTICS.replacen(edit.0, edit.1, 1);
+    match (TherapyPlan::from_toml(&text), expect.is_empty()) {
+        (Ok(_), true) => {}
+        (Ok(_), false) => panic!("{edit:?} should be refused with {expect:?}"),
+        (Err(e), true) => panic!("{edit:?} should be accepted: {e}"),
+        (Err(e), false) => {
+            let message = e.to_string();
+            for part in expect {
+                assert!(
+                    message.contains(part),
+                    "error for {edit:?}:\n{message}\nshould contain {part:?}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn examples_load() {
+    for text in [ANTIBIOTICS, EPIDURAL] {
+        let plan = TherapyPlan::from_toml(text).unwrap();
+        assert!(!plan.schedule.reminders.is_empty());
+    }
+}
+
+#[test]
+fn bad_plans_name_the_field_and_the_allowed_values() {
+    check(
+        ("line = \"picc\"", "line = \"picc2\""),
+        &[
+            "line: \"picc2\" is not a line type; use one of picc, central_line, port, peripheral_iv, subcutaneous, epidural",
+        ],
+    );
+    check(
+        ("critical_therapy = true", "critical_therapy = \"yes\""),
+        &["critical_therapy", "bool"],
+    );
+    check(
+        ("critical_therapy = true", ""),
+        &["missing field `critical_therapy`"],
+    );
+    check(
+        (
+            "time_zone = \"Europe/Amsterdam\"",
+            "time_zone = \"Europe/Amsterdan\"",
+        ),
+        &["time_zone", "IANA", "Europe/Amsterdam"],
+    );
+    check(
+        ("rate_ml_per_h = 200.0", "rate_ml_per_h = 0.0"),
+        &["program.rate_ml_per_h", "greater than 0"],
+    );
+    check(
+        ("rate_ml_per_h = 200.0", "rate_ml_per_h = -5.0"),
+        &["program.rate_ml_per_h"],
+    );
+    check(
+        ("vtbi_ml = 100.0", "vtbi_ml = \"100\""),
+        &["program.vtbi_ml"],
+    );
+    check(
+        ("end_action = \"stop\"", "end_action = \"halt\""),
+        &["program.end_action", "stop", "kvo"],
+    );
+    check(
+        ("end_action = \"stop\"", "end_action = \"kvo\""),
+        &["program.kvo_rate_ml_per_h", "required"],
+    );
+    check(
+        (
+            "end_action = \"stop\"",
+            "end_action = \"kvo\"\nkvo_rate_ml_per_h = 500.0",
+        ),
+        &["program.kvo_rate_ml_per_h", "above"],
+    );
+    check(
+        (
+            "end_action = \"stop\"",
+            "end_action = \"kvo\"\nkvo_rate_ml_per_h = 5.0",
+        ),
+        &[],
+    );
+    check(
+        (
+            "end_action = \"stop\"",
+            "end_action = \"stop\"\nkvo_rate_ml_per_h = 5.0",
+        ),
+        &["program.kvo_rate_ml_per_h", "only allowed"],
+    );
+    check(
+        (
+            "end_action = \"stop\"",
+            "end_action = \"stop\"\n[program.bolus]\nvolume_ml = 2.0\nlockout_min = 10.0\nmax_ml_per_h = 20.0",
+        ),
+        &["program.bolus.max_ml_per_h", "basal"],
+    );
+    check(
+        ("start_date = 2026-11-26", "start_date = \"2026-13-01\""),
+        &["schedule.start_date", "YYYY-MM-DD"],
+    );
+    check(
+        ("start_date = 2026-11-26", "start_date = \"2026-11-26\""),
+        &[],
+    );
+    check(
+        ("end_date = 2026-12-09", "end_date = 2026-11-01"),
+        &["schedule.end_date", "before"],
+    );
+    check(
+        ("times = [\"08:00\", \"20:00\"]", "times = [\"8am\"]"),
+        &["schedule.reminders[0].times", "HH:MM"],
+    );
+    check(
+        ("times = [\"08:00\", \"20:00\"]", "times = [\"24:00\"]"),
+        &["schedule.reminders[0].times"],
+    );
+    check(
+        ("times = [\"08:00\", \"20:00\"]", "times = []"),
+        &["schedule.reminders[0].times", "at least one"],
+    );
+    check(
+        (
+            "times = [\"08:00\", \"20:00\"]",
+            "times = [\"08:00\", \"08:00\"]",
+        ),
+        &["schedule.reminders[0].times", "twice"],
+    );
+    check(
+        ("kind = \"site_check\"", "kind = \"site_inspection\""),
+        &[
+            "schedule.reminders[1].kind",
+            "infusion_start, pump_check, site_check, battery, supply_change, dressing_change",
+        ],
+    );
+    check(
+        ("weekdays = [\"thu\"]", "weekdays = [\"thursday\"]"),
+        &["weekdays", "mon, tue, wed, thu, fri, sat, sun"],
+    );
+    check(
+        (
+            "weekdays = [\"thu\"]",
+            "weekdays = [\"thu\"]\nevery_days = 2",
+        ),
+        &["weekdays", "not both"],
+    );
+    check(
+        (
+            "kind = \"site_check\"",
+            "kind = \"site_check\"\nevery_days = 0",
+        ),
+        &["schedule.reminders[1].every_days"],
+    );
+    check(
+        ("phone = \"112\"", "phone = \"call 112\""),
+        &["contacts.emergency.phone", "not a phone number"],
+    );
+    check(
+        ("phone = \"112\"", "phone = \"\""),
+        &["contacts.emergency.phone"],
+    );
+    check(
+        ("emergency = { phone = \"112\" }", ""),
+        &["contacts", "missing field `emergency`"],
+    );
+    check(
+        ("patient_to_nurse_min = 5", "patient_to_nurse_min = 0"),
+        &["escalation.patient_to_nurse_min", "1 to 60"],
+    );
+    check(
+        ("nurse_to_on_call_min = 10", "nurse_to_on_call_min = 600"),
+        &["escalation.nurse_to_on_call_min"],
+    );
+    check(
+        ("about = \"alarm.air_in_line\"", "about = \"alarm.air\""),
+        &["notes[1].about", "not a content id"],
+    );
+    check(
+        ("name = \"Alex Example\"", "name = \"\""),
+        &["patient.name", "empty"],
+    );
+    check(
+        ("[patient]", "colour = \"blue\"\n[patient]"),
+        &["unknown field `colour`"],
+    );
+    check(("[patient]", "[patient\n"), &["not valid TOML"]);
+}
+
+#[test]
+fn escalation_has_sane_defaults() {
+    let text = ANTIBIOTICS.replace(
+        "[escalation]\npatient_to_nurse_min = 5\nnurse_to_on_call_min = 10\n",
+        "",
+    );
+    let plan = TherapyPlan::from_toml(&text).unwrap();
+    assert_eq!(plan.escalation, care::Escalation::default());
+    assert_eq!(
+        (
+            plan.escalation.patient_to_nurse_min,
+            plan.escalation.nurse_to_on_call_min
+        ),
+        (5, 10)
+    );
+}
+
+#[test]
+fn program_converts_to_the_pump_request() {
+    let plan = TherapyPlan::from_toml(ANTIBIOTICS).unwrap();
+    let request = plan.program.to_request(&plan.therapy);
+    assert_eq!(request.drug_id.as_deref(), Some("ceftriaxone"));
+    assert_eq!((request.rate_ml_per_h, request.vtbi_ml), (200.0, 100.0));
+    assert_eq!(request.end_action, pump::EndAction::Stop);
+    assert_eq!(request.bolus, None);
+
+    let plan = TherapyPlan::from_toml(EPIDURAL).unwrap();
+    let request = plan.program.to_request(&plan.therapy);
+    assert_eq!(request.drug_id, None);
+    assert_eq!(
+        request.end_action,
+        pump::EndAction::Kvo { rate_ml_per_h: 1.0 }
+    );
+    assert_eq!(
+        request.bolus,
+        Some(pump::BolusProgram {
+            volume_ml: 3.0,
+            lockout_min: 20.0,
+            max_ml_per_h: 12.0
+        })
+    );
+    assert_eq!(request.reservoir_ml, Some(250.0));
+}
+
+#[test]
+fn json_round_trip_and_json_errors() {
+    for text in [ANTIBIOTICS, EPIDURAL] {
+        let plan = TherapyPlan::from_toml(text).unwrap();
+        let again = TherapyPlan::from_json(&plan.to_json()).unwrap();
+        assert_eq!(plan, again);
+        let value: serde_json::Value = serde_json::from_str(&plan.to_json()).unwrap();
+        assert_eq!(TherapyPlan::from_value(value).unwrap(), plan);
+    }
+    let plan = TherapyPlan::from_toml(ANTIBIOTICS).unwrap();
+    let bad = plan.to_json().replace("\"picc\"", "\"picc2\"");
+    let err = TherapyPlan::from_json(&bad).unwrap_err();
+    assert_eq!(err.path(), Some("line"));
+    assert!(err.to_string().contains("use one of picc"), "{err}");
+    assert!(matches!(
+        TherapyPlan::from_json("{"),
+        Err(care::PlanError::Syntax { .. })
+    ));
+}
+
+#[test]
+fn notes_for_shows_general_notes_then_specific() {
+    let plan = TherapyPlan::from_toml(ANTIBIOTICS).unwrap();
+    let notes = plan.notes_for("alarm.air_in_line");
+    assert_eq!(notes.len(), 2);
+    assert!(notes[0].starts_with("Call the nurse line first"));
+    assert!(notes[1].starts_with("You were trained"));
+    assert_eq!(plan.notes_for("alarm.door_open").len(), 1);
+}
