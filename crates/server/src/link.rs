@@ -56,6 +56,8 @@ pub struct Telemetry {
     pub battery_minutes_left: Option<f64>,
     #[serde(default)]
     pub downstream_pressure_mmhg: Option<f64>,
+    #[serde(default)]
+    pub mains_present: Option<bool>,
     /// Names of the alarms active on the pump.
     #[serde(default)]
     pub active_alarms: Vec<String>,
@@ -215,10 +217,10 @@ fn validate_batch(batch: &LinkBatch) -> Result<(), AppError> {
                 "use 1 to 64 characters a-z, 0-9, _",
             ));
         }
-        if e.seq > i64::MAX as u64 {
+        if e.seq >= crate::journal::SERVER_SEQ_BASE {
             return Err(AppError::invalid(
                 format!("events[{i}].seq"),
-                "must be below 2^63",
+                "must be below 2^62 (the range above is the server's)",
             ));
         }
         if !(e.data.is_object() || e.data.is_null()) {

@@ -71,7 +71,12 @@ struct PatientLive {
     alarms: Vec<LiveAlarm>,
     /// Commands waiting for the pump's next batch or heartbeat.
     commands: Vec<PumpCommand>,
+    /// When telemetry was last written to the record, and the state it had.
+    telemetry_recorded: Option<(i64, String)>,
 }
+
+/// Telemetry goes to the record on every change of pump state and otherwise at most this often.
+pub const TELEMETRY_RECORD_EVERY_MS: i64 = 60_000;
 
 /// All patients' live state. Never held across an `.await`.
 #[derive(Debug, Clone, Default)]
@@ -306,6 +311,21 @@ pub async fn ingest(
                     )
                     .for_device(Some(&device.id)),
                 );
+            }
+            let due = live.telemetry_recorded.as_ref().is_none_or(|(at, state)| *state != t.state || now - at >= TELEMETRY_RECORD_EVERY_MS);
+            if let (true, Some(pressure), Some(mains)) = (due, t.downstream_pressure_mmhg, t.mains_present) {
+                live.telemetry_recorded = Some((now, t.state.clone()));
+                let mut e = server_event(
+                    &device.patient_id,
+                    "telemetry",
+                    json!({"state": t.state, "rate_ml_per_h": t.rate_ml_per_h, "delivered_ml": t.delivered_ml, "remaining_ml": t.remaining_ml,
+                           "battery_percent": t.battery_percent, "mains_present": mains, "downstream_pressure_mmhg": pressure}),
+                    device.teaching,
+                )
+                .for_device(Some(&device.id));
+                e.source = Source::Pump;
+                e.actor = Some(device.id.clone());
+                follow_up.push(e);
             }
             messages.push(("telemetry", serde_json::to_value(&t).unwrap_or_default()));
             live.telemetry = Some(t);

@@ -96,7 +96,7 @@ pub fn document() -> Value {
                 "Telemetry": {"type": "object", "required": ["state", "rate_ml_per_h", "delivered_ml", "remaining_ml", "battery_percent"], "additionalProperties": false, "properties": {
                     "state": {"type": "string"}, "rate_ml_per_h": {"type": "number"}, "delivered_ml": {"type": "number"}, "remaining_ml": {"type": "number"},
                     "minutes_left": {"type": ["number", "null"]}, "battery_percent": {"type": "number"}, "battery_minutes_left": {"type": ["number", "null"]},
-                    "downstream_pressure_mmhg": {"type": ["number", "null"]}, "active_alarms": {"type": "array", "items": {"type": "string"}}}},
+                    "downstream_pressure_mmhg": {"type": ["number", "null"]}, "mains_present": {"type": ["boolean", "null"]}, "active_alarms": {"type": "array", "items": {"type": "string"}}}},
                 "LinkEvent": {"type": "object", "required": ["seq", "occurred_at", "kind"], "additionalProperties": false, "properties": {"seq": {"type": "integer"}, "occurred_at": {"type": "string", "format": "date-time"}, "kind": {"type": "string"}, "data": {"type": "object"}}},
                 "LinkBatch": {"type": "object", "additionalProperties": false, "properties": {"events": {"type": "array", "maxItems": crate::link::BATCH_EVENTS_MAX, "items": {"$ref": "#/components/schemas/LinkEvent"}}, "telemetry": {"$ref": "#/components/schemas/Telemetry"}}},
                 "Heartbeat": {"type": "object", "additionalProperties": false, "properties": {"telemetry": {"$ref": "#/components/schemas/Telemetry"}}},

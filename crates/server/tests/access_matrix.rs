@@ -1,0 +1,269 @@
+//! Walks every API route as each role and as an outsider (another clinic's nurse and patient, and nobody),
+//! against a table of expected statuses, on SQLite and PostgreSQL.
+
+mod support;
+
+use serde_json::json;
+use support::{Backend, Session, TestServer, seed};
+
+#[derive(Clone, Copy, Debug)]
+enum Who {
+    Anonymous,
+    Admin,
+    Nurse,
+    Patient1,
+    Caregiver1,
+    Patient2,
+    NurseB,
+    PatientB,
+}
+
+const EVERYONE: [Who; 8] = [
+    Who::Anonymous,
+    Who::Admin,
+    Who::Nurse,
+    Who::Patient1,
+    Who::Caregiver1,
+    Who::Patient2,
+    Who::NurseB,
+    Who::PatientB,
+];
+
+fn username(w: Who) -> Option<&'static str> {
+    match w {
+        Who::Anonymous => None,
+        Who::Admin => Some("admin"),
+        Who::Nurse => Some("nurse"),
+        Who::Patient1 => Some("patient1"),
+        Who::Caregiver1 => Some("caregiver1"),
+        Who::Patient2 => Some("patient2"),
+        Who::NurseB => Some("nurse_b"),
+        Who::PatientB => Some("patient_b"),
+    }
+}
+
+/// Expected status per role, in the order of `EVERYONE`.
+type Row = (
+    &'static str,
+    &'static str,
+    Option<serde_json::Value>,
+    [u16; 8],
+);
+
+async fn route_table(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let p1 = w.p1.clone();
+    // A plan first, so GET plan has something to read.
+    let nurse = server.http.login(&base, "nurse").await;
+    let r = server.http.request("PUT", &format!("{base}/api/patients/{p1}/plan"), &nurse, &[], Some(json!({"plan": {"escalation": {"patient_ack_minutes": 5, "nurse_ack_minutes": 10}}}).to_string().into_bytes())).await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    //            anon admin nurse pat1 care1 pat2 nurseB patB
+    let rows: Vec<Row> = vec![
+        (
+            "GET",
+            "/healthz",
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/openapi.json",
+            None,
+            [200, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/me",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/patients",
+            None,
+            [401, 200, 200, 200, 200, 200, 200, 200],
+        ),
+        (
+            "GET",
+            "/api/dashboard",
+            None,
+            [401, 200, 200, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/api/patients/{p1}",
+            None,
+            [401, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/api/patients/{p1}/alarms",
+            None,
+            [401, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/api/patients/{p1}/timeline",
+            None,
+            [401, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/api/patients/{p1}/plan",
+            None,
+            [401, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "PUT",
+            "/api/patients/{p1}/plan",
+            Some(json!({"plan": {}, "version": 99})),
+            [401, 409, 409, 403, 403, 403, 404, 403],
+        ),
+        (
+            "POST",
+            "/api/patients/{p1}/alarms/occlusion_downstream/acknowledge",
+            Some(json!({})),
+            [401, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/api/patients/{p1}/alarms/occlusion_downstream/silence",
+            Some(json!({"minutes": 2})),
+            [401, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/api/admin/patients",
+            Some(json!({"display_name": "New Person"})),
+            [401, 201, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/admin/patients/{p1}/devices",
+            Some(json!({"label": "Pump X"})),
+            [401, 201, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "PUT",
+            "/api/admin/webhook",
+            Some(json!({"url": null})),
+            [401, 200, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/admin/users",
+            Some(
+                json!({"username": "x{n}", "display_name": "X", "password": "long-enough-pw", "role": "nurse"}),
+            ),
+            [401, 201, 403, 403, 403, 403, 403, 403],
+        ),
+        (
+            "POST",
+            "/api/link/v1/heartbeat",
+            Some(json!({})),
+            [401, 401, 401, 401, 401, 401, 401, 401],
+        ),
+        (
+            "POST",
+            "/api/link/v1/batch",
+            Some(json!({"events": []})),
+            [401, 401, 401, 401, 401, 401, 401, 401],
+        ),
+        (
+            "DELETE",
+            "/api/session",
+            None,
+            [401, 204, 204, 204, 204, 204, 204, 204],
+        ),
+    ];
+    let mut failures = Vec::new();
+    let mut n = 0;
+    for (i, who) in EVERYONE.iter().enumerate() {
+        for (method, path, body, expect) in &rows {
+            // A fresh session per row so DELETE /api/session does not sign out the next row.
+            let session = match username(*who) {
+                Some(u) => server.http.login(&base, u).await,
+                None => Session::default(),
+            };
+            n += 1;
+            let path = path.replace("{p1}", &p1);
+            let body = body
+                .as_ref()
+                .map(|b| b.to_string().replace("{n}", &n.to_string()).into_bytes());
+            let r = server
+                .http
+                .request(method, &format!("{base}{path}"), &session, &[], body)
+                .await;
+            if r.status != expect[i] {
+                failures.push(format!(
+                    "{who:?} {method} {path}: got {} want {} ({})",
+                    r.status,
+                    expect[i],
+                    r.text().chars().take(200).collect::<String>()
+                ));
+            }
+        }
+    }
+    // The SSE streams: access is checked before the stream opens.
+    for (i, who) in EVERYONE.iter().enumerate() {
+        let session = match username(*who) {
+            Some(u) => server.http.login(&base, u).await,
+            None => Session::default(),
+        };
+        for (path, expect) in [
+            (
+                format!("/api/patients/{p1}/stream"),
+                [401, 200, 200, 200, 200, 404, 404, 404],
+            ),
+            (
+                "/api/dashboard/stream".to_string(),
+                [401, 200, 200, 403, 403, 403, 200, 403],
+            ),
+        ] {
+            let status = stream_status(&base, &path, &session).await;
+            if status != expect[i] {
+                failures.push(format!(
+                    "{who:?} GET {path}: got {status} want {}",
+                    expect[i]
+                ));
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "route × role table mismatches:\n{}",
+        failures.join("\n")
+    );
+}
+
+/// Status of a stream request without waiting for its (endless) body.
+async fn stream_status(base: &str, path: &str, session: &Session) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = base.trim_start_matches("http://");
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let cookie = session
+        .cookie
+        .as_ref()
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    s.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\n{cookie}Accept: text/event-stream\r\n\r\n")
+            .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = s.read(&mut buf).await.unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    head.split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+both_backends!(route_table);

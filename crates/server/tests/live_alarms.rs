@@ -1,0 +1,530 @@
+//! The pump link end to end: a pump (the link client, as `infusafe pump` uses it) sends an occlusion alarm;
+//! it reaches the patient's and the nurse's streams within a second, is in the record, and escalates to the
+//! nurse and the on-call contact (signed webhooks, each attempt recorded) when nobody acknowledges it. Also:
+//! acknowledgement stops the ladder, a silent pump raises `pump_silent`, re-sent batches are not duplicated.
+
+mod support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use server::client::LinkClient;
+use server::link::Telemetry;
+use support::{Backend, TestServer, expect_event, seed};
+
+fn infusing(alarms: &[&str]) -> Telemetry {
+    Telemetry {
+        state: if alarms.is_empty() {
+            "infusing".into()
+        } else {
+            "stopped_by_alarm".into()
+        },
+        rate_ml_per_h: 100.0,
+        delivered_ml: 12.5,
+        remaining_ml: 87.5,
+        minutes_left: Some(52.5),
+        battery_percent: 80.0,
+        battery_minutes_left: Some(300.0),
+        downstream_pressure_mmhg: Some(if alarms.is_empty() { 40.0 } else { 450.0 }),
+        mains_present: Some(false),
+        active_alarms: alarms.iter().map(|s| s.to_string()).collect(),
+    }
+}
+
+/// A webhook receiver on 127.0.0.1 that answers 500 to the first request and 200 after, recording bodies.
+/// (signature header, body) of every request received.
+type Seen = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
+async fn webhook_receiver() -> (String, Seen) {
+    use axum::routing::post;
+    let seen: Seen = Arc::default();
+    let seen2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(
+            move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                let seen = seen2.clone();
+                async move {
+                    let sig = headers
+                        .get("x-infusafe-signature")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("")
+                        .to_string();
+                    let mut s = seen.lock().unwrap();
+                    s.push((sig, body.to_vec()));
+                    if s.len() == 1 {
+                        axum::http::StatusCode::INTERNAL_SERVER_ERROR
+                    } else {
+                        axum::http::StatusCode::OK
+                    }
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (format!("http://{addr}/hook"), seen)
+}
+
+async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let (hook_url, hook_seen) = webhook_receiver().await;
+
+    let admin = server.http.login(&base, "admin").await;
+    let r = server
+        .http
+        .request(
+            "PUT",
+            &format!("{base}/api/admin/webhook"),
+            &admin,
+            &[],
+            Some(json!({"url": hook_url}).to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let secret = r.json()["secret"].as_str().unwrap().to_string();
+
+    // Escalation after 2 "minutes" (200 ms in tests) on the patient's screen and 3 more for the nurse.
+    let nurse = server.http.login(&base, "nurse").await;
+    let plan = json!({"plan": {"escalation": {"patient_ack_minutes": 2, "nurse_ack_minutes": 3},
+        "contacts": [{"role": "on_call", "name": "On-call nurse", "phone": "+1 555 0100"}]}});
+    let r = server
+        .http
+        .request(
+            "PUT",
+            &format!("{base}/api/patients/{}/plan", w.p1),
+            &nurse,
+            &[],
+            Some(plan.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+
+    let patient = server.http.login(&base, "patient1").await;
+    let mut patient_stream = server
+        .http
+        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
+        .await;
+    let mut nurse_stream = server
+        .http
+        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
+        .await;
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(2),
+        "the snapshot",
+        |e, _| e == "snapshot",
+    )
+    .await;
+
+    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    pump.flush(Some(infusing(&[]))).await.unwrap();
+    let sent_at = std::time::Instant::now();
+    pump.push("alarm_raised", jiff::Timestamp::now(), json!({"alarm": "occlusion_downstream", "priority": "high", "detail": "450 mmHg > 300 mmHg"}));
+    let reply = pump
+        .flush(Some(infusing(&["occlusion_downstream"])))
+        .await
+        .unwrap();
+    assert_eq!(reply.accepted.len(), 1);
+
+    let is_occlusion =
+        |e: &str, d: &Value| e == "alarm" && d["data"]["alarm"]["alarm"] == "occlusion_downstream";
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(1),
+        "the occlusion on the patient's stream",
+        is_occlusion,
+    )
+    .await;
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(1),
+        "the occlusion on the nurse's stream",
+        is_occlusion,
+    )
+    .await;
+    assert!(
+        sent_at.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        sent_at.elapsed()
+    );
+
+    // Nobody acknowledges: nurse, then on-call.
+    let rung = |want: &'static str| {
+        move |e: &str, d: &Value| e == "escalation" && d["data"]["rung"] == want
+    };
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(3),
+        "the nurse rung",
+        rung("nurse"),
+    )
+    .await;
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(3),
+        "the on-call rung",
+        rung("on_call"),
+    )
+    .await;
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(1),
+        "the on-call rung on the patient's screen",
+        rung("on_call"),
+    )
+    .await;
+
+    // The webhook: first attempt answered 500, retried, each body signed with the clinic secret.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let seen = hook_seen.lock().unwrap().clone();
+        let on_call_delivered = seen
+            .iter()
+            .filter(|(_, b)| serde_json::from_slice::<Value>(b).unwrap()["rung"] == "on_call")
+            .count();
+        if seen.len() >= 3 && on_call_delivered >= 1 {
+            for (sig, body) in &seen {
+                assert!(
+                    server::webhook::verify(&secret, body, sig),
+                    "bad signature {sig}"
+                );
+            }
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "webhooks seen: {}",
+            seen.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The record has the alarm, both rungs and the webhook outcome, with who and when.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = server
+        .http
+        .get(
+            &format!("{base}/api/patients/{}/timeline?limit=200", w.p1),
+            &nurse,
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let events = r.json();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    for want in [
+        "alarm_raised",
+        "alarm_escalated",
+        "escalation_sent",
+        "plan_changed",
+        "record_read",
+        "device_assigned",
+        "patient_registered",
+    ] {
+        assert!(kinds.contains(&want), "{want} missing from {kinds:?}");
+    }
+    let rungs: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "alarm_escalated")
+        .map(|e| e["payload"]["rung"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        rungs.iter().filter(|r| **r == "nurse").count(),
+        1,
+        "{rungs:?}"
+    );
+    assert_eq!(
+        rungs.iter().filter(|r| **r == "on_call").count(),
+        1,
+        "{rungs:?}"
+    );
+    let attempts = sqlx::query("SELECT COUNT(*) AS n FROM srv_webhook_attempts")
+        .fetch_one(&server.state().db.pool)
+        .await
+        .unwrap();
+    let n: i64 = sqlx::Row::try_get(&attempts, "n").unwrap();
+    assert!(n >= 3, "webhook attempts recorded: {n}");
+
+    // The nurse acknowledges: recorded with who; the pump is asked to acknowledge too.
+    let r = server
+        .http
+        .post_json(
+            &format!(
+                "{base}/api/patients/{}/alarms/occlusion_downstream/acknowledge",
+                w.p1
+            ),
+            &nurse,
+            &json!({"note": "called the patient"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["acknowledgements"][0]["role"], "nurse");
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(1),
+        "the acknowledgement",
+        |e, _| e == "acknowledged",
+    )
+    .await;
+    let reply = pump
+        .flush(Some(infusing(&["occlusion_downstream"])))
+        .await
+        .unwrap();
+    assert_eq!(
+        reply.commands,
+        vec![server::link::PumpCommand::Acknowledge {
+            alarm: "occlusion_downstream".into()
+        }]
+    );
+
+    // The pump clears it: gone from the streams and the active list.
+    pump.push(
+        "alarm_cleared",
+        jiff::Timestamp::now(),
+        json!({"alarm": "occlusion_downstream", "resolution": "line unkinked"}),
+    );
+    pump.flush(Some(infusing(&[]))).await.unwrap();
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(1),
+        "the clearance",
+        |e, _| e == "alarm_cleared",
+    )
+    .await;
+    let r = server
+        .http
+        .get(&format!("{base}/api/patients/{}/alarms", w.p1), &patient)
+        .await;
+    assert_eq!(r.json(), json!([]));
+}
+
+async fn acknowledged_alarm_does_not_reach_the_nurse(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let nurse = server.http.login(&base, "nurse").await;
+    let plan = json!({"plan": {"escalation": {"patient_ack_minutes": 5, "nurse_ack_minutes": 5}}});
+    let r = server
+        .http
+        .request(
+            "PUT",
+            &format!("{base}/api/patients/{}/plan", w.p1),
+            &nurse,
+            &[],
+            Some(plan.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let caregiver = server.http.login(&base, "caregiver1").await;
+    let mut nurse_stream = server
+        .http
+        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
+        .await;
+    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    pump.push(
+        "alarm_raised",
+        jiff::Timestamp::now(),
+        json!({"alarm": "air_in_line", "priority": "high"}),
+    );
+    pump.flush(Some(infusing(&["air_in_line"]))).await.unwrap();
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(1),
+        "the alarm",
+        |e, _| e == "alarm",
+    )
+    .await;
+    let r = server
+        .http
+        .post_json(
+            &format!(
+                "{base}/api/patients/{}/alarms/air_in_line/acknowledge",
+                w.p1
+            ),
+            &caregiver,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Well past the 500 ms patient time: no nurse rung.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    while let Ok((e, d)) = nurse_stream.try_recv() {
+        assert!(
+            !(e == "escalation" && d["data"]["rung"] == "nurse"),
+            "escalated after acknowledgement: {d}"
+        );
+    }
+    let r = server
+        .http
+        .get(
+            &format!(
+                "{base}/api/patients/{}/timeline?kinds=alarm_acknowledged",
+                w.p1
+            ),
+            &nurse,
+        )
+        .await;
+    let acks = r.json();
+    assert_eq!(acks.as_array().unwrap().len(), 1);
+    assert_eq!(acks[0]["source"], "caregiver");
+    assert_eq!(acks[0]["payload"]["alarm"], "air_in_line");
+    assert!(acks[0]["actor"].as_str().unwrap().starts_with("usr_"));
+}
+
+async fn silent_pump_raises_pump_silent(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let patient = server.http.login(&base, "patient1").await;
+    let nurse = server.http.login(&base, "nurse").await;
+    let mut patient_stream = server
+        .http
+        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
+        .await;
+    let mut nurse_stream = server
+        .http
+        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
+        .await;
+    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    pump.flush(Some(infusing(&[]))).await.unwrap();
+    // The pump goes quiet for longer than the 600 ms allowed.
+    let silent = |e: &str, d: &Value| e == "alarm" && d["data"]["alarm"]["alarm"] == "pump_silent";
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(3),
+        "pump_silent on the patient's stream",
+        silent,
+    )
+    .await;
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(1),
+        "pump_silent on the nurse's stream",
+        silent,
+    )
+    .await;
+    let r = server
+        .http
+        .get(&format!("{base}/api/dashboard"), &nurse)
+        .await;
+    let rows = r.json();
+    assert_eq!(
+        rows[0]["patient_id"],
+        w.p1.as_str(),
+        "the silent pump's patient comes first: {rows}"
+    );
+    assert_eq!(rows[0]["top_priority"], "high");
+    // It talks again: cleared.
+    pump.flush(Some(infusing(&[]))).await.unwrap();
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(1),
+        "pump_silent cleared",
+        |e, d| e == "alarm_cleared" && d["data"]["alarm"] == "pump_silent",
+    )
+    .await;
+    let r = server
+        .http
+        .get(
+            &format!(
+                "{base}/api/patients/{}/timeline?kinds=alarm_raised,alarm_cleared",
+                w.p1
+            ),
+            &nurse,
+        )
+        .await;
+    let kinds: Vec<(String, String)> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().into(),
+                e["payload"]["alarm"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        kinds.contains(&("alarm_raised".into(), "pump_silent".into())),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.contains(&("alarm_cleared".into(), "pump_silent".into())),
+        "{kinds:?}"
+    );
+}
+
+async fn resent_batches_are_not_duplicated(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let batch = json!({"events": [
+        {"seq": 7, "occurred_at": "2026-01-01T10:00:00Z", "kind": "infusion_started", "data": {"rate_ml_per_h": 100.0, "vtbi_ml": 250.0}},
+        {"seq": 8, "occurred_at": "2026-01-01T10:00:01Z", "kind": "alarm_raised", "data": {"alarm": "battery_low", "priority": "low"}}
+    ]});
+    let pump = support::Session::default();
+    let auth = format!("Bearer {}", w.pump1_token);
+    for round in 0..3 {
+        let r = server
+            .http
+            .request(
+                "POST",
+                &format!("{base}/api/link/v1/batch"),
+                &pump,
+                &[("authorization", &auth)],
+                Some(batch.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        let reply = r.json();
+        if round == 0 {
+            assert_eq!(reply["accepted"], json!([7, 8]));
+        } else {
+            assert_eq!(reply["duplicates"], json!([7, 8]), "round {round}");
+        }
+    }
+    let nurse = server.http.login(&base, "nurse").await;
+    let r = server
+        .http
+        .get(
+            &format!(
+                "{base}/api/patients/{}/timeline?kinds=infusion_started,alarm_raised",
+                w.p1
+            ),
+            &nurse,
+        )
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 2, "{}", r.text());
+    let r = server
+        .http
+        .get(&format!("{base}/api/patients/{}/alarms", w.p1), &nurse)
+        .await;
+    assert_eq!(r.json().as_array().unwrap().len(), 1);
+}
+
+both_backends!(
+    occlusion_reaches_streams_and_escalates,
+    acknowledged_alarm_does_not_reach_the_nurse,
+    silent_pump_raises_pump_silent,
+    resent_batches_are_not_duplicated
+);
