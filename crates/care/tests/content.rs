@@ -64,7 +64,6 @@ fn every_line_type_sign_phase_and_log_field_is_covered() {
 /// Loads the embedded content with one file edited; `expect` is part of the error message.
 fn check(file: &str, from: &str, to: &str, expect: &str) {
     let mut sources = Sources::embedded();
-    let edited;
     let slot = match file {
         "common" => &mut sources.common,
         "checklists" => &mut sources.checklists,
@@ -75,7 +74,7 @@ fn check(file: &str, from: &str, to: &str, expect: &str) {
         _ => unreachable!("test table names a file that does not exist: {file}"),
     };
     assert!(slot.contains(from), "{file} has no {from:?}");
-    edited = slot.replacen(from, to, 1);
+    let edited = slot.replacen(from, to, 1);
     *slot = &edited;
     let err = Content::from_sources(&sources).expect_err("the edit must be refused");
     let message = err.to_string();
