@@ -19,7 +19,9 @@ use crate::config::Config;
 use crate::engine::Pump;
 use crate::library::{Concentration, DrugEntry, DrugLibrary, LibraryError, Limits};
 use crate::program::{BolusProgram, EndAction, ProgramRequest};
-use crate::types::{Command, Event, Input, MotorCommand, SelfTest, SensorFrame, State};
+use crate::types::{
+    Command, CommandError, Event, Input, MotorCommand, SelfTest, SensorFrame, State,
+};
 
 /// Longest stretch of time one step may cover, so a run stays bounded in ticks.
 pub const STEP_MS_MAX: u64 = 10 * 60_000;
@@ -35,6 +37,8 @@ pub enum Step {
     Run { ms: u64 },
     /// Let time pass without sensor frames (deadlines still honoured): a stalled sensor bus.
     NoFrames { ms: u64 },
+    /// Acknowledge every active alarm, as an operator clearing the screen does.
+    AcknowledgeAll,
     /// Hand in one frame of the plant's values with one reading replaced (NaN, negative, absurd).
     OddReading { sensor: SensorField, value: f64 },
 }
@@ -75,6 +79,8 @@ pub enum SensorChange {
     MechanismFactor {
         factor: f64,
     },
+    /// Everything back to healthy values (the operator fixed whatever was wrong).
+    AllNormal,
 }
 
 /// The simulated world around the core.
@@ -154,6 +160,8 @@ pub struct Harness {
     events: Vec<Event>,
     /// Sensor frames handed in so far (a measure of how much a run exercised).
     pub frames: u64,
+    /// The answer to the last command step.
+    pub last_result: Option<Result<(), CommandError>>,
 }
 
 impl Harness {
@@ -173,6 +181,7 @@ impl Harness {
             honest: true,
             events: Vec::new(),
             frames: 0,
+            last_result: None,
         };
         h.drain();
         h
@@ -199,6 +208,7 @@ impl Harness {
                 let result = self
                     .pump
                     .handle(self.now_ms, Input::Command(command.clone()));
+                self.last_result = Some(result.clone());
                 // Acknowledging air_in_line means the operator removed the air (documented), so
                 // the last frame's bubble no longer counts against the motor.
                 if result.is_ok()
@@ -210,6 +220,12 @@ impl Harness {
                 self.after_call()?;
             }
             Step::Sensors(change) => self.change(*change),
+            Step::AcknowledgeAll => {
+                let kinds: Vec<AlarmKind> = self.pump.active_alarms().map(|a| a.kind).collect();
+                for kind in kinds {
+                    self.step(&Step::Command(Command::Acknowledge(kind)))?;
+                }
+            }
             Step::Run { ms } => self.run_for((*ms).min(STEP_MS_MAX), true)?,
             Step::NoFrames { ms } => self.run_for((*ms).min(STEP_MS_MAX), false)?,
             Step::OddReading { sensor, value } => {
@@ -259,6 +275,11 @@ impl Harness {
             SensorChange::SelfTest(result) => p.self_test = result,
             SensorChange::EncoderFactor { factor } => p.encoder_factor = factor,
             SensorChange::MechanismFactor { factor } => p.mechanism_factor = factor,
+            SensorChange::AllNormal => {
+                let totals = (p.controller_ul_total, p.encoder_ul_total);
+                *p = Plant::new();
+                (p.controller_ul_total, p.encoder_ul_total) = totals;
+            }
         }
     }
 
@@ -500,7 +521,8 @@ pub fn decode(bytes: &[u8]) -> Vec<Step> {
             9..=11 => Step::Command(Command::Program(r.program())),
             12..=14 => Step::Command(Command::Start),
             15..=17 => Step::Command(r.pick_command()),
-            18..=19 => Step::Command(Command::Acknowledge(r.pick(&AlarmKind::ALL))),
+            18 => Step::Command(Command::Acknowledge(r.pick(&AlarmKind::ALL))),
+            19 => Step::AcknowledgeAll,
             20..=21 => Step::Command(Command::PatientBolus),
             22 => Step::Sensors(SensorChange::Door { closed: r.flag() }),
             23 => Step::Sensors(SensorChange::DownstreamPressure {
@@ -514,7 +536,8 @@ pub fn decode(bytes: &[u8]) -> Vec<Step> {
             }),
             26..=27 => Step::Sensors(r.power()),
             28 => Step::Sensors(r.mechanism()),
-            29..=30 => Step::Command(Command::Resume),
+            29 => Step::Command(Command::Resume),
+            30 => Step::Sensors(SensorChange::AllNormal),
             _ => r.odd_reading(),
         };
         steps.push(step);
