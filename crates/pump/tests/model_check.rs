@@ -95,8 +95,12 @@ struct Key {
     mains: bool,
     battery: usize,
     mains_seen: bool,
-    alarms: Vec<Option<(bool, bool, Priority, u64, u64, bool)>>,
+    alarms: Vec<Option<AlarmKey>>,
 }
+
+/// One alarm, abstracted: acknowledged, condition present, priority, age in whole minutes (capped),
+/// audio pause left in whole minutes, escalated.
+type AlarmKey = (bool, bool, Priority, u64, u64, bool);
 
 fn key(node: &Node) -> Key {
     let now = node.pump.now_ms();
