@@ -65,6 +65,10 @@ pub enum Action {
     EncoderFault,
     /// The motor runs at twice the commanded speed.
     MotorRunaway,
+    /// The controller runs (and counts) `factor` times the commanded rate.
+    MotorSpeedError {
+        factor: f64,
+    },
     PressureSensorStuck,
     Overheat,
     SelfTestFail {
@@ -94,7 +98,7 @@ fn thirty_seconds() -> u64 {
 }
 
 /// Every action name, for error messages and documentation.
-pub const ACTION_NAMES: [&str; 36] = [
+pub const ACTION_NAMES: [&str; 37] = [
     "start",
     "pause",
     "resume",
@@ -123,6 +127,7 @@ pub const ACTION_NAMES: [&str; 36] = [
     "motor_fault",
     "encoder_fault",
     "motor_runaway",
+    "motor_speed_error",
     "pressure_sensor_stuck",
     "overheat",
     "self_test_fail",
@@ -174,6 +179,7 @@ impl Action {
             Action::MotorFault => "motor_fault",
             Action::EncoderFault => "encoder_fault",
             Action::MotorRunaway => "motor_runaway",
+            Action::MotorSpeedError { .. } => "motor_speed_error",
             Action::PressureSensorStuck => "pressure_sensor_stuck",
             Action::Overheat => "overheat",
             Action::SelfTestFail { .. } => "self_test_fail",
@@ -220,6 +226,7 @@ impl Action {
             Action::MotorFault => Target::Plant(P::MotorFault),
             Action::EncoderFault => Target::Plant(P::EncoderFault),
             Action::MotorRunaway => Target::Plant(P::MotorRunaway),
+            Action::MotorSpeedError { factor } => Target::Plant(P::MotorSpeedError { factor }),
             Action::PressureSensorStuck => Target::Plant(P::PressureSensorStuck),
             Action::Overheat => Target::Plant(P::Overheat),
             Action::SelfTestFail { code } => Target::Plant(P::SelfTestFail { code }),

@@ -106,7 +106,9 @@ impl FaultKind {
             FaultKind::DoorOpened => &[A::DoorOpen],
             FaultKind::MainsUnplugged => &[A::MainsLost],
             FaultKind::BatteryNearlyEmpty => &[A::BatteryLow, A::BatteryDepleted],
-            FaultKind::MotorStall | FaultKind::EncoderFault => &[A::SystemError, A::UnderInfusion],
+            // A stalled or blind mechanism must stop the pump (system error, HIGH); a LOW
+            // under-infusion notice that lets it "infuse" on is not a detection.
+            FaultKind::MotorStall | FaultKind::EncoderFault => &[A::SystemError],
             FaultKind::MotorRunaway => &[A::SystemError, A::OverInfusion],
             FaultKind::Overheat | FaultKind::SelfTestFail => &[A::SystemError],
         }
@@ -122,6 +124,15 @@ enum Deadline {
     AfterCommandedUl(f64),
 }
 
+/// How the kind of each injected fault is drawn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultMix {
+    /// In proportion to [`FaultKind::rate_per_day`]: what a patient meets at home.
+    Realistic,
+    /// Every kind equally often: exercises rare device faults in short runs.
+    Uniform,
+}
+
 /// Everything a campaign is run with.
 #[derive(Debug, Clone)]
 pub struct CampaignConfig {
@@ -133,6 +144,8 @@ pub struct CampaignConfig {
     pub fault_rate_scale: f64,
     /// Simulated length of one patient-day (tests use shorter days in debug builds).
     pub day_ms: u64,
+    /// Which faults are drawn.
+    pub fault_mix: FaultMix,
     pub plant: PlantConfig,
     pub pump: pump::Config,
 }
@@ -145,6 +158,7 @@ impl CampaignConfig {
             jobs: 0,
             fault_rate_scale: 1.0,
             day_ms: DAY_MS,
+            fault_mix: FaultMix::Realistic,
             plant: PlantConfig::default(),
             pump: pump::Config::default(),
         }
@@ -357,7 +371,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
 
     // The therapy: rates log-uniform 0.5–250 mL/h (home pain pumps to hydration), a day's volume.
     let rate = (rng.log_uniform(0.5, 250.0) * 10.0).round() / 10.0;
-    let vtbi = (rate * config.day_ms as f64 / 3_600_000.0 * rng.uniform(0.6, 1.2))
+    let vtbi = (rate * config.day_ms as f64 / 3_600_000.0 * rng.uniform(0.9, 1.3))
         .clamp(1.0, 9_000.0)
         .round();
     let kvo = if rng.chance(0.5) {
@@ -394,9 +408,14 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
     let mut next_fault_ms = rng.exponential(mean_gap_ms) as u64;
     let mut fault: Option<ActiveFault> = None;
     let mut respond_at_ms: Option<u64> = None;
+    let mut acknowledge_at_ms: Option<u64> = None;
     let mut explained_upto = 0usize;
     let mut door_seen_open = false;
     let mut kvo_commanded_ul = 0.0;
+    let mut vtbi_reported = false;
+    let mut silent_reported = false;
+    let mut last_position_ul = 0.0;
+    let mut still_since_commanded_ul = 0.0;
     let cfg = config.pump.clone();
     let mut log = journal;
 
@@ -438,21 +457,46 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
         // one stroke (KVO volume is on top by design), and the mechanism never pushes more than the
         // stroke accuracy plus ECRI's 0.5 mL unplanned bolus beyond what was commanded.
         let commanded = sim.plant_model().commanded_ul();
-        if commanded > vtbi * 1000.0 + stroke_ul + kvo_commanded_ul + 1e-6 {
+        let pumped = sim.plant_model().pumped_ul();
+        let bias = config.plant.stroke_volume_bias_fraction.abs()
+            + 4.0 * config.plant.stroke_volume_noise_fraction;
+        if !vtbi_reported
+            && pumped > (vtbi * 1000.0 + kvo_commanded_ul) * (1.0 + bias) + 2.0 * stroke_ul
+        {
+            vtbi_reported = true;
             violate(
                 &mut result,
                 now,
                 "vtbi",
                 format!(
-                    "commanded {:.1} µL, more than VTBI {} mL + one stroke + {:.1} µL of KVO",
-                    commanded, vtbi, kvo_commanded_ul
+                    "the mechanism pushed {pumped:.1} µL, more than VTBI {vtbi} mL + {kvo_commanded_ul:.1} µL of KVO + stroke accuracy"
                 ),
             );
-            kvo_commanded_ul = f64::INFINITY; // report once
         }
-        let pumped = sim.plant_model().pumped_ul();
-        let bias = config.plant.stroke_volume_bias_fraction.abs()
-            + 4.0 * config.plant.stroke_volume_noise_fraction;
+        // Checker: no silent stop. While the core says it infuses and no alarm is listed, the
+        // mechanism must be moving: a commanded volume of three mismatch limits with no motion is
+        // a patient silently getting nothing.
+        let position = sim.plant_model().motor_position_ul();
+        if position > last_position_ul {
+            last_position_ul = position;
+            still_since_commanded_ul = commanded;
+        }
+        let silent = matches!(sim.pump().state(), State::Infusing | State::Kvo)
+            && sim.pump().active_alarms().next().is_none()
+            && commanded - still_since_commanded_ul > 3.0 * cfg.motor_encoder_mismatch_ul;
+        if silent && !silent_reported {
+            silent_reported = true;
+            violate(
+                &mut result,
+                now,
+                "silent_no_flow",
+                format!(
+                    "the pump shows {} with no alarm, but the mechanism has not moved for {:.0} µL commanded",
+                    sim.pump().state().name(),
+                    commanded - still_since_commanded_ul
+                ),
+            );
+        }
         if pumped > commanded * (1.0 + bias) + 2.0 * stroke_ul + 500.0 {
             violate(
                 &mut result,
@@ -529,11 +573,22 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 );
             }
         }
+        // A missed fault will call nobody: judge it now and remove its cause, so one miss does not
+        // hide the rest of the day.
+        if let Some(f) = fault
+            && f.outcome == Some(Outcome::Missed)
+        {
+            result.injected.push((f.kind, Outcome::Missed));
+            for action in fix(f.kind) {
+                let _ = sim.apply(*action);
+            }
+            fault = None;
+        }
 
         // The patient: some minutes after an alarm sounds, fixes what is visibly wrong, acknowledges
         // and resumes, as the guide tells them to.
         let sounding = sim.pump().active_alarms().any(|a| !a.acknowledged);
-        if sounding && respond_at_ms.is_none() {
+        if sounding && respond_at_ms.is_none() && acknowledge_at_ms.is_none() {
             respond_at_ms = Some(now + rng.uniform(30_000.0, 300_000.0) as u64);
         }
         if let Some(t) = respond_at_ms
@@ -548,6 +603,13 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                     .injected
                     .push((f.kind, f.outcome.unwrap_or(Outcome::Masked)));
             }
+            // The pump must see the fix in a sensor frame before the alarm's condition is gone.
+            acknowledge_at_ms = Some(now + 5_000);
+        }
+        if let Some(t) = acknowledge_at_ms
+            && now >= t
+        {
+            acknowledge_at_ms = None;
             let _ = sim.apply(Action::Acknowledge { alarm: None });
             if matches!(sim.pump().state(), State::StoppedByAlarm | State::Paused) {
                 let _ = sim.apply(Action::Resume);
@@ -562,14 +624,18 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
 
         // Inject the next fault while the pump is infusing and no other fault is in progress.
         if now >= next_fault_ms {
-            next_fault_ms = now + rng.exponential(mean_gap_ms) as u64;
             let infusing = matches!(sim.pump().state(), State::Infusing | State::Kvo)
                 && matches!(sim.motor(), MotorCommand::Run { .. });
             let quiet = sim.pump().active_alarms().next().is_none();
-            let kind = pick_fault(&mut rng);
+            let kind = pick_fault(&mut rng, config.fault_mix);
             // Unplugging a pump that runs on battery changes nothing: not a fault to judge.
             let meaningful = !matches!(kind, FaultKind::MainsUnplugged) || sim.plant().mains;
-            if fault.is_none() && infusing && quiet && meaningful {
+            if !(fault.is_none() && infusing && quiet && meaningful) {
+                // Not now: the pump is busy with another fault or not infusing. Try again in a
+                // minute, so the faults still arrive at their rate over infusing time.
+                next_fault_ms = now + 60_000;
+            } else {
+                next_fault_ms = now + rng.exponential(mean_gap_ms) as u64;
                 let rate_now = match sim.motor() {
                     MotorCommand::Run { rate_ml_per_h } => rate_ml_per_h,
                     MotorCommand::Stopped => 0.0,
@@ -610,7 +676,10 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
     result
 }
 
-fn pick_fault(rng: &mut Rng) -> FaultKind {
+fn pick_fault(rng: &mut Rng, mix: FaultMix) -> FaultKind {
+    if mix == FaultMix::Uniform {
+        return FaultKind::ALL[rng.below(FaultKind::ALL.len() as u64) as usize];
+    }
     let total: f64 = FaultKind::ALL.iter().map(|k| k.rate_per_day()).sum();
     let mut x = rng.uniform(0.0, total);
     for k in FaultKind::ALL {

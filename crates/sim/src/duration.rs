@@ -124,7 +124,7 @@ mod tests {
         check("5x", Err("unknown unit"));
         check("h", Err("expected a number"));
         check("30m1h", Err("larger to smaller"));
-        check("1.5h", Err("unknown unit"));
+        check("1.5h", Err("missing unit"));
         check("-5m", Err("expected a number"));
         check("99999999d", Err("too long"));
         check(

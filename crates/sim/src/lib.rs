@@ -31,6 +31,8 @@ pub mod methods;
 pub use methods::{MethodConfig, MethodError, OcclusionResult, TrumpetResult, occlusion, trumpet};
 pub mod campaign;
 
-pub use campaign::{CampaignConfig, CampaignReport, FaultKind, Violation, campaign, replay_day};
+pub use campaign::{
+    CampaignConfig, CampaignReport, FaultKind, FaultMix, Violation, campaign, replay_day,
+};
 pub mod cli;
 pub mod svg;

@@ -325,6 +325,12 @@ pub enum PlantEvent {
     EncoderFault,
     /// The motor driver runs the motor at twice the commanded speed.
     MotorRunaway,
+    /// The motor controller's speed calibration is off by `factor`: it runs the motor at `factor`
+    /// times the commanded rate and counts what it does, so controller and encoder agree and only
+    /// the flow check (over / under infusion) can notice.
+    MotorSpeedError {
+        factor: f64,
+    },
     /// The downstream pressure sensor keeps reporting its last reading.
     PressureSensorStuck,
     Overheat,
@@ -381,6 +387,7 @@ struct Faults {
     motor_stalled: bool,
     encoder_dead: bool,
     runaway: bool,
+    speed_factor: f64,
     pressure_sensor_stuck: Option<f64>,
     overheating: bool,
     self_test: SelfTest,
@@ -443,6 +450,7 @@ impl Plant {
                 motor_stalled: false,
                 encoder_dead: false,
                 runaway: false,
+                speed_factor: 1.0,
                 pressure_sensor_stuck: None,
                 overheating: false,
                 self_test: SelfTest::Passed,
@@ -519,6 +527,7 @@ impl Plant {
             PlantEvent::MotorFault => f.motor_stalled = true,
             PlantEvent::EncoderFault => f.encoder_dead = true,
             PlantEvent::MotorRunaway => f.runaway = true,
+            PlantEvent::MotorSpeedError { factor } => f.speed_factor = factor.clamp(0.0, 10.0),
             PlantEvent::PressureSensorStuck => f.pressure_sensor_stuck = Some(self.reading_mmhg),
             PlantEvent::Overheat => f.overheating = true,
             PlantEvent::SelfTestFail { code } => f.self_test = SelfTest::Failed { code },
@@ -572,7 +581,7 @@ impl Plant {
         };
         let mut strokes_this_tick = 0u32;
         if rate_ul_per_s > 0.0 {
-            let commanded = rate_ul_per_s * dt_s;
+            let commanded = rate_ul_per_s * dt_s * self.faults.speed_factor;
             self.commanded_ul += commanded;
             let blocked =
                 self.faults.motor_stalled || self.line_mmhg >= self.cfg.stall_pressure_mmhg;

@@ -265,6 +265,8 @@ struct RawEvent {
     duration: Option<Spanned<String>>,
     #[serde(default)]
     height_cm: Option<Spanned<Num>>,
+    #[serde(default)]
+    factor: Option<Spanned<Num>>,
 }
 
 #[derive(Deserialize)]
@@ -352,11 +354,16 @@ impl Ctx<'_> {
     }
 
     /// Line of `key = ...` inside the byte range of a table, for errors found after deserializing it.
+    /// toml's span of a table may cover only its header, so the search runs from the table's start
+    /// to the next table header.
     fn key_offset(&self, within: std::ops::Range<usize>, key: &str) -> usize {
-        let end = within.end.min(self.text.len());
-        let mut offset = within.start;
-        for line in self.text[within.start..end].split_inclusive('\n') {
+        let start = within.start.min(self.text.len());
+        let mut offset = start;
+        for (i, line) in self.text[start..].split_inclusive('\n').enumerate() {
             let t = line.trim_start();
+            if i > 0 && t.starts_with('[') {
+                break;
+            }
             if let Some(rest) = t.strip_prefix(key)
                 && rest.trim_start().starts_with('=')
             {
@@ -548,9 +555,10 @@ fn parse_event(cx: &Ctx, e: &RawEvent) -> Result<ScheduledAction, ScenarioError>
         "self_test_fail" => &["code"],
         "bend_arm" => &["duration"],
         "move_pump" => &["height_cm"],
+        "motor_speed_error" => &["factor"],
         _ => &[],
     };
-    let present: [(&str, Option<usize>); 8] = [
+    let present: [(&str, Option<usize>); 9] = [
         ("alarm", e.alarm.as_ref().map(|v| v.span().start)),
         ("severity", e.severity.as_ref().map(|v| v.span().start)),
         ("volume_ul", e.volume_ul.as_ref().map(|v| v.span().start)),
@@ -559,6 +567,7 @@ fn parse_event(cx: &Ctx, e: &RawEvent) -> Result<ScheduledAction, ScenarioError>
         ("code", e.code.as_ref().map(|v| v.span().start)),
         ("duration", e.duration.as_ref().map(|v| v.span().start)),
         ("height_cm", e.height_cm.as_ref().map(|v| v.span().start)),
+        ("factor", e.factor.as_ref().map(|v| v.span().start)),
     ];
     if !ACTION_NAMES.contains(&name) {
         return Err(cx.invalid(
@@ -637,6 +646,14 @@ fn parse_event(cx: &Ctx, e: &RawEvent) -> Result<ScheduledAction, ScenarioError>
         "motor_fault" => Action::MotorFault,
         "encoder_fault" => Action::EncoderFault,
         "motor_runaway" => Action::MotorRunaway,
+        "motor_speed_error" => Action::MotorSpeedError {
+            factor: cx.number(
+                "factor",
+                e.factor.as_ref().ok_or_else(|| required("factor"))?,
+                0.0,
+                5.0,
+            )?,
+        },
         "pressure_sensor_stuck" => Action::PressureSensorStuck,
         "overheat" => Action::Overheat,
         "self_test_fail" => {

@@ -490,6 +490,7 @@ fn describe(action: &Action) -> String {
             format!("bend_arm for {}", format_duration_ms(duration_ms))
         }
         Action::MovePump { height_cm } => format!("move_pump to {height_cm} cm"),
+        Action::MotorSpeedError { factor } => format!("motor_speed_error ×{factor}"),
         _ => action.name().to_string(),
     }
 }

@@ -22,7 +22,11 @@ fn library() -> Vec<PathBuf> {
 #[test]
 fn every_scenario_in_the_library_passes() {
     let files = library();
-    assert!(!files.is_empty(), "the scenario library is empty");
+    assert!(
+        files.len() >= 30,
+        "the scenario library has only {} files",
+        files.len()
+    );
     let mut failures = Vec::new();
     for path in &files {
         let scenario = match Scenario::from_file(path) {
@@ -47,5 +51,27 @@ fn every_scenario_in_the_library_passes() {
         "{} scenario(s) failed:\n\n{}",
         failures.len(),
         failures.join("\n\n")
+    );
+}
+
+#[test]
+fn the_library_expects_every_alarm_of_the_core() {
+    let mut covered = std::collections::BTreeSet::new();
+    for path in library() {
+        let scenario = Scenario::from_file(&path).expect("library scenarios parse");
+        for x in &scenario.expectations {
+            if let sim::Expectation::Alarm { alarm, .. } = x {
+                covered.insert(alarm.name());
+            }
+        }
+    }
+    let missing: Vec<&str> = pump::AlarmKind::ALL
+        .iter()
+        .map(|k| k.name())
+        .filter(|n| !covered.contains(n))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "no scenario expects these alarms: {missing:?}"
     );
 }
