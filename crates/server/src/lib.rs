@@ -18,6 +18,7 @@ pub mod link;
 pub mod live;
 pub mod openapi;
 pub mod plan;
+pub mod simpump;
 pub mod store;
 pub mod web;
 pub mod webhook;

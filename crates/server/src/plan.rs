@@ -2,8 +2,6 @@
 //! write, versioned so two editors cannot overwrite each other, every change recorded as `plan_changed`; and
 //! the two things the live engine needs from a plan: the escalation timing and whom to call.
 
-use std::time::Duration;
-
 use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::Row;
@@ -15,10 +13,9 @@ use crate::error::AppError;
 use crate::escalation::{Rung, Timing};
 use crate::journal::NewEvent;
 
-/// Default minutes before an unacknowledged high-priority alarm goes from the patient's screen to the nurse.
-pub const PATIENT_ACK_MINUTES_DEFAULT: f64 = 5.0;
-/// Default minutes before a nurse's unacknowledged alarm goes to the on-call contact.
-pub const NURSE_ACK_MINUTES_DEFAULT: f64 = 10.0;
+fn normalised(plan: &care::TherapyPlan) -> Value {
+    serde_json::from_str(&plan.to_json()).unwrap_or(Value::Null)
+}
 
 /// A stored plan.
 #[derive(Debug, Clone, Serialize)]
@@ -65,7 +62,7 @@ pub async fn save(
     expected_version: Option<i64>,
 ) -> Result<PlanRecord, AppError> {
     crate::access::require_clinician(&access.user)?;
-    validate(&plan)?;
+    let plan = normalised(&validate(&plan)?);
     let current = load(state, &access.patient_id).await?;
     let current_version = current.as_ref().map(|p| p.version);
     if current_version != expected_version {
@@ -133,7 +130,7 @@ pub async fn save(
 
 /// Save a plan as the system (demo seeding); validated the same way, recorded as a `plan_changed` event.
 pub async fn seed(state: &AppState, patient_id: &str, plan: Value) -> Result<(), AppError> {
-    validate(&plan)?;
+    let plan = normalised(&validate(&plan)?);
     if load(state, patient_id).await?.is_some() {
         return Ok(());
     }
@@ -150,107 +147,59 @@ pub async fn seed(state: &AppState, patient_id: &str, plan: Value) -> Result<(),
     Ok(())
 }
 
-/// The plan's validation: the escalation block, when present, must hold sane minutes; contacts must have
-/// a name and a phone number. Errors name the field path.
-pub fn validate(plan: &Value) -> Result<(), AppError> {
-    let Some(obj) = plan.as_object() else {
+/// Validate with the companion's rules (`care::TherapyPlan`, the same as the plan file); errors name the field
+/// path (`plan.contacts.nurse.phone: …`). Returns the plan in its normalised stored form.
+pub fn validate(plan: &Value) -> Result<care::TherapyPlan, AppError> {
+    if !plan.is_object() {
         return Err(AppError::invalid(
             "plan",
-            "must be a JSON object (a therapy plan)",
+            "must be a JSON object (a therapy plan; see docs/care.md)",
         ));
-    };
-    if let Some(esc) = obj.get("escalation") {
-        let Some(esc) = esc.as_object() else {
-            return Err(AppError::invalid(
-                "escalation",
-                "must be an object with patient_ack_minutes and nurse_ack_minutes",
-            ));
-        };
-        for key in ["patient_ack_minutes", "nurse_ack_minutes"] {
-            if let Some(v) = esc.get(key) {
-                match v.as_f64() {
-                    Some(m) if m > 0.0 && m <= 240.0 => {}
-                    _ => {
-                        return Err(AppError::invalid(
-                            format!("escalation.{key}"),
-                            "must be a number of minutes above 0 and at most 240",
-                        ));
-                    }
-                }
-            }
-        }
     }
-    if let Some(contacts) = obj.get("contacts") {
-        let Some(list) = contacts.as_array() else {
-            return Err(AppError::invalid("contacts", "must be a list of contacts"));
-        };
-        for (i, c) in list.iter().enumerate() {
-            for key in ["name", "phone"] {
-                if c.get(key)
-                    .and_then(|v| v.as_str())
-                    .is_none_or(|s| s.trim().is_empty())
-                {
-                    return Err(AppError::invalid(
-                        format!("contacts[{i}].{key}"),
-                        "is required",
-                    ));
-                }
+    care::TherapyPlan::from_value(plan.clone()).map_err(|e| {
+        let field = e
+            .path()
+            .map(|p| format!("plan.{p}"))
+            .unwrap_or_else(|| "plan".to_string());
+        let message = match &e {
+            care::PlanError::Field { message, .. } | care::PlanError::Invalid { message, .. } => {
+                message.clone()
             }
-        }
-    }
-    Ok(())
+            other => other.to_string(),
+        };
+        AppError::invalid(field, message)
+    })
 }
 
-fn minutes(plan: Option<&Value>, key: &str, default: f64) -> f64 {
-    plan.and_then(|p| p.get("escalation"))
-        .and_then(|e| e.get(key))
-        .and_then(|v| v.as_f64())
-        .filter(|m| *m > 0.0)
-        .unwrap_or(default)
+/// A stored plan, parsed (plans are validated before they are stored, so this only fails on a plan written by
+/// an older or newer version with different rules; then the defaults apply).
+async fn parsed(state: &AppState, patient_id: &str) -> Option<care::TherapyPlan> {
+    let stored = load(state, patient_id).await.ok().flatten()?;
+    care::TherapyPlan::from_value(stored.plan).ok()
 }
 
-/// The plan's escalation timing, with the defaults when the plan has none (or there is no plan).
+/// The plan's escalation timing, with the companion's defaults when there is no (readable) plan.
 pub async fn escalation_timing(state: &AppState, patient_id: &str) -> Timing {
-    let plan = load(state, patient_id).await.ok().flatten().map(|p| p.plan);
+    let escalation = parsed(state, patient_id)
+        .await
+        .map(|p| p.escalation)
+        .unwrap_or_default();
     let minute = state.config.escalation_minute;
     Timing {
-        patient_ack: minute.mul_f64(minutes(
-            plan.as_ref(),
-            "patient_ack_minutes",
-            PATIENT_ACK_MINUTES_DEFAULT,
-        )),
-        nurse_ack: minute.mul_f64(minutes(
-            plan.as_ref(),
-            "nurse_ack_minutes",
-            NURSE_ACK_MINUTES_DEFAULT,
-        )),
+        patient_ack: minute.saturating_mul(escalation.patient_to_nurse_min),
+        nurse_ack: minute.saturating_mul(escalation.nurse_to_on_call_min),
     }
 }
 
 /// The plan contact for an escalation rung (`nurse` → the home-infusion nurse, `on_call` → on-call), if any.
 pub async fn contact_for(state: &AppState, patient_id: &str, rung: Rung) -> Value {
-    let plan = load(state, patient_id).await.ok().flatten().map(|p| p.plan);
-    let wanted = match rung {
-        Rung::Patient => return Value::Null,
-        Rung::Nurse => ["nurse", "home_infusion_nurse"],
-        Rung::OnCall => ["on_call", "after_hours"],
+    let Some(plan) = parsed(state, patient_id).await else {
+        return Value::Null;
     };
-    plan.as_ref()
-        .and_then(|p| p.get("contacts"))
-        .and_then(|c| c.as_array())
-        .and_then(|list| {
-            list.iter()
-                .find(|c| {
-                    c.get("role")
-                        .and_then(|r| r.as_str())
-                        .is_some_and(|r| wanted.contains(&r))
-                })
-                .cloned()
-        })
-        .unwrap_or(Value::Null)
-}
-
-/// A duration helper for configs expressed in plan minutes.
-pub fn plan_minutes(minute: Duration, m: f64) -> Duration {
-    minute.mul_f64(m)
+    let contact = match rung {
+        Rung::Patient => return Value::Null,
+        Rung::Nurse => &plan.contacts.nurse,
+        Rung::OnCall => &plan.contacts.on_call,
+    };
+    json!({"role": rung.name(), "name": contact.name, "phone": contact.phone})
 }

@@ -59,7 +59,20 @@ async fn route_table(backend: Backend) {
     let p1 = w.p1.clone();
     // A plan first, so GET plan has something to read.
     let nurse = server.http.login(&base, "nurse").await;
-    let r = server.http.request("PUT", &format!("{base}/api/patients/{p1}/plan"), &nurse, &[], Some(json!({"plan": {"escalation": {"patient_ack_minutes": 5, "nurse_ack_minutes": 10}}}).to_string().into_bytes())).await;
+    let r = server
+        .http
+        .request(
+            "PUT",
+            &format!("{base}/api/patients/{p1}/plan"),
+            &nurse,
+            &[],
+            Some(
+                json!({"plan": support::plan_json(5, 10)})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
     assert_eq!(r.status, 200, "{}", r.text());
 
     //            anon admin nurse pat1 care1 pat2 nurseB patB
@@ -121,7 +134,7 @@ async fn route_table(backend: Backend) {
         (
             "PUT",
             "/api/patients/{p1}/plan",
-            Some(json!({"plan": {}, "version": 99})),
+            Some(json!({"plan": support::plan_json(5, 10), "version": 99})),
             [401, 409, 409, 403, 403, 403, 404, 403],
         ),
         (

@@ -92,8 +92,7 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
 
     // Escalation after 2 "minutes" (200 ms in tests) on the patient's screen and 3 more for the nurse.
     let nurse = server.http.login(&base, "nurse").await;
-    let plan = json!({"plan": {"escalation": {"patient_ack_minutes": 2, "nurse_ack_minutes": 3},
-        "contacts": [{"role": "on_call", "name": "On-call nurse", "phone": "+1 555 0100"}]}});
+    let plan = json!({"plan": support::plan_json(2, 3)});
     let r = server
         .http
         .request(
@@ -190,6 +189,15 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
             .filter(|(_, b)| serde_json::from_slice::<Value>(b).unwrap()["rung"] == "on_call")
             .count();
         if seen.len() >= 3 && on_call_delivered >= 1 {
+            let on_call: Value = seen
+                .iter()
+                .map(|(_, b)| serde_json::from_slice::<Value>(b).unwrap())
+                .find(|v| v["rung"] == "on_call")
+                .unwrap();
+            assert_eq!(
+                on_call["contact"]["phone"], "+31 20 555 0199",
+                "the plan's on-call number: {on_call}"
+            );
             for (sig, body) in &seen {
                 assert!(
                     server::webhook::verify(&secret, body, sig),
@@ -318,7 +326,7 @@ async fn acknowledged_alarm_does_not_reach_the_nurse(backend: Backend) {
     let w = seed(server.state()).await;
     let base = server.url.clone();
     let nurse = server.http.login(&base, "nurse").await;
-    let plan = json!({"plan": {"escalation": {"patient_ack_minutes": 5, "nurse_ack_minutes": 5}}});
+    let plan = json!({"plan": support::plan_json(5, 5)});
     let r = server
         .http
         .request(

@@ -142,6 +142,17 @@ pub struct World {
 
 pub const PASSWORD: &str = "password-123";
 
+/// A complete, valid therapy plan (the companion's example) with the given escalation minutes.
+pub fn plan_json(patient_to_nurse_min: u32, nurse_to_on_call_min: u32) -> Value {
+    let plan = care::TherapyPlan::from_toml(include_str!(
+        "../../../../examples/plans/antibiotics-picc.toml"
+    ))
+    .expect("the example plan is valid");
+    let mut v: Value = serde_json::from_str(&plan.to_json()).unwrap();
+    v["escalation"] = json!({"patient_to_nurse_min": patient_to_nurse_min, "nurse_to_on_call_min": nurse_to_on_call_min});
+    v
+}
+
 pub async fn seed(state: &server::AppState) -> World {
     use server::store;
     let clinic_a = store::create_clinic(state, "Clinic A").await.unwrap();
