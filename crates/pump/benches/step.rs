@@ -26,9 +26,11 @@ fn frame(motor_ul: f64) -> SensorFrame {
 
 fn step(c: &mut Criterion) {
     let mut pump = Pump::new(Config::default(), DrugLibrary::default(), 0);
-    let rate_ml_per_h = 100.0;
+    // 1 mL/h with the largest VTBI: 9999 h of simulated time, so however many iterations criterion
+    // runs, every step is a steady-state step of an infusion (checked after the run).
+    let rate_ml_per_h = 1.0;
     pump.handle(0, Input::Sensors(frame(0.0))).expect("frame");
-    let program = ProgramRequest::continuous(rate_ml_per_h, 9000.0, EndAction::Stop);
+    let program = ProgramRequest::continuous(rate_ml_per_h, 9999.0, EndAction::Stop);
     pump.handle(0, Input::Command(Command::Program(program)))
         .expect("program");
     pump.handle(0, Input::Command(Command::Start))
@@ -50,6 +52,16 @@ fn step(c: &mut Criterion) {
             }
         })
     });
+    assert_eq!(
+        pump.state(),
+        pump::State::Infusing,
+        "the benchmark left steady-state infusion"
+    );
+    assert_eq!(
+        pump.active_alarms().count(),
+        0,
+        "an alarm was raised during the benchmark"
+    );
 }
 
 criterion_group!(benches, step);
