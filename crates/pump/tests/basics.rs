@@ -111,3 +111,257 @@ fn start_needs_a_sensor_frame_and_a_closed_door() {
         })
     );
 }
+
+fn library_cmd(pump: &mut Pump, request: ProgramRequest) -> Result<(), CommandError> {
+    cmd(pump, 0, Command::Program(request))
+}
+
+fn morphine(rate_ml_per_h: f64) -> ProgramRequest {
+    ProgramRequest {
+        drug_id: Some("morphine-1".into()),
+        ..ProgramRequest::continuous(rate_ml_per_h, 50.0, EndAction::Stop)
+    }
+}
+
+fn events(pump: &mut Pump) -> Vec<Event> {
+    std::iter::from_fn(|| pump.poll_event())
+        .map(|e| e.event)
+        .collect()
+}
+
+#[test]
+fn soft_limit_needs_confirmation_which_is_recorded() {
+    let mut pump = Pump::new(Config::default(), pump::harness::test_library(), 0);
+    // Morphine rate limits: 0.1 / 0.5 / 1 / 5 / 10 mL/h. 7 mL/h is above the upper soft limit.
+    library_cmd(&mut pump, morphine(7.0)).unwrap();
+    assert_eq!(pump.state(), State::AwaitingConfirmation);
+    assert!(
+        pump.program().is_none(),
+        "a program waiting for confirmation is not yet the program"
+    );
+    let seen = events(&mut pump);
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        Event::ConfirmationRequired { field: pump::Field::Rate, value, zone: pump::LimitZone::AboveUpperSoft, limit }
+            if *value == 7.0 && *limit == 5.0
+    )), "{seen:?}");
+    cmd(&mut pump, 0, Command::ConfirmOverride).unwrap();
+    assert_eq!(pump.state(), State::Programmed);
+    assert!(pump.program().is_some_and(|p| p.overrides_confirmed()));
+    let seen = events(&mut pump);
+    assert!(seen.iter().any(|e| matches!(
+        e,
+        Event::LimitOverrideConfirmed {
+            field: pump::Field::Rate,
+            ..
+        }
+    )));
+    assert_eq!(
+        cmd(&mut pump, 0, Command::ConfirmOverride),
+        Err(CommandError::NothingToConfirm)
+    );
+}
+
+#[test]
+fn cancelled_override_returns_to_the_previous_state() {
+    let mut pump = Pump::new(Config::default(), pump::harness::test_library(), 0);
+    library_cmd(&mut pump, morphine(2.0)).unwrap();
+    assert_eq!(pump.state(), State::Programmed);
+    library_cmd(&mut pump, morphine(0.2)).unwrap(); // below the lower soft limit
+    assert_eq!(pump.state(), State::AwaitingConfirmation);
+    cmd(&mut pump, 0, Command::CancelOverride).unwrap();
+    assert_eq!(pump.state(), State::Programmed);
+    assert_eq!(
+        pump.program().map(|p| p.rate_ml_per_h()),
+        Some(2.0),
+        "old program kept"
+    );
+}
+
+#[test]
+fn hard_limit_is_refused_naming_the_limit() {
+    let mut pump = Pump::new(Config::default(), pump::harness::test_library(), 0);
+    let err = library_cmd(&mut pump, morphine(25.0)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "program refused: rate_ml_per_h = 25 mL/h is above the upper hard limit of 10 mL/h for \
+         Morphine 1 mg/mL: the pump refuses it, check the prescription"
+    );
+    assert_eq!(pump.state(), State::Idle);
+    assert!(
+        events(&mut pump)
+            .iter()
+            .any(|e| matches!(e, Event::ProgramRejected { .. }))
+    );
+}
+
+#[test]
+fn program_errors_name_what_is_wrong() {
+    let cases: [(ProgramRequest, &str); 5] = [
+        (
+            ProgramRequest::continuous(f64::NAN, 10.0, EndAction::Stop),
+            "program refused: rate_ml_per_h is not a number: enter a value in mL/h",
+        ),
+        (
+            ProgramRequest::continuous(10.0, 0.0, EndAction::Stop),
+            "program refused: vtbi_ml = 0 mL is outside the allowed range 0.1–9999 mL: enter a value in that range",
+        ),
+        (
+            ProgramRequest::continuous(
+                10.0,
+                10.0,
+                EndAction::Kvo {
+                    rate_ml_per_h: 15.0,
+                },
+            ),
+            "program refused: kvo_rate_ml_per_h = 15 mL/h is above rate_ml_per_h = 10 mL/h: the KVO rate must not exceed the programmed rate",
+        ),
+        (
+            ProgramRequest {
+                drug_id: Some("heparin".into()),
+                ..ProgramRequest::continuous(10.0, 10.0, EndAction::Stop)
+            },
+            "program refused: drug \"heparin\" is not in the drug library: choose a drug from the library",
+        ),
+        (
+            ProgramRequest {
+                bolus: Some(pump::BolusProgram {
+                    volume_ml: 1.0,
+                    lockout_min: 10.0,
+                    max_ml_per_h: 2.0,
+                }),
+                ..ProgramRequest::continuous(5.0, 10.0, EndAction::Stop)
+            },
+            "program refused: bolus.max_ml_per_h = 2 mL per hour is outside the allowed range 6–1049 mL per hour: enter a value in that range",
+        ),
+    ];
+    for (request, message) in cases {
+        let mut pump = Pump::new(Config::default(), pump::harness::test_library(), 0);
+        let err = library_cmd(&mut pump, request).unwrap_err();
+        assert_eq!(err.to_string(), message);
+    }
+}
+
+#[test]
+fn patient_bolus_runs_at_the_bolus_rate_then_returns_to_basal() {
+    let mut pump = Pump::new(Config::default(), DrugLibrary::default(), 0);
+    pump.handle(0, Input::Sensors(frame(0.0))).unwrap();
+    let request = ProgramRequest {
+        bolus: Some(pump::BolusProgram {
+            volume_ml: 0.5,
+            lockout_min: 10.0,
+            max_ml_per_h: 10.0,
+        }),
+        ..ProgramRequest::continuous(2.0, 100.0, EndAction::Stop)
+    };
+    cmd(&mut pump, 0, Command::Program(request)).unwrap();
+    cmd(&mut pump, 0, Command::Start).unwrap();
+    cmd(&mut pump, 0, Command::PatientBolus).unwrap();
+    let bolus_rate = Config::default().bolus_rate_ml_per_h;
+    assert_eq!(
+        pump.motor_command(),
+        MotorCommand::Run {
+            rate_ml_per_h: bolus_rate
+        }
+    );
+    // A second press during the bolus is refused and recorded.
+    assert!(matches!(
+        cmd(&mut pump, 0, Command::PatientBolus),
+        Err(CommandError::BolusDenied(_))
+    ));
+    // 0.5 mL at 60 mL/h takes 30 s; drive frames with an ideal motor.
+    let (mut now, mut moved) = (0u64, 0.0f64);
+    while now < 40_000 {
+        let t = (now + 100).min(pump.next_deadline_ms().unwrap_or(u64::MAX));
+        if let MotorCommand::Run { rate_ml_per_h } = pump.motor_command() {
+            moved += rate_ml_per_h / 3600.0 * (t - now) as f64;
+        }
+        now = t;
+        pump.handle(now, Input::Sensors(frame(moved))).unwrap();
+    }
+    assert_eq!(
+        pump.motor_command(),
+        MotorCommand::Run { rate_ml_per_h: 2.0 }
+    );
+    assert!(
+        (moved - 500.0).abs() < 50.0,
+        "bolus plus basal moved {moved} µL"
+    );
+    let seen = events(&mut pump);
+    assert!(
+        seen.iter()
+            .any(|e| matches!(e, Event::BolusGiven { volume_ml } if *volume_ml == 0.5))
+    );
+    assert!(seen.iter().any(|e| matches!(e, Event::BolusDenied { .. })));
+}
+
+#[test]
+fn fault_refuses_restart() {
+    let mut pump = Pump::new(Config::default(), DrugLibrary::default(), 0);
+    let mut broken = frame(0.0);
+    broken.self_test = SelfTest::Failed { code: 9 };
+    pump.handle(0, Input::Sensors(broken)).unwrap();
+    assert_eq!(pump.state(), State::Fault);
+    let request = ProgramRequest::continuous(10.0, 100.0, EndAction::Stop);
+    assert_eq!(
+        cmd(&mut pump, 0, Command::Program(request)),
+        Err(CommandError::SystemFault)
+    );
+    assert_eq!(
+        cmd(&mut pump, 0, Command::Start),
+        Err(CommandError::SystemFault)
+    );
+    cmd(&mut pump, 0, Command::Acknowledge(AlarmKind::SystemError)).unwrap();
+    pump.handle(100, Input::Sensors(frame(0.0))).unwrap();
+    assert_eq!(
+        pump.state(),
+        State::Fault,
+        "a passing self-test later does not clear a fault"
+    );
+}
+
+#[test]
+fn invalid_config_starts_in_fault_instead_of_panicking() {
+    let config = Config {
+        sensor_timeout_ms: 0,
+        audio_pause_ms: 0,
+        ..Config::default()
+    };
+    assert!(config.validate().is_err());
+    let pump = Pump::new(config, DrugLibrary::default(), 0);
+    assert_eq!(pump.state(), State::Fault);
+}
+
+#[test]
+fn undrained_events_fault_the_pump_and_losses_are_reported() {
+    let mut pump = Pump::new(Config::default(), DrugLibrary::default(), 0);
+    pump.handle(0, Input::Sensors(frame(0.0))).unwrap();
+    // Refused commands that record an event, never drained.
+    let bad = ProgramRequest::continuous(5000.0, 10.0, EndAction::Stop);
+    for _ in 0..pump::EVENTS_MAX + 10 {
+        let _ = cmd(&mut pump, 0, Command::Program(bad.clone()));
+    }
+    assert_eq!(pump.state(), State::Fault);
+    // Still not drained: each silence records one event until the queue is full.
+    for _ in 0..pump::EVENTS_RESERVE + 10 {
+        let _ = cmd(&mut pump, 0, Command::SilenceAudio);
+    }
+    let all = events(&mut pump);
+    assert_eq!(
+        all.len(),
+        pump::EVENTS_MAX + 1,
+        "a full queue plus the EventsLost report"
+    );
+    assert!(all.iter().any(|e| matches!(
+        e,
+        Event::AlarmRaised {
+            alarm: AlarmKind::SystemError,
+            ..
+        }
+    )));
+    assert!(
+        all.iter()
+            .any(|e| matches!(e, Event::EventsLost { count } if *count > 0)),
+        "lost events must be reported"
+    );
+}
