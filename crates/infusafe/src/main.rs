@@ -1,8 +1,11 @@
 //! The `infusafe` binary: parses arguments, hands each subcommand to its library, maps errors to exit codes.
 
+mod demo;
 mod export;
+mod pumpcmd;
 mod record;
 mod reminders;
+mod serve;
 mod sim;
 mod triage;
 
@@ -28,6 +31,12 @@ enum Command {
     Export(export::ExportArgs),
     /// The infusion record: `verify` checks every patient's hash chain.
     Record(record::RecordArgs),
+    /// Runs the care-team server (pump link, live alarms, escalation, accounts, JSON API, screens).
+    Serve(serve::ServeArgs),
+    /// Runs the server with a seeded demo clinic and a simulated pump per patient; prints the logins.
+    Demo(demo::DemoArgs),
+    /// Runs a simulated pump against a server's pump link.
+    Pump(pumpcmd::PumpArgs),
 }
 
 fn main() -> ExitCode {
@@ -38,5 +47,8 @@ fn main() -> ExitCode {
         Command::Reminders(args) => reminders::main(args),
         Command::Export(args) => export::main(args),
         Command::Record(args) => record::main(args),
+        Command::Serve(args) => serve::main(args),
+        Command::Demo(args) => demo::main(args),
+        Command::Pump(args) => pumpcmd::main(args),
     }
 }

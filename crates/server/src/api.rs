@@ -95,6 +95,19 @@ pub fn routes() -> Router<AppState> {
             get(get_plan).put(put_plan),
         )
         .route("/api/patients/{patient_id}/stream", get(patient_stream))
+        .route("/api/patients/{patient_id}/practice", get(practice_status))
+        .route(
+            "/api/patients/{patient_id}/practice/start",
+            post(practice_start),
+        )
+        .route(
+            "/api/patients/{patient_id}/practice/action",
+            post(practice_action),
+        )
+        .route(
+            "/api/patients/{patient_id}/practice/stop",
+            post(practice_stop),
+        )
         .route("/api/admin/patients", post(admin_create_patient))
         .route("/api/admin/users", post(admin_create_user))
         .route(
@@ -499,4 +512,51 @@ async fn admin_set_webhook(
     Ok(Json(
         json!({"url": body.url, "secret": secret, "signature_header": crate::webhook::SIGNATURE_HEADER}),
     ))
+}
+
+async fn practice_status(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(patient_id): Path<String>,
+) -> Result<Json<crate::practice::PracticeStatus>, AppError> {
+    let a = access::patient(&state, &user, &patient_id).await?;
+    Ok(Json(crate::practice::status(&state, &a)))
+}
+
+async fn practice_start(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(patient_id): Path<String>,
+) -> Result<Json<crate::practice::PracticeStatus>, AppError> {
+    access::require_clinician(&user)?;
+    let a = access::patient_for_action(&state, &user, &patient_id).await?;
+    Ok(Json(crate::practice::start(&state, &a).await?))
+}
+
+/// `POST …/practice/action` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PracticeActionBody {
+    /// A fault (`kink`, `closed_clamp`, `air`, `low_battery`, `door`, `system_error`) or a fix / button.
+    pub action: String,
+}
+
+async fn practice_action(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(patient_id): Path<String>,
+    ApiJson(body): ApiJson<PracticeActionBody>,
+) -> Result<Json<crate::practice::PracticeStatus>, AppError> {
+    let a = access::patient_for_action(&state, &user, &patient_id).await?;
+    Ok(Json(crate::practice::act(&state, &a, &body.action).await?))
+}
+
+async fn practice_stop(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(patient_id): Path<String>,
+) -> Result<Json<crate::practice::PracticeStatus>, AppError> {
+    access::require_clinician(&user)?;
+    let a = access::patient_for_action(&state, &user, &patient_id).await?;
+    Ok(Json(crate::practice::stop(&state, &a).await?))
 }

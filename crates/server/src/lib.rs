@@ -10,6 +10,7 @@ pub mod auth;
 pub mod client;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod error;
 pub mod escalation;
 pub mod hub;
@@ -18,6 +19,7 @@ pub mod link;
 pub mod live;
 pub mod openapi;
 pub mod plan;
+pub mod practice;
 pub mod simpump;
 pub mod store;
 pub mod web;
@@ -46,6 +48,10 @@ pub struct AppState {
     pub board: live::Board,
     pub limiter: auth::LoginLimiter,
     pub webhooks: webhook::Webhooks,
+    /// Running practice pumps.
+    pub practice: practice::Practice,
+    /// `http://ADDR` of this server once it listens (the practice pump talks to it over the link).
+    pub self_url: Arc<std::sync::OnceLock<String>>,
 }
 
 /// Why the server could not start.
@@ -84,6 +90,8 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), Start
         board: live::Board::default(),
         limiter: auth::LoginLimiter::default(),
         webhooks,
+        practice: practice::Practice::default(),
+        self_url: Arc::default(),
     };
     for (patient_id, clinic_id) in store::all_patients(&state).await? {
         live::register(&state, &patient_id, &clinic_id);
@@ -164,6 +172,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
     let addr = listener
         .local_addr()
         .map_err(|source| StartError::Bind { addr: bind, source })?;
+    let _ = state.self_url.set(format!("http://{addr}"));
     let (shutdown, mut rx) = watch::channel(false);
     let task = tokio::spawn(async move {
         axum::serve(

@@ -374,7 +374,7 @@ fn new_alarm_view(
         acknowledgements: vec![],
         silenced_until_ms: None,
         escalation: None,
-        escalating: priority == "high",
+        escalating: priority == "high" && !teaching,
         raised_by_server: by_server,
         teaching,
     }
@@ -394,7 +394,8 @@ fn server_event(
 fn history_of(a: &LiveAlarm) -> AlarmHistory {
     AlarmHistory {
         raised_at_ms: a.view.raised_at_ms,
-        escalates: a.view.priority == "high",
+        // Practice (teaching) alarms are rehearsals: shown on the patient's screen, never escalated.
+        escalates: a.view.priority == "high" && !a.view.teaching,
         acks: a.acks.clone(),
         cleared_at_ms: None,
         reached: a.view.escalation,

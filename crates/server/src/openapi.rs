@@ -68,6 +68,10 @@ pub fn document() -> Value {
                 "put": op("Save the therapy plan (nurse, admin); send the version you edited", "session", Some("PlanSave"), "200 plan", &[401, 403, 404, 409, 422])
             },
             "/api/patients/{patient_id}/stream": {"parameters": [p], "get": op("Server-sent events for one patient: snapshot, alarm, alarm_cleared, acknowledged, silenced, escalation, telemetry", "session", None, "200 text/event-stream", &[401, 404])},
+            "/api/patients/{patient_id}/practice": {"parameters": [p], "get": op("The practice pump's status and the faults and fixes on offer", "session", None, "200 status", &[401, 404])},
+            "/api/patients/{patient_id}/practice/start": {"parameters": [p], "post": op("Start a practice (teaching) pump for the patient (nurse, admin)", "session", None, "200 status", &[401, 403, 404])},
+            "/api/patients/{patient_id}/practice/action": {"parameters": [p], "post": op("Inject a fault (nurse, admin) or press a fix or button (anyone with access) on the practice pump", "session", Some("PracticeAction"), "200 status", &[401, 403, 404, 409, 422])},
+            "/api/patients/{patient_id}/practice/stop": {"parameters": [p], "post": op("Stop the practice pump (nurse, admin)", "session", None, "200 status", &[401, 403, 404])},
             "/api/admin/patients": {"post": op("Create a patient in the admin's clinic", "session", Some("NewPatient"), "201 created", &[401, 403, 422])},
             "/api/admin/users": {"post": op("Create an account in the admin's clinic", "session", Some("NewUser"), "201 created", &[401, 403, 409, 422])},
             "/api/admin/patients/{patient_id}/devices": {"parameters": [p], "post": op("Register a pump for a patient; returns its link token once", "session", Some("NewDevice"), "201 created", &[401, 403, 404, 422])},
@@ -89,6 +93,7 @@ pub fn document() -> Value {
                 "Acknowledge": {"type": "object", "additionalProperties": false, "properties": {"note": {"type": "string", "maxLength": 1000}}},
                 "Silence": {"type": "object", "additionalProperties": false, "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 15, "default": 2}}},
                 "PlanSave": {"type": "object", "required": ["plan"], "additionalProperties": false, "properties": {"plan": {"type": "object"}, "version": {"type": "integer"}}},
+                "PracticeAction": {"type": "object", "required": ["action"], "additionalProperties": false, "properties": {"action": {"enum": ["kink", "closed_clamp", "air", "low_battery", "door", "system_error", "unkink", "open_clamp", "close_door", "plug_in", "acknowledge", "silence", "resume", "start"]}}},
                 "NewPatient": {"type": "object", "required": ["display_name"], "additionalProperties": false, "properties": {"display_name": {"type": "string"}}},
                 "NewUser": {"type": "object", "required": ["username", "display_name", "password", "role"], "additionalProperties": false, "properties": {"username": {"type": "string"}, "display_name": {"type": "string"}, "password": {"type": "string", "minLength": 10}, "role": {"enum": ["patient", "caregiver", "nurse", "admin"]}, "patient_ids": {"type": "array", "items": {"type": "string"}}}},
                 "NewDevice": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": {"type": "string"}}},

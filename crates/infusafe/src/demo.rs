@@ -1,0 +1,57 @@
+//! `infusafe demo`: the server on the embedded SQLite default with a seeded demo clinic and a simulated pump
+//! per patient on the pump link; prints the address and the demo logins, stops cleanly on Ctrl-C / SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct DemoArgs {
+    /// Address to listen on; port 0 picks a free port (the real address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    bind: String,
+    /// Data directory for the demo database.
+    #[arg(long, env = "INFUSAFE_DATA_DIR", default_value = "infusafe-data")]
+    data_dir: PathBuf,
+}
+
+pub fn main(args: DemoArgs) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("infusafe demo: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: DemoArgs) -> anyhow::Result<()> {
+    let mut config = server::ServerConfig::with_data_dir(&args.data_dir);
+    config.bind = args.bind.parse().with_context(|| {
+        format!(
+            "--bind {:?} is not an address like 127.0.0.1:8080",
+            args.bind
+        )
+    })?;
+    // Plain HTTP on this machine: see docs/server.md ("Cookies").
+    config.secure_cookies = false;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let demo = server::demo::start(config).await?;
+        println!("Infusafe demo running at {}", demo.running.url());
+        println!(
+            "Sign in with one of these accounts (password: {}):",
+            server::demo::DEMO_PASSWORD
+        );
+        for l in &demo.logins {
+            println!("  {:<8} {:<10} {}", l.username, l.role, l.who);
+        }
+        println!("Each patient has a simulated pump on the pump link. Press Ctrl-C to stop.");
+        server::shutdown_signal().await;
+        println!("infusafe demo: shutting down");
+        demo.stop().await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,97 @@
+//! `infusafe serve`: run the care-team server with configuration from flags, environment and an optional
+//! file (flags and environment win), until Ctrl-C or SIGTERM.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Args;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "INFUSAFE_BIND")]
+    bind: Option<String>,
+    /// Database URL: sqlite://PATH or postgres://USER:PASSWORD@HOST/DB (default: sqlite in the data directory).
+    #[arg(long, env = "INFUSAFE_DATABASE_URL", hide_env_values = true)]
+    database_url: Option<String>,
+    /// Data directory (default ./infusafe-data).
+    #[arg(long, env = "INFUSAFE_DATA_DIR")]
+    data_dir: Option<PathBuf>,
+    /// Optional TOML file with bind, data_dir, database_url, secure_cookies, pump_silent_after_s, session_ttl_h.
+    #[arg(long, env = "INFUSAFE_CONFIG")]
+    config: Option<PathBuf>,
+    /// Send cookies without the Secure flag. Only for plain HTTP on localhost; production runs behind TLS.
+    #[arg(long)]
+    insecure_cookies: bool,
+    /// Seconds without telemetry from an infusing pump before `pump_silent` is raised.
+    #[arg(long)]
+    pump_silent_after_s: Option<u64>,
+    /// On first start (no accounts yet), create a clinic admin with this username; the password is read from
+    /// INFUSAFE_ADMIN_PASSWORD.
+    #[arg(long)]
+    bootstrap_admin: Option<String>,
+}
+
+pub fn main(args: ServeArgs) -> ExitCode {
+    match run(args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("infusafe serve: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let data_dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("infusafe-data"));
+    let mut config = server::ServerConfig::with_data_dir(&data_dir);
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        config.apply_file(&text, &path.display().to_string())?;
+    }
+    if args.data_dir.is_some() {
+        config.database_url = server::config::default_database_url(&data_dir);
+        config.data_dir = data_dir;
+    }
+    if let Some(url) = args.database_url {
+        config.database_url = url;
+    }
+    if let Some(bind) = args.bind {
+        config.bind = bind
+            .parse()
+            .with_context(|| format!("--bind {bind:?} is not an address like 127.0.0.1:8080"))?;
+    }
+    if args.insecure_cookies {
+        config.secure_cookies = false;
+    }
+    if let Some(s) = args.pump_silent_after_s {
+        anyhow::ensure!(s > 0, "--pump-silent-after-s must be at least 1");
+        config.pump_silent_after = std::time::Duration::from_secs(s);
+    }
+    let admin_password = match &args.bootstrap_admin {
+        Some(_) => Some(
+            std::env::var("INFUSAFE_ADMIN_PASSWORD")
+                .context("--bootstrap-admin needs the password in INFUSAFE_ADMIN_PASSWORD")?,
+        ),
+        None => None,
+    };
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let running = server::start(config).await?;
+        if let (Some(user), Some(password)) = (&args.bootstrap_admin, &admin_password)
+            && server::demo::bootstrap_admin(&running.state, "Clinic", user, password).await?
+        {
+            println!("created the clinic admin {user:?}");
+        }
+        println!("infusafe serve: listening on {}", running.url());
+        server::shutdown_signal().await;
+        println!("infusafe serve: shutting down");
+        running.stop().await?;
+        Ok(())
+    })
+}

@@ -1,0 +1,267 @@
+//! `infusafe demo`: the whole product on one machine. Serves on SQLite in a data directory, seeds a demo
+//! clinic (an admin, a nurse, two patients with the companion's example therapy plans, a patient account and
+//! a caregiver) idempotently, and attaches a simulated pump to each patient that talks to the server through
+//! the pump link over HTTP, exactly as `infusafe pump` does.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use tokio::sync::{mpsc, watch};
+
+use crate::auth::{NewUser, Role};
+use crate::error::AppError;
+use crate::simpump::{self, SimPumpConfig};
+use crate::{AppState, Running, ServerConfig, StartError};
+
+/// The password of every demo account (the demo runs on the local machine only).
+pub const DEMO_PASSWORD: &str = "infusafe-demo";
+
+/// A demo account to print.
+#[derive(Debug, Clone, Serialize)]
+pub struct DemoLogin {
+    pub username: &'static str,
+    pub role: &'static str,
+    pub who: &'static str,
+}
+
+/// The demo accounts.
+pub const DEMO_LOGINS: [DemoLogin; 5] = [
+    DemoLogin {
+        username: "nurse",
+        role: "nurse",
+        who: "Nurse Sam Jones, home infusion team",
+    },
+    DemoLogin {
+        username: "alex",
+        role: "patient",
+        who: "Alex Example (IV antibiotics through a PICC line)",
+    },
+    DemoLogin {
+        username: "robin",
+        role: "caregiver",
+        who: "Robin, Alex's partner",
+    },
+    DemoLogin {
+        username: "jordan",
+        role: "patient",
+        who: "Jordan Sample (epidural pain relief)",
+    },
+    DemoLogin {
+        username: "admin",
+        role: "admin",
+        who: "Clinic admin",
+    },
+];
+
+const PLAN_ANTIBIOTICS: &str = include_str!("../../../examples/plans/antibiotics-picc.toml");
+const PLAN_EPIDURAL: &str = include_str!("../../../examples/plans/pain-epidural.toml");
+
+/// Device tokens of the demo pumps, kept in the data directory so a restarted demo reuses its pumps.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct DemoPumps {
+    pumps: Vec<(String, String)>,
+}
+
+/// A running demo.
+pub struct Demo {
+    pub running: Running,
+    pub logins: Vec<DemoLogin>,
+    stop_pumps: watch::Sender<bool>,
+    pumps: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Demo {
+    /// Stop the pumps (they send their last batch), then the server.
+    pub async fn stop(self) -> Result<(), std::io::Error> {
+        let _ = self.stop_pumps.send(true);
+        for p in self.pumps {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(3), p).await;
+        }
+        self.running.stop().await
+    }
+}
+
+/// Seed (idempotently) and start the server and one simulated pump per demo patient.
+pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
+    let data_dir = config.data_dir.clone();
+    let running = crate::start(config).await?;
+    let pumps = seed(&running.state, &data_dir).await?;
+    let (stop_pumps, stopped) = watch::channel(false);
+    let url = running.url();
+    let mut handles = Vec::new();
+    for (patient_id, token, scenario_text) in pumps {
+        let scenario = simpump::scenario(Some(&scenario_text), "demo pump")
+            .map_err(|e| StartError::Load(AppError::internal(e)))?;
+        let sim = sim::Simulation::new(&scenario);
+        let client = crate::client::LinkClient::new(&url, &token);
+        let stopped = stopped.clone();
+        // Nothing sends actions to the demo pumps; the practice pump is where faults are injected.
+        let (_keep, control) = mpsc::channel(1);
+        handles.push(tokio::spawn(async move {
+            let _keep = _keep;
+            if let Err(e) =
+                simpump::run(sim, client, SimPumpConfig::default(), control, stopped).await
+            {
+                eprintln!("infusafe demo: the simulated pump of {patient_id} stopped: {e}");
+            }
+        }));
+    }
+    Ok(Demo {
+        running,
+        logins: DEMO_LOGINS.to_vec(),
+        stop_pumps,
+        pumps: handles,
+    })
+}
+
+fn scenario_for(plan: &care::TherapyPlan) -> String {
+    format!(
+        "name = \"demo pump\"\nduration = \"24h\"\nseed = 11\n[program]\nrate_ml_per_h = {}\nvtbi_ml = {}\n[[event]]\nat = \"0s\"\naction = \"start\"\n",
+        plan.program.rate_ml_per_h, plan.program.vtbi_ml
+    )
+}
+
+async fn user_exists(state: &AppState, username: &str) -> Result<bool, AppError> {
+    Ok(sqlx::query("SELECT id FROM srv_users WHERE username = $1")
+        .bind(username.to_string())
+        .fetch_optional(&state.db.pool)
+        .await?
+        .is_some())
+}
+
+/// Create the demo clinic once; return (patient, pump token, scenario) for each demo pump.
+pub async fn seed(
+    state: &AppState,
+    data_dir: &Path,
+) -> Result<Vec<(String, String, String)>, AppError> {
+    let antibiotics = care::TherapyPlan::from_toml(PLAN_ANTIBIOTICS).map_err(AppError::internal)?;
+    let epidural = care::TherapyPlan::from_toml(PLAN_EPIDURAL).map_err(AppError::internal)?;
+    let pumps_file = data_dir.join("demo-pumps.json");
+    if !user_exists(state, "nurse").await? {
+        let clinic = crate::store::create_clinic(state, "Infusafe demo clinic").await?;
+        let alex =
+            crate::store::create_patient(state, &clinic, &antibiotics.patient.name, None).await?;
+        let jordan =
+            crate::store::create_patient(state, &clinic, &epidural.patient.name, None).await?;
+        crate::plan::seed(
+            state,
+            &alex,
+            serde_json::from_str(&antibiotics.to_json()).map_err(AppError::internal)?,
+        )
+        .await?;
+        crate::plan::seed(
+            state,
+            &jordan,
+            serde_json::from_str(&epidural.to_json()).map_err(AppError::internal)?,
+        )
+        .await?;
+        for (login, patients) in DEMO_LOGINS.iter().zip([
+            vec![],
+            vec![alex.clone()],
+            vec![alex.clone()],
+            vec![jordan.clone()],
+            vec![],
+        ]) {
+            let role =
+                Role::from_name(login.role).ok_or_else(|| AppError::internal("demo role"))?;
+            crate::auth::create_user(
+                state,
+                &NewUser {
+                    username: login.username.into(),
+                    display_name: login
+                        .who
+                        .split(',')
+                        .next()
+                        .unwrap_or(login.who)
+                        .split(" (")
+                        .next()
+                        .unwrap_or(login.who)
+                        .into(),
+                    password: DEMO_PASSWORD.into(),
+                    role,
+                    clinic_id: clinic.clone(),
+                    patient_ids: patients,
+                },
+            )
+            .await?;
+        }
+        let mut file = DemoPumps::default();
+        for (patient, label) in [
+            (&alex, "Demo pump (simulated) for Alex"),
+            (&jordan, "Demo pump (simulated) for Jordan"),
+        ] {
+            let device = crate::store::create_device(state, patient, label, false, None).await?;
+            file.pumps.push((patient.clone(), device.token));
+        }
+        std::fs::write(
+            &pumps_file,
+            serde_json::to_vec_pretty(&file).map_err(AppError::internal)?,
+        )
+        .map_err(|e| AppError::internal(format!("cannot write {}: {e}", pumps_file.display())))?;
+    }
+    let file: DemoPumps = std::fs::read(&pumps_file)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
+        .ok_or_else(|| {
+            AppError::internal(format!(
+                "{} is missing or unreadable; delete the data directory to start the demo afresh",
+                pumps_file.display()
+            ))
+        })?;
+    let mut out = Vec::new();
+    for (patient, token) in file.pumps {
+        let known = sqlx::query("SELECT id FROM srv_devices WHERE token_hash = $1")
+            .bind(crate::db::token_hash(&token))
+            .fetch_optional(&state.db.pool)
+            .await?;
+        if known.is_none() {
+            return Err(AppError::internal(format!(
+                "{} names a pump this database does not know; delete the data directory to start the demo afresh",
+                pumps_file.display()
+            )));
+        }
+        let plan = sqlx::query("SELECT plan_json FROM srv_plans WHERE patient_id = $1")
+            .bind(patient.clone())
+            .fetch_optional(&state.db.pool)
+            .await?;
+        let scenario = match plan
+            .and_then(|r| r.try_get::<String, _>("plan_json").ok())
+            .and_then(|t| care::TherapyPlan::from_json(&t).ok())
+        {
+            Some(p) => scenario_for(&p),
+            None => simpump::DEFAULT_SCENARIO.to_string(),
+        };
+        out.push((patient, token, scenario));
+    }
+    Ok(out)
+}
+
+/// Create a clinic and its first admin when the database has no accounts yet (first start of `serve`).
+pub async fn bootstrap_admin(
+    state: &AppState,
+    clinic_name: &str,
+    username: &str,
+    password: &str,
+) -> Result<bool, AppError> {
+    let any = sqlx::query("SELECT id FROM srv_users LIMIT 1")
+        .fetch_optional(&state.db.pool)
+        .await?;
+    if any.is_some() {
+        return Ok(false);
+    }
+    let clinic = crate::store::create_clinic(state, clinic_name).await?;
+    crate::auth::create_user(
+        state,
+        &NewUser {
+            username: username.into(),
+            display_name: "Clinic admin".into(),
+            password: password.into(),
+            role: Role::Admin,
+            clinic_id: clinic,
+            patient_ids: vec![],
+        },
+    )
+    .await?;
+    Ok(true)
+}
