@@ -218,9 +218,11 @@ pub async fn submit(
             user.role.source(),
             Some(&user.id),
             json!({
-                "observations": observations.iter().map(|o| o.name()).collect::<Vec<_>>(),
+                // The record's `symptom_check` shape, plus the words the timeline shows.
+                "symptoms": observations.iter().map(|o| o.name()).collect::<Vec<_>>(),
+                "triage": output.level.name(),
+                "reasons": output.reasons.iter().map(|r| r.rule.clone()).collect::<Vec<_>>(),
                 "level": output.level.name(), "headline": headline,
-                "rules": output.reasons.iter().map(|r| r.rule.clone()).collect::<Vec<_>>(),
                 "by": user.id, "display_name": user.display_name, "role": user.role.name(),
             }),
         ))

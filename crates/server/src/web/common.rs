@@ -283,8 +283,14 @@ pub fn event_title(kind: &str, payload: &Value) -> String {
         }
         "symptom_check" => {
             let level = payload.get("level").and_then(Value::as_str).unwrap_or("");
+            let level = if level.is_empty() {
+                payload.get("triage").and_then(Value::as_str).unwrap_or("")
+            } else {
+                level
+            };
             format!("Symptom check: {}", level_words(level))
         }
+        "checklist_completed" => "Checklist complete".into(),
         "record_read" => "Record viewed".into(),
         "login" => "Signed in".into(),
         "plan_changed" => "Therapy plan changed".into(),

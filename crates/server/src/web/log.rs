@@ -41,22 +41,24 @@ const KINDS: [(&str, &str, &[&str]); 6] = [
             "alarm_step_done",
         ],
     ),
-    ("checklists", "Checklists", &["checklist_answered"]),
+    (
+        "checklists",
+        "Checklists",
+        &["checklist_answered", "checklist_completed"],
+    ),
     ("symptoms", "Symptom checks", &["symptom_check"]),
     (
         "pump",
         "Pump and infusions",
         &[
-            "started",
-            "paused",
-            "resumed",
-            "stopped",
-            "completed",
-            "kvo_started",
-            "state_changed",
             "program_accepted",
             "infusion_started",
+            "infusion_paused",
+            "infusion_resumed",
+            "infusion_stopped",
             "infusion_completed",
+            "bolus_given",
+            "bolus_denied",
             "device_assigned",
         ],
     ),
@@ -67,8 +69,9 @@ const KINDS: [(&str, &str, &[&str]); 6] = [
     ),
 ];
 
-/// Kinds hidden from "Everything" because they would drown the rest (reads are under their own filter).
-const NOISY: [&str; 2] = ["record_read", "login"];
+/// Kinds hidden from "Everything" because they would drown the rest (reads are under their own filter;
+/// telemetry snapshots feed the volume chart).
+const NOISY: [&str; 3] = ["record_read", "login", "telemetry"];
 
 const PERIODS: [(u32, &str); 4] = [
     (1, "Today and last night (24 hours)"),
@@ -192,8 +195,8 @@ pub fn alarms_per_day(events: &[StoredEvent], days: u32, now: i64) -> Vec<DayAla
     by_day.into_values().collect()
 }
 
-/// Start kinds the pump link uses for the beginning of an infusion.
-const START_KINDS: [&str; 2] = ["started", "infusion_started"];
+/// The record's kind for the beginning of an infusion.
+const START_KINDS: [&str; 1] = ["infusion_started"];
 
 /// The latest infusion: volume reported since its start, and what the plan's program expected by then
 /// (rate × running time, capped at the volume to be infused). Empty when no start is in the events.
@@ -399,9 +402,9 @@ mod tests {
         let t0 = 10 * hour;
         // Newest first, as the journal returns them.
         let events = vec![
-            event("paused", t0 + hour, json!({"delivered_ml": 40.0})),
-            event("started", t0, json!({})),
-            event("started", t0 - 5 * hour, json!({})),
+            event("infusion_stopped", t0 + hour, json!({"delivered_ml": 40.0})),
+            event("infusion_started", t0, json!({})),
+            event("infusion_started", t0 - 5 * hour, json!({})),
         ];
         let plan = json!({"program": {"rate_ml_per_h": 50.0, "vtbi_ml": 100.0}});
         let s = volume_series(&events, None, Some(&plan), t0 + 3 * hour);

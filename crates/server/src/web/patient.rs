@@ -334,8 +334,10 @@ pub async fn checklist_answer(
             }),
         ))
         .await?;
-    let _ = access;
     let base = patient_base(&patient_id);
+    if answer == "ok" {
+        record_completion(&state, &access, &user, item).await?;
+    }
     if answer == "problem" {
         return Ok(see_other(&format!("{base}/what-to-do/{}", item.id)));
     }
@@ -350,6 +352,35 @@ pub async fn checklist_answer(
     Ok(see_other(&format!(
         "{base}/today?phase={phase}&saved=1{next}"
     )))
+}
+
+/// When this tick completes its checklist for today, the record also gets the record's own
+/// `checklist_completed` event (with every item), which exports and the care team's views understand.
+async fn record_completion(
+    state: &AppState,
+    access: &access::PatientAccess,
+    user: &CurrentUser,
+    item: &care::ChecklistItem,
+) -> Result<(), AppError> {
+    let answers = todays_answers(state, &access.patient_id).await?;
+    let items: Vec<&care::ChecklistItem> = items_of(&item.checklist).collect();
+    if !items
+        .iter()
+        .all(|i| answers.get(&i.id).is_some_and(|(a, _)| a == "ok"))
+    {
+        return Ok(());
+    }
+    state
+        .journal
+        .append_one(NewEvent::now(
+            &access.patient_id,
+            "checklist_completed",
+            user.role.source(),
+            Some(&user.id),
+            json!({"checklist": item.checklist, "items": items.iter().map(|i| i.id.clone()).collect::<Vec<_>>(), "display_name": user.display_name}),
+        ))
+        .await?;
+    Ok(())
 }
 
 /// `GET /p/{patient}/what-to-do/{item}`: the answer to a checklist problem.
