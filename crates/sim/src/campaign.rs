@@ -172,6 +172,10 @@ pub struct Violation {
     pub day_seed: u64,
     pub at_ms: u64,
     pub check: &'static str,
+    /// The injected fault the violation is about, if any.
+    pub fault: Option<FaultKind>,
+    /// The therapy's programmed rate that day.
+    pub rate_ml_per_h: f64,
     pub message: String,
 }
 
@@ -414,17 +418,25 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
     let mut kvo_commanded_ul = 0.0;
     let mut vtbi_reported = false;
     let mut silent_reported = false;
+    let mut over_reported = false;
+    let mut last_injected: Option<FaultKind> = None;
     let mut last_position_ul = 0.0;
     let mut still_since_commanded_ul = 0.0;
     let cfg = config.pump.clone();
     let mut log = journal;
 
-    let violate = |result: &mut DayResult, at_ms: u64, check: &'static str, message: String| {
+    let violate = |result: &mut DayResult,
+                   at_ms: u64,
+                   check: &'static str,
+                   fault: Option<FaultKind>,
+                   message: String| {
         if result.violations.len() < VIOLATIONS_PER_DAY_MAX {
             result.violations.push(Violation {
                 day_seed: seed,
                 at_ms,
                 check,
+                fault,
+                rate_ml_per_h: rate,
                 message,
             });
         } else {
@@ -448,6 +460,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 &mut result,
                 now,
                 "door",
+                fault.map(|f| f.kind),
                 "the motor moved with the door open".to_string(),
             );
         }
@@ -468,6 +481,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 &mut result,
                 now,
                 "vtbi",
+                fault.map(|f| f.kind),
                 format!(
                     "the mechanism pushed {pumped:.1} µL, more than VTBI {vtbi} mL + {kvo_commanded_ul:.1} µL of KVO + stroke accuracy"
                 ),
@@ -490,6 +504,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 &mut result,
                 now,
                 "silent_no_flow",
+                fault.map(|f| f.kind),
                 format!(
                     "the pump shows {} with no alarm, but the mechanism has not moved for {:.0} µL commanded",
                     sim.pump().state().name(),
@@ -497,11 +512,13 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 ),
             );
         }
-        if pumped > commanded * (1.0 + bias) + 2.0 * stroke_ul + 500.0 {
+        if !over_reported && pumped > commanded * (1.0 + bias) + 2.0 * stroke_ul + 500.0 {
+            over_reported = true;
             violate(
                 &mut result,
                 now,
                 "over_delivery",
+                last_injected,
                 format!(
                     "the mechanism pushed {:.1} µL for {:.1} µL commanded",
                     pumped, commanded
@@ -523,14 +540,23 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
         }
         for a in &history[explained_upto..] {
             let explained = fault.is_some_and(|f| a.raised_at_ms >= f.at_ms);
-            let consequence = matches!(
-                a.kind,
-                AlarmKind::PausedTooLong
-                    | AlarmKind::RepeatedAlarm
-                    | AlarmKind::InfusionNearEnd
-                    | AlarmKind::InfusionComplete
-                    | AlarmKind::ReservoirEmpty
-            );
+            // Alarms that follow from the therapy itself, not from an injected fault: the end of
+            // the infusion, a container the pump's count (1 % off, like a real set) thinks still
+            // holds fluid, a battery drained on a day off mains.
+            let container_dry = sim.plant().reservoir_ml < 1.0
+                && matches!(a.kind, AlarmKind::OcclusionUpstream | AlarmKind::AirInLine);
+            let battery_drained = !sim.plant().mains
+                && matches!(a.kind, AlarmKind::BatteryLow | AlarmKind::BatteryDepleted);
+            let consequence = container_dry
+                || battery_drained
+                || matches!(
+                    a.kind,
+                    AlarmKind::PausedTooLong
+                        | AlarmKind::RepeatedAlarm
+                        | AlarmKind::InfusionNearEnd
+                        | AlarmKind::InfusionComplete
+                        | AlarmKind::ReservoirEmpty
+                );
             if !explained && !consequence {
                 result.unexplained.push(a.kind);
                 if let Some(j) = log.as_deref_mut() {
@@ -563,6 +589,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                     &mut result,
                     now,
                     "detection",
+                    Some(f.kind),
                     format!(
                         "{} injected at {} ms not alarmed ({:?} passed; rate {rate} mL/h, state {})",
                         f.kind.name(),
@@ -651,6 +678,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 for a in &actions {
                     let _ = sim.apply(*a);
                 }
+                last_injected = Some(kind);
                 fault = Some(ActiveFault {
                     kind,
                     at_ms: now,

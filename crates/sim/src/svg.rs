@@ -10,7 +10,7 @@ const WIDTH: f64 = 900.0;
 const PANEL_HEIGHT: f64 = 260.0;
 const LEFT: f64 = 80.0;
 const RIGHT: f64 = 30.0;
-const TOP: f64 = 50.0;
+const TOP: f64 = 66.0;
 const GAP: f64 = 70.0;
 
 /// Escapes text for XML content and attributes.
