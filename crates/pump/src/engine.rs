@@ -665,6 +665,11 @@ impl Pump {
             }
         } else {
             self.over_slight_since_ms = None;
+            // A window within limits is evidence the mechanism is back in hand (this matters while
+            // the motor is stopped, when no command change would reset the verdict).
+            if !far_over {
+                self.over = None;
+            }
         }
         if far_under {
             self.under = Some(flow_detail);
@@ -1521,14 +1526,14 @@ impl Pump {
         let c = &self.config;
         let mut deadline: Option<u64> = None;
         let mut at = |t: u64| {
-            let t = t.max(now + 1);
+            let t = t.max(now.saturating_add(1));
             deadline = Some(deadline.map_or(t, |d| d.min(t)));
         };
         if self.state.motor_should_run() && self.fault.is_none() {
             at(self
                 .last_frame_ms
                 .unwrap_or(now)
-                .saturating_add(c.sensor_timeout_ms + 1));
+                .saturating_add(c.sensor_timeout_ms.saturating_add(1)));
         }
         if let (State::Infusing, MotorCommand::Run { rate_ml_per_h }, Some(p)) =
             (self.state, self.motor, &self.program)

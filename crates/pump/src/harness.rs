@@ -37,6 +37,11 @@ pub enum Step {
     Run { ms: u64 },
     /// Let time pass without sensor frames (deadlines still honoured): a stalled sensor bus.
     NoFrames { ms: u64 },
+    /// A broken driver: time jumps `ms` ahead without the deadlines in between being honoured
+    /// (the motor keeps its last command meanwhile), then the driver calls `handle_timeout`.
+    LateCall { ms: u64 },
+    /// A broken driver: `handle_timeout` with a time `ms` before the last one.
+    ClockBack { ms: u64 },
     /// Acknowledge every active alarm, as an operator clearing the screen does.
     AcknowledgeAll,
     /// Hand in one frame of the plant's values with one reading replaced (NaN, negative, absurd).
@@ -78,6 +83,11 @@ pub enum SensorChange {
     /// commanded: a runaway (> 1) or dragging (< 1) motor, or free flow.
     MechanismFactor {
         factor: f64,
+    },
+    /// Unplugged, running on a battery with this much left.
+    OnBattery {
+        percent: f64,
+        minutes_left: f64,
     },
     /// Everything back to healthy values (the operator fixed whatever was wrong).
     AllNormal,
@@ -228,6 +238,21 @@ impl Harness {
             }
             Step::Run { ms } => self.run_for((*ms).min(STEP_MS_MAX), true)?,
             Step::NoFrames { ms } => self.run_for((*ms).min(STEP_MS_MAX), false)?,
+            Step::LateCall { ms } => {
+                let to = self.now_ms.saturating_add((*ms).min(STEP_MS_MAX));
+                if matches!(self.pump.motor_command(), MotorCommand::Run { .. }) {
+                    // The plant delivered on an old command nobody corrected: the volume bound is
+                    // the driver's broken promise, not the core's.
+                    self.honest = false;
+                }
+                self.move_plant(to);
+                self.pump.handle_timeout(to);
+                self.after_call()?;
+            }
+            Step::ClockBack { ms } => {
+                self.pump.handle_timeout(self.now_ms.saturating_sub(*ms));
+                self.after_call()?;
+            }
             Step::OddReading { sensor, value } => {
                 let mut frame = self.plant.frame();
                 let v = *value;
@@ -275,6 +300,14 @@ impl Harness {
             SensorChange::SelfTest(result) => p.self_test = result,
             SensorChange::EncoderFactor { factor } => p.encoder_factor = factor,
             SensorChange::MechanismFactor { factor } => p.mechanism_factor = factor,
+            SensorChange::OnBattery {
+                percent,
+                minutes_left,
+            } => {
+                p.mains_present = false;
+                p.battery_percent = percent;
+                p.battery_minutes_left = minutes_left;
+            }
             SensorChange::AllNormal => {
                 let totals = (p.controller_ul_total, p.encoder_ul_total);
                 *p = Plant::new();
@@ -515,8 +548,16 @@ pub fn decode(bytes: &[u8]) -> Vec<Step> {
             0..=7 => Step::Run {
                 ms: r.pick(&[100, 250, 1_000, 5_000, 30_000, 60_000, 180_000, 600_000]),
             },
-            8 => Step::NoFrames {
-                ms: r.pick(&[150, 400, 600, 2_000, 120_000]),
+            8 => match r.next().unwrap_or(0) % 8 {
+                0 => Step::LateCall {
+                    ms: r.pick(&[300, 2_000, 60_000]),
+                },
+                1 => Step::ClockBack {
+                    ms: r.pick(&[1, 1_000]),
+                },
+                _ => Step::NoFrames {
+                    ms: r.pick(&[150, 400, 600, 2_000, 120_000]),
+                },
             },
             9..=11 => Step::Command(Command::Program(r.program())),
             12..=14 => Step::Command(Command::Start),

@@ -365,3 +365,22 @@ fn undrained_events_fault_the_pump_and_losses_are_reported() {
         "lost events must be reported"
     );
 }
+
+#[test]
+fn extreme_times_do_not_overflow() {
+    let start = u64::MAX - 1_000;
+    let mut pump = Pump::new(Config::default(), DrugLibrary::default(), start);
+    pump.handle(start, Input::Sensors(frame(0.0))).unwrap();
+    let request = ProgramRequest::continuous(999.0, 9999.0, EndAction::Stop);
+    cmd(&mut pump, start, Command::Program(request)).unwrap();
+    cmd(&mut pump, start, Command::Start).unwrap();
+    let mut open = frame(0.0);
+    open.door_closed = false;
+    pump.handle(start + 100, Input::Sensors(open)).unwrap();
+    cmd(&mut pump, start + 100, Command::SilenceAudio).unwrap();
+    pump.handle_timeout(u64::MAX);
+    pump.handle(u64::MAX, Input::Sensors(frame(0.0))).unwrap();
+    // Time going backwards is a fault, not a panic.
+    pump.handle_timeout(0);
+    assert_eq!(pump.state(), State::Fault);
+}

@@ -104,9 +104,11 @@ fn sensor_change() -> impl Strategy<Value = SensorChange> {
             .prop_map(|mmhg| SensorChange::UpstreamPressure { mmhg }),
         2 => prop::sample::select(vec![10.0, 60.0, 95.0, 120.0, 500.0])
             .prop_map(|ul| SensorChange::Bubble { ul }),
-        2 => (prop::sample::select(vec![100.0, 40.0, 5.0, 0.0]), prop::sample::select(vec![600.0, 40.0, 20.0, 5.0, 1.0]))
+        2 => (prop::sample::select(vec![100.0, 40.0, 5.0, 0.0]), prop::sample::select(vec![600.0, 40.0, 20.0, 5.0, 1.0, 1.0]))
             .prop_map(|(percent, minutes_left)| SensorChange::Battery { percent, minutes_left }),
         2 => any::<bool>().prop_map(|present| SensorChange::Mains { present }),
+        2 => (prop::sample::select(vec![40.0, 5.0, 1.0]), prop::sample::select(vec![25.0, 8.0, 2.0]))
+            .prop_map(|(percent, minutes_left)| SensorChange::OnBattery { percent, minutes_left }),
         // Causes of a system fault, which ends the run's interesting part: rarer.
         1 => prop::sample::select(vec![30.0, 30.0, 30.0, 56.0]).prop_map(|celsius| SensorChange::Temperature { celsius }),
         1 => prop_oneof![4 => Just(SelfTest::Passed), 1 => Just(SelfTest::Failed { code: 3 })].prop_map(SensorChange::SelfTest),
@@ -147,6 +149,10 @@ impl ReferenceStateMachine for Reference {
             40 => prop::sample::select(vec![100u64, 300, 1_000, 5_000, 30_000, 120_000])
                 .prop_map(|ms| Step::Run { ms }),
             2 => (100u64..700).prop_map(|ms| Step::NoFrames { ms }),
+            1 => prop_oneof![
+                (100u64..5_000).prop_map(|ms| Step::LateCall { ms }),
+                (1u64..2_000).prop_map(|ms| Step::ClockBack { ms }),
+            ],
             40 => command(state.programmed).prop_map(Step::Command),
             15 => sensor_change().prop_map(Step::Sensors),
             1 => (
