@@ -217,8 +217,10 @@ struct RawScenario {
     program: Option<RawProgram>,
     #[serde(default)]
     plant: Option<Spanned<PlantConfig>>,
+    /// Read as a table first: `pump::Config` ignores unknown keys, and a typo in a safety limit
+    /// must be an error, not a silently ignored line.
     #[serde(default)]
-    pump: Option<Spanned<pump::Config>>,
+    pump: Option<Spanned<toml::Table>>,
     #[serde(default)]
     event: Vec<RawEvent>,
     #[serde(default)]
@@ -426,7 +428,29 @@ impl Scenario {
             None => pump::Config::default(),
             Some(p) => {
                 let span = p.span();
-                let cfg = p.into_inner();
+                let table = p.into_inner();
+                let known = toml::Table::try_from(pump::Config::default()).unwrap_or_default();
+                if let Some(key) = table.keys().find(|k| !known.contains_key(*k)) {
+                    let names: Vec<&str> = known.keys().map(String::as_str).collect();
+                    return Err(cx.invalid(
+                        cx.key_offset(span, key),
+                        &format!("pump.{key}"),
+                        format!("unknown pump setting; known settings: {}", names.join(", ")),
+                    ));
+                }
+                let cfg: pump::Config =
+                    toml::Value::Table(table)
+                        .try_into()
+                        .map_err(|e: toml::de::Error| {
+                            cx.invalid(span.start, "pump", e.message().trim().to_string())
+                        })?;
+                if let Err(pump::ConfigError::Invalid { field, value, why }) = cfg.validate() {
+                    return Err(cx.invalid(
+                        cx.key_offset(span.clone(), field),
+                        &format!("pump.{field}"),
+                        format!("{value} is invalid: {why}"),
+                    ));
+                }
                 check_pump_config(&cfg).map_err(|(field, msg)| {
                     cx.invalid(cx.key_offset(span, field), &format!("pump.{field}"), msg)
                 })?;

@@ -75,3 +75,10 @@ fn the_plant_alone_replays_from_its_seed() {
     assert_eq!(run(5), run(5));
     assert_ne!(run(5), run(6));
 }
+
+#[test]
+fn simulations_can_move_between_threads() {
+    fn assert_send<T: Send + Clone>() {}
+    assert_send::<sim::Simulation>();
+    assert_send::<Scenario>();
+}

@@ -209,3 +209,36 @@ final_state = "kvo"
     let back: Scenario = serde_json::from_str(&json).expect("deserialize");
     assert_eq!(back, s);
 }
+
+mod never_panics {
+    use proptest::prelude::*;
+
+    const VALID: &str = "name = \"p\"\nduration = \"1h\"\nseed = 3\n[program]\nrate_ml_per_h = 2\nvtbi_ml = 10\n\
+        [plant]\nreservoir_ml = 50\n[[event]]\nat = \"1m\"\naction = \"air_bubble\"\nvolume_ul = 300\n\
+        [[expect]]\nalarm = \"air_in_line\"\nby = \"30m\"\n";
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+        /// The parser reads outside input: any text gives a scenario or an error, never a panic.
+        #[test]
+        fn arbitrary_text(text in "\\PC{0,200}") {
+            let _ = sim::Scenario::from_toml_str(&text, "fuzz.toml");
+        }
+
+        /// Mutations of a valid file (a byte replaced, a slice cut) hit the deeper validation paths.
+        #[test]
+        fn mutated_valid_file(at in 0usize..VALID.len(), cut in 0usize..20, byte in 32u8..127) {
+            let mut bytes = VALID.as_bytes().to_vec();
+            bytes[at] = byte;
+            let end = (at + cut).min(bytes.len());
+            let mut cut_bytes = bytes.clone();
+            cut_bytes.drain(at..end);
+            for candidate in [bytes, cut_bytes] {
+                if let Ok(text) = String::from_utf8(candidate) {
+                    let _ = sim::Scenario::from_toml_str(&text, "fuzz.toml");
+                }
+            }
+        }
+    }
+}
