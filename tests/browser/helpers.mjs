@@ -31,19 +31,19 @@ export async function launch() {
   });
 }
 
-/// The demo's logins, read from what `infusafe demo` printed: lines with a role word, a username and a
-/// password ("nurse    nurse.demo / password"), so the tests use exactly what a person trying the demo sees.
+/// The demo's logins, read from what `infusafe demo` printed ("Sign in with one of these accounts
+/// (password: P):" then one "  username  role  who" line per account), so the tests use exactly what a
+/// person trying the demo sees.
 export function demoLogins() {
   const log = process.env.INFUSAFE_DEMO_LOG;
   if (!log) throw new Error('INFUSAFE_DEMO_LOG is not set: run through scripts/browser-test');
   const text = readFileSync(log, 'utf8');
+  const password = (text.match(/\(password:\s*([^)\s]+)\)/) || [])[1];
+  if (!password) throw new Error(`the demo printed no password line; its output was:\n${text}`);
   const logins = {};
   for (const line of text.split('\n')) {
-    const m = line.match(/\b(nurse|patient|caregiver|admin)\b[^A-Za-z0-9]*.*?\b([a-z0-9._@-]+)\s*\/\s*(\S+)/i);
-    if (m) {
-      const role = m[1].toLowerCase();
-      (logins[role] ||= []).push({ username: m[2], password: m[3] });
-    }
+    const m = line.match(/^\s+([a-z0-9._@-]+)\s+(nurse|patient|caregiver|admin)\s+(.*)$/);
+    if (m) (logins[m[2]] ||= []).push({ username: m[1], password, who: m[3] });
   }
   for (const role of ['nurse', 'patient']) {
     if (!logins[role]) throw new Error(`the demo printed no ${role} login; its output was:\n${text}`);

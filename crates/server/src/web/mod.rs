@@ -14,6 +14,7 @@ pub mod log;
 pub mod login;
 pub mod nurse;
 pub mod patient;
+pub mod practice;
 pub mod reminders;
 pub mod view;
 
@@ -56,4 +57,18 @@ pub fn routes() -> Router<AppState> {
         .route("/nurse", get(nurse::dashboard))
         .route("/nurse/patients/{patient_id}", get(nurse::patient))
         .route("/nurse/patients/{patient_id}/plan", post(nurse::save_plan))
+        .route("/nurse/patients/{patient_id}/practice", get(practice::page))
+        .route(
+            "/nurse/patients/{patient_id}/practice/start",
+            post(practice::start),
+        )
+        .route(
+            "/nurse/patients/{patient_id}/practice/stop",
+            post(practice::stop),
+        )
+        .route(
+            "/nurse/patients/{patient_id}/practice/act",
+            post(practice::act),
+        )
+        .route("/p/{patient_id}/practice", post(practice::act))
 }

@@ -601,11 +601,13 @@ pub async fn pump(
         }
     }
     let pump = pump_view(&snapshot, plan.as_ref(), now);
+    let practice = super::practice::patient_buttons(&state, &access);
     Ok(html(&PumpPage {
         layout,
         alarm,
         other_alarms,
         pump,
+        practice,
         self_href: format!("{base}/pump"),
         check_href: format!("{base}/check"),
     }))

@@ -210,6 +210,7 @@ pub struct PumpPage {
     pub alarm: Option<AlarmGuideView>,
     pub other_alarms: Vec<AlarmLine>,
     pub pump: Option<PumpView>,
+    pub practice: Option<PracticeButtons>,
     pub self_href: String,
     pub check_href: String,
 }
@@ -357,12 +358,20 @@ pub struct FaultButton {
     pub label: &'static str,
 }
 
+/// The practice pump's buttons on the patient's own pump page (teaching mode only).
+pub struct PracticeButtons {
+    pub action: String,
+    pub buttons: Vec<FaultButton>,
+}
+
 #[derive(Template)]
 #[template(path = "practice.html")]
 pub struct PracticePage {
     pub layout: Layout,
     pub patient_name: String,
     pub running: bool,
+    pub started_by: String,
+    pub patient_pump_href: String,
     pub faults: Vec<FaultButton>,
     pub fault_action: String,
     pub start_action: String,

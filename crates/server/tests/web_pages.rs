@@ -1,0 +1,725 @@
+//! The screens over real HTTP against the real server on a fresh database: every page as each role and as
+//! an outsider, CSRF on every form, hostile form input answered with a 4xx page (never a 500), and the
+//! actions a page takes (checklist tick, symptom check, alarm step and acknowledgement, plan save) landing
+//! in the record. Browser behaviour (live updates, axe, print) is in tests/browser.
+
+mod support;
+
+use serde_json::{Value, json};
+use support::{Backend, Reply, Session, TestServer, World, seed};
+
+const PLAN_TOML: &str = include_str!("../../../examples/plans/antibiotics-picc.toml");
+
+struct Web {
+    server: TestServer,
+    world: World,
+}
+
+impl Web {
+    async fn start() -> Web {
+        let server = TestServer::start(Backend::Sqlite)
+            .await
+            .expect("SQLite always runs");
+        let world = seed(server.state()).await;
+        let plan = care::TherapyPlan::from_toml(PLAN_TOML).expect("the example plan reads");
+        let value: Value = serde_json::from_str(&plan.to_json()).expect("plan JSON");
+        server::plan::seed(server.state(), &world.p1, value)
+            .await
+            .expect("the example plan is accepted by the server");
+        Web { server, world }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!(
+            "{}{}",
+            self.server.url,
+            path.replace("{p1}", &self.world.p1)
+                .replace("{p2}", &self.world.p2)
+                .replace("{pb}", &self.world.pb)
+        )
+    }
+
+    async fn session(&self, who: &str) -> Session {
+        if who == "anonymous" {
+            return Session::default();
+        }
+        self.server.http.login(&self.server.url, who).await
+    }
+
+    async fn get(&self, path: &str, session: &Session) -> Reply {
+        self.server.http.get(&self.url(path), session).await
+    }
+
+    /// A form post as a browser sends it: the CSRF token in the body (not the header).
+    async fn post_form(
+        &self,
+        path: &str,
+        session: &Session,
+        fields: &[(&str, &str)],
+        with_token: bool,
+    ) -> Reply {
+        let mut pairs: Vec<(&str, &str)> = fields.to_vec();
+        let token = session.csrf.clone().unwrap_or_default();
+        if with_token {
+            pairs.push(("csrf_token", &token));
+        }
+        let body = serde_urlencoded::to_string(&pairs).unwrap();
+        let browser = Session {
+            cookie: session.cookie.clone(),
+            csrf: None,
+        };
+        self.server
+            .http
+            .request(
+                "POST",
+                &self.url(path),
+                &browser,
+                &[("content-type", "application/x-www-form-urlencoded")],
+                Some(body.into_bytes()),
+            )
+            .await
+    }
+
+    async fn timeline_kinds(&self, patient: &str) -> Vec<(String, Value)> {
+        let events = self
+            .server
+            .state()
+            .journal
+            .timeline(patient, &[], 1000, 1)
+            .await
+            .unwrap();
+        events.into_iter().map(|e| (e.kind, e.payload)).collect()
+    }
+}
+
+fn location(r: &Reply) -> String {
+    r.headers
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// One row: a path, then the expected status for each of the people in `WHO`.
+fn check(r: &Reply, expect: u16, what: &str) {
+    assert_eq!(
+        r.status,
+        expect,
+        "{what}: got {} {}",
+        r.status,
+        r.text().chars().take(400).collect::<String>()
+    );
+    assert_ne!(r.status, 500, "{what}: a 500");
+}
+
+const WHO: [&str; 6] = [
+    "anonymous",
+    "nurse",
+    "patient1",
+    "caregiver1",
+    "patient2",
+    "nurse_b",
+];
+
+#[tokio::test]
+async fn every_page_as_every_role() {
+    let web = Web::start().await;
+    let mut sessions = Vec::new();
+    for who in WHO {
+        sessions.push(web.session(who).await);
+    }
+    //                                          anon nurse pat1 care1 pat2 nurseB
+    let table: &[(&str, [u16; 6])] = &[
+        ("/p/{p1}/today", [303, 200, 200, 200, 404, 404]),
+        ("/p/{p1}/today?phase=after", [303, 200, 200, 200, 404, 404]),
+        (
+            "/p/{p1}/today?phase=%3Cscript%3E",
+            [303, 200, 200, 200, 404, 404],
+        ),
+        ("/p/{p1}/pump", [303, 200, 200, 200, 404, 404]),
+        ("/p/{p1}/check", [303, 200, 200, 200, 404, 404]),
+        ("/p/{p1}/log", [303, 200, 200, 200, 404, 404]),
+        (
+            "/p/{p1}/log?kind=bogus&days=-1",
+            [303, 200, 200, 200, 404, 404],
+        ),
+        ("/p/{p1}/reminders", [303, 200, 200, 200, 404, 404]),
+        ("/p/{p1}/reminders.ics", [303, 200, 200, 200, 404, 404]),
+        ("/p/{p1}/card", [303, 200, 200, 200, 404, 404]),
+        (
+            "/p/{p1}/what-to-do/before.hands",
+            [303, 200, 200, 200, 404, 404],
+        ),
+        (
+            "/p/{p1}/what-to-do/no.such.item",
+            [303, 404, 404, 404, 404, 404],
+        ),
+        ("/p/{pb}/today", [303, 404, 404, 404, 404, 200]),
+        ("/p/not-a-patient/today", [303, 404, 404, 404, 404, 404]),
+        ("/nurse", [303, 200, 403, 403, 403, 200]),
+        ("/nurse/patients/{p1}", [303, 200, 403, 403, 403, 404]),
+        ("/login", [200, 200, 200, 200, 200, 200]),
+        ("/static/nope.css", [404, 404, 404, 404, 404, 404]),
+    ];
+    for (path, expected) in table {
+        for (i, who) in WHO.iter().enumerate() {
+            let r = web.get(path, &sessions[i]).await;
+            check(&r, expected[i], &format!("GET {path} as {who}"));
+            if r.status == 303 && *who == "anonymous" {
+                assert!(
+                    location(&r).starts_with("/login?next="),
+                    "GET {path} as anonymous redirects to sign in: {}",
+                    location(&r)
+                );
+            }
+            if r.status == 200 && path.ends_with(".ics") {
+                assert!(
+                    r.text().starts_with("BEGIN:VCALENDAR"),
+                    "{path} is a calendar"
+                );
+            } else if r.status == 200 {
+                let html = r.text();
+                assert_eq!(
+                    r.headers.get("cache-control").unwrap(),
+                    "no-store",
+                    "{path} is not cached"
+                );
+                assert!(
+                    html.contains("class=\"skip\" href=\"#main\""),
+                    "{path} as {who}: skip link"
+                );
+                assert!(
+                    html.contains("<main id=\"main\""),
+                    "{path} as {who}: main landmark"
+                );
+                assert!(
+                    html.contains("care team&#39;s own instructions come first")
+                        || html.contains("care team's own instructions come first"),
+                    "{path} as {who}: the care team comes first"
+                );
+                // Every form carries a CSRF token.
+                assert_eq!(
+                    html.matches("<form method=\"post\"").count(),
+                    html.matches("name=\"csrf_token\"").count(),
+                    "{path} as {who}: a form without a CSRF token"
+                );
+            }
+        }
+    }
+    // The patient's pages carry the plan's numbers as tel: links.
+    let today = web.get("/p/{p1}/today", &sessions[2]).await.text();
+    assert!(
+        today.contains("href=\"tel:+31205550101\""),
+        "the nurse's number is a tel: link"
+    );
+    assert!(
+        today.contains("href=\"tel:112\""),
+        "the emergency number is a tel: link"
+    );
+    // The static files are served with long caching under their hashed names.
+    let css = today
+        .split("href=\"/static/")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = web
+        .get(&format!("/static/{css}"), &Session::default())
+        .await;
+    check(&r, 200, "stylesheet");
+    assert!(
+        r.headers
+            .get("cache-control")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("immutable")
+    );
+}
+
+#[tokio::test]
+async fn forms_need_the_csrf_token_and_actions_reach_the_record() {
+    let web = Web::start().await;
+    let patient = web.session("patient1").await;
+
+    let r = web
+        .post_form(
+            "/p/{p1}/checklist",
+            &patient,
+            &[("item_id", "before.hands"), ("answer", "ok")],
+            false,
+        )
+        .await;
+    check(&r, 403, "checklist without CSRF token");
+    assert!(
+        !web.timeline_kinds(&web.world.p1)
+            .await
+            .iter()
+            .any(|(k, _)| k == "checklist_answered"),
+        "a refused form writes nothing"
+    );
+
+    let r = web
+        .post_form(
+            "/p/{p1}/checklist",
+            &patient,
+            &[("item_id", "before.hands"), ("answer", "ok")],
+            true,
+        )
+        .await;
+    check(&r, 303, "checklist tick");
+    assert!(
+        location(&r).contains("/today?phase=before&saved=1#item-"),
+        "{}",
+        location(&r)
+    );
+    let events = web.timeline_kinds(&web.world.p1).await;
+    let tick = events
+        .iter()
+        .find(|(k, _)| k == "checklist_answered")
+        .expect("the tick is in the record");
+    assert_eq!(tick.1["item_id"], "before.hands");
+    assert_eq!(tick.1["answer"], "ok");
+    assert_eq!(tick.1["role"], "patient");
+    let page = web.get("/p/{p1}/today?phase=before", &patient).await.text();
+    assert!(page.contains("✓ Done at"), "the tick shows as done");
+
+    let r = web
+        .post_form(
+            "/p/{p1}/checklist",
+            &patient,
+            &[("item_id", "before.supplies"), ("answer", "problem")],
+            true,
+        )
+        .await;
+    check(&r, 303, "checklist problem");
+    assert!(
+        location(&r).ends_with("/what-to-do/before.supplies"),
+        "a problem leads straight to what to do: {}",
+        location(&r)
+    );
+
+    // Hostile input: 4xx pages naming the problem, never a 500, nothing written.
+    let before = web.timeline_kinds(&web.world.p1).await.len();
+    for (fields, expect) in [
+        (vec![("item_id", "no.such.item"), ("answer", "ok")], 422),
+        (vec![("item_id", "before.hands"), ("answer", "maybe")], 422),
+        (vec![("item_id", "before.hands")], 422),
+    ] {
+        let r = web
+            .post_form("/p/{p1}/checklist", &patient, &fields, true)
+            .await;
+        check(&r, expect, &format!("checklist with {fields:?}"));
+        assert!(r.text().contains("<html"), "an HTML page explains it");
+    }
+    let huge = "x".repeat(200 * 1024);
+    let r = web
+        .post_form("/p/{p1}/checklist", &patient, &[("item_id", &huge)], true)
+        .await;
+    assert!(
+        r.status == 413 || r.status == 403,
+        "a huge form is refused: {}",
+        r.status
+    );
+    let r = web
+        .post_form(
+            "/p/{p1}/check",
+            &patient,
+            &[("observation", "dragons")],
+            true,
+        )
+        .await;
+    check(&r, 422, "unknown observation");
+    let r = web.post_form("/p/{p1}/check", &patient, &[], true).await;
+    check(&r, 422, "empty symptom check");
+    assert!(
+        r.text().contains("Tick at least one"),
+        "the empty check says what to do"
+    );
+    assert_eq!(
+        web.timeline_kinds(&web.world.p1).await.len(),
+        before,
+        "refused forms write nothing"
+    );
+
+    // Another patient's record cannot be written through the form either.
+    let other = web.session("patient2").await;
+    let r = web
+        .post_form(
+            "/p/{p1}/checklist",
+            &other,
+            &[("item_id", "before.hands"), ("answer", "ok")],
+            true,
+        )
+        .await;
+    check(&r, 404, "a checklist tick on someone else's record");
+}
+
+#[tokio::test]
+async fn a_symptom_check_ending_in_an_emergency_puts_the_number_first() {
+    let web = Web::start().await;
+    let patient = web.session("patient1").await;
+    let r = web
+        .post_form(
+            "/p/{p1}/check",
+            &patient,
+            &[
+                ("observation", "difficulty_breathing"),
+                ("observation", "fever"),
+            ],
+            true,
+        )
+        .await;
+    check(&r, 200, "symptom check");
+    let html = r.text();
+    let result = html
+        .split("<section class=\"result emergency\"")
+        .nth(1)
+        .expect("an emergency result");
+    let first = result.split('<').nth(1).unwrap_or_default();
+    assert!(
+        first.starts_with("a class=\"call-big\" href=\"tel:112\""),
+        "the emergency number comes first: {first}"
+    );
+    assert!(html.contains("This is an emergency"));
+    let events = web.timeline_kinds(&web.world.p1).await;
+    let check_event = events
+        .iter()
+        .find(|(k, _)| k == "symptom_check")
+        .expect("recorded");
+    assert_eq!(check_event.1["level"], "emergency");
+
+    // A site problem alone is not an emergency and shows no emergency block.
+    let r = web
+        .post_form(
+            "/p/{p1}/check",
+            &patient,
+            &[("observation", "dressing_loose")],
+            true,
+        )
+        .await;
+    check(&r, 200, "mild symptom check");
+    assert!(
+        !r.text().contains("call-big"),
+        "no emergency number for a loose dressing"
+    );
+}
+
+#[tokio::test]
+async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowledged() {
+    let web = Web::start().await;
+    let patient = web.session("patient1").await;
+    let nurse = web.session("nurse").await;
+    let batch = json!({
+        "events": [{"seq": 1, "occurred_at": jiff::Timestamp::now().to_string(), "kind": "alarm_raised", "data": {"alarm": "occlusion_downstream", "priority": "high"}}],
+    });
+    let r = web
+        .server
+        .http
+        .request(
+            "POST",
+            &web.url("/api/link/v1/batch"),
+            &Session::default(),
+            &[(
+                "authorization",
+                &format!("Bearer {}", web.world.pump1_token),
+            )],
+            Some(batch.to_string().into_bytes()),
+        )
+        .await;
+    check(&r, 200, "pump batch");
+
+    let page = web.get("/p/{p1}/pump", &patient).await.text();
+    assert!(
+        page.contains("Pump alarm: Blocked line"),
+        "the page is the alarm guide"
+    );
+    assert!(page.contains("data-alarm-id=\"occlusion_downstream-"));
+    assert!(
+        page.matches("I did this").count() >= 3,
+        "numbered steps with I did this"
+    );
+    assert!(page.contains("Acknowledge alarm"));
+
+    let r = web
+        .post_form(
+            "/p/{p1}/alarms/occlusion_downstream/step",
+            &patient,
+            &[("step", "1")],
+            true,
+        )
+        .await;
+    check(&r, 303, "I did this");
+    let r = web
+        .post_form(
+            "/p/{p1}/alarms/occlusion_downstream/step",
+            &patient,
+            &[("step", "99")],
+            true,
+        )
+        .await;
+    check(&r, 422, "a step that does not exist");
+    let page = web.get("/p/{p1}/pump", &patient).await.text();
+    assert_eq!(page.matches("✓ Done").count(), 1, "step 1 shows as done");
+
+    let r = web
+        .post_form(
+            "/p/{p1}/alarms/occlusion_downstream/ack",
+            &patient,
+            &[],
+            true,
+        )
+        .await;
+    check(&r, 303, "acknowledge");
+    let page = web.get("/p/{p1}/pump", &patient).await.text();
+    assert!(page.contains("You acknowledged this alarm"));
+
+    let dash = web.get("/nurse", &nurse).await.text();
+    let first_row = dash
+        .split("<ul class=\"patients\">")
+        .nth(1)
+        .and_then(|s| s.split("</li>").next())
+        .unwrap_or_default();
+    assert!(
+        first_row.contains("Pat One"),
+        "the patient with the alarm is first"
+    );
+    assert!(
+        first_row.contains("Acknowledged by patient1 (test) (patient)"),
+        "{first_row}"
+    );
+    let r = web
+        .post_form(
+            "/p/{p1}/alarms/occlusion_downstream/ack",
+            &nurse,
+            &[
+                ("note", "Phoned; tubing straightened."),
+                ("back", "dashboard"),
+            ],
+            true,
+        )
+        .await;
+    check(&r, 303, "nurse acknowledges");
+    assert_eq!(location(&r), "/nurse");
+    let dash = web.get("/nurse", &nurse).await.text();
+    assert!(dash.contains("Note: Phoned; tubing straightened."));
+    let kinds: Vec<String> = web
+        .timeline_kinds(&web.world.p1)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        kinds.contains(&"alarm_step_done".to_string())
+            && kinds.iter().filter(|k| *k == "alarm_acknowledged").count() == 2,
+        "{kinds:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_plan_editor_checks_like_a_plan_file() {
+    let web = Web::start().await;
+    let nurse = web.session("nurse").await;
+    let page = web.get("/nurse/patients/{p1}", &nurse).await.text();
+    assert!(
+        page.contains("rate_ml_per_h = 200.0"),
+        "the plan is shown as TOML"
+    );
+    let broken = PLAN_TOML.replace("rate_ml_per_h = 200.0", "rate_ml_per_h = -5.0");
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &nurse,
+            &[("plan_toml", &broken), ("version", "1")],
+            true,
+        )
+        .await;
+    check(&r, 422, "a negative rate");
+    assert!(
+        r.text().contains("program.rate_ml_per_h"),
+        "the error names the field"
+    );
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &nurse,
+            &[("plan_toml", "this is [not toml"), ("version", "1")],
+            true,
+        )
+        .await;
+    check(&r, 422, "not TOML");
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &nurse,
+            &[("plan_toml", PLAN_TOML), ("version", "abc")],
+            true,
+        )
+        .await;
+    check(&r, 422, "a bad version");
+    let changed = PLAN_TOML.replace("rate_ml_per_h = 200.0", "rate_ml_per_h = 150.0");
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &nurse,
+            &[("plan_toml", &changed), ("version", "1")],
+            true,
+        )
+        .await;
+    check(&r, 303, "a good plan");
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &nurse,
+            &[("plan_toml", &changed), ("version", "1")],
+            true,
+        )
+        .await;
+    check(&r, 409, "a stale version");
+    let page = web.get("/nurse/patients/{p1}", &nurse).await.text();
+    assert!(page.contains("rate_ml_per_h = 150.0"));
+    let patient = web.session("patient1").await;
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &patient,
+            &[("plan_toml", &changed), ("version", "2")],
+            true,
+        )
+        .await;
+    check(&r, 403, "a patient cannot change the plan");
+}
+
+#[tokio::test]
+async fn sign_in_and_out_through_the_form() {
+    let web = Web::start().await;
+    let http = &web.server.http;
+    // Without the sign-in form's cookie: refused, with a page that says what to do.
+    let body = "username=patient1&password=password-123&csrf_token=abc".to_string();
+    let r = http
+        .request(
+            "POST",
+            &web.url("/login"),
+            &Session::default(),
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(body.into_bytes()),
+        )
+        .await;
+    check(&r, 403, "sign-in without the form cookie");
+    // The real flow: GET the form, post it with its token and cookie.
+    let form = web
+        .get("/login?next=/p/{p1}/log", &Session::default())
+        .await;
+    let cookie = form
+        .headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let html = form.text();
+    let token = html
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let next = html
+        .split("name=\"next\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let jar = Session {
+        cookie: Some(cookie),
+        csrf: None,
+    };
+    let post = |password: &str| {
+        format!(
+            "username=patient1&password={password}&csrf_token={token}&next={}",
+            next.replace('/', "%2F")
+        )
+    };
+    let r = http
+        .request(
+            "POST",
+            &web.url("/login"),
+            &jar,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(post("wrong-password").into_bytes()),
+        )
+        .await;
+    check(&r, 401, "a wrong password");
+    assert!(r.text().contains("The username or password is not right"));
+    let r = http
+        .request(
+            "POST",
+            &web.url("/login"),
+            &jar,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(post("password-123").into_bytes()),
+        )
+        .await;
+    check(&r, 303, "sign in");
+    assert_eq!(
+        location(&r),
+        web.url("/p/{p1}/log").trim_start_matches(&web.server.url)
+    );
+    let session_cookie = r
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("infusafe_session="))
+        .map(|v| v.split(';').next().unwrap().to_string())
+        .expect("a session cookie");
+    let me = Session {
+        cookie: Some(session_cookie),
+        csrf: None,
+    };
+    let r = web.get("/", &me).await;
+    check(&r, 303, "start page");
+    assert!(location(&r).ends_with("/today"));
+    // An open redirect is not possible through `next`.
+    let form = web
+        .get("/login?next=//evil.example/x", &Session::default())
+        .await
+        .text();
+    assert!(
+        form.contains("name=\"next\" value=\"\""),
+        "an off-site next is dropped"
+    );
+    // Sign out needs the CSRF token too.
+    let page = web.get("/p/{p1}/today", &me).await.text();
+    let csrf = page
+        .split("name=\"csrf_token\" value=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let r = http
+        .request(
+            "POST",
+            &web.url("/logout"),
+            &me,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(b"csrf_token=wrong".to_vec()),
+        )
+        .await;
+    check(&r, 403, "sign out with a wrong token");
+    let r = http
+        .request(
+            "POST",
+            &web.url("/logout"),
+            &me,
+            &[("content-type", "application/x-www-form-urlencoded")],
+            Some(format!("csrf_token={csrf}").into_bytes()),
+        )
+        .await;
+    check(&r, 303, "sign out");
+    let r = web.get("/p/{p1}/today", &me).await;
+    check(&r, 303, "signed out");
+}
