@@ -46,6 +46,8 @@ impl Filter {
 #[derive(Debug, Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Arc<LiveMessage>>,
+    /// Set when the server shuts down: every open stream ends so graceful shutdown does not wait forever.
+    closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
 
 /// Messages buffered per subscriber before it counts as lagging.
@@ -55,6 +57,7 @@ impl Default for Hub {
     fn default() -> Hub {
         Hub {
             sender: broadcast::channel(HUB_BUFFER_MAX).0,
+            closing: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
 }
@@ -63,6 +66,11 @@ impl Hub {
     pub fn publish(&self, message: LiveMessage) {
         // No subscribers is fine: nobody is looking right now.
         let _ = self.sender.send(Arc::new(message));
+    }
+
+    /// End every open stream (server shutdown).
+    pub fn close(&self) {
+        let _ = self.closing.send(true);
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveMessage>> {
@@ -89,6 +97,10 @@ impl Hub {
                         .data("{\"reload\":true}"))),
                 }
             }
+        });
+        let mut closing = self.closing.subscribe();
+        let live = live.take_until(async move {
+            let _ = closing.wait_for(|v| *v).await;
         });
         Sse::new(first.chain(live)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
     }

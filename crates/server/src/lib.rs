@@ -157,6 +157,7 @@ impl Running {
 
     /// Stop accepting, finish in-flight requests, return.
     pub async fn stop(self) -> Result<(), std::io::Error> {
+        self.state.hub.close();
         let _ = self.shutdown.send(true);
         self.task.await.map_err(std::io::Error::other)?
     }

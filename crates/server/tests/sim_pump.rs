@@ -1,0 +1,321 @@
+//! A simulated pump (the simulator driving the real pump core, sent over the link by the same code as
+//! `infusafe pump`) gets its tubing kinked; the occlusion alarm reaches the patient's and the nurse's streams
+//! within a second of the pump raising it and escalates when nobody acknowledges it. The practice pump does the
+//! same in teaching mode without escalating. The server stops cleanly with streams open.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use server::client::LinkClient;
+use server::simpump::{self, SimPumpConfig};
+use support::{Backend, TestServer, expect_event, seed};
+use tokio::sync::{mpsc, watch};
+
+const KINKED: &str = r#"
+name = "kinked at 2 s"
+duration = "1h"
+seed = 3
+
+[program]
+rate_ml_per_h = 250.0
+vtbi_ml = 500.0
+
+[[event]]
+at = "0s"
+action = "start"
+
+[[event]]
+at = "2s"
+action = "kink"
+"#;
+
+async fn simulated_pump_occlusion_escalates(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let nurse = server.http.login(&base, "nurse").await;
+    let plan = json!({"plan": support::plan_json(2, 2)});
+    let r = server
+        .http
+        .request(
+            "PUT",
+            &format!("{base}/api/patients/{}/plan", w.p1),
+            &nurse,
+            &[],
+            Some(plan.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let patient = server.http.login(&base, "patient1").await;
+    let mut patient_stream = server
+        .http
+        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
+        .await;
+    let mut nurse_stream = server
+        .http
+        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
+        .await;
+
+    let scenario = simpump::scenario(Some(KINKED), "test").unwrap();
+    let sim = sim::Simulation::new(&scenario);
+    let (stop, stopped) = watch::channel(false);
+    let (_actions, control) = mpsc::channel(1);
+    let config = SimPumpConfig {
+        speed: 20.0,
+        step_every: Duration::from_millis(100),
+        ..SimPumpConfig::default()
+    };
+    let pump = tokio::spawn(simpump::run(
+        sim,
+        LinkClient::new(&base, &w.pump1_token),
+        config,
+        control,
+        stopped,
+    ));
+
+    let is_occlusion =
+        |e: &str, d: &Value| e == "alarm" && d["data"]["alarm"]["alarm"] == "occlusion_downstream";
+    let alarm = expect_event(
+        &mut patient_stream,
+        Duration::from_secs(30),
+        "the occlusion on the patient's stream",
+        is_occlusion,
+    )
+    .await;
+    let received = jiff::Timestamp::now().as_millisecond();
+    let raised = alarm["data"]["alarm"]["raised_at_ms"].as_i64().unwrap();
+    // raised_at is when the pump raised it (mapped from simulated to wall time); one pump step (100 ms) of
+    // batching plus the network and the stream must stay under a second.
+    assert!(
+        received - raised < 1000,
+        "reached the patient's screen {} ms after the pump raised it",
+        received - raised
+    );
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(1),
+        "the occlusion on the nurse's stream",
+        is_occlusion,
+    )
+    .await;
+    let rung = |want: &'static str| {
+        move |e: &str, d: &Value| {
+            e == "escalation"
+                && d["data"]["rung"] == want
+                && d["data"]["alarm"] == "occlusion_downstream"
+        }
+    };
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(3),
+        "the nurse rung",
+        rung("nurse"),
+    )
+    .await;
+    expect_event(
+        &mut nurse_stream,
+        Duration::from_secs(3),
+        "the on-call rung",
+        rung("on_call"),
+    )
+    .await;
+
+    // The pump's own events are in the record, numbered by the pump.
+    let r = server
+        .http
+        .get(
+            &format!(
+                "{base}/api/patients/{}/timeline?kinds=infusion_started,alarm_raised,telemetry",
+                w.p1
+            ),
+            &nurse,
+        )
+        .await;
+    let events = r.json();
+    let kinds: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert!(
+        kinds.contains(&"infusion_started")
+            && kinds.contains(&"alarm_raised")
+            && kinds.contains(&"telemetry"),
+        "{kinds:?}"
+    );
+    stop.send(true).unwrap();
+    pump.await.unwrap().unwrap();
+}
+
+async fn practice_pump_rehearses_without_escalating(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let nurse = server.http.login(&base, "nurse").await;
+    let patient = server.http.login(&base, "patient1").await;
+    let plan = json!({"plan": support::plan_json(1, 1)});
+    let r = server
+        .http
+        .request(
+            "PUT",
+            &format!("{base}/api/patients/{}/plan", w.p1),
+            &nurse,
+            &[],
+            Some(plan.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let mut patient_stream = server
+        .http
+        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
+        .await;
+    // Patients cannot start a practice pump or inject faults.
+    let r = server
+        .http
+        .post_json(
+            &format!("{base}/api/patients/{}/practice/start", w.p1),
+            &patient,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 403);
+    let r = server
+        .http
+        .post_json(
+            &format!("{base}/api/patients/{}/practice/start", w.p1),
+            &nurse,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["running"], true);
+    expect_event(
+        &mut patient_stream,
+        Duration::from_secs(3),
+        "practice telemetry",
+        |e, d| e == "telemetry" && d["data"]["state"] == "infusing",
+    )
+    .await;
+    let r = server
+        .http
+        .post_json(
+            &format!("{base}/api/patients/{}/practice/action", w.p1),
+            &patient,
+            &json!({"action": "door"}),
+        )
+        .await;
+    assert_eq!(r.status, 403, "faults are the nurse's: {}", r.text());
+    let r = server
+        .http
+        .post_json(
+            &format!("{base}/api/patients/{}/practice/action", w.p1),
+            &nurse,
+            &json!({"action": "door"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let alarm = expect_event(
+        &mut patient_stream,
+        Duration::from_secs(3),
+        "the door alarm",
+        |e, d| e == "alarm" && d["data"]["alarm"]["alarm"] == "door_open",
+    )
+    .await;
+    assert_eq!(alarm["data"]["alarm"]["teaching"], true);
+    // The patient practises the fix.
+    let r = server
+        .http
+        .post_json(
+            &format!("{base}/api/patients/{}/practice/action", w.p1),
+            &patient,
+            &json!({"action": "close_door"}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let r = server
+        .http
+        .post_json(
+            &format!("{base}/api/patients/{}/practice/action", w.p1),
+            &patient,
+            &json!({"action": "fly"}),
+        )
+        .await;
+    assert_eq!(r.status, 422);
+    assert!(r.text().contains("kink"), "{}", r.text());
+    // Well past the 100 ms + 100 ms ladder: a practice alarm never escalates.
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    while let Ok((e, d)) = patient_stream.try_recv() {
+        assert!(
+            !(e == "escalation" && d["data"]["rung"] != "patient"),
+            "practice alarm escalated: {d}"
+        );
+    }
+    let r = server
+        .http
+        .post_json(
+            &format!("{base}/api/patients/{}/practice/stop", w.p1),
+            &nurse,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["running"], false);
+    // Every practice event is marked as teaching in the record.
+    let events = server
+        .state()
+        .journal
+        .timeline(&w.p1, &[], 500, 1)
+        .await
+        .unwrap();
+    let practice: Vec<_> = events
+        .iter()
+        .filter(|e| {
+            e.kind.starts_with("practice_")
+                || (e.kind == "alarm_raised" && e.payload["alarm"] == "door_open")
+        })
+        .collect();
+    assert!(practice.len() >= 4, "{practice:?}");
+    assert!(practice.iter().all(|e| e.teaching), "{practice:?}");
+    assert!(
+        events
+            .iter()
+            .all(|e| e.kind != "alarm_escalated" || e.payload["rung"] == "patient")
+    );
+}
+
+async fn stops_cleanly_with_streams_open(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let patient = server.http.login(&base, "patient1").await;
+    let mut stream = server
+        .http
+        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
+        .await;
+    expect_event(
+        &mut stream,
+        Duration::from_secs(2),
+        "the snapshot",
+        |e, _| e == "snapshot",
+    )
+    .await;
+    tokio::time::timeout(Duration::from_secs(5), server.running.stop())
+        .await
+        .expect("graceful shutdown with an open stream")
+        .unwrap();
+}
+
+both_backends!(
+    simulated_pump_occlusion_escalates,
+    practice_pump_rehearses_without_escalating,
+    stops_cleanly_with_streams_open
+);
