@@ -43,6 +43,24 @@ pub struct Common {
     pub levels: BTreeMap<Level, String>,
     pub reminder_titles: BTreeMap<ReminderKind, String>,
     pub reminder_hints: BTreeMap<ReminderKind, String>,
+    pub headings: Headings,
+}
+
+/// Headings of the rendered pages, so every word a patient reads lives in `content/`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Headings {
+    pub alarm_steps: String,
+    pub alarm_do_not: String,
+    pub alarm_call_when: String,
+    pub alarm_whom: String,
+    pub site_where: String,
+    pub site_signs: String,
+    pub site_comes_out: String,
+    pub site_intro: String,
+    pub log_fields: String,
+    pub tips: String,
+    pub pump_corner_numbers: String,
 }
 
 /// A checklist (before, during or after an infusion); its items point to it.

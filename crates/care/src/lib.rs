@@ -26,9 +26,9 @@ mod words;
 
 pub use alarm::Alarm;
 pub use content::{
-    AlarmGuide, Checklist, ChecklistItem, Common, Content, ContentError, InfoPage, LineGuide,
-    LogFieldGuide, Outcome, PageKind, ROUTINE_IDS, RuleText, SOURCES, SignGuide, Sources, Tip,
-    content,
+    AlarmGuide, Checklist, ChecklistItem, Common, Content, ContentError, Headings, InfoPage,
+    LineGuide, LogFieldGuide, Outcome, PageKind, ROUTINE_IDS, RuleText, SOURCES, SignGuide,
+    Sources, Tip, content,
 };
 pub use plan::{
     Contact, Contacts, EndActionName, Escalation, Patient, PersonalNote, PlanBolus, PlanError,

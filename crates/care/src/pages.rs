@@ -127,25 +127,26 @@ pub fn checklist(phase: Phase, plan: Option<&TherapyPlan>) -> Page {
 pub fn alarm_guide(alarm: Alarm, plan: Option<&TherapyPlan>) -> Page {
     let c = content();
     let guide = c.alarm(alarm);
+    let h = &c.common.headings;
     let whom: Vec<String> = guide.call.iter().map(|r| contact_line(*r, plan)).collect();
     let sections = vec![
         Section {
-            heading: "What to do first".to_owned(),
+            heading: h.alarm_steps.clone(),
             numbered: true,
             items: plain(&guide.steps),
         },
         Section {
-            heading: "Do not".to_owned(),
+            heading: h.alarm_do_not.clone(),
             numbered: false,
             items: plain(&guide.do_not),
         },
         Section {
-            heading: "Call when".to_owned(),
+            heading: h.alarm_call_when.clone(),
             numbered: false,
             items: plain(&guide.call_when),
         },
         Section {
-            heading: "Whom to call".to_owned(),
+            heading: h.alarm_whom.clone(),
             numbered: false,
             items: plain(&whom),
         },
@@ -157,6 +158,7 @@ pub fn alarm_guide(alarm: Alarm, plan: Option<&TherapyPlan>) -> Page {
 pub fn site_checks(line: LineType, plan: Option<&TherapyPlan>) -> Page {
     let c = content();
     let guide = c.line(line);
+    let h = &c.common.headings;
     let signs = SiteSign::ALL
         .iter()
         .filter_map(|s| c.signs.iter().find(|g| g.sign == *s))
@@ -169,33 +171,28 @@ pub fn site_checks(line: LineType, plan: Option<&TherapyPlan>) -> Page {
         .collect();
     let sections = vec![
         Section {
-            heading: "Where to look".to_owned(),
+            heading: h.site_where.clone(),
             numbered: false,
             items: plain(&[guide.where_.clone(), guide.look.clone()]),
         },
         Section {
-            heading: "Look for".to_owned(),
+            heading: h.site_signs.clone(),
             numbered: false,
             items: signs,
         },
         Section {
-            heading: "If the line comes out".to_owned(),
+            heading: h.site_comes_out.clone(),
             numbered: false,
             items: plain(std::slice::from_ref(&guide.special)),
         },
     ];
-    page(
-        &guide.id,
-        &guide.name,
-        "Any of these, above all when new or getting worse, is a reason to tell your nurse.",
-        plan,
-        sections,
-    )
+    page(&guide.id, &guide.name, &h.site_intro, plan, sections)
 }
 
 /// The routines screen: pump corner, log (with its fields), reminders, quick tips, and help when overwhelmed.
 pub fn routines(plan: Option<&TherapyPlan>) -> Vec<Page> {
     let c = content();
+    let h = &c.common.headings;
     crate::ROUTINE_IDS
         .iter()
         .filter_map(|id| c.page(id))
@@ -210,7 +207,7 @@ pub fn routines(plan: Option<&TherapyPlan>) -> Vec<Page> {
             }
             match p.id.as_str() {
                 "routine.log" => sections.push(Section {
-                    heading: "What to write down".to_owned(),
+                    heading: h.log_fields.clone(),
                     numbered: false,
                     items: c
                         .log_fields
@@ -224,7 +221,7 @@ pub fn routines(plan: Option<&TherapyPlan>) -> Vec<Page> {
                         .collect(),
                 }),
                 "routine.quick_tips" => sections.push(Section {
-                    heading: "Tips".to_owned(),
+                    heading: h.tips.clone(),
                     numbered: false,
                     items: c
                         .tips
@@ -244,7 +241,7 @@ pub fn routines(plan: Option<&TherapyPlan>) -> Vec<Page> {
                             .map(|r| contact_line(*r, Some(plan)))
                             .collect::<Vec<_>>();
                         sections.push(Section {
-                            heading: "Numbers for your pump corner".to_owned(),
+                            heading: h.pump_corner_numbers.clone(),
                             numbered: false,
                             items: plain(&numbers),
                         });
