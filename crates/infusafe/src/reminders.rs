@@ -32,29 +32,17 @@ pub fn main(args: RemindersArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let plan = match care::TherapyPlan::from_toml(&text) {
-        Ok(plan) => plan,
-        Err(e) => {
-            eprintln!("infusafe reminders: {}: {e}", args.plan);
+    let output = match render(
+        &text,
+        args.json,
+        args.upcoming,
+        care::jiff::Timestamp::now(),
+    ) {
+        Ok(output) => output,
+        Err(message) => {
+            eprintln!("infusafe reminders: {}: {message}", args.plan);
             return ExitCode::from(2);
         }
-    };
-    let now = care::jiff::Timestamp::now();
-    let output = if args.json {
-        let data = serde_json::json!({
-            "time_zone": plan.time_zone,
-            "reminders": care::reminders::reminders(&plan),
-            "upcoming": care::reminders::upcoming(&plan, now, args.upcoming),
-        });
-        match serde_json::to_string_pretty(&data) {
-            Ok(json) => json + "\n",
-            Err(e) => {
-                eprintln!("infusafe reminders: internal error writing JSON: {e}");
-                return ExitCode::FAILURE;
-            }
-        }
-    } else {
-        care::ical::calendar(&plan, now)
     };
     match &args.out {
         None => {
@@ -75,5 +63,58 @@ pub fn main(args: RemindersArgs) -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+/// The calendar (or the JSON data) for a plan's text; `Err` is the message for a bad plan (exit 2).
+fn render(
+    plan_toml: &str,
+    json: bool,
+    upcoming: usize,
+    now: care::jiff::Timestamp,
+) -> Result<String, String> {
+    let plan = care::TherapyPlan::from_toml(plan_toml).map_err(|e| e.to_string())?;
+    if !json {
+        return Ok(care::ical::calendar(&plan, now));
+    }
+    let data = serde_json::json!({
+        "time_zone": plan.time_zone,
+        "reminders": care::reminders::reminders(&plan),
+        "upcoming": care::reminders::upcoming(&plan, now, upcoming),
+    });
+    serde_json::to_string_pretty(&data)
+        .map(|text| text + "\n")
+        .map_err(|e| format!("internal error writing JSON: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::render;
+
+    const PLAN: &str = include_str!("../../../examples/plans/antibiotics-picc.toml");
+
+    fn now() -> care::jiff::Timestamp {
+        "2026-11-26T06:00:00Z".parse().unwrap()
+    }
+
+    #[test]
+    fn calendar_and_json() {
+        let ics = render(PLAN, false, 0, now()).unwrap();
+        assert!(ics.starts_with("BEGIN:VCALENDAR\r\n") && ics.contains("BEGIN:VALARM"));
+        let json: serde_json::Value =
+            serde_json::from_str(&render(PLAN, true, 3, now()).unwrap()).unwrap();
+        assert_eq!(json["reminders"].as_array().unwrap().len(), 7);
+        assert_eq!(json["upcoming"].as_array().unwrap().len(), 3);
+        assert_eq!(json["upcoming"][0]["reminder_id"], "infusion_start-0800-0");
+    }
+
+    #[test]
+    fn bad_plan_names_the_field() {
+        let bad = PLAN.replace("line = \"picc\"", "line = \"picc2\"");
+        let message = render(&bad, false, 0, now()).unwrap_err();
+        assert!(
+            message.starts_with("line: \"picc2\" is not a line type; use one of picc"),
+            "{message}"
+        );
     }
 }
