@@ -17,6 +17,8 @@ use crate::simulation::Simulation;
 pub const DAY_MS: u64 = 24 * 3_600_000;
 /// Most violations kept per patient-day (the first ones; the rest are counted).
 pub const VIOLATIONS_PER_DAY_MAX: usize = 8;
+/// Harmless disturbances per patient-day: coughs, a bent arm, the pump moved (design estimate).
+pub const NUISANCE_PER_DAY: f64 = 16.0;
 /// Largest campaign accepted: ten million patient-days (bounds memory for per-fault statistics).
 pub const PATIENT_DAYS_MAX: u64 = 10_000_000;
 
@@ -410,6 +412,10 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
         FaultKind::ALL.iter().map(|k| k.rate_per_day()).sum::<f64>() * config.fault_rate_scale;
     let mean_gap_ms = DAY_MS as f64 / total_rate.max(1e-9);
     let mut next_fault_ms = rng.exponential(mean_gap_ms) as u64;
+    // Harmless disturbances of daily life (coughs, a bent arm, the pump moved): any alarm they
+    // cause shows as unexplained, i.e. a nuisance alarm.
+    let nuisance_gap_ms = DAY_MS as f64 / NUISANCE_PER_DAY;
+    let mut next_nuisance_ms = rng.exponential(nuisance_gap_ms) as u64;
     let mut fault: Option<ActiveFault> = None;
     let mut respond_at_ms: Option<u64> = None;
     let mut acknowledge_at_ms: Option<u64> = None;
@@ -420,6 +426,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
     let mut silent_reported = false;
     let mut over_reported = false;
     let mut last_injected: Option<FaultKind> = None;
+    let mut device_fault = false;
     let mut last_position_ul = 0.0;
     let mut still_since_commanded_ul = 0.0;
     let cfg = config.pump.clone();
@@ -539,7 +546,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
             });
         }
         for a in &history[explained_upto..] {
-            let explained = fault.is_some_and(|f| a.raised_at_ms >= f.at_ms);
+            let explained = device_fault || fault.is_some_and(|f| a.raised_at_ms >= f.at_ms);
             // Alarms that follow from the therapy itself, not from an injected fault: the end of
             // the infusion, a container the pump's count (1 % off, like a real set) thinks still
             // holds fluid, a battery drained on a day off mains.
@@ -637,8 +644,16 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
             && now >= t
         {
             acknowledge_at_ms = None;
+            // The guide: after a system error, stop using the pump and call support; do not keep
+            // restarting an alarm that repeats. The patient resumes after anything else.
+            let give_up = sim.pump().active_alarms().any(|a| {
+                matches!(
+                    a.kind,
+                    AlarmKind::SystemError | AlarmKind::OverInfusion | AlarmKind::RepeatedAlarm
+                )
+            });
             let _ = sim.apply(Action::Acknowledge { alarm: None });
-            if matches!(sim.pump().state(), State::StoppedByAlarm | State::Paused) {
+            if !give_up && matches!(sim.pump().state(), State::StoppedByAlarm | State::Paused) {
                 let _ = sim.apply(Action::Resume);
             }
             if let Some(j) = log.as_deref_mut() {
@@ -647,6 +662,20 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                     sim.pump().state().name()
                 ));
             }
+        }
+
+        if now >= next_nuisance_ms {
+            next_nuisance_ms = now + rng.exponential(nuisance_gap_ms) as u64;
+            let action = match rng.below(3) {
+                0 => Action::Cough,
+                1 => Action::BendArm {
+                    duration_ms: rng.uniform(5_000.0, 60_000.0) as u64,
+                },
+                _ => Action::MovePump {
+                    height_cm: rng.uniform(-60.0, 60.0).round(),
+                },
+            };
+            let _ = sim.apply(action);
         }
 
         // Inject the next fault while the pump is infusing and no other fault is in progress.
@@ -679,6 +708,16 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                     let _ = sim.apply(*a);
                 }
                 last_injected = Some(kind);
+                // A device fault stays for the rest of the day (only service removes it): every
+                // later alarm may be its consequence.
+                device_fault |= matches!(
+                    kind,
+                    FaultKind::MotorStall
+                        | FaultKind::EncoderFault
+                        | FaultKind::MotorRunaway
+                        | FaultKind::Overheat
+                        | FaultKind::SelfTestFail
+                );
                 fault = Some(ActiveFault {
                     kind,
                     at_ms: now,
