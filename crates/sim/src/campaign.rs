@@ -488,7 +488,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 &mut result,
                 now,
                 "vtbi",
-                fault.map(|f| f.kind),
+                last_injected,
                 format!(
                     "the mechanism pushed {pumped:.1} µL, more than VTBI {vtbi} mL + {kvo_commanded_ul:.1} µL of KVO + stroke accuracy"
                 ),

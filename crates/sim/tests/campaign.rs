@@ -26,9 +26,10 @@ fn known_core_defect(v: &Violation) -> Option<&'static str> {
         // "single bubble" and only the 1 mL / 15 min sum can alarm.
         ("detection", Some(FaultKind::AirBubble)) => Some("single bubble judged per frame"),
         // Motor/encoder mismatch is summed inside one 60 s flow window; below about 9 mL/h a
-        // stalled, blind or runaway motor never gets 150 µL apart within one window.
+        // stalled, blind or runaway motor never gets 150 µL apart within one window. A blind
+        // encoder then also lets the pump run past the VTBI (the `vtbi` check).
         (
-            "detection" | "over_delivery",
+            "detection" | "over_delivery" | "vtbi",
             Some(FaultKind::MotorStall | FaultKind::EncoderFault | FaultKind::MotorRunaway),
         ) if v.rate_ml_per_h < 9.0 => Some("mismatch reset every flow window"),
         _ => None,
