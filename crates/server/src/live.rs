@@ -754,3 +754,111 @@ pub fn role_label(role: Role) -> &'static str {
         Role::Admin => "clinic admin",
     }
 }
+
+/// Rebuild the live board from the record at start, so a restarted server still shows (and keeps escalating)
+/// every alarm that was raised and not cleared. Practice-pump alarms are not restored: the practice pump did
+/// not survive the restart.
+pub async fn restore(state: &AppState) -> Result<(), AppError> {
+    let store = state.journal.store().clone();
+    let teaching_devices: std::collections::HashSet<String> =
+        sqlx::query("SELECT id FROM srv_devices WHERE teaching = 1")
+            .fetch_all(&state.db.pool)
+            .await?
+            .iter()
+            .filter_map(|r| sqlx::Row::try_get::<String, _>(r, "id").ok())
+            .collect();
+    for (patient_id, clinic_id) in crate::store::all_patients(state).await? {
+        let Ok(patient) = record::PatientId::new(patient_id.clone()) else {
+            continue;
+        };
+        let active = store
+            .active_alarms(&patient)
+            .await
+            .map_err(AppError::internal)?;
+        let active: Vec<_> = active
+            .into_iter()
+            .filter(|a| !teaching_devices.contains(&a.device_id))
+            .collect();
+        let Some(first) = active.iter().map(|a| a.raised_at).min() else {
+            continue;
+        };
+        let query = record::TimelineQuery {
+            patient: patient.clone(),
+            from: Some(first),
+            to: None,
+            kinds: vec!["alarm_acknowledged".into(), "alarm_escalated".into()],
+            limit: None,
+        };
+        let history = store.timeline(&query).await.map_err(AppError::internal)?;
+        let mut alarms = Vec::new();
+        for a in &active {
+            let raised_at_ms = a.raised_at.as_millisecond();
+            let mut view = new_alarm_view(
+                &a.alarm,
+                &a.priority,
+                raised_at_ms,
+                a.device_id == "server",
+                false,
+            );
+            let mut acks = Vec::new();
+            for e in history
+                .iter()
+                .filter(|e| e.device_id == a.device_id && e.occurred_at >= a.raised_at)
+            {
+                let payload: serde_json::Value =
+                    serde_json::from_str(&e.payload).unwrap_or_default();
+                if payload["alarm"] != a.alarm.as_str() {
+                    continue;
+                }
+                let at = e.occurred_at.as_millisecond();
+                match e.kind.as_str() {
+                    "alarm_acknowledged" => {
+                        let by = if e.source == record::Source::Nurse {
+                            AckBy::Clinician
+                        } else {
+                            AckBy::PatientSide
+                        };
+                        acks.push((at, by));
+                        view.acknowledgements.push(AckView {
+                            by_user_id: Some(e.actor.clone()),
+                            by_name: payload["display_name"]
+                                .as_str()
+                                .unwrap_or(&e.actor)
+                                .to_string(),
+                            role: payload["role"]
+                                .as_str()
+                                .unwrap_or(e.source.name())
+                                .to_string(),
+                            at_ms: at,
+                            note: payload["note"].as_str().map(str::to_string),
+                        });
+                    }
+                    "alarm_escalated" => {
+                        let rung = match payload["rung"].as_str() {
+                            Some("patient") => Some(Rung::Patient),
+                            Some("nurse") => Some(Rung::Nurse),
+                            Some("on_call") => Some(Rung::OnCall),
+                            _ => None,
+                        };
+                        if rung > view.escalation {
+                            view.escalation = rung;
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            alarms.push((a.device_id.clone(), LiveAlarm { view, acks }));
+        }
+        state.board.with(|map| {
+            let live = map.entry(patient_id.clone()).or_default();
+            live.clinic_id = clinic_id.clone();
+            for (device, alarm) in alarms {
+                if device != "server" {
+                    live.device_id = Some(device);
+                }
+                live.alarms.push(alarm);
+            }
+        });
+    }
+    Ok(())
+}

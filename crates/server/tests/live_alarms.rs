@@ -530,7 +530,91 @@ async fn resent_batches_are_not_duplicated(backend: Backend) {
     assert_eq!(r.json().as_array().unwrap().len(), 1);
 }
 
+async fn active_alarms_survive_a_restart(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let nurse = server.http.login(&base, "nurse").await;
+    let plan = json!({"plan": support::plan_json(2, 60)});
+    let r = server
+        .http
+        .request(
+            "PUT",
+            &format!("{base}/api/patients/{}/plan", w.p1),
+            &nurse,
+            &[],
+            Some(plan.to_string().into_bytes()),
+        )
+        .await;
+    assert_eq!(r.status, 200);
+    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    pump.push(
+        "alarm_raised",
+        jiff::Timestamp::now(),
+        json!({"alarm": "occlusion_downstream", "priority": "high"}),
+    );
+    pump.flush(Some(infusing(&["occlusion_downstream"])))
+        .await
+        .unwrap();
+    // Wait for the nurse rung (200 ms), then restart.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let server = server.restart().await;
+    let base = server.url.clone();
+    let nurse = server.http.login(&base, "nurse").await;
+    let r = server
+        .http
+        .get(&format!("{base}/api/patients/{}/alarms", w.p1), &nurse)
+        .await;
+    let alarms = r.json();
+    assert_eq!(alarms[0]["alarm"], "occlusion_downstream", "{alarms}");
+    assert_eq!(alarms[0]["escalation"], "nurse", "{alarms}");
+    // The nurse acknowledges on the restarted server; the rungs were not repeated by the restart.
+    let r = server
+        .http
+        .post_json(
+            &format!(
+                "{base}/api/patients/{}/alarms/occlusion_downstream/acknowledge",
+                w.p1
+            ),
+            &nurse,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let r = server
+        .http
+        .get(
+            &format!(
+                "{base}/api/patients/{}/timeline?kinds=alarm_escalated",
+                w.p1
+            ),
+            &nurse,
+        )
+        .await;
+    let rungs: Vec<String> = r
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["payload"]["rung"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        rungs.iter().filter(|r| *r == "nurse").count(),
+        1,
+        "{rungs:?}"
+    );
+    assert_eq!(
+        rungs.iter().filter(|r| *r == "patient").count(),
+        1,
+        "{rungs:?}"
+    );
+}
+
 both_backends!(
+    active_alarms_survive_a_restart,
     occlusion_reaches_streams_and_escalates,
     acknowledged_alarm_does_not_reach_the_nurse,
     silent_pump_raises_pump_silent,

@@ -58,6 +58,7 @@ pub async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<Str
 /// A running server plus everything a test needs to talk to it.
 pub struct TestServer {
     pub running: Running,
+    pub config: ServerConfig,
     pub url: String,
     pub http: Http,
     _dir: TempDir,
@@ -112,14 +113,38 @@ impl TestServer {
         let url = database_url(backend, &dir.0).await?;
         let mut config = test_config(&dir.0, url);
         tweak(&mut config);
-        let running = server::start(config).await.expect("server starts");
+        let running = server::start(config.clone()).await.expect("server starts");
         let url = running.url();
         Some(TestServer {
             running,
+            config,
             url,
             http: Http::new(),
             _dir: dir,
         })
+    }
+
+    /// Stop and start again on the same database (a new port).
+    pub async fn restart(self) -> TestServer {
+        let TestServer {
+            running,
+            config,
+            http,
+            _dir,
+            ..
+        } = self;
+        running.stop().await.expect("server stops");
+        let running = server::start(config.clone())
+            .await
+            .expect("server restarts");
+        let url = running.url();
+        TestServer {
+            running,
+            config,
+            url,
+            http,
+            _dir,
+        }
     }
 
     pub fn state(&self) -> &server::AppState {
