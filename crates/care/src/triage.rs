@@ -649,15 +649,19 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         roles.push(Role::Emergency);
     }
     for reason in reasons.iter().filter(|r| r.level == level) {
-        let (rule_steps, rule_call): (&[String], &[Role]) = match c.rule(&reason.rule) {
-            Some(text) => (&text.steps, &text.call),
+        // An alarm rule's steps are its guide's first steps followed by what not to do ("do not keep restarting").
+        let (rule_steps, rule_call): (Vec<&String>, &[Role]) = match c.rule(&reason.rule) {
+            Some(text) => (text.steps.iter().collect(), &text.call),
             None => {
                 let guide = c
                     .alarms
                     .iter()
                     .find(|g| g.id == reason.rule)
                     .expect("alarm rules come from guides");
-                (&guide.steps, &guide.call)
+                (
+                    guide.steps.iter().chain(&guide.do_not).collect(),
+                    &guide.call,
+                )
             }
         };
         for step in rule_steps {
