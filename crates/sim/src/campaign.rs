@@ -205,7 +205,7 @@ pub struct CampaignReport {
     pub simulated_hours: f64,
     pub faults: Vec<FaultStats>,
     /// Alarms raised with no injected fault that explains them (nuisance alarms), per kind.
-    pub unexplained_alarms: Vec<(String, u64)>,
+    pub unexplained_alarms: std::collections::BTreeMap<String, u64>,
     pub violations: Vec<Violation>,
     pub violations_not_listed: u64,
 }
@@ -260,7 +260,7 @@ pub fn campaign(config: &CampaignConfig, progress: &(dyn Fn(u64) + Sync)) -> Cam
                         if index >= days {
                             break;
                         }
-                        mine.push((index, run_day(config, day_seed(config.seed, index), None)));
+                        mine.push((index, run_day_guarded(config, day_seed(config.seed, index))));
                         progress(done.fetch_add(1, Ordering::Relaxed) + 1);
                     }
                     mine
@@ -360,6 +360,32 @@ struct ActiveFault {
     deadline: Deadline,
     alarms_before: usize,
     outcome: Option<Outcome>,
+}
+
+/// One patient-day; a panic anywhere in it (the core's assertions are left on, as on a device)
+/// becomes a violation with the day's seed instead of ending the campaign.
+fn run_day_guarded(config: &CampaignConfig, seed: u64) -> DayResult {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_day(config, seed, None))) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_string());
+            DayResult {
+                violations: vec![Violation {
+                    day_seed: seed,
+                    at_ms: 0,
+                    check: "panic",
+                    fault: None,
+                    rate_ml_per_h: f64::NAN,
+                    message: format!("the simulation panicked: {message}"),
+                }],
+                ..DayResult::default()
+            }
+        }
+    }
 }
 
 /// Replays one patient-day and returns its journal and violations (for `--replay`).
