@@ -80,33 +80,14 @@ pub fn main(args: SimArgs) -> ExitCode {
 fn run(args: SimArgs) -> anyhow::Result<ExitCode> {
     match args.command {
         SimCommand::Run { file, json, svg } => {
-            let scenario = match ::sim::Scenario::from_file(&file) {
-                Ok(s) => s,
-                Err(e) => {
-                    eprintln!("error: {e}");
-                    return Ok(ExitCode::from(2));
-                }
-            };
-            let outcome = ::sim::run_scenario(
-                &scenario,
-                ::sim::RunConfig {
-                    trace: svg.is_some(),
-                },
-            );
-            if json {
-                println!("{}", serde_json::to_string_pretty(&outcome.report)?);
-            } else {
-                print!("{}", outcome.timeline());
-            }
-            if let Some(path) = svg {
-                std::fs::write(&path, ::sim::svg::run_svg(&outcome))
+            let out = ::sim::cli::run_command(&file, json, svg.is_some());
+            print!("{}", out.stdout);
+            eprint!("{}", out.stderr);
+            if let (Some(path), Some(text)) = (svg, out.svg) {
+                std::fs::write(&path, text)
                     .with_context(|| format!("writing {}", path.display()))?;
             }
-            Ok(if outcome.report.passed {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            Ok(ExitCode::from(out.exit_code))
         }
         SimCommand::Campaign {
             patient_days,
