@@ -17,6 +17,8 @@ use crate::plant::PlantConfig;
 
 /// Largest scenario file we read: scenarios are hand-written; 1 MiB is far beyond any.
 pub const SCENARIO_BYTES_MAX: u64 = 1 << 20;
+/// Longest simulated time of one scenario: a month bounds the work of one `sim run` (about 3 s).
+pub const SCENARIO_DURATION_MS_MAX: u64 = 31 * 24 * 3_600_000;
 /// Most events in one scenario (a bound on the work and memory of one run).
 pub const SCENARIO_EVENTS_MAX: usize = 10_000;
 
@@ -391,11 +393,11 @@ impl Scenario {
             }
         })?;
         let duration_ms = cx.duration("duration", &raw.duration)?;
-        if duration_ms == 0 {
+        if duration_ms == 0 || duration_ms > SCENARIO_DURATION_MS_MAX {
             return Err(cx.invalid(
                 raw.duration.span().start,
                 "duration",
-                "must be longer than 0s",
+                "must be longer than 0s and at most 31d (split longer studies into a campaign)",
             ));
         }
         let seed = match &raw.seed {

@@ -103,6 +103,10 @@ fn errors_name_the_key_and_the_line() {
     );
     check("[[expect]]\nwhatever = 1\n", &["case.toml:4", "whatever"]);
     check("seed = -1\n", &["case.toml:3", "seed"]);
+    match Scenario::from_toml_str("name = \"a\"\nduration = \"40d\"\n", "x.toml") {
+        Err(e) => assert!(e.to_string().contains("at most 31d"), "{e}"),
+        Ok(_) => panic!("a 40-day scenario must be refused"),
+    }
     check(
         "[pump]\nsensor_period_ms = 0\n",
         &["case.toml:4", "pump.sensor_period_ms"],
