@@ -1007,7 +1007,12 @@ impl Pump {
         if self.fault.is_some() {
             return Err(CommandError::SystemFault);
         }
-        if self.sensors.is_none() {
+        // Sensors must be fresh too: starting on stale readings would trip the frame watchdog
+        // (a fault) in the same call.
+        let stale = self
+            .last_frame_ms
+            .is_none_or(|t| self.now_ms.saturating_sub(t) > self.config.sensor_timeout_ms);
+        if self.sensors.is_none() || stale {
             return Err(CommandError::NoSensorData);
         }
         if let Some(alarm) = self.top_stop_alarm() {

@@ -9,6 +9,14 @@
 //!
 //! The crate is `no_std` (with `alloc`), so it cannot import `std::time`, `std::fs`, `std::net` or
 //! `std::thread` even by accident; `tests/sans_io.rs` also checks the sources and the manifest.
+//!
+//! Code map: `types` (inputs, outputs, states, events), `alarm` (the alarm catalogue: names,
+//! priorities, motor effects; the annunciation), `program` and `library` (program validation against
+//! the pump's limits and the drug library), `config` (every threshold with its source), `engine`
+//! (the state machine and alarm engine; `compute_motor` is the one place that decides the motor),
+//! `harness` (a test driver and the invariant checks shared by the tests and the fuzz target).
+//! The full design — transition table, alarm table, defaults and their sources, invariants, how a
+//! driver runs the loop — is in `docs/pump-core.md`.
 
 #![no_std]
 

@@ -80,8 +80,9 @@ pub enum CommandError {
         "cannot run the motor: {alarm} condition present now (remove the cause, then try again)"
     )]
     BlockedByCondition { alarm: AlarmKind },
-    /// No sensor frame has been received yet, so the pump cannot know it is safe to run.
-    #[error("no sensor reading yet: wait for the pump to finish its power-on self-test")]
+    /// No recent sensor frame (none yet, or none within `Config::sensor_timeout_ms`), so the pump
+    /// cannot know it is safe to run.
+    #[error("no recent sensor reading: wait for the pump's self-test and sensors, then try again")]
     NoSensorData,
     /// A system fault was detected: the pump refuses to infuse until serviced.
     #[error("system fault: the pump refuses to infuse; power it off and call service")]

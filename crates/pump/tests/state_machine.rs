@@ -182,6 +182,45 @@ impl ReferenceStateMachine for Reference {
     }
 }
 
+/// The documented transition table (docs/pump-core.md) for the state-changing commands: where an
+/// accepted command lands, and that a refused one changes nothing.
+fn check_transition(before: State, command: &Command, harness: &Harness) {
+    let after = harness.pump().state();
+    let accepted = matches!(harness.last_result, Some(Ok(())));
+    let allowed: &[State] = match (command, accepted) {
+        (Command::Program(_), true) => &[State::Programmed, State::AwaitingConfirmation],
+        (Command::ConfirmOverride, true) => &[State::Programmed],
+        (Command::Start, true) => &[State::Infusing],
+        (Command::Pause, true) => &[State::Paused],
+        (Command::Resume, true) => &[State::Infusing, State::Kvo, State::Complete],
+        (Command::Stop, true) => &[State::Stopped],
+        (
+            Command::Program(_)
+            | Command::ConfirmOverride
+            | Command::Start
+            | Command::Pause
+            | Command::Resume
+            | Command::Stop
+            | Command::PatientBolus
+            | Command::Acknowledge(_)
+            | Command::SilenceAudio,
+            false,
+        ) => &[before],
+        _ => return,
+    };
+    assert!(
+        allowed.contains(&after),
+        "{command:?} ({}) took {before:?} to {after:?}, expected one of {allowed:?}",
+        if accepted { "accepted" } else { "refused" }
+    );
+    if accepted && before == State::Fault {
+        assert!(
+            matches!(command, Command::Acknowledge(_) | Command::SilenceAudio),
+            "{command:?} accepted in Fault"
+        );
+    }
+}
+
 struct PumpUnderTest;
 
 impl StateMachineTest for PumpUnderTest {
@@ -193,11 +232,15 @@ impl StateMachineTest for PumpUnderTest {
     }
 
     fn apply(mut harness: Harness, _: &Operator, step: Step) -> Harness {
+        let before = harness.pump().state();
         if let Err(violation) = harness.step(&step) {
             panic!(
                 "invariant broken after {step:?} at {} ms: {violation}",
                 harness.now_ms()
             );
+        }
+        if let Step::Command(command) = &step {
+            check_transition(before, command, &harness);
         }
         harness
     }
