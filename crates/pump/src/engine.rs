@@ -35,6 +35,23 @@ pub const REPEAT_HISTORY_MAX: usize = 8;
 
 const ALARM_KINDS: usize = AlarmKind::ALL.len();
 
+/// What a working sensor can report; anything outside (or NaN, or infinite) is a failing sensor or
+/// a corrupted frame, and the pump stops with `system_error` rather than act on it. Pressures: about
+/// a vacuum to about 100 psi (five times ECRI's highest occlusion limit). Air: at most 1 L per
+/// frame. Battery: a percentage; a week of minutes is already absurd, 10⁶ is a hard bound. Volumes:
+/// totals since power-on, 10¹² µL (a million litres) bounds any real life time. Temperature: the
+/// range of electronic parts.
+const PLAUSIBLE: [(SensorField, f64, f64); 8] = [
+    (SensorField::DownstreamPressure, -800.0, 5000.0),
+    (SensorField::UpstreamPressure, -800.0, 5000.0),
+    (SensorField::Air, 0.0, 1.0e6),
+    (SensorField::BatteryPercent, 0.0, 100.0),
+    (SensorField::BatteryMinutesLeft, 0.0, 1.0e6),
+    (SensorField::MotorVolume, 0.0, 1.0e12),
+    (SensorField::CommandedVolume, 0.0, 1.0e12),
+    (SensorField::MechanismTemperature, -50.0, 200.0),
+];
+
 /// mL/h → µL/ms: 1 mL/h = 1000 µL / 3 600 000 ms.
 fn ul_per_ms(rate_ml_per_h: f64) -> f64 {
     rate_ml_per_h / 3600.0
@@ -559,49 +576,18 @@ impl Pump {
 
     /// A reading that cannot be real. Totals must not go backwards (beyond rounding).
     fn implausible(&self, f: &SensorFrame) -> Option<(SensorField, f64)> {
-        let in_range = |v: f64, min: f64, max: f64| v.is_finite() && v >= min && v <= max;
-        let checks = [
-            (
-                SensorField::DownstreamPressure,
-                f.downstream_pressure_mmhg,
-                -800.0,
-                5000.0,
-            ),
-            (
-                SensorField::UpstreamPressure,
-                f.upstream_pressure_mmhg,
-                -800.0,
-                5000.0,
-            ),
-            (SensorField::Air, f.air_ul_since_last_frame, 0.0, 1.0e6),
-            (SensorField::BatteryPercent, f.battery_percent, 0.0, 100.0),
-            (
-                SensorField::BatteryMinutesLeft,
-                f.battery_minutes_left,
-                0.0,
-                1.0e6,
-            ),
-            (
-                SensorField::MotorVolume,
-                f.motor_volume_ul_total,
-                0.0,
-                1.0e12,
-            ),
-            (
-                SensorField::CommandedVolume,
-                f.commanded_volume_ul_total,
-                0.0,
-                1.0e12,
-            ),
-            (
-                SensorField::MechanismTemperature,
-                f.mechanism_temperature_c,
-                -50.0,
-                200.0,
-            ),
-        ];
-        for (field, value, min, max) in checks {
-            if !in_range(value, min, max) {
+        for (field, min, max) in PLAUSIBLE {
+            let value = match field {
+                SensorField::DownstreamPressure => f.downstream_pressure_mmhg,
+                SensorField::UpstreamPressure => f.upstream_pressure_mmhg,
+                SensorField::Air => f.air_ul_since_last_frame,
+                SensorField::BatteryPercent => f.battery_percent,
+                SensorField::BatteryMinutesLeft => f.battery_minutes_left,
+                SensorField::MotorVolume => f.motor_volume_ul_total,
+                SensorField::CommandedVolume => f.commanded_volume_ul_total,
+                SensorField::MechanismTemperature => f.mechanism_temperature_c,
+            };
+            if !(value.is_finite() && value >= min && value <= max) {
                 return Some((field, value));
             }
         }
