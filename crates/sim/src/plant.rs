@@ -395,6 +395,17 @@ struct Faults {
     arm_bent_until_ms: u64,
 }
 
+/// Constants of one tick length, recomputed only when the tick length changes.
+#[derive(Debug, Clone, Copy, Default)]
+struct PerTick {
+    dt_s: f64,
+    inv_dt_s: f64,
+    hours: f64,
+    charge_wh: f64,
+    gauge_alpha: f64,
+    thermal_alpha: f64,
+}
+
 /// The simulated pump hardware and its surroundings.
 #[derive(Debug, Clone)]
 pub struct Plant {
@@ -423,6 +434,7 @@ pub struct Plant {
     line_decay: f64,
     decay_for_resistance: f64,
     decay_for_dt_ms: u64,
+    per_tick: PerTick,
     delivered_ul: f64,
     spilled_ul: f64,
     pumped_ul: f64,
@@ -473,7 +485,8 @@ impl Plant {
             cough_decay: 0.0,
             line_decay: 0.0,
             decay_for_resistance: f64::NAN,
-            decay_for_dt_ms: 0,
+            decay_for_dt_ms: u64::MAX,
+            per_tick: PerTick::default(),
             delivered_ul: 0.0,
             spilled_ul: 0.0,
             pumped_ul: 0.0,
@@ -570,7 +583,11 @@ impl Plant {
     /// Advances the physics by `dt_ms` with the motor running as `motor` says.
     pub fn advance(&mut self, motor: MotorCommand, dt_ms: u64) {
         self.now_ms += dt_ms;
-        let dt_s = dt_ms as f64 / 1000.0;
+        if self.decay_for_dt_ms != dt_ms {
+            self.refresh_decays(dt_ms);
+        }
+        let k = self.per_tick;
+        let dt_s = k.dt_s;
         let powered = self.mains || self.energy_wh > 0.0;
 
         // Mechanism: the motor controller counts what it commands; the motor moves unless stalled,
@@ -623,16 +640,13 @@ impl Plant {
                 + self.cough_mmhg
         } - cfg.pump_height_cm * MMHG_PER_CM_WATER;
         if self.cough_mmhg > 0.01 {
-            if self.decay_for_dt_ms != dt_ms {
-                self.refresh_decays(dt_ms);
-            }
             self.cough_mmhg *= self.cough_decay;
         } else {
             self.cough_mmhg = 0.0;
         }
         let r = self.resistance();
         if r.is_finite() {
-            if r != self.decay_for_resistance || self.decay_for_dt_ms != dt_ms {
+            if r != self.decay_for_resistance {
                 self.decay_for_resistance = r;
                 self.refresh_decays(dt_ms);
             }
@@ -653,18 +667,14 @@ impl Plant {
 
         // Power: electronics always, the motor per stroke; mains powers everything and charges.
         let motor_j = strokes_this_tick as f64 * cfg.motor_energy_per_stroke_j;
-        let load_w = cfg.electronics_power_w + motor_j / dt_s.max(1e-9);
+        let load_w = cfg.electronics_power_w + motor_j * k.inv_dt_s;
         if self.mains {
-            let full = cfg.battery_capacity_wh;
-            self.energy_wh = (self.energy_wh
-                + full * cfg.charge_percent_per_h / 100.0 * dt_s / 3600.0)
-                .min(full);
+            self.energy_wh = (self.energy_wh + k.charge_wh).min(cfg.battery_capacity_wh);
         } else {
-            self.energy_wh = (self.energy_wh - load_w * dt_s / 3600.0).max(0.0);
+            self.energy_wh = (self.energy_wh - load_w * k.hours).max(0.0);
         }
         // The gauge estimates minutes left from the load averaged over about ten minutes.
-        let alpha = (dt_s / 600.0).min(1.0);
-        self.load_w_average += (load_w - self.load_w_average) * alpha;
+        self.load_w_average += (load_w - self.load_w_average) * k.gauge_alpha;
 
         // Heat: each stroke warms the mechanism, which cools towards the room (and a failing motor's
         // extra heat) with its thermal time constant.
@@ -675,8 +685,7 @@ impl Plant {
             } else {
                 0.0
             };
-        self.temperature_c +=
-            (target - self.temperature_c) * (dt_s / cfg.thermal_time_constant_s).min(1.0);
+        self.temperature_c += (target - self.temperature_c) * k.thermal_alpha;
     }
 
     fn refresh_decays(&mut self, dt_ms: u64) {
@@ -690,6 +699,16 @@ impl Plant {
         };
         // A cough's pressure rise fades with a 0.5 s time constant.
         self.cough_decay = (-dt_s / 0.5).exp();
+        // Divisions hoisted out of the per-tick path: they cost more than the rest of the physics.
+        let cfg = &self.cfg;
+        self.per_tick = PerTick {
+            dt_s,
+            inv_dt_s: 1.0 / dt_s.max(1e-9),
+            hours: dt_s / 3600.0,
+            charge_wh: cfg.battery_capacity_wh * cfg.charge_percent_per_h / 100.0 * dt_s / 3600.0,
+            gauge_alpha: (dt_s / 600.0).min(1.0),
+            thermal_alpha: (dt_s / cfg.thermal_time_constant_s).min(1.0),
+        };
     }
 
     /// One stroke of the mechanism: fill from the container, push into the downstream line.
