@@ -252,6 +252,84 @@ pub enum AlarmDetail {
     InvalidConfig,
 }
 
+/// A short sentence for screens and the record ("pressure 600 mmHg above the limit of 517 mmHg").
+impl core::fmt::Display for AlarmDetail {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            AlarmDetail::None => Ok(()),
+            AlarmDetail::AirSingleBubble { volume_ul } => {
+                write!(f, "air bubble of {volume_ul:.0} µL")
+            }
+            AlarmDetail::AirAccumulated {
+                volume_ul_rolling_15min,
+            } => {
+                write!(
+                    f,
+                    "{volume_ul_rolling_15min:.0} µL of air in the last 15 minutes"
+                )
+            }
+            AlarmDetail::SelfTestFailed { code } => write!(f, "self-test failed with code {code}"),
+            AlarmDetail::MotorEncoderMismatch {
+                commanded_ul,
+                measured_ul,
+            } => write!(
+                f,
+                "motor commanded {commanded_ul:.0} µL but the encoder measured {measured_ul:.0} µL"
+            ),
+            AlarmDetail::Overheating { temperature_c } => {
+                write!(f, "mechanism at {temperature_c:.1} °C")
+            }
+            AlarmDetail::Watchdog { late_by_ms } => {
+                write!(f, "control loop late by {late_by_ms} ms")
+            }
+            AlarmDetail::Battery {
+                percent,
+                minutes_left,
+            } => {
+                write!(
+                    f,
+                    "battery {percent:.0} %, about {minutes_left:.0} min left"
+                )
+            }
+            AlarmDetail::Pressure {
+                pressure_mmhg,
+                limit_mmhg,
+            } => {
+                write!(
+                    f,
+                    "pressure {pressure_mmhg:.0} mmHg beyond the limit of {limit_mmhg:.0} mmHg"
+                )
+            }
+            AlarmDetail::Flow {
+                measured_ml,
+                expected_ml,
+            } => {
+                write!(
+                    f,
+                    "{measured_ml:.3} mL moved where {expected_ml:.3} mL was expected"
+                )
+            }
+            AlarmDetail::Repeated { alarm, times } => {
+                write!(f, "{alarm} stopped the pump {times} times in 10 minutes")
+            }
+            AlarmDetail::ImplausibleReading { sensor, value } => {
+                write!(
+                    f,
+                    "sensor {} reported an impossible value ({value})",
+                    sensor.name()
+                )
+            }
+            AlarmDetail::ClockWentBackwards { by_ms } => {
+                write!(f, "clock went backwards by {by_ms} ms")
+            }
+            AlarmDetail::EventQueueFull { queued } => {
+                write!(f, "event record not drained ({queued} events waiting)")
+            }
+            AlarmDetail::InvalidConfig => f.write_str("invalid pump configuration"),
+        }
+    }
+}
+
 /// Which sensor reading was implausible (for `AlarmDetail::ImplausibleReading`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "serde", derive(serde::Serialize, serde::Deserialize))]

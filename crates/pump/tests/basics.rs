@@ -384,3 +384,39 @@ fn extreme_times_do_not_overflow() {
     pump.handle_timeout(0);
     assert_eq!(pump.state(), State::Fault);
 }
+
+#[test]
+fn alarm_details_read_as_sentences() {
+    use pump::AlarmDetail;
+    let cases = [
+        (
+            AlarmDetail::Pressure {
+                pressure_mmhg: 600.0,
+                limit_mmhg: 517.0,
+            },
+            "pressure 600 mmHg beyond the limit of 517 mmHg",
+        ),
+        (
+            AlarmDetail::AirSingleBubble { volume_ul: 150.0 },
+            "air bubble of 150 µL",
+        ),
+        (
+            AlarmDetail::Repeated {
+                alarm: AlarmKind::DoorOpen,
+                times: 3,
+            },
+            "door_open stopped the pump 3 times in 10 minutes",
+        ),
+        (
+            AlarmDetail::ImplausibleReading {
+                sensor: pump::SensorField::DownstreamPressure,
+                value: f64::NAN,
+            },
+            "sensor downstream_pressure_mmhg reported an impossible value (NaN)",
+        ),
+        (AlarmDetail::None, ""),
+    ];
+    for (detail, text) in cases {
+        assert_eq!(detail.to_string(), text);
+    }
+}
