@@ -14,7 +14,7 @@ use crate::alarm::{ActiveAlarm, AlarmDetail, AlarmKind, Annunciation, AudioState
 use crate::alarm::{Priority, SensorField};
 use crate::config::Config;
 use crate::library::DrugLibrary;
-use crate::program::{self, EndAction, LimitBreach, Program};
+use crate::program::{self, EndAction, LimitBreach, Program, ProgramRequest};
 use crate::types::{
     BolusDenial, Command, CommandError, Event, Input, MotorCommand, SelfTest, SensorFrame, State,
     Status, TimedEvent,
@@ -322,6 +322,39 @@ impl Pump {
         };
         if !valid {
             pump.raise_fault(AlarmDetail::InvalidConfig);
+        }
+        pump.settle();
+        pump
+    }
+
+    /// Power-on after a power loss, with the program that was running (kept in non-volatile memory
+    /// by the device; the reference asks for ≥ 96 h) and the volume it had delivered. The pump never
+    /// resumes by itself: it starts `Stopped` with that program, so `Start` continues the remaining
+    /// VTBI once someone has checked the line. The program is checked again against this config and
+    /// library; if it no longer passes (or `delivered_ml` is not a sane number) the pump starts
+    /// `Idle` and records `ProgramRejected` or nothing to restore.
+    pub fn after_power_loss(
+        config: Config,
+        library: DrugLibrary,
+        now_ms: u64,
+        program: &ProgramRequest,
+        delivered_ml: f64,
+    ) -> Pump {
+        let mut pump = Pump::new(config, library, now_ms);
+        if pump.state == State::Fault || !(delivered_ml.is_finite() && delivered_ml >= 0.0) {
+            return pump;
+        }
+        match program::check(program, &pump.config, &pump.library) {
+            Ok(checked) => {
+                let mut restored = checked.program;
+                // Breaches of soft limits were confirmed when the program was first entered.
+                restored.overrides_confirmed = !checked.breaches.is_empty();
+                pump.accept_program(restored);
+                pump.delivered_ul = delivered_ml * 1000.0;
+                pump.delivered_measured_ul = pump.delivered_ul;
+                pump.set_state(State::Stopped);
+            }
+            Err(error) => pump.emit(Event::ProgramRejected { error }),
         }
         pump.settle();
         pump
@@ -869,10 +902,7 @@ impl Pump {
         }
     }
 
-    fn program_request(
-        &mut self,
-        request: &crate::program::ProgramRequest,
-    ) -> Result<(), CommandError> {
+    fn program_request(&mut self, request: &ProgramRequest) -> Result<(), CommandError> {
         let checked = match program::check(request, &self.config, &self.library) {
             Ok(checked) => checked,
             Err(error) => {

@@ -420,3 +420,53 @@ fn alarm_details_read_as_sentences() {
         assert_eq!(detail.to_string(), text);
     }
 }
+
+#[test]
+fn after_power_loss_the_program_is_kept_but_not_resumed() {
+    let request = ProgramRequest::continuous(36.0, 1.0, EndAction::Stop);
+    let mut pump = Pump::after_power_loss(
+        Config::default(),
+        DrugLibrary::default(),
+        5_000,
+        &request,
+        0.6,
+    );
+    assert_eq!(pump.state(), State::Stopped, "never resumes by itself");
+    assert_eq!(pump.motor_command(), MotorCommand::Stopped);
+    assert!((pump.status().remaining_ml - 0.4).abs() < 1e-9);
+    pump.handle(5_000, Input::Sensors(frame(0.0))).unwrap();
+    cmd(&mut pump, 5_000, Command::Start).unwrap();
+    assert_eq!(
+        pump.motor_command(),
+        MotorCommand::Run {
+            rate_ml_per_h: 36.0
+        }
+    );
+
+    // Already delivered: nothing left to start.
+    let mut done =
+        Pump::after_power_loss(Config::default(), DrugLibrary::default(), 0, &request, 1.0);
+    done.handle(0, Input::Sensors(frame(0.0))).unwrap();
+    assert_eq!(
+        cmd(&mut done, 0, Command::Start),
+        Err(CommandError::ProgramComplete)
+    );
+
+    // A program that no longer passes is not restored, and the refusal is recorded.
+    let bad = ProgramRequest::continuous(5_000.0, 1.0, EndAction::Stop);
+    let mut refused =
+        Pump::after_power_loss(Config::default(), DrugLibrary::default(), 0, &bad, 0.0);
+    assert_eq!(refused.state(), State::Idle);
+    assert!(
+        std::iter::from_fn(|| refused.poll_event())
+            .any(|e| matches!(e.event, Event::ProgramRejected { .. }))
+    );
+    let nan = Pump::after_power_loss(
+        Config::default(),
+        DrugLibrary::default(),
+        0,
+        &request,
+        f64::NAN,
+    );
+    assert_eq!(nan.state(), State::Idle);
+}
