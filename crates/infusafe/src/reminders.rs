@@ -32,12 +32,14 @@ pub fn main(args: RemindersArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let output = match render(
-        &text,
-        args.json,
-        args.upcoming,
-        care::jiff::Timestamp::now(),
-    ) {
+    let format = if args.json {
+        Format::Json {
+            upcoming: args.upcoming,
+        }
+    } else {
+        Format::Calendar
+    };
+    let output = match render(&text, format, care::jiff::Timestamp::now()) {
         Ok(output) => output,
         Err(message) => {
             eprintln!("infusafe reminders: {}: {message}", args.plan);
@@ -66,17 +68,22 @@ pub fn main(args: RemindersArgs) -> ExitCode {
     }
 }
 
+/// What `render` writes.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    /// An RFC 5545 file for the phone's calendar.
+    Calendar,
+    /// The reminders as data, with this many upcoming occurrences.
+    Json { upcoming: usize },
+}
+
 /// The calendar (or the JSON data) for a plan's text; `Err` is the message for a bad plan (exit 2).
-fn render(
-    plan_toml: &str,
-    json: bool,
-    upcoming: usize,
-    now: care::jiff::Timestamp,
-) -> Result<String, String> {
+fn render(plan_toml: &str, format: Format, now: care::jiff::Timestamp) -> Result<String, String> {
     let plan = care::TherapyPlan::from_toml(plan_toml).map_err(|e| e.to_string())?;
-    if !json {
-        return Ok(care::ical::calendar(&plan, now));
-    }
+    let upcoming = match format {
+        Format::Calendar => return Ok(care::ical::calendar(&plan, now)),
+        Format::Json { upcoming } => upcoming,
+    };
     let data = serde_json::json!({
         "time_zone": plan.time_zone,
         "reminders": care::reminders::reminders(&plan),
@@ -89,7 +96,7 @@ fn render(
 
 #[cfg(test)]
 mod tests {
-    use super::render;
+    use super::{Format, render};
 
     const PLAN: &str = include_str!("../../../examples/plans/antibiotics-picc.toml");
 
@@ -99,10 +106,11 @@ mod tests {
 
     #[test]
     fn calendar_and_json() {
-        let ics = render(PLAN, false, 0, now()).unwrap();
+        let ics = render(PLAN, Format::Calendar, now()).unwrap();
         assert!(ics.starts_with("BEGIN:VCALENDAR\r\n") && ics.contains("BEGIN:VALARM"));
         let json: serde_json::Value =
-            serde_json::from_str(&render(PLAN, true, 3, now()).unwrap()).unwrap();
+            serde_json::from_str(&render(PLAN, Format::Json { upcoming: 3 }, now()).unwrap())
+                .unwrap();
         assert_eq!(json["reminders"].as_array().unwrap().len(), 7);
         assert_eq!(json["upcoming"].as_array().unwrap().len(), 3);
         assert_eq!(json["upcoming"][0]["reminder_id"], "infusion_start-0800-0");
@@ -111,7 +119,7 @@ mod tests {
     #[test]
     fn bad_plan_names_the_field() {
         let bad = PLAN.replace("line = \"picc\"", "line = \"picc2\"");
-        let message = render(&bad, false, 0, now()).unwrap_err();
+        let message = render(&bad, Format::Calendar, now()).unwrap_err();
         assert!(
             message.starts_with("line: \"picc2\" is not a line type; use one of picc"),
             "{message}"
