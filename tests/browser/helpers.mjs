@@ -52,7 +52,8 @@ export function demoLogins() {
 }
 
 export async function newPage(browser, viewport) {
-  const context = await browser.newContext({ viewport, deviceScaleFactor: 1 });
+  // bypassCSP lets the test inject axe-core; the pages' own policy forbids inline script.
+  const context = await browser.newContext({ viewport, deviceScaleFactor: 1, bypassCSP: true });
   const page = await context.newPage();
   page.setDefaultTimeout(10_000);
   return page;

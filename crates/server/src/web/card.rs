@@ -48,7 +48,7 @@ pub async fn page(
         .filter_map(|name| care::Alarm::from_name(name))
         .map(|a| {
             let g = content.alarm(a);
-            let steps: Vec<&str> = g.steps.iter().take(2).map(String::as_str).collect();
+            let steps: Vec<&str> = g.steps.iter().take(1).map(String::as_str).collect();
             CardAlarm {
                 title: g.title.clone(),
                 meaning: first_sentence(&g.meaning),
@@ -56,10 +56,12 @@ pub async fn page(
             }
         })
         .collect();
-    // Daily steps: each checklist's groups, in order, as short headings (the phone has the full items).
-    let daily = content
+    // Daily steps: the before-infusion checklist's groups as short headings (the phone has every item), and
+    // the guide's quick-glance tips for every day.
+    let mut daily: Vec<CardList> = content
         .checklists
         .iter()
+        .filter(|list| list.phase == care::Phase::Before)
         .map(|list| {
             let mut steps: Vec<String> = Vec::new();
             for item in content.items.iter().filter(|i| i.checklist == list.id) {
@@ -73,12 +75,20 @@ pub async fn page(
             }
         })
         .collect();
+    daily.push(CardList {
+        title: "Every day".into(),
+        steps: content
+            .tips
+            .iter()
+            .map(|t| format!("{}: {}", t.title, t.text))
+            .collect(),
+    });
     let emergencies = content
         .rules
         .iter()
         .filter(|r| r.level == care::Level::Emergency)
         .map(|r| r.reason.clone())
-        .take(7)
+        .take(6)
         .collect();
     let emergency_phone = common::emergency_contact(&layout.contacts)
         .map(|c| c.phone)

@@ -122,6 +122,17 @@ fn local_midnight_ms(now_ms: i64) -> i64 {
         .unwrap_or(now_ms - 24 * 3600 * 1000)
 }
 
+/// The element id of a checklist item on the Today page.
+fn item_anchor(item_id: &str) -> String {
+    format!(
+        "item-{}",
+        item_id.replace(
+            |c: char| !c.is_ascii_alphanumeric() && c != '-' && c != '_',
+            "-"
+        )
+    )
+}
+
 fn items_of(checklist_id: &str) -> impl Iterator<Item = &'static care::ChecklistItem> {
     let id = checklist_id.to_string();
     care::content()
@@ -182,6 +193,7 @@ pub async fn today(
                     };
                     ChecklistItemView {
                         id: i.id.clone(),
+                        anchor: item_anchor(&i.id),
                         group_start,
                         check: i.check.clone(),
                         problem: i.problem.clone(),
@@ -347,7 +359,7 @@ pub async fn checklist_answer(
         .iter()
         .skip_while(|i| i.id != item.id)
         .nth(1)
-        .map(|i| format!("#item-{}", i.id))
+        .map(|i| format!("#{}", item_anchor(&i.id)))
         .unwrap_or_default();
     Ok(see_other(&format!(
         "{base}/today?phase={phase}&saved=1{next}"

@@ -109,6 +109,8 @@ pub struct ChecklistView {
 
 pub struct ChecklistItemView {
     pub id: String,
+    /// The element id (and URL fragment): the item id with dots replaced, so it is a plain CSS name.
+    pub anchor: String,
     /// The group heading, on the first item of each group only.
     pub group_start: String,
     pub check: String,
