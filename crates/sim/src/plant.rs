@@ -515,8 +515,21 @@ impl Plant {
         self.door_closed
     }
 
-    /// Applies a fault, a fix or a movement now.
+    /// Applies a fault, a fix or a movement now. An event with a parameter that is not a finite
+    /// number (it may come from a JSON request of the practice pump) changes nothing.
     pub fn apply(&mut self, event: PlantEvent) {
+        let parameter = match event {
+            PlantEvent::Kink { severity } => severity,
+            PlantEvent::AirBubble { volume_ul } => volume_ul,
+            PlantEvent::SetBatteryPercent { percent } => percent,
+            PlantEvent::MotorSpeedError { factor } => factor,
+            PlantEvent::MovePump { height_cm } => height_cm,
+            PlantEvent::NewContainer { volume_ml } => volume_ml,
+            _ => 0.0,
+        };
+        if !parameter.is_finite() {
+            return;
+        }
         let f = &mut self.faults;
         match event {
             PlantEvent::Kink { severity } => f.kink_severity = severity.clamp(0.0, 1.0),
@@ -527,7 +540,9 @@ impl Plant {
             PlantEvent::OpenUpstreamClamp => f.upstream_clamp_closed = false,
             PlantEvent::BlockCatheter => f.catheter_blocked = true,
             PlantEvent::UnblockCatheter => f.catheter_blocked = false,
-            PlantEvent::AirBubble { volume_ul } => self.air_pending_ul += volume_ul.max(0.0),
+            PlantEvent::AirBubble { volume_ul } => {
+                self.air_pending_ul += volume_ul.clamp(0.0, 100_000.0)
+            }
             PlantEvent::LoosenConnection => f.loose_connection = true,
             PlantEvent::TightenConnection => f.loose_connection = false,
             PlantEvent::OpenDoor => self.door_closed = false,
@@ -550,9 +565,11 @@ impl Plant {
             PlantEvent::BendArm { duration_ms } => {
                 f.arm_bent_until_ms = self.now_ms.saturating_add(duration_ms)
             }
-            PlantEvent::MovePump { height_cm } => self.cfg.pump_height_cm = height_cm,
+            PlantEvent::MovePump { height_cm } => {
+                self.cfg.pump_height_cm = height_cm.clamp(-200.0, 200.0)
+            }
             PlantEvent::NewContainer { volume_ml } => {
-                self.reservoir_ul = volume_ml.max(0.0) * 1000.0;
+                self.reservoir_ul = volume_ml.clamp(0.0, 10_000.0) * 1000.0;
                 self.upstream_mmhg = self.cfg.upstream_head_mmhg;
             }
         }

@@ -90,3 +90,37 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn actions_with_impossible_numbers_change_nothing() {
+    // The practice pump receives actions as JSON from a browser: NaN or infinite parameters must not
+    // poison the physics.
+    let mut plant = sim::Plant::new(PlantConfig::default(), 1);
+    let before = plant.readings();
+    for event in [
+        sim::PlantEvent::SetBatteryPercent { percent: f64::NAN },
+        sim::PlantEvent::Kink { severity: f64::NAN },
+        sim::PlantEvent::AirBubble {
+            volume_ul: f64::INFINITY,
+        },
+        sim::PlantEvent::MovePump {
+            height_cm: f64::NEG_INFINITY,
+        },
+        sim::PlantEvent::NewContainer {
+            volume_ml: f64::NAN,
+        },
+        sim::PlantEvent::MotorSpeedError { factor: f64::NAN },
+    ] {
+        plant.apply(event);
+    }
+    assert_eq!(plant.readings(), before);
+    plant.advance(
+        MotorCommand::Run {
+            rate_ml_per_h: 100.0,
+        },
+        100,
+    );
+    let frame = plant.read_sensors();
+    assert!(frame.battery_percent.is_finite() && frame.downstream_pressure_mmhg.is_finite());
+    assert_eq!(frame.air_ul_since_last_frame, 0.0);
+}
