@@ -164,6 +164,10 @@ pub struct Harness {
     /// The sensor values the core was last shown (the invariants judge the motor against them).
     last_frame: Option<SensorFrame>,
     was_fault: bool,
+    /// The state as told by the `StateChanged` events so far.
+    recorded_state: State,
+    /// A violation found while powering on, reported by the first step.
+    startup_error: Option<String>,
     /// The mechanism moved exactly as commanded throughout the current program, so the plant's
     /// volume is what the core could know.
     honest: bool,
@@ -188,12 +192,14 @@ impl Harness {
             reservoir_ul: None,
             last_frame: None,
             was_fault: false,
+            recorded_state: State::Idle,
+            startup_error: None,
             honest: true,
             events: Vec::new(),
             frames: 0,
             last_result: None,
         };
-        h.drain();
+        h.startup_error = h.drain().err();
         h
     }
 
@@ -212,6 +218,9 @@ impl Harness {
 
     /// Applies one step and checks every invariant after every call into the core.
     pub fn step(&mut self, step: &Step) -> Result<(), String> {
+        if let Some(error) = self.startup_error.take() {
+            return Err(error);
+        }
         match step {
             Step::Command(command) => {
                 // Refusals are fine; panics and broken invariants are not.
@@ -365,8 +374,20 @@ impl Harness {
         self.now_ms = self.now_ms.max(t);
     }
 
-    fn drain(&mut self) {
+    /// Drains events; the `StateChanged` events must chain from the last known state to the
+    /// current one (no state change is silent, none is invented).
+    fn drain(&mut self) -> Result<(), String> {
+        let mut chain_error = None;
         while let Some(e) = self.pump.poll_event() {
+            if let Event::StateChanged { from, to } = &e.event {
+                if *from != self.recorded_state && chain_error.is_none() {
+                    chain_error = Some(format!(
+                        "StateChanged from {from:?} but the record was at {:?}",
+                        self.recorded_state
+                    ));
+                }
+                self.recorded_state = *to;
+            }
             if let Event::ProgramAccepted { program } = &e.event {
                 self.delivered_at_rate_ul = 0.0;
                 self.delivered_total_ul = 0.0;
@@ -377,10 +398,21 @@ impl Harness {
             }
             self.events.push(e.event);
         }
+        if let Some(error) = chain_error {
+            return Err(error);
+        }
+        if self.recorded_state != self.pump.state() {
+            return Err(format!(
+                "state is {:?} but the record says {:?}: a silent state change",
+                self.pump.state(),
+                self.recorded_state
+            ));
+        }
+        Ok(())
     }
 
     fn after_call(&mut self) -> Result<(), String> {
-        self.drain();
+        self.drain()?;
         let result = self.check_invariants();
         self.was_fault |= self.pump.state() == State::Fault;
         result
