@@ -4,8 +4,20 @@
 //!
 //! Entry points: [`Scenario::from_toml_str`] → [`Simulation::new`] → [`Simulation::step`] /
 //! [`Simulation::run_until`]; [`run_scenario`] runs a file with its expectations; [`trumpet`],
-//! [`occlusion`] and [`campaign`] are the standard test methods and the safety campaign.
+//! [`occlusion`] and [`campaign()`] are the standard test methods and the safety campaign.
 //! Everything is deterministic: the same scenario and seed give identical output.
+//!
+//! Code map:
+//! - `plant`: the physics and its documented defaults ([`PlantConfig`]); read as a `SensorFrame`.
+//! - `simulation`: the driver loop (one tick = one sensor period), live actions, telemetry.
+//! - `action`: the public action names of scenario files and the practice pump.
+//! - `scenario`, `duration`: the TOML contract and its errors (file, line, key).
+//! - `run`, `cli`: a scenario run to its end, its report, timeline and exit code.
+//! - `methods`: trumpet curve and occlusion test; `campaign`: faults, patient, checkers, threads.
+//! - `svg`: hand-written plots; `rng`: the seeded generator (no `rand`, so seeds replay forever).
+//!
+//! The simulator never changes the core's decisions: it only hands in what sensors would read and
+//! buttons would press, and reads back what the core commands.
 
 pub mod action;
 pub mod duration;
