@@ -166,6 +166,8 @@ pub struct Harness {
     was_fault: bool,
     /// The state as told by the `StateChanged` events so far.
     recorded_state: State,
+    /// Which alarms are active according to `AlarmRaised` / `AlarmCleared` so far.
+    recorded_alarms: [bool; AlarmKind::ALL.len()],
     /// A violation found while powering on, reported by the first step.
     startup_error: Option<String>,
     /// The mechanism moved exactly as commanded throughout the current program, so the plant's
@@ -194,6 +196,7 @@ impl Harness {
             was_fault: false,
             recorded_state: State::Idle,
             startup_error: None,
+            recorded_alarms: [false; AlarmKind::ALL.len()],
             honest: true,
             events: Vec::new(),
             frames: 0,
@@ -388,6 +391,23 @@ impl Harness {
                 }
                 self.recorded_state = *to;
             }
+            match &e.event {
+                Event::AlarmRaised { alarm, .. } => {
+                    let slot = &mut self.recorded_alarms[alarm_index(*alarm)];
+                    if *slot && chain_error.is_none() {
+                        chain_error = Some(format!("{alarm:?} raised twice without a clear"));
+                    }
+                    *slot = true;
+                }
+                Event::AlarmCleared { alarm } => {
+                    let slot = &mut self.recorded_alarms[alarm_index(*alarm)];
+                    if !*slot && chain_error.is_none() {
+                        chain_error = Some(format!("{alarm:?} cleared but never raised"));
+                    }
+                    *slot = false;
+                }
+                _ => {}
+            }
             if let Event::ProgramAccepted { program } = &e.event {
                 self.delivered_at_rate_ul = 0.0;
                 self.delivered_total_ul = 0.0;
@@ -400,6 +420,15 @@ impl Harness {
         }
         if let Some(error) = chain_error {
             return Err(error);
+        }
+        for kind in AlarmKind::ALL {
+            let listed = self.pump.alarm(kind).is_some();
+            if listed != self.recorded_alarms[alarm_index(kind)] {
+                return Err(format!(
+                    "{kind:?} is {} but the record says otherwise: a silent alarm change",
+                    if listed { "active" } else { "not active" }
+                ));
+            }
         }
         if self.recorded_state != self.pump.state() {
             return Err(format!(
@@ -533,6 +562,10 @@ impl Harness {
         }
         Ok(())
     }
+}
+
+fn alarm_index(kind: AlarmKind) -> usize {
+    AlarmKind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
 }
 
 /// A small library used by the harness: one drug with all five limits and a bolus, one without.
