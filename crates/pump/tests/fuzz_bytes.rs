@@ -4,7 +4,7 @@
 use proptest::prelude::*;
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 160, ..ProptestConfig::default() })]
 
     #[test]
     fn arbitrary_bytes_never_break_an_invariant(bytes in proptest::collection::vec(any::<u8>(), 0..160)) {

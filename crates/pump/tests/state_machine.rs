@@ -267,7 +267,7 @@ impl StateMachineTest for PumpUnderTest {
 
 prop_state_machine! {
     #![proptest_config(ProptestConfig {
-        cases: 256,
+        cases: 192,
         max_shrink_iters: 2_000,
         ..ProptestConfig::default()
     })]
