@@ -52,7 +52,12 @@ fn every_line_type_sign_phase_and_log_field_is_covered() {
     }
     // Site pages agree with triage: a central line that comes out is an emergency, the others are a call.
     for guide in &content.lines {
-        assert_eq!(guide.special.contains("emergency services"), guide.central, "{}", guide.id);
+        assert_eq!(
+            guide.special.contains("emergency services"),
+            guide.central,
+            "{}",
+            guide.id
+        );
     }
     let fields: Vec<LogField> = pages::log_fields().iter().map(|f| f.field).collect();
     assert_eq!(fields, LogField::ALL.to_vec());
