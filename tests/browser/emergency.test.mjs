@@ -16,12 +16,12 @@ for (const [label, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     await page.goto(`${base}/check`);
     await page.check('input[value=difficulty_breathing]');
     await Promise.all([page.waitForLoadState('load'), page.click('form button[type=submit].primary')]);
-    const call = page.locator('main .result a.call-big');
+    const call = page.locator('main a.call-big');
     await call.waitFor();
     assert.match(await call.getAttribute('href'), /^tel:\+?\d+/);
-    // First in the result, before the headline and steps.
-    const firstInResult = await page.evaluate(() => document.querySelector('main .result').firstElementChild.className);
-    assert.match(firstInResult, /call-big/);
+    // First on the page's main content, before everything else.
+    const first = await page.evaluate(() => document.querySelector('main').firstElementChild.className);
+    assert.match(first, /call-big/);
     // Largest text on the page.
     const sizes = await page.evaluate(() => {
       const big = parseFloat(getComputedStyle(document.querySelector('.call-big')).fontSize);

@@ -30,7 +30,7 @@ test('patient pages on a phone and a desktop: axe-clean, under budget, with a wa
       assert.ok(await page.locator('main#main').count() === 1, `${name} has a main landmark`);
       assert.ok(await page.locator('a[href^="tel:"]').count() > 0, `${name} shows the care team's numbers as tel: links`);
       assert.ok(await page.locator('header a.brand').count() === 1, `${name} has a way home`);
-      assert.match(await page.locator('.care-first').innerText(), /care team/i, `${name} says the care team's instructions come first`);
+      assert.match(await page.locator('main > .care-first').innerText(), /care team/i, `${name} says the care team's instructions come first`);
       const base = parseFloat(await page.evaluate(() => getComputedStyle(document.body).fontSize));
       assert.ok(base >= 18, `${name}: base text is ${base}px, at least 18px expected`);
       await checkAxe(page, `${name} (${label})`);

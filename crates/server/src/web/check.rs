@@ -255,14 +255,8 @@ pub async fn submit(
         .iter()
         .map(|c| c.role.name().to_string())
         .collect();
-    let mut steps = output.personal_notes.clone();
-    steps.extend(
-        output
-            .steps
-            .iter()
-            .filter(|s| !output.personal_notes.contains(s))
-            .cloned(),
-    );
+    // `steps` already starts with the care team's own notes (care puts them first).
+    let steps = output.steps.clone();
     let reasons = output.reasons.iter().map(|r| r.text.clone()).collect();
     let mut page = outcome_page(
         layout,

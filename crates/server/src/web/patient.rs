@@ -454,6 +454,11 @@ pub fn outcome_page(
         .get(&level)
         .cloned()
         .unwrap_or_else(|| level.name().replace('_', " "));
+    let about = if about == level_label {
+        String::new()
+    } else {
+        about
+    };
     ResultPage {
         level_class: match level {
             care::Level::Emergency => "emergency",
