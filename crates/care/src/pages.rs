@@ -318,3 +318,22 @@ pub fn contact_line(role: Role, plan: Option<&TherapyPlan>) -> String {
         None => format!("{label}: {}", c.common.no_plan_numbers),
     }
 }
+
+/// One word of the symptom-check screen: what the patient ticks, and the triage word it sends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObservationView {
+    pub observation: Observation,
+    pub label: String,
+}
+
+/// The triage vocabulary with plain words, in vocabulary order (most urgent situations first).
+pub fn observations() -> Vec<ObservationView> {
+    let c = content();
+    Observation::ALL
+        .iter()
+        .map(|o| ObservationView {
+            observation: *o,
+            label: c.observation_label(*o).to_owned(),
+        })
+        .collect()
+}

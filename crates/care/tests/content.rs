@@ -290,3 +290,14 @@ fn routines_render_as_data() {
     let corner = pages::contact_line(care::Role::Nurse, None);
     assert!(corner.contains("written plan"), "{corner}");
 }
+
+#[test]
+fn symptom_check_words() {
+    let words = pages::observations();
+    assert_eq!(words.len(), care::Observation::ALL.len());
+    assert!(
+        words
+            .iter()
+            .all(|w| !w.label.is_empty() && w.label != w.observation.name())
+    );
+}
