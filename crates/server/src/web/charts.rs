@@ -92,13 +92,15 @@ pub fn volume_chart(series: &VolumeSeries, config: ChartConfig) -> String {
         .fold(0.0_f64, f64::max)
         .max(60.0);
     let v_max = all.map(|p| p.volume_ml).fold(0.0_f64, f64::max);
-    let v_axis_max = nice_ceiling(v_max.max(1.0));
+    let v_axis = Axis::new(v_max.max(1.0), 0.0);
     let (time_unit_s, time_unit_label) = if t_max > 3.0 * 3600.0 {
         (3600.0, "h")
     } else {
         (60.0, "min")
     };
-    let t_axis_max = nice_ceiling(t_max / time_unit_s) * time_unit_s;
+    let t_axis = Axis::new(t_max / time_unit_s, 0.0);
+    let t_axis_max = t_axis.max * time_unit_s;
+    let v_axis_max = v_axis.max;
 
     let plot = Plot::new(config);
     let x = |t: f64| plot.left + t / t_axis_max * plot.width;
@@ -125,8 +127,7 @@ pub fn volume_chart(series: &VolumeSeries, config: ChartConfig) -> String {
 
     let mut svg = open_svg(title, &desc, config);
     // Horizontal grid lines and volume labels.
-    for i in 0..=4 {
-        let v = v_axis_max * f64::from(i) / 4.0;
+    for v in v_axis.ticks() {
         let yy = y(v);
         let _ = write!(
             svg,
@@ -139,8 +140,7 @@ pub fn volume_chart(series: &VolumeSeries, config: ChartConfig) -> String {
         );
     }
     // Time labels.
-    for i in 0..=4 {
-        let t = t_axis_max * f64::from(i) / 4.0;
+    for t in t_axis.ticks().into_iter().map(|t| t * time_unit_s) {
         let _ = write!(
             svg,
             r#"<text class="tick" x="{tx:.1}" y="{ty:.1}" text-anchor="middle">{label}</text>"#,
@@ -218,15 +218,16 @@ pub fn alarms_per_day_chart(days: &[DayAlarms], config: ChartConfig) -> String {
         ),
     };
     let max_total = days.iter().map(DayAlarms::total).max().unwrap_or(0);
-    let count_axis_max = nice_ceiling(f64::from(max_total.max(1)));
+    // Counts are whole numbers: never a tick at 0.25 of an alarm.
+    let count_axis = Axis::new(f64::from(max_total.max(1)), 1.0);
+    let count_axis_max = count_axis.max;
     let plot = Plot::new(config);
     let slot = plot.width / days.len() as f64;
     let bar_width = (slot * 0.7).min(48.0);
     let y = |c: f64| plot.bottom - c / count_axis_max * plot.height;
 
     let mut svg = open_svg(title, &desc, config);
-    for i in 0..=4 {
-        let c = count_axis_max * f64::from(i) / 4.0;
+    for c in count_axis.ticks() {
         let yy = y(c);
         let _ = write!(
             svg,
@@ -380,7 +381,32 @@ fn interpolate(points: &[VolumePoint], at_s: f64) -> Option<f64> {
     Some(last.volume_ml)
 }
 
-/// The smallest of 1, 2, 2.5, 5 × 10^k that is at least `value`, so axis ticks at quarters are round numbers.
+/// An axis from 0 with round ticks: a step of 1, 2, 2.5 or 5 × 10^k giving at most about five ticks, and
+/// the top at the first tick not below the data.
+struct Axis {
+    step: f64,
+    max: f64,
+}
+
+impl Axis {
+    fn new(data_max: f64, step_min: f64) -> Axis {
+        let data_max = if data_max.is_finite() && data_max > 0.0 {
+            data_max
+        } else {
+            1.0
+        };
+        let step = nice_ceiling(data_max / 4.0).max(step_min);
+        let max = ((data_max / step) - 1e-9).ceil().max(1.0) * step;
+        Axis { step, max }
+    }
+
+    fn ticks(&self) -> Vec<f64> {
+        let n = (self.max / self.step).round() as usize;
+        (0..=n).map(|i| i as f64 * self.step).collect()
+    }
+}
+
+/// The smallest of 1, 2, 2.5, 5 × 10^k that is at least `value`.
 fn nice_ceiling(value: f64) -> f64 {
     if !value.is_finite() || value <= 0.0 {
         return 1.0;
@@ -593,6 +619,23 @@ mod tests {
             (f64::NAN, 1.0),
         ] {
             assert_eq!(nice_ceiling(value), expect, "nice_ceiling({value})");
+        }
+    }
+
+    #[test]
+    fn axes_have_round_ticks() {
+        for (data_max, step_min, expect) in [
+            (4.3, 0.0, vec![0.0, 2.0, 4.0, 6.0]),
+            (100.0, 0.0, vec![0.0, 25.0, 50.0, 75.0, 100.0]),
+            (1.0, 1.0, vec![0.0, 1.0]),
+            (7.0, 1.0, vec![0.0, 2.0, 4.0, 6.0, 8.0]),
+            (f64::NAN, 0.0, vec![0.0, 0.25, 0.5, 0.75, 1.0]),
+        ] {
+            assert_eq!(
+                Axis::new(data_max, step_min).ticks(),
+                expect,
+                "Axis::new({data_max}, {step_min})"
+            );
         }
     }
 

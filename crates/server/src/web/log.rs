@@ -281,7 +281,7 @@ pub fn volume_series(
     }
 }
 
-/// Both charts' SVG for a patient over `days`.
+/// Both charts' SVG for a patient over `days`. `telemetry` must be the real pump's (not a practice pump's).
 pub fn charts_svg(
     events: &[StoredEvent],
     telemetry: Option<(&Telemetry, i64)>,
@@ -289,10 +289,13 @@ pub fn charts_svg(
     days: u32,
     now: i64,
 ) -> (String, String) {
+    // The charts are clinical: practice-pump (teaching) events and telemetry are left out of them (the
+    // timeline still lists them, marked as practice).
+    let clinical: Vec<StoredEvent> = events.iter().filter(|e| !e.teaching).cloned().collect();
     let cfg = ChartConfig::default();
-    let volume = charts::volume_chart(&volume_series(events, telemetry, plan, now), cfg);
+    let volume = charts::volume_chart(&volume_series(&clinical, telemetry, plan, now), cfg);
     let alarms = charts::alarms_per_day_chart(
-        &alarms_per_day(events, days.min(31), now),
+        &alarms_per_day(&clinical, days.min(31), now),
         ChartConfig {
             height: 260.0,
             ..cfg
@@ -321,7 +324,11 @@ pub async fn page(
         .collect();
     let snapshot = crate::live::snapshot(&state, &access);
     let plan = common::load_plan(&state, &access).await;
-    let telemetry = snapshot.telemetry.as_ref().zip(snapshot.telemetry_at_ms);
+    let telemetry = snapshot
+        .telemetry
+        .as_ref()
+        .zip(snapshot.telemetry_at_ms)
+        .filter(|_| !snapshot.teaching);
     let (volume_svg, alarms_svg) = charts_svg(&events, telemetry, plan.as_ref(), filter.days, now);
     let matching: Vec<&StoredEvent> = events.iter().filter(|e| filter.accepts(&e.kind)).collect();
     let truncated = matching.len() > ENTRIES_SHOWN_MAX;

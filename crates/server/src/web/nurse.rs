@@ -117,7 +117,11 @@ async fn patient_page(
         .into_iter()
         .filter(|e| e.occurred_at.as_millisecond() >= since)
         .collect();
-    let telemetry = snapshot.telemetry.as_ref().zip(snapshot.telemetry_at_ms);
+    let telemetry = snapshot
+        .telemetry
+        .as_ref()
+        .zip(snapshot.telemetry_at_ms)
+        .filter(|_| !snapshot.teaching);
     let (volume_svg, alarms_svg) = charts_svg(
         &events,
         telemetry,
