@@ -616,6 +616,16 @@ pub fn clear_teaching(state: &AppState, patient_id: &str) {
 /// One pass of the watchdog and the ladder for every patient. Called every `config.tick`.
 pub async fn tick(state: &AppState) {
     let now = now_ms();
+    // Expired sessions are removed about once a minute (they are already refused when used).
+    if now % 60_000 < i64::try_from(state.config.tick.as_millis()).unwrap_or(60_000) {
+        let deleted = sqlx::query("DELETE FROM srv_sessions WHERE expires_at_ms < $1")
+            .bind(now)
+            .execute(&state.db.pool)
+            .await;
+        if let Err(e) = deleted {
+            eprintln!("infusafe server: could not remove expired sessions: {e}");
+        }
+    }
     let silent_ms = i64::try_from(state.config.pump_silent_after.as_millis()).unwrap_or(i64::MAX);
     // Raise pump_silent where a pump that was infusing has gone quiet.
     let silent: Vec<(String, String, bool, i64, Option<String>)> = state.board.with(|map| {

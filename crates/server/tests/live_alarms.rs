@@ -613,7 +613,55 @@ async fn active_alarms_survive_a_restart(backend: Backend) {
     );
 }
 
+async fn dashboard_orders_by_urgency(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let nurse = server.http.login(&base, "nurse").await;
+    // Alphabetically "Pat One" comes first; a low alarm for P1 and a high one for P2 must reverse that.
+    let mut pump1 = LinkClient::new(&base, &w.pump1_token);
+    pump1.push(
+        "alarm_raised",
+        jiff::Timestamp::now(),
+        json!({"alarm": "battery_low", "priority": "low"}),
+    );
+    pump1.flush(Some(infusing(&["battery_low"]))).await.unwrap();
+    let r = server
+        .http
+        .get(&format!("{base}/api/dashboard"), &nurse)
+        .await;
+    let rows = r.json();
+    assert_eq!(rows[0]["patient_id"], w.p1.as_str(), "{rows}");
+    let mut pump2 = LinkClient::new(&base, &w.pump2_token);
+    pump2.push(
+        "alarm_raised",
+        jiff::Timestamp::now(),
+        json!({"alarm": "air_in_line", "priority": "high"}),
+    );
+    pump2.flush(Some(infusing(&["air_in_line"]))).await.unwrap();
+    let r = server
+        .http
+        .get(&format!("{base}/api/dashboard"), &nurse)
+        .await;
+    let rows = r.json();
+    assert_eq!(
+        rows.as_array().unwrap().len(),
+        2,
+        "only clinic A's patients: {rows}"
+    );
+    assert_eq!(
+        rows[0]["patient_id"],
+        w.p2.as_str(),
+        "the high-priority alarm first: {rows}"
+    );
+    assert_eq!(rows[0]["top_priority"], "high");
+    assert_eq!(rows[1]["top_priority"], "low");
+}
+
 both_backends!(
+    dashboard_orders_by_urgency,
     active_alarms_survive_a_restart,
     occlusion_reaches_streams_and_escalates,
     acknowledged_alarm_does_not_reach_the_nurse,
