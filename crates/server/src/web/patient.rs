@@ -498,12 +498,19 @@ pub fn status_lines(alarm: &AlarmView, now: i64) -> Vec<String> {
         _ => {}
     }
     for ack in &alarm.acknowledgements {
-        let mut line = format!(
-            "Acknowledged by {} ({}) at {}.",
-            ack.by_name,
-            ack.role,
-            format_time(now, ack.at_ms)
-        );
+        let mut line = if ack.role == "pump" {
+            format!(
+                "Acknowledged on the pump itself at {}.",
+                format_time(now, ack.at_ms)
+            )
+        } else {
+            format!(
+                "Acknowledged by {} ({}) at {}.",
+                ack.by_name,
+                ack.role,
+                format_time(now, ack.at_ms)
+            )
+        };
         if let Some(note) = &ack.note {
             line.push_str(&format!(" Note: {note}"));
         }
