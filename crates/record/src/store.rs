@@ -204,8 +204,25 @@ impl Store {
             if let Some(pages) = config.sqlite_max_page_count {
                 options = options.pragma("max_page_count", pages.to_string());
             }
+            // Every connection to `:memory:` is its own empty database: keep exactly one, forever.
+            let in_memory = options.get_filename().as_os_str() == ":memory:";
             let pool = SqlitePoolOptions::new()
-                .max_connections(config.max_connections.max(1))
+                .max_connections(if in_memory {
+                    1
+                } else {
+                    config.max_connections.max(1)
+                })
+                .min_connections(u32::from(in_memory))
+                .idle_timeout(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(600))
+                })
+                .max_lifetime(if in_memory {
+                    None
+                } else {
+                    Some(Duration::from_secs(1800))
+                })
                 .acquire_timeout(busy + Duration::from_millis(ACQUIRE_EXTRA_MS))
                 .connect_with(options)
                 .await
@@ -357,31 +374,54 @@ impl Store {
                 }
             }
 
-            // 1. Which keys are already recorded?
-            let mut seqs_by_device: BTreeMap<&str, (i64, i64)> = BTreeMap::new();
+            // 1. Which keys are already recorded? One range query per device; a device whose sequence
+            // numbers in this batch are far apart is asked for exactly its numbers instead, so a batch
+            // never reads a long stretch of history.
+            let mut seqs_by_device: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
             for e in &prepared {
-                let range = seqs_by_device
+                seqs_by_device
                     .entry(e.device_id.as_str())
-                    .or_insert((e.device_seq, e.device_seq));
-                range.0 = range.0.min(e.device_seq);
-                range.1 = range.1.max(e.device_seq);
+                    .or_default()
+                    .push(e.device_seq);
             }
             let mut existing: HashMap<(String, i64), StoredEvent> = HashMap::new();
-            for (device, (low, high)) in &seqs_by_device {
-                let rows = sqlx::query(concat!(
-                    "SELECT ",
-                    columns!(),
-                    " FROM record_events WHERE device_id = $1 AND device_seq BETWEEN $2 AND $3"
-                ))
-                .bind(*device)
-                .bind(*low)
-                .bind(*high)
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(|e| self.err(e))?;
-                for row in &rows {
-                    let event = event_from_row(row)?;
-                    existing.insert((event.device_id.clone(), event.device_seq), event);
+            for (device, seqs) in &mut seqs_by_device {
+                seqs.sort_unstable();
+                seqs.dedup();
+                let (low, high) = (seqs[0], seqs[seqs.len() - 1]);
+                let span = u64::try_from(high - low).unwrap_or(u64::MAX);
+                let chunks: Vec<&[i64]> = if span <= 4 * seqs.len() as u64 {
+                    vec![&seqs[..]]
+                } else {
+                    seqs.chunks(INSERT_ROWS_MAX).collect()
+                };
+                for chunk in chunks {
+                    let mut select = QueryBuilder::new(concat!(
+                        "SELECT ",
+                        columns!(),
+                        " FROM record_events WHERE device_id = "
+                    ));
+                    select.push_bind(*device);
+                    if chunk.len() == seqs.len() && span <= 4 * seqs.len() as u64 {
+                        select.push(" AND device_seq BETWEEN ").push_bind(low);
+                        select.push(" AND ").push_bind(high);
+                    } else {
+                        select.push(" AND device_seq IN (");
+                        let mut list = select.separated(", ");
+                        for seq in chunk {
+                            list.push_bind(*seq);
+                        }
+                        select.push(")");
+                    }
+                    let rows = select
+                        .build()
+                        .fetch_all(&mut *tx)
+                        .await
+                        .map_err(|e| self.err(e))?;
+                    for row in &rows {
+                        let event = event_from_row(row)?;
+                        existing.insert((event.device_id.clone(), event.device_seq), event);
+                    }
                 }
             }
 

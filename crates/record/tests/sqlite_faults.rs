@@ -168,3 +168,51 @@ async fn an_unreachable_postgres_server_gives_a_clear_error() {
         "cannot reach the record database within 5100 ms: check the database URL and that the database server is running"
     );
 }
+
+#[tokio::test]
+async fn an_in_memory_store_keeps_its_data_across_calls() {
+    let store = Store::open(Config::new("sqlite::memory:")).await.unwrap();
+    for seq in 0..3 {
+        store
+            .append(&[event(
+                "p-1",
+                "pump-a",
+                seq,
+                at("2026-03-01T08:00:00Z"),
+                note("x"),
+            )])
+            .await
+            .unwrap();
+    }
+    let events = store
+        .timeline(&TimelineQuery::all(patient("p-1")))
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 3);
+}
+
+#[tokio::test]
+async fn resending_old_and_new_sequence_numbers_far_apart_is_recognised() {
+    let dir = common::temp_dir("sparse");
+    let store = Store::open(common::sqlite_config(&dir)).await.unwrap();
+    let batch: Vec<_> = (0..50)
+        .map(|seq| event("p-1", "pump-a", seq, at("2026-03-01T08:00:00Z"), note("x")))
+        .collect();
+    let first = store.append(&batch).await.unwrap();
+    // Sequence numbers 3 and 1,000,000 in one batch: 3 is a duplicate, the other is new.
+    let sparse = vec![
+        batch[3].clone(),
+        event(
+            "p-1",
+            "pump-a",
+            1_000_000,
+            at("2026-03-01T09:00:00Z"),
+            note("y"),
+        ),
+    ];
+    let receipts = store.append(&sparse).await.unwrap();
+    assert_eq!(receipts[0].id, first[3].id);
+    assert!(receipts[0].duplicate);
+    assert!(!receipts[1].duplicate);
+    assert!(store.verify().await.unwrap().is_intact());
+}
