@@ -1,0 +1,107 @@
+//! `infusafe demo`'s library side: the demo clinic is seeded once (a restart on the same data directory
+//! seeds nothing twice and reuses the pumps), every demo login works, and each patient's simulated pump is
+//! live on the link within seconds.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::json;
+use support::{Session, TempDir};
+
+async fn live_dashboard(http: &support::Http, base: &str) -> serde_json::Value {
+    let r = http
+        .post_json(
+            &format!("{base}/api/session"),
+            &Session::default(),
+            &json!({"username": "nurse", "password": server::demo::DEMO_PASSWORD}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    let cookie = r
+        .headers
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let nurse = Session {
+        cookie: Some(cookie),
+        csrf: None,
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let rows = http
+            .get(&format!("{base}/api/dashboard"), &nurse)
+            .await
+            .json();
+        let all_live = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["link"] == "live" && r["state"] == "infusing");
+        if all_live {
+            return rows;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "demo pumps not live: {rows}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn demo_seeds_once_and_its_pumps_go_live() {
+    let dir = TempDir::new();
+    let mut config = server::ServerConfig::with_data_dir(&dir.0);
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.secure_cookies = false;
+    let http = support::Http::new();
+
+    let demo = server::demo::start(config.clone()).await.unwrap();
+    let base = demo.running.url();
+    let rows = live_dashboard(&http, &base).await;
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    for login in server::demo::DEMO_LOGINS {
+        let r = http
+            .post_json(
+                &format!("{base}/api/session"),
+                &Session::default(),
+                &json!({"username": login.username, "password": server::demo::DEMO_PASSWORD}),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}: {}", login.username, r.text());
+        assert_eq!(r.json()["role"], login.role);
+    }
+    tokio::time::timeout(Duration::from_secs(10), demo.stop())
+        .await
+        .expect("the demo stops promptly")
+        .unwrap();
+
+    // Again on the same data directory: nothing seeded twice, the same pumps come back.
+    let demo = server::demo::start(config).await.unwrap();
+    let base = demo.running.url();
+    let again = live_dashboard(&http, &base).await;
+    assert_eq!(again.as_array().unwrap().len(), 2, "{again}");
+    let ids = |v: &serde_json::Value| {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["patient_id"].as_str().unwrap().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&rows), ids(&again));
+    let devices = sqlx::query("SELECT COUNT(*) AS n FROM srv_devices")
+        .fetch_one(&demo.running.state.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(sqlx::Row::try_get::<i64, _>(&devices, "n").unwrap(), 2);
+    tokio::time::timeout(Duration::from_secs(10), demo.stop())
+        .await
+        .expect("the demo stops promptly")
+        .unwrap();
+}
