@@ -78,9 +78,11 @@ impl Store {
                 ..TimelineQuery::all(query.patient.clone())
             })
             .await?;
+        // Practice-pump (teaching) events are not clinical data: the CSV keeps them, marked; FHIR,
+        // which other systems import as the patient's care, leaves them out.
         let current: Vec<StoredEvent> = events
             .into_iter()
-            .filter(|e| !superseded.contains(&e.id))
+            .filter(|e| !superseded.contains(&e.id) && !e.teaching)
             .collect();
         Ok(fhir_bundle(
             &query.patient,

@@ -71,6 +71,20 @@ async fn sample_store() -> (Store, Vec<NewEvent>) {
             vtbi_ml: 100.0,
         },
     ));
+    // A practice run on the teaching pump: in the CSV, never in the clinical FHIR export.
+    let mut practice = event(
+        "p-1",
+        "practice-pump",
+        1,
+        at("2026-03-02T09:00:00Z"),
+        Body::InfusionStarted {
+            drug_id: None,
+            rate_ml_per_h: 10.0,
+            vtbi_ml: 5.0,
+        },
+    );
+    practice.teaching = true;
+    events.push(practice);
     db.store.append(&events).await.unwrap();
     (db.store, events)
 }
