@@ -102,6 +102,8 @@ pub struct StoredEvent {
     pub actor: String,
     pub device_id: String,
     pub occurred_at: jiff::Timestamp,
+    /// Offset from UTC where it happened (the patient's plan time zone), seconds.
+    pub local_offset_s: i32,
     pub recorded_at: jiff::Timestamp,
     pub payload: Value,
     pub teaching: bool,
@@ -145,6 +147,8 @@ impl From<JournalError> for crate::AppError {
 pub struct Journal {
     store: Arc<record::Store>,
     next_seq: Arc<AtomicU64>,
+    /// Each patient's time zone (from the plan), so events keep the local offset where they happened.
+    time_zones: Arc<std::sync::RwLock<std::collections::HashMap<String, jiff::tz::TimeZone>>>,
 }
 
 impl std::fmt::Debug for Journal {
@@ -160,7 +164,25 @@ impl Journal {
         Journal {
             store,
             next_seq: Arc::new(AtomicU64::new(start)),
+            time_zones: Arc::default(),
         }
+    }
+
+    /// Remember a patient's time zone (called when a plan is loaded or saved).
+    pub fn set_time_zone(&self, patient_id: &str, tz: jiff::tz::TimeZone) {
+        self.time_zones
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(patient_id.to_string(), tz);
+    }
+
+    fn local_offset_s(&self, patient_id: &str, at: jiff::Timestamp) -> i32 {
+        self.time_zones
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(patient_id)
+            .map(|tz| tz.to_offset(at).seconds())
+            .unwrap_or(0)
     }
 
     /// The record store itself, for queries the journal does not wrap (views, exports).
@@ -198,13 +220,15 @@ impl Journal {
                 e.kind
             )));
         }
+        let occurred_at = jiff::Timestamp::from_millisecond(e.occurred_at_ms)
+            .unwrap_or_else(|_| jiff::Timestamp::now());
+        let local_offset_s = self.local_offset_s(patient.as_str(), occurred_at);
         Ok(record::NewEvent {
             patient,
             device_id,
             device_seq,
-            occurred_at: jiff::Timestamp::from_millisecond(e.occurred_at_ms)
-                .unwrap_or_else(|_| jiff::Timestamp::now()),
-            local_offset_s: 0,
+            occurred_at,
+            local_offset_s,
             source: e.source.record(),
             actor: e.actor.unwrap_or_else(|| "system".to_string()),
             teaching: e.teaching,
@@ -280,6 +304,7 @@ impl Journal {
                 actor: e.actor,
                 device_id: e.device_id,
                 occurred_at: e.occurred_at,
+                local_offset_s: e.local_offset_s,
                 recorded_at: e.recorded_at,
                 payload: serde_json::from_str(&e.payload).unwrap_or(Value::Null),
                 teaching: e.teaching,

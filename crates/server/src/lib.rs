@@ -96,6 +96,7 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), Start
     for (patient_id, clinic_id) in store::all_patients(&state).await? {
         live::register(&state, &patient_id, &clinic_id);
     }
+    plan::load_time_zones(&state).await?;
     live::restore(&state).await?;
     let ticker_state = state.clone();
     tokio::spawn(async move {

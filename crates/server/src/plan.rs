@@ -62,7 +62,11 @@ pub async fn save(
     expected_version: Option<i64>,
 ) -> Result<PlanRecord, AppError> {
     crate::access::require_clinician(&access.user)?;
-    let plan = normalised(&validate(&plan)?);
+    let parsed_plan = validate(&plan)?;
+    state
+        .journal
+        .set_time_zone(&access.patient_id, parsed_plan.tz());
+    let plan = normalised(&parsed_plan);
     let current = load(state, &access.patient_id).await?;
     let current_version = current.as_ref().map(|p| p.version);
     if current_version != expected_version {
@@ -130,7 +134,9 @@ pub async fn save(
 
 /// Save a plan as the system (demo seeding); validated the same way, recorded as a `plan_changed` event.
 pub async fn seed(state: &AppState, patient_id: &str, plan: Value) -> Result<(), AppError> {
-    let plan = normalised(&validate(&plan)?);
+    let parsed_plan = validate(&plan)?;
+    state.journal.set_time_zone(patient_id, parsed_plan.tz());
+    let plan = normalised(&parsed_plan);
     if load(state, patient_id).await?.is_some() {
         return Ok(());
     }
@@ -202,4 +208,19 @@ pub async fn contact_for(state: &AppState, patient_id: &str, rung: Rung) -> Valu
         Rung::OnCall => &plan.contacts.on_call,
     };
     json!({"role": rung.name(), "name": contact.name, "phone": contact.phone})
+}
+
+/// Load every stored plan's time zone into the journal (at start).
+pub async fn load_time_zones(state: &AppState) -> Result<(), AppError> {
+    let rows = sqlx::query("SELECT patient_id, plan_json FROM srv_plans")
+        .fetch_all(&state.db.pool)
+        .await?;
+    for row in rows {
+        let patient_id: String = row.try_get("patient_id")?;
+        let text: String = row.try_get("plan_json")?;
+        if let Ok(plan) = care::TherapyPlan::from_json(&text) {
+            state.journal.set_time_zone(&patient_id, plan.tz());
+        }
+    }
+    Ok(())
 }

@@ -392,6 +392,9 @@ async fn acknowledged_alarm_does_not_reach_the_nurse(backend: Backend) {
     assert_eq!(acks[0]["source"], "caregiver");
     assert_eq!(acks[0]["payload"]["alarm"], "air_in_line");
     assert!(acks[0]["actor"].as_str().unwrap().starts_with("usr_"));
+    // The plan's time zone (Europe/Amsterdam) gives the local offset kept with the event.
+    let offset = acks[0]["local_offset_s"].as_i64().unwrap();
+    assert!(offset == 3600 || offset == 7200, "local offset {offset}");
 }
 
 async fn silent_pump_raises_pump_silent(backend: Backend) {
