@@ -33,6 +33,11 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   await checkAxe(nurse, 'practice pump (running)');
   await shot(nurse, 'nurse-practice-running-desktop');
 
+  // The nurse's dashboard is open too, and must update by itself.
+  const board = await nurse.context().newPage();
+  await board.goto(`${BASE}/nurse`);
+  await board.waitForFunction(() => /Live updates on|Live: updated/.test(document.getElementById('live-status')?.textContent || ''), null, { timeout: 10_000 });
+
   await patient.goto(`${patientBase}/pump`);
   // The live script is connected before the fault is triggered.
   await patient.waitForFunction(() => /Live updates on|Live: updated/.test(document.getElementById('live-status')?.textContent || ''), null, { timeout: 10_000 });
@@ -56,6 +61,11 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   const shownAfterMs = Date.now() - serverKnewAt;
   assert.ok(shownAfterMs <= LIVE_DEADLINE_MS, `the alarm appeared on the patient's screen ${shownAfterMs} ms after the server had it (limit ${LIVE_DEADLINE_MS} ms)`);
   console.log(`# live alarm shown ${shownAfterMs} ms after the server had it`);
+
+  await board.locator('[data-alarm-id^="occlusion"]').waitFor({ timeout: LIVE_DEADLINE_MS + 1000 });
+  const boardAfterMs = Date.now() - serverKnewAt;
+  assert.ok(boardAfterMs <= LIVE_DEADLINE_MS + 500, `the alarm appeared on the open dashboard ${boardAfterMs} ms after the server had it`);
+  await board.close();
 
   assert.match(await patient.locator('main h1').innerText(), /Blocked line/);
   const steps = patient.locator('ol.steps > li');

@@ -59,6 +59,11 @@ impl DayAlarms {
     }
 }
 
+/// Readings beyond these are not plausible for one infusion (a year; a hundred litres) and are dropped,
+/// like non-finite ones, rather than stretching the axes to nonsense.
+const AT_S_MAX: f64 = 366.0 * 24.0 * 3600.0;
+const VOLUME_ML_MAX: f64 = 100_000.0;
+
 const MARGIN_LEFT: f64 = 56.0;
 const MARGIN_RIGHT: f64 = 16.0;
 const MARGIN_TOP: f64 = 40.0;
@@ -73,7 +78,12 @@ pub fn volume_chart(series: &VolumeSeries, config: ChartConfig) -> String {
         let mut kept: Vec<VolumePoint> = points
             .iter()
             .copied()
-            .filter(|p| p.at_s.is_finite() && p.volume_ml.is_finite() && p.at_s >= 0.0)
+            .filter(|p| {
+                p.at_s.is_finite()
+                    && p.volume_ml.is_finite()
+                    && (0.0..=AT_S_MAX).contains(&p.at_s)
+                    && p.volume_ml.abs() <= VOLUME_ML_MAX
+            })
             .collect();
         kept.sort_by(|a, b| a.at_s.total_cmp(&b.at_s));
         kept
@@ -645,5 +655,32 @@ mod tests {
         assert_eq!(interpolate(&pts, 50.0), Some(5.0));
         assert_eq!(interpolate(&pts, 150.0), None);
         assert_eq!(interpolate(&[], 1.0), None);
+    }
+
+    proptest::proptest! {
+        /// Whatever the telemetry says (NaN, infinities, negative times, any label), a chart is one
+        /// well-formed SVG with no non-finite number in it and no unescaped markup from its text.
+        #[test]
+        fn charts_are_always_well_formed(
+            points in proptest::collection::vec((proptest::num::f64::ANY, proptest::num::f64::ANY), 0..40),
+            counts in proptest::collection::vec((0u32..50, 0u32..50, 0u32..50), 0..40),
+            label in "[0-9 <>&\"'/]{0,12}",
+        ) {
+            let series = VolumeSeries {
+                delivered: points.iter().map(|(t, v)| point(*t, *v)).collect(),
+                expected: points.iter().rev().map(|(t, v)| point(t.abs(), v.abs())).collect(),
+                origin_label: label.clone(),
+            };
+            let days: Vec<DayAlarms> = counts
+                .iter()
+                .map(|(h, m, l)| DayAlarms { day_label: label.clone(), high: *h, medium: *m, low: *l })
+                .collect();
+            for svg in [volume_chart(&series, ChartConfig::default()), alarms_per_day_chart(&days, ChartConfig::default())] {
+                proptest::prop_assert!(svg.starts_with("<svg ") && svg.ends_with("</svg>"));
+                proptest::prop_assert_eq!(svg.matches("<svg").count(), 1);
+                proptest::prop_assert!(!svg.contains("NaN") && !svg.contains("inf"), "non-finite number in {}", svg);
+                proptest::prop_assert_eq!(svg.matches('<').count(), svg.matches('>').count());
+            }
+        }
     }
 }

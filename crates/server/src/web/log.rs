@@ -380,6 +380,7 @@ mod tests {
             actor: String::new(),
             device_id: String::new(),
             occurred_at: at,
+            local_offset_s: 0,
             recorded_at: at,
             payload,
             teaching: false,
