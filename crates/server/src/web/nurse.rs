@@ -138,7 +138,7 @@ async fn patient_page(
         .collect();
     let entries = events
         .iter()
-        .filter(|e| e.kind != "record_read")
+        .filter(|e| !matches!(e.kind.as_str(), "record_read" | "telemetry"))
         .take(PATIENT_PAGE_ENTRIES)
         .map(|e| entry_view(e, now))
         .collect();
