@@ -138,6 +138,13 @@ fn day(patient: &str, device: &str, start: Timestamp) -> Vec<NewEvent> {
 struct Backend {
     name: &'static str,
     store: Store,
+    /// What to remove afterwards: the SQLite directory or the PostgreSQL schema (with its base URL).
+    cleanup: Cleanup,
+}
+
+enum Cleanup {
+    Directory(std::path::PathBuf),
+    Schema { base_url: String, schema: String },
 }
 
 fn backends(runtime: &Runtime) -> Vec<Backend> {
@@ -150,6 +157,7 @@ fn backends(runtime: &Runtime) -> Vec<Backend> {
     backends.push(Backend {
         name: "sqlite",
         store,
+        cleanup: Cleanup::Directory(dir),
     });
     if let Ok(base) = std::env::var("INFUSAFE_TEST_POSTGRES_URL") {
         let schema = format!("bench_{}", std::process::id());
@@ -167,6 +175,10 @@ fn backends(runtime: &Runtime) -> Vec<Backend> {
         backends.push(Backend {
             name: "postgres",
             store,
+            cleanup: Cleanup::Schema {
+                base_url: base,
+                schema,
+            },
         });
     } else {
         eprintln!(
@@ -288,6 +300,19 @@ fn bench(c: &mut Criterion) {
         });
         group.finish();
         runtime.block_on(backend.store.close());
+        match backend.cleanup {
+            Cleanup::Directory(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Cleanup::Schema { base_url, schema } => runtime.block_on(async {
+                let admin = sqlx::PgPool::connect(&base_url).await.unwrap();
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP SCHEMA {schema} CASCADE")))
+                    .execute(&admin)
+                    .await
+                    .unwrap();
+                admin.close().await;
+            }),
+        }
     }
 }
 

@@ -188,10 +188,22 @@ impl Store {
                 && !dir.as_os_str().is_empty()
                 && file.as_os_str() != ":memory:"
             {
+                let created = !dir.exists();
                 std::fs::create_dir_all(dir).map_err(|source| RecordError::DataDir {
                     path: dir.display().to_string(),
                     source,
                 })?;
+                // A new data directory holds medical records: readable by its owner only.
+                #[cfg(unix)]
+                if created {
+                    use std::os::unix::fs::PermissionsExt;
+                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                        |source| RecordError::DataDir {
+                            path: dir.display().to_string(),
+                            source,
+                        },
+                    )?;
+                }
             }
             // Durable commits: WAL with synchronous=FULL syncs the WAL on every commit, so an
             // acknowledged append survives power loss, not only a crash of this process.
