@@ -655,13 +655,16 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
             && now >= t
         {
             respond_at_ms = None;
-            if let Some(f) = fault.take() {
+            // The patient only knows about a fault the pump told them about: one not judged yet
+            // (another alarm called them) stays in place and keeps being judged.
+            if let Some(f) = fault
+                && let Some(outcome) = f.outcome
+            {
+                fault = None;
                 for action in fix(f.kind) {
                     let _ = sim.apply(*action);
                 }
-                result
-                    .injected
-                    .push((f.kind, f.outcome.unwrap_or(Outcome::Masked)));
+                result.injected.push((f.kind, outcome));
             }
             // The pump must see the fix in a sensor frame before the alarm's condition is gone.
             acknowledge_at_ms = Some(now + 5_000);
