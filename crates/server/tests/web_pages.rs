@@ -724,3 +724,32 @@ async fn sign_in_and_out_through_the_form() {
     let r = web.get("/p/{p1}/today", &me).await;
     check(&r, 303, "signed out");
 }
+
+#[tokio::test]
+async fn reads_are_audited_once_per_reading_session_not_per_refresh() {
+    let web = Web::start().await;
+    let patient = web.session("patient1").await;
+    let reads =
+        |events: &[(String, Value)]| events.iter().filter(|(k, _)| k == "record_read").count();
+    let before = reads(&web.timeline_kinds(&web.world.p1).await);
+    for _ in 0..5 {
+        check(
+            &web.get("/p/{p1}/pump", &patient).await,
+            200,
+            "My pump (a live refresh)",
+        );
+    }
+    assert_eq!(
+        reads(&web.timeline_kinds(&web.world.p1).await),
+        before + 1,
+        "five refreshes are one audited read"
+    );
+    // Another person reading the same record is audited separately.
+    let nurse = web.session("nurse").await;
+    check(
+        &web.get("/p/{p1}/pump", &nurse).await,
+        200,
+        "the nurse reads it",
+    );
+    assert_eq!(reads(&web.timeline_kinds(&web.world.p1).await), before + 2);
+}

@@ -5,7 +5,6 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 
 use crate::AppState;
-use crate::access;
 use crate::auth::WebUser;
 use crate::error::AppError;
 
@@ -40,7 +39,7 @@ pub async fn page(
     user: WebUser,
     Path(patient_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let layout = patient_layout(&state, &access, "Pump corner card", "card", false).await;
     let content = care::content();
     let alarms = CARD_ALARMS

@@ -119,7 +119,7 @@ pub async fn form(
     user: WebUser,
     Path(patient_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let layout = patient_layout(&state, &access, "Something's wrong?", "check", false).await;
     let plan = parsed_plan(common::load_plan(&state, &access).await);
     let emergency = common::emergency_contact(&layout.contacts);

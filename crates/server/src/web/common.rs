@@ -383,3 +383,47 @@ pub fn form_value<'a>(pairs: &'a [(String, String)], key: &str) -> Option<&'a st
         .find(|(k, _)| k == key)
         .map(|(_, v)| v.as_str())
 }
+
+/// How long one audited read covers the same person re-reading the same record (a live page refreshing
+/// itself every few seconds must not bury the record in `record_read` events).
+pub const READ_AUDIT_WINDOW: std::time::Duration = std::time::Duration::from_secs(5 * 60);
+/// Pairs remembered at most; past that the memory starts afresh (reads are then audited again, never less).
+const READ_AUDIT_REMEMBERED_MAX: usize = 10_000;
+
+fn recent_reads()
+-> &'static std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>> {
+    static RECENT: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(String, String), std::time::Instant>>,
+    > = std::sync::OnceLock::new();
+    RECENT.get_or_init(Default::default)
+}
+
+/// Access to a patient for a page that shows their record: checked every time through `crate::access`,
+/// and audited as a `record_read` event at most once per `READ_AUDIT_WINDOW` per person, record and
+/// session, so every reading session is in the record without one event per live refresh.
+pub async fn read_access(
+    state: &AppState,
+    user: &CurrentUser,
+    patient_id: &str,
+) -> Result<PatientAccess, AppError> {
+    let key = (
+        format!("{}:{}", user.id, user.session_hash),
+        patient_id.to_string(),
+    );
+    let now = std::time::Instant::now();
+    let recent = {
+        let map = recent_reads().lock().unwrap_or_else(|p| p.into_inner());
+        map.get(&key)
+            .is_some_and(|at| now.duration_since(*at) < READ_AUDIT_WINDOW)
+    };
+    if recent {
+        return crate::access::patient_for_action(state, user, patient_id).await;
+    }
+    let access = crate::access::patient(state, user, patient_id).await?;
+    let mut map = recent_reads().lock().unwrap_or_else(|p| p.into_inner());
+    if map.len() >= READ_AUDIT_REMEMBERED_MAX {
+        map.clear();
+    }
+    map.insert(key, now);
+    Ok(access)
+}

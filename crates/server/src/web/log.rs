@@ -10,7 +10,6 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use crate::AppState;
-use crate::access;
 use crate::auth::WebUser;
 use crate::db::now_ms;
 use crate::error::AppError;
@@ -311,7 +310,7 @@ pub async fn page(
     Path(patient_id): Path<String>,
     Query(q): Query<LogQuery>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let filter = Filter::from_query(&q);
     let now = now_ms();
     let since = now - i64::from(filter.days) * 24 * 3600 * 1000;

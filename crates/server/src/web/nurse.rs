@@ -104,7 +104,7 @@ async fn patient_page(
     plan_override: Option<(String, String, Vec<String>)>,
 ) -> Result<NursePatientPage, AppError> {
     crate::access::require_clinician(user)?;
-    let access = access::patient(state, user, patient_id).await?;
+    let access = common::read_access(state, user, patient_id).await?;
     let now = now_ms();
     let snapshot = live::snapshot(state, &access);
     let stored = crate::plan::get(state, &access).await?;

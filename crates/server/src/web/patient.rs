@@ -148,7 +148,7 @@ pub async fn today(
     Path(patient_id): Path<String>,
     Query(q): Query<TodayQuery>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let snapshot = live::snapshot(&state, &access);
     let answers = todays_answers(&state, &patient_id).await?;
     let base = patient_base(&patient_id);
@@ -401,7 +401,7 @@ pub async fn what_to_do(
     user: WebUser,
     Path((patient_id, item_id)): Path<(String, String)>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let item = care::content()
         .items
         .iter()
@@ -603,7 +603,7 @@ pub async fn pump(
     user: WebUser,
     Path(patient_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let snapshot = live::snapshot(&state, &access);
     let plan = common::load_plan(&state, &access).await;
     let now = now_ms();

@@ -24,7 +24,7 @@ pub async fn page(
     Path(patient_id): Path<String>,
 ) -> Result<Response, AppError> {
     crate::access::require_clinician(&user)?;
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let status = crate::practice::status(&state, &access);
     let mut layout = patient_layout(&state, &access, "Practice pump", "practice", true).await;
     layout.title = format!("Practice pump: {}", access.display_name);

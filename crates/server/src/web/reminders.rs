@@ -6,7 +6,6 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::AppState;
-use crate::access;
 use crate::auth::WebUser;
 use crate::error::AppError;
 
@@ -23,7 +22,7 @@ pub async fn page(
     user: WebUser,
     Path(patient_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let layout = patient_layout(&state, &access, "Reminders", "reminders", false).await;
     let plan = plan_of(common::load_plan(&state, &access).await);
     let reminders = plan
@@ -78,7 +77,7 @@ pub async fn ics(
     user: WebUser,
     Path(patient_id): Path<String>,
 ) -> Result<Response, AppError> {
-    let access = access::patient(&state, &user, &patient_id).await?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
     let plan = plan_of(common::load_plan(&state, &access).await).ok_or_else(|| {
         AppError::not_found("a therapy plan with reminders (ask your nurse to add one)")
     })?;
