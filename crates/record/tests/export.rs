@@ -5,7 +5,7 @@ mod common;
 
 use common::{at, event, one_of_each_kind, patient};
 use record::export::{CSV_COLUMNS, ExportQuery};
-use record::{Body, NewEvent, Source, Store, TimelineQuery};
+use record::{Body, NewEvent, Source, TimelineQuery};
 use serde_json::Value;
 use std::process::Command;
 
@@ -30,7 +30,7 @@ fn python(script: &str, args: &[&str]) -> String {
 }
 
 /// A record with one event of every kind and two infusions, on a fresh SQLite store.
-async fn sample_store() -> (Store, Vec<NewEvent>) {
+async fn sample_store() -> (common::TestDb, Vec<NewEvent>) {
     let db = common::sqlite().await;
     let mut events: Vec<NewEvent> = one_of_each_kind()
         .into_iter()
@@ -86,12 +86,13 @@ async fn sample_store() -> (Store, Vec<NewEvent>) {
     practice.teaching = true;
     events.push(practice);
     db.store.append(&events).await.unwrap();
-    (db.store, events)
+    (db, events)
 }
 
 #[tokio::test]
 async fn csv_export_parses_back_field_for_field() {
-    let (store, _) = sample_store().await;
+    let (db, _) = sample_store().await;
+    let store = &db.store;
     let csv = store
         .export_csv(&ExportQuery {
             patient: patient("p-1"),
@@ -133,7 +134,8 @@ async fn csv_export_parses_back_field_for_field() {
 
 #[tokio::test]
 async fn fhir_export_validates_with_fhir_resources() {
-    let (store, _) = sample_store().await;
+    let (db, _) = sample_store().await;
+    let store = &db.store;
     let bundle = store
         .export_fhir(&ExportQuery {
             patient: patient("p-1"),

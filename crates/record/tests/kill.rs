@@ -37,6 +37,7 @@ fn main() {
 
     if wanted("kill_sqlite_writer") {
         let dir = common::temp_dir("kill");
+        let _cleanup = common::DirGuard(dir.clone());
         let url = record::default_database_url(&dir);
         runtime.block_on(kill_and_check(&url));
         println!("test kill_sqlite_writer ... ok");

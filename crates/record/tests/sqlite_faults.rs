@@ -10,6 +10,7 @@ use sqlx::Connection;
 #[tokio::test]
 async fn locked_database_gives_a_clear_error_and_writes_nothing() {
     let dir = common::temp_dir("locked");
+    let _cleanup = common::DirGuard(dir.clone());
     let mut config = common::sqlite_config(&dir);
     config.busy_timeout_ms = 200;
     let store = Store::open(config.clone()).await.unwrap();
@@ -71,6 +72,7 @@ async fn locked_database_gives_a_clear_error_and_writes_nothing() {
 #[tokio::test]
 async fn full_database_gives_a_clear_error_and_writes_nothing() {
     let dir = common::temp_dir("full");
+    let _cleanup = common::DirGuard(dir.clone());
     let mut config: Config = common::sqlite_config(&dir);
     config.sqlite_max_page_count = Some(80); // 320 KiB with 4 KiB pages
     let store = Store::open(config).await.unwrap();
@@ -132,6 +134,7 @@ async fn unsupported_urls_are_refused_without_leaking_passwords() {
 #[tokio::test]
 async fn a_database_from_a_newer_version_is_refused() {
     let dir = common::temp_dir("newer");
+    let _cleanup = common::DirGuard(dir.clone());
     let config = common::sqlite_config(&dir);
     Store::open(config.clone()).await.unwrap().close().await;
     let pool = sqlx::SqlitePool::connect(&config.database_url)
@@ -194,6 +197,7 @@ async fn an_in_memory_store_keeps_its_data_across_calls() {
 #[tokio::test]
 async fn resending_old_and_new_sequence_numbers_far_apart_is_recognised() {
     let dir = common::temp_dir("sparse");
+    let _cleanup = common::DirGuard(dir.clone());
     let store = Store::open(common::sqlite_config(&dir)).await.unwrap();
     let batch: Vec<_> = (0..50)
         .map(|seq| event("p-1", "pump-a", seq, at("2026-03-01T08:00:00Z"), note("x")))

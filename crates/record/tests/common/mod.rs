@@ -11,7 +11,16 @@ use std::sync::atomic::{AtomicU32, Ordering};
 pub struct TestDb {
     pub store: Store,
     pub url: String,
-    pub dir: Option<PathBuf>,
+    pub dir: Option<DirGuard>,
+}
+
+/// Removes a test's temporary directory when the test is done with it.
+pub struct DirGuard(pub PathBuf);
+
+impl Drop for DirGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 static COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -41,7 +50,7 @@ pub async fn sqlite() -> TestDb {
     TestDb {
         store,
         url,
-        dir: Some(dir),
+        dir: Some(DirGuard(dir)),
     }
 }
 
