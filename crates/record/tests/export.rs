@@ -102,7 +102,9 @@ async fn csv_export_parses_back_field_for_field() {
         .await
         .unwrap();
     assert!(csv.ends_with("\r\n"));
-    let path = common::temp_dir("csv").join("export.csv");
+    let dir = common::temp_dir("csv");
+    let _cleanup = common::DirGuard(dir.clone());
+    let path = dir.join("export.csv");
     std::fs::write(&path, &csv).unwrap();
     let parsed = python(
         "import csv, json, sys\nprint(json.dumps(list(csv.reader(open(sys.argv[1], newline='', encoding='utf-8'), strict=True))))",
@@ -144,7 +146,9 @@ async fn fhir_export_validates_with_fhir_resources() {
         })
         .await
         .unwrap();
-    let path = common::temp_dir("fhir").join("bundle.json");
+    let dir = common::temp_dir("fhir");
+    let _cleanup = common::DirGuard(dir.clone());
+    let path = dir.join("bundle.json");
     std::fs::write(&path, serde_json::to_vec_pretty(&bundle).unwrap()).unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/validate_fhir.py");
     let output = python(
@@ -179,7 +183,9 @@ async fn fhir_export_validates_with_fhir_resources() {
 #[tokio::test]
 async fn fhir_validator_rejects_a_broken_bundle() {
     // The validation above can fail: a Bundle missing a required field is refused.
-    let path = common::temp_dir("fhir-bad").join("bundle.json");
+    let dir = common::temp_dir("fhir-bad");
+    let _cleanup = common::DirGuard(dir.clone());
+    let path = dir.join("bundle.json");
     std::fs::write(
         &path,
         r#"{"resourceType":"Bundle","type":"collection","entry":[{"fullUrl":"urn:uuid:1","resource":{"resourceType":"Observation","status":"final"}}]}"#,
