@@ -59,8 +59,10 @@ pub fn postgres_url() -> Option<String> {
     match std::env::var("INFUSAFE_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("INFUSAFE_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            eprintln!(
-                "\n!!!!!!!! WARNING: INFUSAFE_SKIP_POSTGRES=1: the PostgreSQL backend is NOT being tested !!!!!!!!\n"
+            // Written to the stderr handle, not with eprintln!, so the test harness does not swallow it.
+            use std::io::Write;
+            let _ = std::io::stderr().write_all(
+                b"\n!!!!!!!! WARNING: INFUSAFE_SKIP_POSTGRES=1: the PostgreSQL backend is NOT being tested !!!!!!!!\n",
             );
             None
         }
