@@ -12,6 +12,11 @@ pub enum AppError {
     /// No valid session or device token.
     #[error("you are not signed in; sign in and try again")]
     Unauthenticated,
+    /// A pump-link call without a valid device token.
+    #[error(
+        "the pump's device token is missing or not valid; ask the clinic admin for this pump's token"
+    )]
+    BadDeviceToken,
     /// Signed in, but this person may not see or change this thing.
     #[error("{0}")]
     Forbidden(String),
@@ -55,7 +60,7 @@ impl AppError {
 
     pub fn status(&self) -> StatusCode {
         match self {
-            AppError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            AppError::Unauthenticated | AppError::BadDeviceToken => StatusCode::UNAUTHORIZED,
             AppError::Forbidden(_) | AppError::Csrf => StatusCode::FORBIDDEN,
             AppError::NotFound { .. } => StatusCode::NOT_FOUND,
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -71,6 +76,7 @@ impl AppError {
     pub fn code(&self) -> &'static str {
         match self {
             AppError::Unauthenticated => "unauthenticated",
+            AppError::BadDeviceToken => "bad_device_token",
             AppError::Forbidden(_) => "forbidden",
             AppError::NotFound { .. } => "not_found",
             AppError::Invalid { .. } => "invalid",

@@ -153,14 +153,14 @@ pub async fn device_from_headers(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty() && t.len() <= 200)
-        .ok_or(AppError::Unauthenticated)?;
+        .ok_or(AppError::BadDeviceToken)?;
     let row = sqlx::query(
         "SELECT d.id, d.patient_id, d.teaching, p.clinic_id FROM srv_devices d JOIN srv_patients p ON p.id = d.patient_id WHERE d.token_hash = $1",
     )
     .bind(token_hash(token))
     .fetch_optional(&state.db.pool)
     .await?
-    .ok_or(AppError::Unauthenticated)?;
+    .ok_or(AppError::BadDeviceToken)?;
     Ok(Device {
         id: row.try_get("id")?,
         patient_id: row.try_get("patient_id")?,

@@ -60,7 +60,7 @@ async fn hostile_requests_get_clear_4xx(backend: Backend) {
         ("POST", format!("/api/patients/{p1}/alarms/air_in_line/acknowledge"), Session { cookie: patient.cookie.clone(), csrf: Some("wrong".into()) }, vec![], Some(b"{}".to_vec()), 403, "security token"),
         ("POST", format!("/api/patients/{p1}/alarms/air_in_line/acknowledge"), patient.clone(), vec![("origin", "http://evil.example")], Some(b"{}".to_vec()), 403, "another site"),
         // The pump link.
-        ("POST", "/api/link/v1/batch".into(), Session::default(), vec![("authorization", "Bearer nope")], Some(b"{}".to_vec()), 401, "not signed in"),
+        ("POST", "/api/link/v1/batch".into(), Session::default(), vec![("authorization", "Bearer nope")], Some(b"{}".to_vec()), 401, "device token"),
         ("POST", "/api/link/v1/batch".into(), Session::default(), vec![("authorization", &pump_auth)], Some(br#"{"events": [{"seq": "x"}]}"#.to_vec()), 422, "events[0].seq"),
         ("POST", "/api/link/v1/batch".into(), Session::default(), vec![("authorization", &pump_auth)], Some(br#"{"events": [{"seq": 1, "occurred_at": "yesterday", "kind": "x"}]}"#.to_vec()), 422, "events[0].occurred_at"),
         ("POST", "/api/link/v1/batch".into(), Session::default(), vec![("authorization", &pump_auth)], Some(br#"{"events": [{"seq": 1, "occurred_at": "2026-01-01T00:00:00Z", "kind": "Alarm Raised!"}]}"#.to_vec()), 422, "events[0].kind"),
