@@ -12,6 +12,21 @@ use crate::error::AppError;
 use super::common::{self, patient_base, patient_layout};
 use super::view::{ReminderView, RemindersPage, html};
 
+/// The day's name in words ("thu" → "Thursday").
+fn weekday_word(name: &str) -> String {
+    let word = match name {
+        "mon" => "Monday",
+        "tue" => "Tuesday",
+        "wed" => "Wednesday",
+        "thu" => "Thursday",
+        "fri" => "Friday",
+        "sat" => "Saturday",
+        "sun" => "Sunday",
+        other => other,
+    };
+    word.to_string()
+}
+
 fn plan_of(value: Option<serde_json::Value>) -> Option<care::TherapyPlan> {
     value.and_then(|v| care::TherapyPlan::from_value(v).ok())
 }
@@ -41,7 +56,7 @@ pub async fn page(
                         care::reminders::Recurrence::Weekdays(days) => format!(
                             "on {} at {}",
                             days.iter()
-                                .map(|d| d.name().to_string())
+                                .map(|d| weekday_word(d.name()))
                                 .collect::<Vec<_>>()
                                 .join(", "),
                             r.time.strftime("%H:%M")
