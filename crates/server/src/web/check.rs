@@ -171,27 +171,40 @@ pub async fn submit(
     // What the pump shows now counts too: an alarm that keeps coming back changes the answer.
     let snapshot = live::snapshot(&state, &access);
     let now = now_ms();
-    let raised = state
+    let recent = state
         .journal
-        .timeline(&patient_id, &["alarm_raised".to_string()], 500, 1)
+        .timeline(
+            &patient_id,
+            &["alarm_raised".to_string(), "alarm_step_done".to_string()],
+            500,
+            1,
+        )
         .await?;
     let alarms = snapshot
         .active_alarms
         .iter()
         .filter_map(|a| {
             let kind = care::Alarm::from_name(&a.alarm)?;
-            let times = raised
+            let times = recent
                 .iter()
                 .filter(|e| {
-                    e.occurred_at.as_millisecond() >= now - 30 * 60_000
+                    e.kind == "alarm_raised"
+                        && e.occurred_at.as_millisecond() >= now - 30 * 60_000
                         && e.payload.get("alarm").and_then(Value::as_str) == Some(a.alarm.as_str())
                 })
                 .count()
                 .max(1);
+            // "I did this" on any step of this alarm in the last 30 minutes: the guide's steps were followed,
+            // so a return of the alarm means the care team should hear of it.
+            let steps_followed = recent.iter().any(|e| {
+                e.kind == "alarm_step_done"
+                    && e.occurred_at.as_millisecond() >= now - 30 * 60_000
+                    && e.payload.get("alarm").and_then(Value::as_str) == Some(a.alarm.as_str())
+            });
             Some(care::triage::AlarmReport {
                 kind,
                 times_in_last_30_min: u32::try_from(times).unwrap_or(u32::MAX),
-                steps_followed: false,
+                steps_followed,
                 cannot_restart: false,
             })
         })
