@@ -60,6 +60,15 @@ pub struct Config {
     /// One bubble larger than this raises `air_in_line`. Default 100 µL (large-volume pumps offer
     /// 50–500 µL; a home patient is alone, so we take the sensitive end of the common settings).
     pub air_single_bubble_ul: f64,
+    /// A frame with at most this much air counts as liquid when deciding where one bubble ends.
+    /// Default 5 µL (a tenth of a stroke; well below the smallest single-bubble setting, so trace
+    /// air such as micro-bubbles from a loose connection is left to the 15-minute accumulation).
+    pub air_trace_ul: f64,
+    /// One bubble is the air of consecutive frames until this much liquid has passed with no more
+    /// than trace air; air separated by less liquid is the same bubble. Default 50 µL = one stroke
+    /// (design choice: the detector reports air stroke by stroke, and at low rates many frames
+    /// between two strokes show no air although no liquid has moved past the detector).
+    pub air_bubble_gap_ul: f64,
     /// Air accumulated in the rolling window above this raises `air_in_line`. Default 1000 µL
     /// (BD Alaris GP: more than 1 mL in 15 min).
     pub air_accumulated_ul_max: f64,
@@ -83,9 +92,21 @@ pub struct Config {
     /// Mechanism temperature above this is a `system_error`. Default 55 °C (design choice: 15 °C above
     /// the 40 °C top of the usual ambulatory operating range).
     pub overheat_c: f64,
-    /// Encoder and motor controller disagreeing by more than this within one flow window is a
-    /// `system_error`. Default 150 µL = three strokes (design choice).
+    /// Absolute floor of the motor/encoder mismatch tolerance: encoder and motor controller
+    /// disagreeing (cumulatively, see `motor_encoder_window_ul`) by more than this plus
+    /// `motor_encoder_mismatch_fraction` of the volume compared is a `system_error`. Default
+    /// 150 µL = three strokes (design choice).
     pub motor_encoder_mismatch_ul: f64,
+    /// Part of the mismatch tolerance that grows with the volume compared: the stroke-volume error
+    /// allowance between what the controller counts and what the encoder measures. Default 0.05
+    /// (the ±5 % accuracy claim of large-volume pumps).
+    pub motor_encoder_mismatch_fraction: f64,
+    /// Memory of the mismatch check, in commanded volume: controller and encoder counts are
+    /// compared through a leaky sum that forgets with this volume constant (not with time, so the
+    /// check sees the same evidence at 0.5 mL/h as at 999 mL/h). Default 1000 µL = twenty strokes;
+    /// with the defaults a stall, a blind encoder or a runaway is caught after about 223 µL
+    /// commanded (13 min at 1 mL/h, 2.7 min at 5 mL/h).
+    pub motor_encoder_window_ul: f64,
     /// Flow is compared with the commanded rate over windows of this length. Default 60 s.
     pub flow_window_ms: u64,
     /// Flow errors smaller than this are never an alarm (sensor resolution). Default 10 µL (a
@@ -142,6 +163,8 @@ impl Default for Config {
             occlusion_downstream_mmhg: 517.0,
             occlusion_upstream_mmhg: -51.7,
             air_single_bubble_ul: 100.0,
+            air_trace_ul: 5.0,
+            air_bubble_gap_ul: 50.0,
             air_accumulated_ul_max: 1000.0,
             air_window_ms: 15 * 60_000,
             reservoir_empty_ml: 0.5,
@@ -152,6 +175,8 @@ impl Default for Config {
             battery_depleted_minutes: 3.0,
             overheat_c: 55.0,
             motor_encoder_mismatch_ul: 150.0,
+            motor_encoder_mismatch_fraction: 0.05,
+            motor_encoder_window_ul: 1000.0,
             flow_window_ms: 60_000,
             flow_error_ul_min: 10.0,
             over_infusion_immediate_ul: 500.0,
@@ -274,6 +299,15 @@ impl Config {
             });
         }
         positive("air_single_bubble_ul", self.air_single_bubble_ul)?;
+        positive("air_trace_ul", self.air_trace_ul)?;
+        if self.air_trace_ul >= self.air_single_bubble_ul {
+            return Err(ConfigError::Invalid {
+                field: "air_trace_ul",
+                value: self.air_trace_ul,
+                why: "must be below air_single_bubble_ul (trace air is not a bubble)",
+            });
+        }
+        positive("air_bubble_gap_ul", self.air_bubble_gap_ul)?;
         positive("air_accumulated_ul_max", self.air_accumulated_ul_max)?;
         positive("reservoir_empty_ml", self.reservoir_empty_ml)?;
         positive("near_end_ml", self.near_end_ml)?;
@@ -290,6 +324,11 @@ impl Config {
         )?;
         positive("overheat_c", self.overheat_c)?;
         positive("motor_encoder_mismatch_ul", self.motor_encoder_mismatch_ul)?;
+        fraction(
+            "motor_encoder_mismatch_fraction",
+            self.motor_encoder_mismatch_fraction,
+        )?;
+        positive("motor_encoder_window_ul", self.motor_encoder_window_ul)?;
         positive("flow_error_ul_min", self.flow_error_ul_min)?;
         positive(
             "over_infusion_immediate_ul",

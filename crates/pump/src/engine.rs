@@ -136,6 +136,8 @@ impl<const N: usize> Rolling<N> {
 #[derive(Debug, Clone, Copy)]
 struct FlowLimits {
     motor_encoder_mismatch_ul: f64,
+    motor_encoder_mismatch_fraction: f64,
+    motor_encoder_window_ul: f64,
     flow_error_ul_min: f64,
     stroke_volume_ul: f64,
     over_infusion_immediate_ul: f64,
@@ -149,6 +151,8 @@ impl FlowLimits {
     fn of(c: &Config) -> FlowLimits {
         FlowLimits {
             motor_encoder_mismatch_ul: c.motor_encoder_mismatch_ul,
+            motor_encoder_mismatch_fraction: c.motor_encoder_mismatch_fraction,
+            motor_encoder_window_ul: c.motor_encoder_window_ul,
             flow_error_ul_min: c.flow_error_ul_min,
             stroke_volume_ul: c.stroke_volume_ul,
             over_infusion_immediate_ul: c.over_infusion_immediate_ul,
@@ -195,14 +199,48 @@ struct Sensors {
     mechanism_temperature_c: f64,
 }
 
-/// Flow accounting over one window: what the core commanded, what the motor controller says it
-/// commanded, and what the encoder measured.
+/// Flow accounting over one window: what the core commanded and what the encoder measured.
 #[derive(Debug, Clone, Copy, Default)]
 struct FlowWindow {
     start_ms: u64,
     expected_ul: f64,
-    controller_ul: f64,
     measured_ul: f64,
+}
+
+/// Motor controller and encoder compared cumulatively: leaky sums that forget in proportion to the
+/// volume the controller commands (`Config::motor_encoder_window_ul`), never with time and never
+/// at a flow-window boundary, so a slow fault builds up evidence as surely as a fast one.
+#[derive(Debug, Clone, Copy, Default)]
+struct MotorCheck {
+    /// Leaky sum of what the controller counted.
+    controller_ul: f64,
+    /// Leaky sum of what the encoder measured.
+    measured_ul: f64,
+}
+
+impl MotorCheck {
+    /// Add one frame's counts and say whether they now disagree beyond the tolerance
+    /// (`floor + fraction × compared volume`).
+    fn add(&mut self, controller_ul: f64, measured_ul: f64, c: &FlowLimits) -> bool {
+        // Linear leak (no `exp` in core): exact enough while one frame's volume is small against
+        // the window, and a frame larger than the window simply starts afresh.
+        let keep = (1.0 - controller_ul.max(0.0) / c.motor_encoder_window_ul).max(0.0);
+        self.controller_ul = self.controller_ul * keep + controller_ul;
+        self.measured_ul = self.measured_ul * keep + measured_ul;
+        let compared_ul = self.controller_ul.max(self.measured_ul);
+        let tolerance_ul =
+            c.motor_encoder_mismatch_ul + c.motor_encoder_mismatch_fraction * compared_ul;
+        (self.measured_ul - self.controller_ul).abs() > tolerance_ul
+    }
+}
+
+/// The air bubble passing the detector now: air of consecutive frames, until liquid passes.
+#[derive(Debug, Clone, Copy, Default)]
+struct BubbleRun {
+    /// Air in the bubble so far.
+    air_ul: f64,
+    /// Liquid moved since the last frame with more than trace air.
+    liquid_since_air_ul: f64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -234,8 +272,9 @@ pub struct Pump {
     encoder_ul_last: Option<f64>,
     controller_ul_last: Option<f64>,
     mains_seen: bool,
-    /// Air in the latest frame if it was a single bubble above the limit, else 0.
+    /// The running bubble's air if it is above the single-bubble limit, else 0.
     bubble_ul: f64,
+    bubble_run: BubbleRun,
     air: Rolling<AIR_BUCKETS_MAX>,
 
     /// Volume delivered under the program: the encoder's at each frame, integrated from the motor
@@ -251,6 +290,7 @@ pub struct Pump {
     lockout_until_ms: u64,
 
     flow: FlowWindow,
+    motor_check: MotorCheck,
     over: Option<AlarmDetail>,
     under: Option<AlarmDetail>,
     over_slight_since_ms: Option<u64>,
@@ -292,6 +332,7 @@ impl Pump {
             controller_ul_last: None,
             mains_seen: false,
             bubble_ul: 0.0,
+            bubble_run: BubbleRun::default(),
             air,
             delivered_ul: 0.0,
             delivered_measured_ul: 0.0,
@@ -305,6 +346,7 @@ impl Pump {
                 start_ms: now_ms,
                 ..FlowWindow::default()
             },
+            motor_check: MotorCheck::default(),
             over: None,
             under: None,
             over_slight_since_ms: None,
@@ -586,12 +628,9 @@ impl Pump {
         self.update_hourly_limit();
 
         // Air: single bubble, and accumulated over the rolling window.
-        self.air.add(now, f.air_ul_since_last_frame);
-        self.bubble_ul = if f.air_ul_since_last_frame > self.config.air_single_bubble_ul {
-            f.air_ul_since_last_frame
-        } else {
-            0.0
-        };
+        let air_ul = f.air_ul_since_last_frame;
+        self.air.add(now, air_ul);
+        self.track_bubble(air_ul, moved_ul);
 
         // Mechanism health.
         if let SelfTest::Failed { code } = f.self_test {
@@ -603,8 +642,41 @@ impl Pump {
             });
         }
         self.flow.measured_ul += moved_ul;
-        self.flow.controller_ul += controller_ul;
+        if self
+            .motor_check
+            .add(controller_ul, moved_ul, &FlowLimits::of(&self.config))
+        {
+            self.raise_fault(AlarmDetail::MotorEncoderMismatch {
+                commanded_ul: self.motor_check.controller_ul,
+                measured_ul: self.motor_check.measured_ul,
+            });
+        }
         self.check_flow();
+    }
+
+    /// One bubble is the air of consecutive frames until `air_bubble_gap_ul` of liquid has passed
+    /// with no more than trace air: the detector reports air stroke by stroke, so a bubble larger
+    /// than a stroke is spread over several frames (and, at low rates, over frames that show no air
+    /// because nothing moved). Alarms as soon as the running bubble exceeds the limit.
+    fn track_bubble(&mut self, air_ul: f64, moved_ul: f64) {
+        let c = &self.config;
+        let run = &mut self.bubble_run;
+        if air_ul > c.air_trace_ul {
+            run.air_ul += air_ul;
+            run.liquid_since_air_ul = 0.0;
+        } else {
+            run.liquid_since_air_ul += (moved_ul - air_ul).max(0.0);
+            if run.liquid_since_air_ul >= c.air_bubble_gap_ul {
+                run.air_ul = 0.0;
+            } else {
+                run.air_ul += air_ul;
+            }
+        }
+        self.bubble_ul = if run.air_ul > c.air_single_bubble_ul {
+            run.air_ul
+        } else {
+            0.0
+        };
     }
 
     /// A reading that cannot be real. Totals must not go backwards (beyond rounding).
@@ -638,18 +710,12 @@ impl Pump {
         None
     }
 
-    /// Motor/encoder agreement on every frame; over/under infusion with GPCA's two thresholds:
+    /// Over/under infusion with GPCA's two thresholds:
     /// far off in one window alarms at once, slightly off must last `flow_error_sustained_ms`.
     fn check_flow(&mut self) {
         let c = FlowLimits::of(&self.config);
         let w = self.flow;
         let now = self.now_ms;
-        if (w.measured_ul - w.controller_ul).abs() > c.motor_encoder_mismatch_ul {
-            self.raise_fault(AlarmDetail::MotorEncoderMismatch {
-                commanded_ul: w.controller_ul,
-                measured_ul: w.measured_ul,
-            });
-        }
         // A stroke finishing after a command change is not over-infusion.
         let over_floor_ul = c.flow_error_ul_min.max(c.stroke_volume_ul);
         let excess_ul = w.measured_ul - w.expected_ul;
@@ -893,6 +959,7 @@ impl Pump {
                     AlarmKind::AirInLine => {
                         self.air.clear();
                         self.bubble_ul = 0.0;
+                        self.bubble_run = BubbleRun::default();
                     }
                     _ => {}
                 }

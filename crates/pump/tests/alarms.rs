@@ -257,6 +257,94 @@ fn air_in_line_single_bubble() {
 }
 
 #[test]
+fn air_in_line_single_bubble_spread_over_frames() {
+    // 150 µL passing the detector in three frames of 50 µL, each under the 100 µL limit: one
+    // bubble, alarmed as soon as the running total passes the limit.
+    let mut raise = Vec::new();
+    for _ in 0..3 {
+        raise.push(sense(SensorChange::Bubble { ul: 50.0 }));
+        raise.push(run(100));
+    }
+    check(Case {
+        alarm: AlarmKind::AirInLine,
+        priority: Priority::High,
+        program: basal(25.0, 100.0),
+        raise,
+        motor: Motor::Stopped,
+        remove_cause: vec![run(300)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+#[test]
+fn air_in_line_single_bubble_over_strokes_at_1_ml_per_h() {
+    // At 1 mL/h one 50 µL stroke comes every 3 minutes; the frames between show no air because
+    // nothing moved past the detector. Three all-air strokes are one 150 µL bubble.
+    let mut raise = Vec::new();
+    for _ in 0..3 {
+        raise.push(sense(SensorChange::Bubble { ul: 50.0 }));
+        raise.push(run(3 * 60_000 - 100));
+    }
+    check(Case {
+        alarm: AlarmKind::AirInLine,
+        priority: Priority::High,
+        program: basal(1.0, 100.0),
+        raise,
+        motor: Motor::Stopped,
+        remove_cause: vec![run(300)],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+/// Air frames (µL each, `0.0` = a frame of liquid only) passed at 250 mL/h (6.9 µL of liquid per
+/// frame); `expect` is the single bubble alarmed, if any.
+fn check_bubble(frames: &[f64], expect: Option<f64>) {
+    let mut h = Harness::new(Config::default());
+    step_all(
+        &mut h,
+        &[
+            run(200),
+            command(Command::Program(basal(250.0, 100.0))),
+            command(Command::Start),
+            run(1000),
+        ],
+    );
+    for air_ul in frames {
+        if *air_ul > 0.0 {
+            step_all(&mut h, &[sense(SensorChange::Bubble { ul: *air_ul })]);
+        }
+        step_all(&mut h, &[run(100)]);
+    }
+    let detail = h.pump().alarm(AlarmKind::AirInLine).map(|a| a.detail);
+    match expect {
+        Some(volume) => assert!(
+            matches!(detail, Some(AlarmDetail::AirSingleBubble { volume_ul }) if (volume_ul - volume).abs() < 1e-9),
+            "{frames:?}: expected a {volume} µL bubble, got {detail:?}"
+        ),
+        None => assert!(detail.is_none(), "{frames:?}: unexpected {detail:?}"),
+    }
+}
+
+#[test]
+fn where_one_bubble_ends() {
+    // Consecutive air frames are one bubble.
+    check_bubble(&[60.0, 60.0], Some(120.0));
+    check_bubble(&[40.0, 40.0, 40.0], Some(120.0));
+    // Less liquid than one stroke (50 µL) between two parts: still the same bubble.
+    check_bubble(&[60.0, 0.0, 0.0, 0.0, 60.0], Some(120.0));
+    // Trace air (≤ 5 µL) between two parts is liquid, but not enough of it yet.
+    check_bubble(&[60.0, 3.0, 3.0, 60.0], Some(126.0));
+    // A stroke of liquid (8 frames × 6.9 µL) between two parts: two bubbles, each under the limit.
+    check_bubble(&[60.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 60.0], None);
+    check_bubble(&[99.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 99.0], None);
+    // Trace air on every frame (a loose connection) is no bubble; the 15-minute sum watches it.
+    check_bubble(&[5.0; 60], None);
+    // One frame above the limit is a bubble on its own.
+    check_bubble(&[101.0], Some(101.0));
+    check_bubble(&[100.0], None);
+}
+
+#[test]
 fn air_in_line_accumulated_over_15_minutes() {
     // Twelve 90 µL bubbles (each under the 100 µL single-bubble limit), one a minute: 1080 µL.
     let mut raise = Vec::new();
@@ -474,11 +562,12 @@ fn system_error_self_test() {
 
 #[test]
 fn system_error_motor_encoder_mismatch() {
-    // The encoder stops while the controller keeps counting: 150 µL at 10 µL/s takes 15 s.
+    // The encoder stops while the controller keeps counting: the mismatch passes the 150 µL
+    // floor plus 5 % of the compared volume after about 172 µL, 17 s at 10 µL/s.
     system_error(
         vec![
             sense(SensorChange::EncoderFactor { factor: 0.0 }),
-            run(16_000),
+            run(20_000),
         ],
         vec![sense(SensorChange::EncoderFactor { factor: 1.0 }), run(200)],
     );
@@ -506,6 +595,102 @@ fn system_error_implausible_reading() {
         }],
         vec![run(200)],
     );
+}
+
+/// Motor/encoder agreement at `rate_ml_per_h` when the encoder measures `encoder_factor` of what
+/// the motor controller counted (0 = stalled motor or blind encoder, 2 = runaway), for
+/// `minutes_run`; `expect`: `system_error` (MotorEncoderMismatch) within this much commanded
+/// volume (µL), or `None` for no system error at all.
+fn check_mismatch(rate_ml_per_h: f64, encoder_factor: f64, minutes_run: u64, expect: Option<f64>) {
+    let mut h = Harness::new(Config::default());
+    step_all(
+        &mut h,
+        &[
+            run(200),
+            command(Command::Program(basal(rate_ml_per_h, 999.0))),
+            command(Command::Start),
+        ],
+    );
+    // A healthy hour first, so the leaky sums are full (the worst case for detection).
+    step_all(&mut h, &minutes(60));
+    assert!(h.pump().alarm(AlarmKind::SystemError).is_none());
+    step_all(
+        &mut h,
+        &[sense(SensorChange::EncoderFactor {
+            factor: encoder_factor,
+        })],
+    );
+    let start_ms = h.now_ms();
+    // Time the motor ran since the fault: a runaway's excess is also `over_infusion`, which stops
+    // the motor; the patient acknowledges and resumes, and the mismatch evidence must survive that.
+    let mut running_ms = 0;
+    let mut raised_ms = None;
+    while h.now_ms() - start_ms < minutes_run * 60_000 && raised_ms.is_none() {
+        if matches!(h.pump().motor_command(), MotorCommand::Run { .. }) {
+            running_ms += 1_000;
+        }
+        step_all(&mut h, &[run(1_000)]);
+        if h.pump().alarm(AlarmKind::SystemError).is_some() {
+            raised_ms = Some(running_ms);
+        } else if h.pump().alarm(AlarmKind::OverInfusion).is_some() {
+            assert_eq!(h.pump().motor_command(), MotorCommand::Stopped);
+            step_all(
+                &mut h,
+                &[
+                    command(Command::Acknowledge(AlarmKind::OverInfusion)),
+                    run(200),
+                    command(Command::Resume),
+                ],
+            );
+        }
+    }
+    let what = format!("{rate_ml_per_h} mL/h, encoder × {encoder_factor}");
+    match (expect, raised_ms) {
+        (Some(within_ul), Some(ms)) => {
+            // Motor running time rounded to whole steps: allow one step of volume.
+            let commanded_ul = rate_ml_per_h / 3.6 * (ms as f64 - 1000.0) / 1000.0;
+            assert!(
+                commanded_ul <= within_ul,
+                "{what}: detected after {commanded_ul:.0} µL commanded, bound {within_ul} µL"
+            );
+            let detail = h.pump().alarm(AlarmKind::SystemError).map(|a| a.detail);
+            assert!(
+                matches!(detail, Some(AlarmDetail::MotorEncoderMismatch { .. })),
+                "{what}: {detail:?}"
+            );
+            assert_eq!(h.pump().motor_command(), MotorCommand::Stopped);
+            assert_eq!(h.pump().state(), State::Fault);
+        }
+        (Some(_), None) => panic!("{what}: not detected in {minutes_run} min"),
+        (None, Some(ms)) => panic!(
+            "{what}: false system_error after {ms} ms: {:?}",
+            h.pump().alarm(AlarmKind::SystemError)
+        ),
+        (None, None) => {}
+    }
+}
+
+#[test]
+fn motor_encoder_mismatch_is_cumulative_at_low_rates() {
+    // Stalled motor / blind encoder (controller counts, encoder does not) and runaway (encoder
+    // measures twice what the controller counted), within 250 µL commanded at every rate. The old
+    // per-60-s-window check never saw these below about 9 mL/h.
+    for rate in [0.5, 1.0, 5.0, 8.0, 36.0, 500.0] {
+        let minutes_run = (250.0 / (rate / 60.0) / 1000.0) as u64 + 2;
+        check_mismatch(rate, 0.0, minutes_run, Some(250.0));
+        check_mismatch(rate, 2.0, minutes_run, Some(250.0));
+        // A half-speed encoder: the mismatch grows half as fast; caught after about 511 µL.
+        check_mismatch(rate, 0.5, 3 * minutes_run, Some(600.0));
+    }
+}
+
+#[test]
+fn motor_encoder_stroke_volume_error_is_no_mismatch() {
+    // Controller and encoder 3 % apart (stroke volume error, worn set) for two hours: no fault.
+    for rate in [0.5, 1.0, 5.0, 100.0, 999.0] {
+        check_mismatch(rate, 0.97, 120, None);
+        check_mismatch(rate, 1.03, 120, None);
+    }
 }
 
 #[test]
