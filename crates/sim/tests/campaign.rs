@@ -20,20 +20,11 @@ fn short(jobs: usize) -> CampaignConfig {
 /// Any other violation fails the test. Remove an entry when the core is fixed: the test then
 /// demands that those faults are detected too.
 fn known_core_defect(v: &Violation) -> Option<&'static str> {
-    match (v.check, v.fault) {
-        // `air_in_line` compares air per sensor frame with the 100 µL single-bubble limit; one
-        // stroke moves at most 50 µL, so a larger bubble passing over several strokes is never a
-        // "single bubble" and only the 1 mL / 15 min sum can alarm.
-        ("detection", Some(FaultKind::AirBubble)) => Some("single bubble judged per frame"),
-        // Motor/encoder mismatch is summed inside one 60 s flow window; below about 9 mL/h a
-        // stalled, blind or runaway motor never gets 150 µL apart within one window. A blind
-        // encoder then also lets the pump run past the VTBI (the `vtbi` check).
-        (
-            "detection" | "over_delivery" | "vtbi",
-            Some(FaultKind::MotorStall | FaultKind::EncoderFault | FaultKind::MotorRunaway),
-        ) if v.rate_ml_per_h < 9.0 => Some("mismatch reset every flow window"),
-        _ => None,
-    }
+    // None open. Fixed in the core (docs/simulator.md, Findings 1 and 2): single bubbles are now
+    // summed over frames until liquid passes, and the motor/encoder mismatch is cumulative, so
+    // bubbles, stalls, blind encoders and runaways at every rate must be detected.
+    let _ = v;
+    None
 }
 
 fn unexplained(report: &CampaignReport) -> Vec<&Violation> {
