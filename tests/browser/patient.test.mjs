@@ -75,3 +75,16 @@ test('the essentials work without JavaScript', async () => {
   assert.equal(await page.locator('h1').count(), 1);
   await context.close();
 });
+
+test('a caregiver signs in to the person they care for, and sees whose record it is', async () => {
+  assert.ok(logins.caregiver, 'the demo has a caregiver login');
+  const page = await newPage(browser, PHONE);
+  await signIn(page, logins.caregiver[0]);
+  assert.match(page.url(), /\/p\/[^/]+\/today/);
+  assert.match(await page.title(), /Today: /, 'the title names the person cared for');
+  await page.goto(page.url().replace(/\/today.*$/, '/pump'));
+  assert.equal(await page.locator('h1').count(), 1);
+  await checkAxe(page, 'caregiver pump page');
+  await shot(page, 'caregiver-pump-phone');
+  await page.context().close();
+});
