@@ -235,7 +235,8 @@ pub struct TriageOutput {
     pub level: Level,
     /// Every matching rule, most urgent first.
     pub reasons: Vec<Reason>,
-    /// What to do, in order: the care team's own notes first, then the steps of each reason.
+    /// What to do, in order: the care team's own notes first, then the steps of each reason; in an emergency the
+    /// emergency steps come first and the care team's notes follow them.
     pub steps: Vec<String>,
     /// Whom to call, in order. An emergency always starts with the local emergency number.
     pub call: Vec<CallEntry>,
@@ -640,10 +641,17 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
     // Steps and calls come from the reasons at the final level only: lower-level advice (an alarm guide's "restart
     // the pump") could contradict the more urgent one ("do not restart"), and a patient in an emergency needs a
     // short list. The lower-level reasons stay in `reasons`.
-    let mut steps: Vec<String> = personal_notes
+    // The care team's notes come first, except in an emergency: a general note such as "call the nurse line first"
+    // must never stand before "call emergency services now". The notes then follow the emergency steps.
+    let team_steps: Vec<String> = personal_notes
         .iter()
         .map(|n| format!("From your care team: {n}"))
         .collect();
+    let mut steps: Vec<String> = if level == Level::Emergency {
+        Vec::new()
+    } else {
+        team_steps.clone()
+    };
     let mut roles: Vec<Role> = Vec::new();
     if level == Level::Emergency {
         roles.push(Role::Emergency);
@@ -672,6 +680,13 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         for role in rule_call {
             if !roles.contains(role) {
                 roles.push(*role);
+            }
+        }
+    }
+    if level == Level::Emergency {
+        for step in team_steps {
+            if !steps.contains(&step) {
+                steps.push(step);
             }
         }
     }

@@ -396,6 +396,33 @@ fn personal_notes_come_before_generic_steps() {
     assert_eq!(out.personal_notes.len(), 1);
 }
 
+#[test]
+fn an_emergency_puts_the_emergency_steps_before_the_care_team_notes() {
+    let plan = care::TherapyPlan::from_toml(FULL_PLAN).unwrap();
+    let plan_json: Value = serde_json::from_str(&plan.to_json()).unwrap();
+    let out = triage_json(
+        &json!({"plan": plan_json, "observations": ["difficulty_breathing"]}).to_string(),
+    )
+    .unwrap();
+    assert_eq!(out.level, care::Level::Emergency);
+    // "Call the nurse line first" must never stand before calling emergency services.
+    assert!(
+        !out.steps[0].starts_with("From your care team"),
+        "first step of an emergency: {:?}",
+        out.steps
+    );
+    // The care team's notes are still shown, after the emergency steps.
+    assert!(
+        out.steps
+            .iter()
+            .any(|s| s.starts_with("From your care team: Call the nurse line first")),
+        "{:?}",
+        out.steps
+    );
+    assert_eq!(out.personal_notes.len(), 1);
+    assert_eq!(out.call[0].role, care::Role::Emergency);
+}
+
 /// Bad input: the error names the field and what is allowed; never a panic.
 fn check_error(input: &str, expect: &[&str]) {
     let err = triage_json(input).expect_err(input).to_string();
