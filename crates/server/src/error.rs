@@ -99,7 +99,16 @@ impl AppError {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> AppError {
-        AppError::Internal(format!("database: {e}"))
+        match e {
+            // The database is down or overloaded: a temporary condition the caller can retry, not a bug.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                eprintln!("infusafe server: database unavailable: {e}");
+                AppError::Unavailable(
+                    "the database is not answering right now; try again in a moment".into(),
+                )
+            }
+            e => AppError::Internal(format!("database: {e}")),
+        }
     }
 }
 

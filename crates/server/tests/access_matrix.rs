@@ -150,6 +150,31 @@ async fn route_table(backend: Backend) {
             [401, 404, 404, 404, 404, 404, 404, 404],
         ),
         (
+            "GET",
+            "/api/patients/{p1}/practice",
+            None,
+            [401, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        // Start, press a fix, stop: clinicians run the practice pump; once stopped, a fix finds no pump (409).
+        (
+            "POST",
+            "/api/patients/{p1}/practice/start",
+            Some(json!({})),
+            [401, 200, 200, 403, 403, 403, 404, 403],
+        ),
+        (
+            "POST",
+            "/api/patients/{p1}/practice/action",
+            Some(json!({"action": "unkink"})),
+            [401, 200, 200, 409, 409, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/api/patients/{p1}/practice/stop",
+            Some(json!({})),
+            [401, 200, 200, 403, 403, 403, 404, 403],
+        ),
+        (
             "POST",
             "/api/admin/patients",
             Some(json!({"display_name": "New Person"})),
