@@ -205,4 +205,51 @@ mod tests {
             vec![(0, Rung::Patient), (300, Rung::Nurse), (900, Rung::OnCall)]
         );
     }
+
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Walking time forward and recording every due rung, for any timing, acknowledgements and clearance:
+        /// rungs come in ladder order, never twice; `nurse` never before the patient time, `on_call` never
+        /// before both times; nothing after a clearance; nothing beyond a clinician's acknowledgement.
+        #[test]
+        fn ladder_invariants(
+            patient_s in 1u64..600,
+            nurse_s in 1u64..600,
+            acks in proptest::collection::vec((0i64..2000, any::<bool>()), 0..4),
+            cleared in proptest::option::of(0i64..2000),
+        ) {
+            let timing = Timing { patient_ack: Duration::from_secs(patient_s), nurse_ack: Duration::from_secs(nurse_s) };
+            let mut history = AlarmHistory { raised_at_ms: 0, escalates: true, acks: vec![], cleared_at_ms: None, reached: None };
+            let mut seen: Vec<(i64, Rung)> = Vec::new();
+            for now_s in 0..2000i64 {
+                let now = now_s * 1000;
+                for &(at, clinician) in &acks {
+                    if at == now_s {
+                        history.acks.push((now, if clinician { AckBy::Clinician } else { AckBy::PatientSide }));
+                    }
+                }
+                if cleared == Some(now_s) {
+                    history.cleared_at_ms = Some(now);
+                }
+                for rung in due_rungs(&history, timing, now) {
+                    seen.push((now, rung));
+                    history.reached = Some(rung);
+                }
+            }
+            let rungs: Vec<Rung> = seen.iter().map(|s| s.1).collect();
+            let mut sorted = rungs.clone();
+            sorted.sort();
+            sorted.dedup();
+            prop_assert_eq!(&rungs, &sorted, "rungs out of order or repeated");
+            for &(at, rung) in &seen {
+                prop_assert!(at >= rung_due_at_ms(0, timing, rung));
+                if let Some(c) = cleared {
+                    prop_assert!(at < c * 1000 || rung == Rung::Patient && at == 0 && c == 0, "{rung:?} at {at} after clearance at {c}");
+                }
+                let clinician_before = acks.iter().any(|&(a, clin)| clin && a * 1000 < at);
+                prop_assert!(!(clinician_before && rung != Rung::Patient), "{rung:?} at {at} after a clinician acknowledged");
+            }
+        }
+    }
 }
