@@ -46,6 +46,9 @@ pub enum Action {
     },
     LoosenConnection,
     TightenConnection,
+    /// Prime the line: flush out the air waiting above the detector (what the guide's "clear air
+    /// from the system" means).
+    PrimeLine,
     /// Hang a fresh container with this volume.
     NewContainer {
         volume_ml: f64,
@@ -98,7 +101,7 @@ fn thirty_seconds() -> u64 {
 }
 
 /// Every action name, for error messages and documentation.
-pub const ACTION_NAMES: [&str; 37] = [
+pub const ACTION_NAMES: [&str; 38] = [
     "start",
     "pause",
     "resume",
@@ -118,6 +121,7 @@ pub const ACTION_NAMES: [&str; 37] = [
     "air_bubble",
     "loosen_connection",
     "tighten_connection",
+    "prime_line",
     "new_container",
     "open_door",
     "close_door",
@@ -170,6 +174,7 @@ impl Action {
             Action::AirBubble { .. } => "air_bubble",
             Action::LoosenConnection => "loosen_connection",
             Action::TightenConnection => "tighten_connection",
+            Action::PrimeLine => "prime_line",
             Action::NewContainer { .. } => "new_container",
             Action::OpenDoor => "open_door",
             Action::CloseDoor => "close_door",
@@ -215,6 +220,7 @@ impl Action {
             Action::AirBubble { volume_ul } => Target::Plant(P::AirBubble { volume_ul }),
             Action::LoosenConnection => Target::Plant(P::LoosenConnection),
             Action::TightenConnection => Target::Plant(P::TightenConnection),
+            Action::PrimeLine => Target::Plant(P::PrimeLine),
             Action::NewContainer { volume_ml } => Target::Plant(P::NewContainer { volume_ml }),
             Action::OpenDoor => Target::Plant(P::OpenDoor),
             Action::CloseDoor => Target::Plant(P::CloseDoor),

@@ -888,9 +888,11 @@ fn fix(kind: FaultKind) -> &'static [Action] {
         FaultKind::UpstreamClampClosed => &[Action::OpenUpstreamClamp],
         FaultKind::DoorOpened => &[Action::CloseDoor],
         FaultKind::MainsUnplugged | FaultKind::BatteryNearlyEmpty => &[Action::PlugMains],
-        // Air has passed; device faults need service: nothing the patient can fix.
-        FaultKind::AirBubble
-        | FaultKind::MotorStall
+        // The alarm comes while the rest of the bubble is still in the line: prime it out (the
+        // core treats acknowledging air_in_line as "air primed out").
+        FaultKind::AirBubble => &[Action::PrimeLine],
+        // Device faults need service: nothing the patient can fix.
+        FaultKind::MotorStall
         | FaultKind::EncoderFault
         | FaultKind::MotorRunaway
         | FaultKind::Overheat

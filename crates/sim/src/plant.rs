@@ -312,6 +312,8 @@ pub enum PlantEvent {
     },
     LoosenConnection,
     TightenConnection,
+    /// The patient or nurse primes the line: the air waiting above the detector is flushed out.
+    PrimeLine,
     OpenDoor,
     CloseDoor,
     UnplugMains,
@@ -545,6 +547,7 @@ impl Plant {
             }
             PlantEvent::LoosenConnection => f.loose_connection = true,
             PlantEvent::TightenConnection => f.loose_connection = false,
+            PlantEvent::PrimeLine => self.air_pending_ul = 0.0,
             PlantEvent::OpenDoor => self.door_closed = false,
             PlantEvent::CloseDoor => self.door_closed = true,
             PlantEvent::UnplugMains => self.mains = false,

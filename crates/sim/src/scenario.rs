@@ -649,6 +649,7 @@ fn parse_event(cx: &Ctx, e: &RawEvent) -> Result<ScheduledAction, ScenarioError>
         },
         "loosen_connection" => Action::LoosenConnection,
         "tighten_connection" => Action::TightenConnection,
+        "prime_line" => Action::PrimeLine,
         "new_container" => Action::NewContainer {
             volume_ml: cx.number(
                 "volume_ml",

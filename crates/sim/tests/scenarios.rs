@@ -75,25 +75,3 @@ fn the_library_expects_every_alarm_of_the_core() {
         "no scenario expects these alarms: {missing:?}"
     );
 }
-
-/// `scenarios/known-core-defects/` holds reproductions of core defects the simulator found (see
-/// docs/simulator.md, Findings). They fail until the core is fixed, so they are not run here; they
-/// must stay valid files so `infusafe sim run` reproduces the defect.
-#[test]
-fn known_core_defect_reproductions_are_valid_scenarios() {
-    let dir = library_dir().join("known-core-defects");
-    let mut count = 0;
-    for entry in std::fs::read_dir(&dir).expect("scenarios/known-core-defects exists") {
-        let path = entry.expect("entry").path();
-        if path.extension().is_some_and(|e| e == "toml") {
-            let s = Scenario::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
-            assert!(
-                !s.expectations.is_empty(),
-                "{} has no expectations",
-                path.display()
-            );
-            count += 1;
-        }
-    }
-    assert!(count > 0);
-}
