@@ -130,7 +130,16 @@ pub enum JournalError {
 impl From<JournalError> for crate::AppError {
     fn from(e: JournalError) -> crate::AppError {
         match e {
-            JournalError::Invalid(m) => crate::AppError::invalid("events", m),
+            JournalError::Invalid(m) => {
+                // Messages start with "event N: …" when one event of a batch is at fault: name it.
+                let field = m
+                    .strip_prefix("event ")
+                    .and_then(|rest| rest.split(':').next())
+                    .and_then(|n| n.trim().parse::<usize>().ok())
+                    .map(|n| format!("events[{n}].data"))
+                    .unwrap_or_else(|| "events".to_string());
+                crate::AppError::invalid(field, m)
+            }
             JournalError::Record(record::RecordError::DedupConflict { .. }) => {
                 crate::AppError::Conflict("an event with this sequence number was already recorded with different content; never reuse sequence numbers".into())
             }
