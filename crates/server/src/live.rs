@@ -243,8 +243,14 @@ pub async fn ingest(
     state.board.with(|map| {
         let live = map.entry(device.patient_id.clone()).or_default();
         live.clinic_id = device.clinic_id.clone();
-        live.device_id = Some(device.id.clone());
-        live.teaching = device.teaching;
+        // A practice pump never takes over the slot of the patient's own pump: its telemetry would hide the real
+        // pump going silent and it could take the real pump's queued commands. Its alarms (marked teaching) still
+        // show beside the real ones.
+        let owns_slot = !device.teaching || live.device_id.is_none() || live.teaching;
+        if owns_slot {
+            live.device_id = Some(device.id.clone());
+            live.teaching = device.teaching;
+        }
         for (e, a) in batch.events.iter().zip(&appended) {
             if a.duplicate {
                 response.duplicates.push(e.seq);
@@ -266,7 +272,11 @@ pub async fn ingest(
                         .and_then(|v| v.as_str())
                         .unwrap_or("high")
                         .to_string();
-                    if !live.alarms.iter().any(|x| x.view.alarm == alarm) {
+                    if !live
+                        .alarms
+                        .iter()
+                        .any(|x| x.view.alarm == alarm && x.view.teaching == device.teaching)
+                    {
                         let view =
                             new_alarm_view(&alarm, &priority, at.min(now), false, device.teaching);
                         messages.push(("alarm", json!({"alarm": view, "detail": e.data})));
@@ -274,13 +284,22 @@ pub async fn ingest(
                     }
                 }
                 "alarm_cleared" => {
-                    if let Some(pos) = live.alarms.iter().position(|x| x.view.alarm == alarm) {
+                    // A practice pump's events never touch a real alarm of the same name, and the reverse.
+                    if let Some(pos) = live
+                        .alarms
+                        .iter()
+                        .position(|x| x.view.alarm == alarm && x.view.teaching == device.teaching)
+                    {
                         live.alarms.remove(pos);
                         messages.push(("alarm_cleared", json!({"alarm": alarm})));
                     }
                 }
                 "alarm_acknowledged" => {
-                    if let Some(x) = live.alarms.iter_mut().find(|x| x.view.alarm == alarm) {
+                    if let Some(x) = live
+                        .alarms
+                        .iter_mut()
+                        .find(|x| x.view.alarm == alarm && x.view.teaching == device.teaching)
+                    {
                         // A press on the pump itself is the patient side acknowledging.
                         x.acks.push((at.min(now), AckBy::PatientSide));
                         x.view.acknowledgements.push(AckView {
@@ -297,7 +316,7 @@ pub async fn ingest(
                 _ => {}
             }
         }
-        if let Some(t) = batch.telemetry {
+        if let (true, Some(t)) = (owns_slot, batch.telemetry) {
             let resumed = live.alarms.iter().position(|x| x.view.alarm == PUMP_SILENT);
             if let Some(pos) = resumed {
                 live.alarms.remove(pos);
@@ -330,7 +349,7 @@ pub async fn ingest(
             messages.push(("telemetry", serde_json::to_value(&t).unwrap_or_default()));
             live.telemetry = Some(t);
             live.telemetry_at_ms = Some(now);
-        } else if !batch.events.is_empty() || live.telemetry_at_ms.is_some() {
+        } else if owns_slot && (!batch.events.is_empty() || live.telemetry_at_ms.is_some()) {
             // Events without telemetry still prove the link is alive.
             if live.alarms.iter().any(|x| x.view.alarm == PUMP_SILENT) {
                 live.alarms.retain(|x| x.view.alarm != PUMP_SILENT);
@@ -347,7 +366,9 @@ pub async fn ingest(
             }
             live.telemetry_at_ms = Some(now);
         }
-        response.commands = std::mem::take(&mut live.commands);
+        if owns_slot {
+            response.commands = std::mem::take(&mut live.commands);
+        }
     });
     if !follow_up.is_empty() {
         state.journal.append(follow_up).await?;
@@ -402,11 +423,19 @@ fn history_of(a: &LiveAlarm) -> AlarmHistory {
     }
 }
 
+/// The active alarm of that name. When a practice (teaching) alarm and a real one share the name, the practice one
+/// is chosen: acknowledging or silencing by name must never be able to stop a real alarm's escalation by mistake
+/// (the real one keeps escalating until the practice session ends or it is acknowledged on its own).
 fn find_alarm<'a>(live: &'a mut PatientLive, alarm: &str) -> Result<&'a mut LiveAlarm, AppError> {
-    live.alarms
-        .iter_mut()
-        .find(|x| x.view.alarm == alarm)
-        .ok_or_else(|| AppError::not_found(format!("an active alarm {alarm:?} for this patient")))
+    let pos = live
+        .alarms
+        .iter()
+        .position(|x| x.view.alarm == alarm && x.view.teaching)
+        .or_else(|| live.alarms.iter().position(|x| x.view.alarm == alarm))
+        .ok_or_else(|| {
+            AppError::not_found(format!("an active alarm {alarm:?} for this patient"))
+        })?;
+    Ok(&mut live.alarms[pos])
 }
 
 /// Acknowledge an active alarm for a patient. Recorded with who and when; forwarded to the pump.
@@ -600,15 +629,17 @@ pub fn register(state: &AppState, patient_id: &str, clinic_id: &str) {
 }
 
 /// Forget a practice pump's live state when the session ends (teaching alarms must not linger).
+/// Only teaching alarms go: a real alarm on the same patient is never cleared by ending a practice session.
 pub fn clear_teaching(state: &AppState, patient_id: &str) {
     state.board.with(|m| {
-        if let Some(l) = m.get_mut(patient_id)
-            && l.teaching
-        {
-            l.alarms.clear();
-            l.telemetry = None;
-            l.telemetry_at_ms = None;
-            l.teaching = false;
+        if let Some(l) = m.get_mut(patient_id) {
+            l.alarms.retain(|a| !a.view.teaching);
+            if l.teaching {
+                l.telemetry = None;
+                l.telemetry_at_ms = None;
+                l.device_id = None;
+                l.teaching = false;
+            }
         }
     });
 }

@@ -290,6 +290,114 @@ async fn practice_pump_rehearses_without_escalating(backend: Backend) {
     );
 }
 
+/// A practice pump beside the patient's own pump: it never takes over the real pump's live slot (telemetry, link
+/// time, queued commands), its events never touch a real alarm of the same name, and ending practice never clears
+/// a real alarm.
+async fn practice_never_touches_the_real_pump(backend: Backend) {
+    let Some(server) = TestServer::start(backend).await else {
+        return;
+    };
+    let w = seed(server.state()).await;
+    let base = server.url.clone();
+    let practice = server::store::create_device(server.state(), &w.p1, "Practice", true, None)
+        .await
+        .unwrap();
+    let send = async |token: &str, batch: Value| {
+        let r = server
+            .http
+            .request(
+                "POST",
+                &format!("{base}/api/link/v1/batch"),
+                &support::Session::default(),
+                &[("authorization", &format!("Bearer {token}"))],
+                Some(batch.to_string().into_bytes()),
+            )
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+    };
+    let telemetry = |state: &str| {
+        json!({"state": state, "rate_ml_per_h": 100.0, "delivered_ml": 1.0, "remaining_ml": 99.0,
+               "battery_percent": 90.0, "downstream_pressure_mmhg": 40.0, "mains_present": true})
+    };
+    send(
+        &w.pump1_token,
+        json!({"events": [{"seq": 1, "occurred_at": "2026-01-01T10:00:00Z", "kind": "alarm_raised",
+                           "data": {"alarm": "occlusion_downstream", "priority": "high"}}],
+               "telemetry": telemetry("stopped_by_alarm")}),
+    )
+    .await;
+    send(
+        &practice.token,
+        json!({"events": [{"seq": 1, "occurred_at": "2026-01-01T10:00:01Z", "kind": "alarm_raised",
+                           "data": {"alarm": "occlusion_downstream", "priority": "high"}}],
+               "telemetry": telemetry("infusing")}),
+    )
+    .await;
+    let nurse = server.http.login(&base, "nurse").await;
+    let snapshot = async || {
+        let r = server
+            .http
+            .get(&format!("{base}/api/patients/{}", w.p1), &nurse)
+            .await;
+        assert_eq!(r.status, 200, "{}", r.text());
+        r.json()["live"].clone()
+    };
+    let alarms = |snap: &Value| {
+        let mut v: Vec<(String, bool)> = snap["active_alarms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| {
+                (
+                    a["alarm"].as_str().unwrap().to_string(),
+                    a["teaching"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let snap = snapshot().await;
+    assert_eq!(
+        snap["teaching"], false,
+        "the real pump keeps its slot: {snap}"
+    );
+    assert_eq!(snap["telemetry"]["state"], "stopped_by_alarm", "{snap}");
+    assert_eq!(
+        alarms(&snap),
+        vec![
+            ("occlusion_downstream".to_string(), false),
+            ("occlusion_downstream".to_string(), true)
+        ]
+    );
+    // The practice pump clears its alarm: the real one stays.
+    send(
+        &practice.token,
+        json!({"events": [{"seq": 2, "occurred_at": "2026-01-01T10:00:02Z", "kind": "alarm_cleared",
+                           "data": {"alarm": "occlusion_downstream"}}]}),
+    )
+    .await;
+    let snap = snapshot().await;
+    assert_eq!(
+        alarms(&snap),
+        vec![("occlusion_downstream".to_string(), false)]
+    );
+    // Ending practice clears teaching state only.
+    send(
+        &practice.token,
+        json!({"events": [{"seq": 3, "occurred_at": "2026-01-01T10:00:03Z", "kind": "alarm_raised",
+                           "data": {"alarm": "door_open", "priority": "high"}}]}),
+    )
+    .await;
+    server::live::clear_teaching(server.state(), &w.p1);
+    let snap = snapshot().await;
+    assert_eq!(
+        alarms(&snap),
+        vec![("occlusion_downstream".to_string(), false)]
+    );
+    assert_eq!(snap["telemetry"]["state"], "stopped_by_alarm", "{snap}");
+}
+
 async fn stops_cleanly_with_streams_open(backend: Backend) {
     let Some(server) = TestServer::start(backend).await else {
         return;
@@ -317,5 +425,6 @@ async fn stops_cleanly_with_streams_open(backend: Backend) {
 both_backends!(
     simulated_pump_occlusion_escalates,
     practice_pump_rehearses_without_escalating,
+    practice_never_touches_the_real_pump,
     stops_cleanly_with_streams_open
 );
