@@ -250,6 +250,19 @@ pub enum AlarmDetail {
     },
     /// `system_error`: the `Config` handed to `Pump::new` is invalid (`Config::validate` says why).
     InvalidConfig,
+    /// `system_error`: over-infusion where the motor controller's own count also exceeds what the
+    /// core commanded (volumes over the flow window): the controller runs away, so the pump must
+    /// not be restarted.
+    MotorRunaway {
+        commanded_ul: f64,
+        controller_ul: f64,
+        measured_ul: f64,
+    },
+    /// `system_error`: `over_infusion` came back this long after the previous one (within
+    /// `Config::repeated_alarm_window_ms`), after it was acknowledged and the pump restarted.
+    OverInfusionRecurred {
+        after_ms: u64,
+    },
 }
 
 /// A short sentence for screens and the record ("pressure 600 mmHg above the limit of 517 mmHg").
@@ -326,6 +339,22 @@ impl core::fmt::Display for AlarmDetail {
                 write!(f, "event record not drained ({queued} events waiting)")
             }
             AlarmDetail::InvalidConfig => f.write_str("invalid pump configuration"),
+            AlarmDetail::MotorRunaway {
+                commanded_ul,
+                controller_ul,
+                measured_ul,
+            } => write!(
+                f,
+                "motor runaway: commanded {commanded_ul:.0} µL but the motor controller counted \
+                 {controller_ul:.0} µL and the encoder measured {measured_ul:.0} µL; do not restart, \
+                 the pump needs service"
+            ),
+            AlarmDetail::OverInfusionRecurred { after_ms } => write!(
+                f,
+                "over-infusion again {} s after the last one: the mechanism is faulty; do not \
+                 restart, the pump needs service",
+                after_ms / 1000
+            ),
         }
     }
 }

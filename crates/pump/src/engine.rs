@@ -199,12 +199,14 @@ struct Sensors {
     mechanism_temperature_c: f64,
 }
 
-/// Flow accounting over one window: what the core commanded and what the encoder measured.
+/// Flow accounting over one window: what the core commanded, what the encoder measured and what
+/// the motor controller counted.
 #[derive(Debug, Clone, Copy, Default)]
 struct FlowWindow {
     start_ms: u64,
     expected_ul: f64,
     measured_ul: f64,
+    controller_ul: f64,
 }
 
 /// Motor controller and encoder compared cumulatively: leaky sums that forget in proportion to the
@@ -277,10 +279,18 @@ pub struct Pump {
     bubble_run: BubbleRun,
     air: Rolling<AIR_BUCKETS_MAX>,
 
-    /// Volume delivered under the program: the encoder's at each frame, integrated from the motor
-    /// command between frames.
-    delivered_ul: f64,
+    /// Volume counted as delivered under the program, for everything that limits delivery (VTBI,
+    /// hourly limit, near end, reservoir, bolus): at each frame the LARGER of the encoder's and the
+    /// motor controller's counts (a blind encoder or a controller counting short cannot hide
+    /// delivery), integrated from the motor command between frames.
+    counted_ul: f64,
+    /// The encoder's count under the program at the last frame.
     delivered_measured_ul: f64,
+    /// The motor controller's count under the program at the last frame.
+    delivered_controller_ul: f64,
+    /// The encoder's figure for the record and the status: the encoder's count at each frame,
+    /// integrated from the motor command between frames.
+    delivered_record_ul: f64,
     hourly: Rolling<HOURLY_BUCKETS_MAX>,
     hourly_limited: bool,
     /// A bolus was refused for the hourly limit and a full bolus is still not available.
@@ -295,6 +305,9 @@ pub struct Pump {
     under: Option<AlarmDetail>,
     over_slight_since_ms: Option<u64>,
     under_slight_since_ms: Option<u64>,
+    /// When `over_infusion` was last raised (kept across acknowledgements and programs: it is the
+    /// mechanism's history, and only a power cycle forgets it).
+    over_raised_ms: Option<u64>,
 
     /// The first system fault; never cleared (power cycle or service only).
     fault: Option<AlarmDetail>,
@@ -334,8 +347,10 @@ impl Pump {
             bubble_ul: 0.0,
             bubble_run: BubbleRun::default(),
             air,
-            delivered_ul: 0.0,
+            counted_ul: 0.0,
             delivered_measured_ul: 0.0,
+            delivered_controller_ul: 0.0,
+            delivered_record_ul: 0.0,
             hourly,
             hourly_limited: false,
             hourly_denied: false,
@@ -351,6 +366,7 @@ impl Pump {
             under: None,
             over_slight_since_ms: None,
             under_slight_since_ms: None,
+            over_raised_ms: None,
             fault: None,
             waiting_since_ms: now_ms,
             stops: [StopHistory::default(); ALARM_KINDS],
@@ -392,8 +408,10 @@ impl Pump {
                 // Breaches of soft limits were confirmed when the program was first entered.
                 restored.overrides_confirmed = !checked.breaches.is_empty();
                 pump.accept_program(restored);
-                pump.delivered_ul = delivered_ml * 1000.0;
-                pump.delivered_measured_ul = pump.delivered_ul;
+                pump.counted_ul = delivered_ml * 1000.0;
+                pump.delivered_measured_ul = pump.counted_ul;
+                pump.delivered_controller_ul = pump.counted_ul;
+                pump.delivered_record_ul = pump.counted_ul;
                 pump.set_state(State::Stopped);
             }
             Err(error) => pump.emit(Event::ProgramRejected { error }),
@@ -469,9 +487,17 @@ impl Pump {
         self.now_ms
     }
 
-    /// Volume delivered under the current program in µL (encoder-based; estimated between frames).
+    /// Volume delivered under the current program in µL as the encoder measured it (estimated
+    /// between frames): the figure for the record and the status.
     pub fn delivered_ul(&self) -> f64 {
-        self.delivered_ul
+        self.delivered_record_ul
+    }
+
+    /// Volume counted as delivered under the current program in µL for the VTBI, the hourly limit,
+    /// near end, the reservoir and a bolus: the larger of the encoder's and the motor controller's
+    /// counts (estimated between frames). Equal to `delivered_ul` while the two agree.
+    pub fn delivered_counted_ul(&self) -> f64 {
+        self.counted_ul
     }
 
     /// One active alarm, if it is active.
@@ -519,7 +545,7 @@ impl Pump {
     pub fn status(&self) -> Status {
         let (remaining_ml, minutes_left) = match &self.program {
             Some(p) => {
-                let remaining = (p.vtbi_ml() - self.delivered_ul / 1000.0).max(0.0);
+                let remaining = (p.vtbi_ml() - self.counted_ul / 1000.0).max(0.0);
                 let minutes = matches!(self.state, State::Infusing | State::Paused)
                     .then(|| remaining / p.rate_ml_per_h() * 60.0);
                 (remaining, minutes)
@@ -539,7 +565,7 @@ impl Pump {
             state: self.state,
             program: self.program.clone(),
             motor: self.motor,
-            delivered_ml: self.delivered_ul / 1000.0,
+            delivered_ml: self.delivered_record_ul / 1000.0,
             remaining_ml,
             minutes_left,
             battery_percent: s.map_or(0.0, |s| s.battery_percent),
@@ -572,7 +598,8 @@ impl Pump {
             let moved = ul_per_ms(rate_ml_per_h) * elapsed_ms;
             self.flow.expected_ul += moved;
             if self.program.is_some() {
-                self.delivered_ul += moved;
+                self.counted_ul += moved;
+                self.delivered_record_ul += moved;
             }
         }
         self.now_ms = now_ms;
@@ -620,11 +647,21 @@ impl Pump {
             .map_or(0.0, |last| f.commanded_volume_ul_total - last);
         self.encoder_ul_last = Some(f.motor_volume_ul_total);
         self.controller_ul_last = Some(f.commanded_volume_ul_total);
-        if self.program.is_some() {
+        // Delivery is counted as the larger of the two counts (conservative when they disagree: a
+        // blind encoder must not let the pump run past the VTBI until the mismatch check trips).
+        // Both are totals under the program, so a stroke the encoder reports late is no excess.
+        let counted_ul = if self.program.is_some() {
+            let before_ul = self.delivered_measured_ul.max(self.delivered_controller_ul);
             self.delivered_measured_ul += moved_ul;
-            self.delivered_ul = self.delivered_measured_ul;
-        }
-        self.hourly.add(now, moved_ul);
+            self.delivered_controller_ul += controller_ul.max(0.0);
+            let after_ul = self.delivered_measured_ul.max(self.delivered_controller_ul);
+            self.counted_ul = after_ul;
+            self.delivered_record_ul = self.delivered_measured_ul;
+            (after_ul - before_ul).max(0.0)
+        } else {
+            moved_ul.max(controller_ul)
+        };
+        self.hourly.add(now, counted_ul);
         self.update_hourly_limit();
 
         // Air: single bubble, and accumulated over the rolling window.
@@ -642,6 +679,7 @@ impl Pump {
             });
         }
         self.flow.measured_ul += moved_ul;
+        self.flow.controller_ul += controller_ul.max(0.0);
         if self
             .motor_check
             .add(controller_ul, moved_ul, &FlowLimits::of(&self.config))
@@ -723,17 +761,22 @@ impl Pump {
             measured_ml: w.measured_ul / 1000.0,
             expected_ml: w.expected_ul / 1000.0,
         };
-        if excess_ul > c.over_infusion_immediate_ul.max(over_floor_ul) {
-            self.over = Some(flow_detail);
+        // The same excess in the motor controller's own count means the controller itself ran more
+        // than the core commanded (a hardware runaway), not an encoder reading high.
+        let controller_excess_ul = w.controller_ul - w.expected_ul;
+        let immediate_ul = c.over_infusion_immediate_ul.max(over_floor_ul);
+        if excess_ul > immediate_ul {
+            self.over_infusion_found(flow_detail, controller_excess_ul > immediate_ul);
         }
         if now.saturating_sub(w.start_ms) < c.flow_window_ms {
             return;
         }
         // End of a window: classify it.
         let expected = w.expected_ul;
-        let far_over = excess_ul > (c.flow_error_immediate_fraction * expected).max(over_floor_ul);
-        let slight_over =
-            excess_ul > (c.flow_error_sustained_fraction * expected).max(over_floor_ul);
+        let far_ul = (c.flow_error_immediate_fraction * expected).max(over_floor_ul);
+        let slight_ul = (c.flow_error_sustained_fraction * expected).max(over_floor_ul);
+        let far_over = excess_ul > far_ul;
+        let slight_over = excess_ul > slight_ul;
         let shortfall_ul = -excess_ul;
         let running = matches!(self.motor, MotorCommand::Run { .. });
         let far_under = running
@@ -741,12 +784,12 @@ impl Pump {
         let slight_under = running
             && shortfall_ul > (c.flow_error_sustained_fraction * expected).max(c.flow_error_ul_min);
         if far_over {
-            self.over = Some(flow_detail);
+            self.over_infusion_found(flow_detail, controller_excess_ul > far_ul);
         }
         if slight_over {
             let since = *self.over_slight_since_ms.get_or_insert(w.start_ms);
             if now - since >= c.flow_error_sustained_ms {
-                self.over = Some(flow_detail);
+                self.over_infusion_found(flow_detail, controller_excess_ul > slight_ul);
             }
         } else {
             self.over_slight_since_ms = None;
@@ -772,6 +815,36 @@ impl Pump {
             start_ms: now,
             ..FlowWindow::default()
         };
+    }
+
+    /// A verdict of over-infusion (the alarm is raised in this call's `settle`). Over-infusion from
+    /// the mechanism latches like a fault when it is clearly hardware: the motor controller's own
+    /// count also exceeds what the core commanded (`controller_over`: a runaway controller, which
+    /// the motor/encoder comparison cannot see because both counts agree), or the alarm comes back
+    /// within `repeated_alarm_window_ms` of the last one (it was acknowledged and the pump restarted,
+    /// and the mechanism over-infused again).
+    fn over_infusion_found(&mut self, detail: AlarmDetail, controller_over: bool) {
+        let new_alarm =
+            self.over.is_none() && self.alarms[AlarmKind::OverInfusion.index()].is_none();
+        self.over = Some(detail);
+        let now = self.now_ms;
+        if controller_over {
+            self.raise_fault(AlarmDetail::MotorRunaway {
+                commanded_ul: self.flow.expected_ul,
+                controller_ul: self.flow.controller_ul,
+                measured_ul: self.flow.measured_ul,
+            });
+        }
+        if new_alarm {
+            if let Some(last_ms) = self.over_raised_ms
+                && now.saturating_sub(last_ms) <= self.config.repeated_alarm_window_ms
+            {
+                self.raise_fault(AlarmDetail::OverInfusionRecurred {
+                    after_ms: now.saturating_sub(last_ms),
+                });
+            }
+            self.over_raised_ms = Some(now);
+        }
     }
 
     fn update_hourly_limit(&mut self) {
@@ -1010,8 +1083,10 @@ impl Pump {
             program: program.clone(),
         });
         self.program = Some(program);
-        self.delivered_ul = 0.0;
+        self.counted_ul = 0.0;
         self.delivered_measured_ul = 0.0;
+        self.delivered_controller_ul = 0.0;
+        self.delivered_record_ul = 0.0;
         self.bolus = None;
         self.last_bolus_start_ms = None;
         self.lockout_until_ms = 0;
@@ -1074,7 +1149,7 @@ impl Pump {
             return Err(CommandError::BolusDenied(BolusDenial::NoBolusProgram));
         };
         self.bolus = Some(BolusRun {
-            start_delivered_ul: self.delivered_ul,
+            start_delivered_ul: self.counted_ul,
             volume_ul: b.volume_ml * 1000.0,
         });
         self.last_bolus_start_ms = Some(self.now_ms);
@@ -1110,7 +1185,7 @@ impl Pump {
     fn vtbi_reached(&self) -> bool {
         self.program
             .as_ref()
-            .is_some_and(|p| self.delivered_ul >= p.vtbi_ml() * 1000.0)
+            .is_some_and(|p| self.counted_ul >= p.vtbi_ml() * 1000.0)
     }
 
     /// Where `Resume` goes: back to infusing, or to KVO if the VTBI is already delivered.
@@ -1147,7 +1222,7 @@ impl Pump {
             self.end_bolus();
         }
         if let Some(b) = self.bolus
-            && self.delivered_ul >= b.start_delivered_ul + b.volume_ul
+            && self.counted_ul >= b.start_delivered_ul + b.volume_ul
         {
             self.bolus = None;
         }
@@ -1188,7 +1263,7 @@ impl Pump {
     fn complete(&mut self) {
         self.end_bolus();
         self.emit(Event::Completed {
-            delivered_ml: self.delivered_ul / 1000.0,
+            delivered_ml: self.delivered_record_ul / 1000.0,
         });
         match self.program.as_ref().map(Program::end_action) {
             Some(EndAction::Kvo { rate_ml_per_h }) => {
@@ -1201,7 +1276,7 @@ impl Pump {
 
     fn end_bolus(&mut self) {
         if let Some(b) = self.bolus.take() {
-            let delivered = (self.delivered_ul - b.start_delivered_ul).max(0.0);
+            let delivered = (self.counted_ul - b.start_delivered_ul).max(0.0);
             if delivered < b.volume_ul {
                 self.emit(Event::BolusInterrupted {
                     delivered_ml: delivered / 1000.0,
@@ -1558,13 +1633,13 @@ impl Pump {
 
     fn reservoir_left_ul(&self) -> Option<f64> {
         let reservoir_ml = self.program.as_ref()?.reservoir_ml()?;
-        Some(reservoir_ml * 1000.0 - self.delivered_ul)
+        Some(reservoir_ml * 1000.0 - self.counted_ul)
     }
 
     fn near_end(&self) -> bool {
         let Some(p) = &self.program else { return false };
         let c = &self.config;
-        let mut left_ul = p.vtbi_ml() * 1000.0 - self.delivered_ul;
+        let mut left_ul = p.vtbi_ml() * 1000.0 - self.counted_ul;
         if let Some(reservoir_left) = self.reservoir_left_ul() {
             left_ul = left_ul.min(reservoir_left - c.reservoir_empty_ml * 1000.0);
         }
@@ -1626,10 +1701,10 @@ impl Pump {
         if let (State::Infusing, MotorCommand::Run { rate_ml_per_h }, Some(p)) =
             (self.state, self.motor, &self.program)
         {
-            let left_ul = p.vtbi_ml() * 1000.0 - self.delivered_ul;
+            let left_ul = p.vtbi_ml() * 1000.0 - self.counted_ul;
             at(now.saturating_add(ms_to_deliver(left_ul, rate_ml_per_h)));
             if let Some(b) = self.bolus {
-                let left_ul = b.start_delivered_ul + b.volume_ul - self.delivered_ul;
+                let left_ul = b.start_delivered_ul + b.volume_ul - self.counted_ul;
                 at(now.saturating_add(ms_to_deliver(left_ul, rate_ml_per_h)));
             }
         }

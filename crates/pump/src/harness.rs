@@ -84,6 +84,12 @@ pub enum SensorChange {
     MechanismFactor {
         factor: f64,
     },
+    /// The mechanism moves as its controller counts, but the encoder reports only this fraction of
+    /// the motion (0 = a blind encoder, > 1 = an encoder over-reading). The core counts delivery as
+    /// the larger of the two counts, so the volume invariants still hold.
+    EncoderReading {
+        factor: f64,
+    },
     /// Unplugged, running on a battery with this much left.
     OnBattery {
         percent: f64,
@@ -107,6 +113,7 @@ struct Plant {
     self_test: SelfTest,
     encoder_factor: f64,
     mechanism_factor: f64,
+    encoder_reading_factor: f64,
     controller_ul_total: f64,
     encoder_ul_total: f64,
 }
@@ -125,6 +132,7 @@ impl Plant {
             self_test: SelfTest::Passed,
             encoder_factor: 1.0,
             mechanism_factor: 1.0,
+            encoder_reading_factor: 1.0,
             controller_ul_total: 0.0,
             encoder_ul_total: 0.0,
         }
@@ -212,6 +220,12 @@ impl Harness {
 
     pub fn now_ms(&self) -> u64 {
         self.now_ms
+    }
+
+    /// Volume the plant really delivered under the current program (KVO included), whatever the
+    /// encoder reported.
+    pub fn plant_delivered_ul(&self) -> f64 {
+        self.delivered_total_ul
     }
 
     /// Every event seen so far.
@@ -312,6 +326,7 @@ impl Harness {
             SensorChange::SelfTest(result) => p.self_test = result,
             SensorChange::EncoderFactor { factor } => p.encoder_factor = factor,
             SensorChange::MechanismFactor { factor } => p.mechanism_factor = factor,
+            SensorChange::EncoderReading { factor } => p.encoder_reading_factor = factor,
             SensorChange::OnBattery {
                 percent,
                 minutes_left,
@@ -368,7 +383,7 @@ impl Harness {
             let commanded = rate_ml_per_h / 3600.0 * elapsed_ms * sane(self.plant.mechanism_factor);
             let moved = commanded * sane(self.plant.encoder_factor);
             self.plant.controller_ul_total += commanded;
-            self.plant.encoder_ul_total += moved;
+            self.plant.encoder_ul_total += moved * sane(self.plant.encoder_reading_factor);
             self.delivered_total_ul += moved;
             if self.pump.state() != State::Kvo {
                 self.delivered_at_rate_ul += moved;
@@ -756,7 +771,7 @@ impl Reader<'_> {
     }
 
     fn mechanism(&mut self) -> SensorChange {
-        match self.next().unwrap_or(0) % 4 {
+        match self.next().unwrap_or(0) % 5 {
             0 => SensorChange::Temperature {
                 celsius: self.pick(&[30.0, 50.0, 60.0]),
             },
@@ -768,8 +783,11 @@ impl Reader<'_> {
             2 => SensorChange::EncoderFactor {
                 factor: self.pick(&[1.0, 1.0, 1.0, 0.0, 0.5, 0.95, 1.05, 2.0]),
             },
-            _ => SensorChange::MechanismFactor {
+            3 => SensorChange::MechanismFactor {
                 factor: self.pick(&[1.0, 1.0, 0.2, 0.8, 1.2, 3.0]),
+            },
+            _ => SensorChange::EncoderReading {
+                factor: self.pick(&[1.0, 0.0, 0.5, 0.9, 1.1, 2.0]),
             },
         }
     }

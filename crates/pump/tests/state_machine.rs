@@ -114,6 +114,7 @@ fn sensor_change() -> impl Strategy<Value = SensorChange> {
         1 => prop_oneof![4 => Just(SelfTest::Passed), 1 => Just(SelfTest::Failed { code: 3 })].prop_map(SensorChange::SelfTest),
         1 => prop::sample::select(vec![1.0, 1.0, 0.0, 0.9, 1.5]).prop_map(|factor| SensorChange::EncoderFactor { factor }),
         2 => prop::sample::select(vec![1.0, 0.3, 0.85, 1.2, 2.5]).prop_map(|factor| SensorChange::MechanismFactor { factor }),
+        1 => prop::sample::select(vec![1.0, 0.0, 0.5, 1.1]).prop_map(|factor| SensorChange::EncoderReading { factor }),
     ]
 }
 
