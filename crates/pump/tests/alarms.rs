@@ -781,6 +781,20 @@ fn system_error_motor_runaway_far_above_in_one_window() {
 }
 
 #[test]
+fn system_error_motor_runaway_slightly_above_for_five_minutes() {
+    // 30 % fast and counted by the controller: the sustained rule, then the controller's count in
+    // the last window is over too.
+    system_error_with(
+        basal(36.0, 100.0),
+        vec![
+            sense(SensorChange::MechanismFactor { factor: 1.3 }),
+            run(6 * 60_000 + 1_000),
+        ],
+        |d| matches!(d, AlarmDetail::MotorRunaway { .. }),
+    );
+}
+
+#[test]
 fn system_error_over_infusion_recurs_after_resume() {
     // Finding 5: over-infusion from the mechanism, acknowledged, resumed, and again within the
     // repeated-alarm window (10 min): the second time is a system fault, so the patient cannot
