@@ -87,6 +87,31 @@ pub struct Therapy {
     /// The pump drug-library entry, if the pump runs under one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drug_id: Option<String>,
+    /// The pump drug-library entry for this drug (requires `drug_id`); see [`TherapyPlan::drug_library`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<PlanLimits>,
+}
+
+/// The drug-library limits the pump runs this therapy under. Each limit list is five numbers: lower hard, lower
+/// soft, typical, upper soft, upper hard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanLimits {
+    pub concentration: PlanConcentration,
+    pub rate_ml_per_h: Vec<f64>,
+    pub vtbi_ml: Vec<f64>,
+    /// Without it, no patient bolus is allowed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bolus_ml: Option<Vec<f64>>,
+}
+
+/// The drug concentration as numbers, for the pump (`amount` `unit` in `per_ml` mL).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanConcentration {
+    pub amount: f64,
+    pub unit: String,
+    pub per_ml: f64,
 }
 
 /// What happens at the end of the programmed volume.
@@ -113,6 +138,9 @@ pub struct PlanProgram {
     pub reservoir_ml: Option<f64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bolus: Option<PlanBolus>,
+    /// The prescriber confirmed a program outside a soft drug-library limit (the pump asks the same).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub soft_limit_override_confirmed: bool,
 }
 
 /// Patient-controlled extra doses.
@@ -336,6 +364,7 @@ impl TherapyPlan {
             ));
         }
         self.program.validate()?;
+        self.validate_limits()?;
 
         if let Some(end) = self.schedule.end_date
             && end < self.schedule.start_date
@@ -396,6 +425,127 @@ impl TherapyPlan {
                         "{about:?} is not a content id; use the id of a page, checklist item, alarm guide or triage rule, like \"alarm.air_in_line\", \"checklist.before\" or \"call.fever_unwell\" (all ids: docs/traceability.md)"
                     ),
                 ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The pump drug library for this plan: one entry built from `therapy.drug_id`, `therapy.drug` and
+    /// `therapy.limits`, or an empty library when the plan has no limits.
+    pub fn drug_library(&self) -> pump::DrugLibrary {
+        match self.library_entry() {
+            Ok(Some(entry)) => pump::DrugLibrary::new(vec![entry])
+                .expect("the limits were checked when the plan was read"),
+            Ok(None) => pump::DrugLibrary::default(),
+            Err(e) => panic!("the limits were checked when the plan was read: {e}"),
+        }
+    }
+
+    /// The drug-library entry from `therapy.limits`, each limit list checked by `pump::Limits::new`.
+    fn library_entry(&self) -> Result<Option<pump::DrugEntry>, PlanError> {
+        let Some(limits) = &self.therapy.limits else {
+            return Ok(None);
+        };
+        let id = match self.therapy.drug_id.as_deref() {
+            Some(id) if !id.trim().is_empty() => id,
+            _ => {
+                return Err(invalid(
+                    "therapy.drug_id",
+                    "is required when therapy.limits is given: the limits are the pump drug-library entry of that id",
+                ));
+            }
+        };
+        let c = &limits.concentration;
+        positive("therapy.limits.concentration.amount", c.amount)?;
+        positive("therapy.limits.concentration.per_ml", c.per_ml)?;
+        non_empty("therapy.limits.concentration.unit", &c.unit)?;
+        Ok(Some(pump::DrugEntry {
+            id: id.to_owned(),
+            name: self.therapy.drug.clone(),
+            concentration: pump::Concentration {
+                amount: c.amount,
+                unit: c.unit.clone(),
+                per_ml: c.per_ml,
+            },
+            rate_ml_per_h: five_limits("therapy.limits.rate_ml_per_h", &limits.rate_ml_per_h)?,
+            vtbi_ml: five_limits("therapy.limits.vtbi_ml", &limits.vtbi_ml)?,
+            bolus_ml: limits
+                .bolus_ml
+                .as_deref()
+                .map(|b| five_limits("therapy.limits.bolus_ml", b))
+                .transpose()?,
+        }))
+    }
+
+    /// The limits themselves, and the plan's own program against them: outside a hard limit is refused (the pump
+    /// would refuse it), outside a soft limit only with `program.soft_limit_override_confirmed = true`.
+    fn validate_limits(&self) -> Result<(), PlanError> {
+        let Some(entry) = self.library_entry()? else {
+            return Ok(());
+        };
+        let p = &self.program;
+        let mut checks = vec![
+            (
+                "program.rate_ml_per_h",
+                p.rate_ml_per_h,
+                "therapy.limits.rate_ml_per_h",
+                entry.rate_ml_per_h,
+            ),
+            (
+                "program.vtbi_ml",
+                p.vtbi_ml,
+                "therapy.limits.vtbi_ml",
+                entry.vtbi_ml,
+            ),
+        ];
+        if let Some(bolus) = p.bolus {
+            let Some(bolus_limits) = entry.bolus_ml else {
+                return Err(invalid(
+                    "program.bolus",
+                    "is not allowed: therapy.limits has no bolus_ml, so the pump allows no patient bolus for this drug; add bolus_ml limits or remove program.bolus",
+                ));
+            };
+            checks.push((
+                "program.bolus.volume_ml",
+                bolus.volume_ml,
+                "therapy.limits.bolus_ml",
+                bolus_limits,
+            ));
+        }
+        for (path, value, limits_path, limits) in checks {
+            let zone = limits.zone(value);
+            let allowed = format!(
+                "use {} to {} (typical {})",
+                limits.lower_soft(),
+                limits.upper_soft(),
+                limits.typical()
+            );
+            match zone {
+                pump::LimitZone::Within => {}
+                pump::LimitZone::BelowLowerHard | pump::LimitZone::AboveUpperHard => {
+                    return Err(invalid(
+                        path,
+                        format!(
+                            "{value} is {} hard limit {} of {limits_path}; the pump refuses it — {allowed}, never outside {} to {}",
+                            zone.side(),
+                            limits.limit_for(zone),
+                            limits.lower_hard(),
+                            limits.upper_hard()
+                        ),
+                    ));
+                }
+                pump::LimitZone::BelowLowerSoft | pump::LimitZone::AboveUpperSoft => {
+                    if !p.soft_limit_override_confirmed {
+                        return Err(invalid(
+                            path,
+                            format!(
+                                "{value} is {} soft limit {} of {limits_path}; {allowed}, or, if the prescriber confirmed this value, set program.soft_limit_override_confirmed = true",
+                                zone.side(),
+                                limits.limit_for(zone)
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -542,6 +692,33 @@ fn non_empty(path: &str, value: &str) -> Result<(), PlanError> {
         return Err(invalid(path, "must not be empty"));
     }
     Ok(())
+}
+
+/// Five limits (lower hard, lower soft, typical, upper soft, upper hard) checked by `pump::Limits::new`.
+fn five_limits(path: &str, values: &[f64]) -> Result<pump::Limits, PlanError> {
+    let &[lower_hard, lower_soft, typical, upper_soft, upper_hard] = values else {
+        return Err(invalid(
+            path,
+            format!(
+                "has {} numbers; write five: [lower hard, lower soft, typical, upper soft, upper hard], like [10.0, 25.0, 50.0, 100.0, 200.0]",
+                values.len()
+            ),
+        ));
+    };
+    pump::Limits::new(lower_hard, lower_soft, typical, upper_soft, upper_hard).map_err(|e| {
+        let why = match e {
+            pump::LibraryError::NotANumber => {
+                "every limit must be a finite number of 0 or more".to_owned()
+            }
+            other => other.to_string(),
+        };
+        invalid(
+            path,
+            format!(
+                "{values:?} is not allowed: {why}; write five numbers in non-decreasing order: [lower hard, lower soft, typical, upper soft, upper hard]"
+            ),
+        )
+    })
 }
 
 fn positive(path: &str, value: f64) -> Result<(), PlanError> {

@@ -229,7 +229,10 @@ fn program_converts_to_the_pump_request() {
 
     let plan = TherapyPlan::from_toml(EPIDURAL).unwrap();
     let request = plan.program.to_request(&plan.therapy);
-    assert_eq!(request.drug_id, None);
+    assert_eq!(
+        request.drug_id.as_deref(),
+        Some("bupivacaine-fentanyl-epidural")
+    );
     assert_eq!(
         request.end_action,
         pump::EndAction::Kvo { rate_ml_per_h: 1.0 }
@@ -273,4 +276,202 @@ fn notes_for_shows_general_notes_then_specific() {
     assert!(notes[0].starts_with("Call the nurse line first"));
     assert!(notes[1].starts_with("You were trained"));
     assert_eq!(plan.notes_for("alarm.door_open").len(), 1);
+}
+
+const LIMITS_RATE: &str = "rate_ml_per_h = [50.0, 100.0, 200.0, 250.0, 300.0]";
+
+#[test]
+fn bad_limits_name_the_field_and_the_allowed_values() {
+    let table: &[((&str, &str), &[&str])] = &[
+        (
+            (LIMITS_RATE, "rate_ml_per_h = [50.0, 100.0, 200.0, 250.0]"),
+            &["therapy.limits.rate_ml_per_h: has 4 numbers; write five"],
+        ),
+        (
+            (
+                LIMITS_RATE,
+                "rate_ml_per_h = [50.0, 300.0, 200.0, 250.0, 300.0]",
+            ),
+            &[
+                "therapy.limits.rate_ml_per_h",
+                "out of order",
+                "non-decreasing",
+            ],
+        ),
+        (
+            (
+                LIMITS_RATE,
+                "rate_ml_per_h = [-1.0, 100.0, 200.0, 250.0, 300.0]",
+            ),
+            &["therapy.limits.rate_ml_per_h", "finite number of 0 or more"],
+        ),
+        (
+            (
+                LIMITS_RATE,
+                "rate_ml_per_h = [50.0, 100.0, 200.0, 250.0, inf]",
+            ),
+            &["therapy.limits.rate_ml_per_h", "finite number of 0 or more"],
+        ),
+        (
+            (
+                "vtbi_ml = [50.0, 90.0, 100.0, 110.0, 150.0]",
+                "vtbi_ml = [50.0, 90.0, 100.0, 110.0, 90.0]",
+            ),
+            &["therapy.limits.vtbi_ml", "out of order"],
+        ),
+        (
+            (LIMITS_RATE, "rate_ml_per_h = \"fast\""),
+            &["therapy.limits.rate_ml_per_h"],
+        ),
+        (
+            (
+                LIMITS_RATE,
+                "typo = 1\nrate_ml_per_h = [50.0, 100.0, 200.0, 250.0, 300.0]",
+            ),
+            &["therapy.limits", "unknown field `typo`"],
+        ),
+        (
+            ("amount = 2000.0", "amount = 0.0"),
+            &["therapy.limits.concentration.amount: 0 is not allowed"],
+        ),
+        (
+            ("unit = \"mg\"", "unit = \" \""),
+            &["therapy.limits.concentration.unit: must not be empty"],
+        ),
+        (
+            ("drug_id = \"ceftriaxone\"", ""),
+            &["therapy.drug_id: is required when therapy.limits is given"],
+        ),
+        // The plan's own program against the limits.
+        (
+            ("rate_ml_per_h = 200.0", "rate_ml_per_h = 400.0"),
+            &[
+                "program.rate_ml_per_h: 400 is above the upper hard limit 300 of therapy.limits.rate_ml_per_h",
+                "use 100 to 250",
+            ],
+        ),
+        (
+            ("rate_ml_per_h = 200.0", "rate_ml_per_h = 20.0"),
+            &["program.rate_ml_per_h: 20 is below the lower hard limit 50"],
+        ),
+        (
+            ("vtbi_ml = 100.0", "vtbi_ml = 200.0"),
+            &["program.vtbi_ml: 200 is above the upper hard limit 150 of therapy.limits.vtbi_ml"],
+        ),
+        (
+            ("rate_ml_per_h = 200.0", "rate_ml_per_h = 280.0"),
+            &[
+                "program.rate_ml_per_h: 280 is above the upper soft limit 250",
+                "soft_limit_override_confirmed = true",
+            ],
+        ),
+        (
+            (
+                "rate_ml_per_h = 200.0",
+                "rate_ml_per_h = 400.0\nsoft_limit_override_confirmed = true",
+            ),
+            &["program.rate_ml_per_h: 400 is above the upper hard limit 300"],
+        ),
+        (
+            (
+                "end_action = \"stop\"",
+                "end_action = \"stop\"\nbolus = { volume_ml = 2.0, lockout_min = 30.0, max_ml_per_h = 250.0 }",
+            ),
+            &["program.bolus: is not allowed: therapy.limits has no bolus_ml"],
+        ),
+    ];
+    for (edit, expect) in table {
+        check(*edit, expect);
+    }
+    // A soft-limit breach the prescriber confirmed, and a bolus within bolus limits, are accepted.
+    check(
+        (
+            "rate_ml_per_h = 200.0",
+            "rate_ml_per_h = 280.0\nsoft_limit_override_confirmed = true",
+        ),
+        &[],
+    );
+    let epidural_bolus = |from: &str, to: &str| {
+        TherapyPlan::from_toml(&EPIDURAL.replacen(from, to, 1)).map_err(|e| e.to_string())
+    };
+    assert!(
+        epidural_bolus("volume_ml = 3.0", "volume_ml = 6.0")
+            .unwrap_err()
+            .contains("program.bolus.volume_ml: 6 is above the upper hard limit 5 of therapy.limits.bolus_ml")
+    );
+    assert!(
+        epidural_bolus("bolus_ml = [0.5, 1.0, 3.0, 4.0, 5.0]", "")
+            .unwrap_err()
+            .contains("program.bolus: is not allowed")
+    );
+}
+
+#[test]
+fn limits_build_the_pump_drug_library() {
+    let plan = TherapyPlan::from_toml(ANTIBIOTICS).unwrap();
+    let library = plan.drug_library();
+    assert_eq!(library.entries().len(), 1);
+    let entry = library.get("ceftriaxone").expect("the plan's drug_id");
+    assert_eq!(entry.name, "Ceftriaxone");
+    assert_eq!(entry.concentration.amount, 2000.0);
+    assert_eq!(entry.concentration.unit, "mg");
+    assert_eq!(entry.concentration.per_ml, 100.0);
+    let r = entry.rate_ml_per_h;
+    assert_eq!(
+        [
+            r.lower_hard(),
+            r.lower_soft(),
+            r.typical(),
+            r.upper_soft(),
+            r.upper_hard()
+        ],
+        [50.0, 100.0, 200.0, 250.0, 300.0]
+    );
+    assert_eq!(entry.vtbi_ml.upper_hard(), 150.0);
+    assert_eq!(entry.bolus_ml, None);
+
+    let epidural = TherapyPlan::from_toml(EPIDURAL).unwrap();
+    let entry = epidural
+        .drug_library()
+        .get("bupivacaine-fentanyl-epidural")
+        .cloned()
+        .expect("the epidural entry");
+    assert_eq!(entry.bolus_ml.map(|b| b.upper_hard()), Some(5.0));
+
+    // The pump core runs the plan's own program under the plan's library, and refuses one above the hard limit.
+    let mut pump = pump::Pump::new(pump::Config::default(), plan.drug_library(), 0);
+    let request = plan.program.to_request(&plan.therapy);
+    pump.handle(
+        0,
+        pump::Input::Command(pump::Command::Program(request.clone())),
+    )
+    .expect("the plan's program is within its limits");
+    assert_eq!(pump.state(), pump::State::Programmed);
+    let too_fast = pump::ProgramRequest {
+        rate_ml_per_h: 400.0,
+        ..request
+    };
+    let mut pump = pump::Pump::new(pump::Config::default(), plan.drug_library(), 0);
+    assert!(
+        pump.handle(0, pump::Input::Command(pump::Command::Program(too_fast)))
+            .is_err(),
+        "the pump refuses what the plan refuses"
+    );
+
+    // Without limits: an empty library, and the limits do not appear in the stored JSON.
+    let bare = ANTIBIOTICS.replacen("[therapy.limits]", "[therapy.unused_limits_removed]", 1);
+    assert!(
+        TherapyPlan::from_toml(&bare).is_err(),
+        "an unknown section is refused"
+    );
+    let start = ANTIBIOTICS.find("[therapy.limits]").unwrap();
+    let end = ANTIBIOTICS.find("[program]").unwrap();
+    let without = format!("{}{}", &ANTIBIOTICS[..start], &ANTIBIOTICS[end..]);
+    let plan = TherapyPlan::from_toml(&without).unwrap();
+    assert!(plan.drug_library().entries().is_empty());
+    assert!(!plan.to_json().contains("limits"));
+
+    // The limits survive the server's JSON form.
+    let plan = TherapyPlan::from_toml(ANTIBIOTICS).unwrap();
+    assert_eq!(TherapyPlan::from_json(&plan.to_json()).unwrap(), plan);
 }

@@ -592,6 +592,61 @@ async fn the_plan_editor_checks_like_a_plan_file() {
 }
 
 #[tokio::test]
+async fn the_plan_editor_checks_the_drug_library_limits() {
+    let web = Web::start().await;
+    let nurse = web.session("nurse").await;
+    let page = web.get("/nurse/patients/{p1}", &nurse).await.text();
+    assert!(
+        page.contains("[therapy.limits]"),
+        "the limits are shown in the plan TOML"
+    );
+    // The example's hard upper rate limit is 300 mL/h.
+    let too_fast = PLAN_TOML.replace("rate_ml_per_h = 200.0", "rate_ml_per_h = 350.0");
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &nurse,
+            &[("plan_toml", &too_fast), ("version", "1")],
+            true,
+        )
+        .await;
+    check(&r, 422, "a rate above the hard limit");
+    let text = r.text();
+    assert!(
+        text.contains("program.rate_ml_per_h") && text.contains("upper hard limit 300"),
+        "the error names the field and the limit: {text}"
+    );
+    assert!(
+        text.contains("rate_ml_per_h = 350.0"),
+        "the nurse's text is kept"
+    );
+    let changed = PLAN_TOML
+        .replace(
+            "rate_ml_per_h = [50.0, 100.0, 200.0, 250.0, 300.0]",
+            "rate_ml_per_h = [50.0, 100.0, 200.0, 250.0, 400.0]",
+        )
+        .replace("rate_ml_per_h = 200.0", "rate_ml_per_h = 350.0")
+        .replace(
+            "end_action = \"stop\"",
+            "end_action = \"stop\"\nsoft_limit_override_confirmed = true",
+        );
+    let r = web
+        .post_form(
+            "/nurse/patients/{p1}/plan",
+            &nurse,
+            &[("plan_toml", &changed), ("version", "1")],
+            true,
+        )
+        .await;
+    check(&r, 303, "wider limits and a confirmed soft-limit override");
+    let page = web.get("/nurse/patients/{p1}", &nurse).await.text();
+    assert!(
+        page.contains("400.0") && page.contains("soft_limit_override_confirmed = true"),
+        "the saved limits are shown"
+    );
+}
+
+#[tokio::test]
 async fn sign_in_and_out_through_the_form() {
     let web = Web::start().await;
     let http = &web.server.http;

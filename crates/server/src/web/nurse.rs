@@ -87,7 +87,7 @@ fn plan_fields(text: String, version: String, error: String) -> Vec<PlanField> {
         PlanField {
             name: "plan_toml",
             label: "Plan (TOML, the same as a plan file)",
-            hint: "Therapy, program (rate_ml_per_h, vtbi_ml, end action), drug library entry (therapy.drug_id), line, critical_therapy, schedule and reminders, contacts for every role, escalation minutes and personal notes. The pump checks the program against its drug library limits when it is programmed.".into(),
+            hint: "Therapy, program (rate_ml_per_h, vtbi_ml, end action), drug library entry (therapy.drug_id and its [therapy.limits]: five numbers each for rate_ml_per_h, vtbi_ml and optional bolus_ml — lower hard, lower soft, typical, upper soft, upper hard), line, critical_therapy, schedule and reminders, contacts for every role, escalation minutes and personal notes. The program must be within the hard limits; outside a soft limit only with program.soft_limit_override_confirmed = true.".into(),
             kind: "textarea",
             value: text,
             error,
