@@ -90,10 +90,12 @@ pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
     let (stop_pumps, stopped) = watch::channel(false);
     let url = running.url();
     let mut handles = Vec::new();
-    for (patient_id, token, scenario_text) in pumps {
+    for (patient_id, token, scenario_text, library) in pumps {
         let scenario = simpump::scenario(Some(&scenario_text), "demo pump")
             .map_err(|e| StartError::Load(AppError::internal(e)))?;
-        let sim = sim::Simulation::new(&scenario);
+        // The pump core runs the plan's program under the plan's drug-library limits.
+        let sim = simpump::simulation_with_library(&scenario, library)
+            .map_err(|e| StartError::Load(AppError::internal(e)))?;
         let client = crate::client::LinkClient::new(&url, &token);
         let stopped = stopped.clone();
         // Nothing sends actions to the demo pumps; the practice pump is where faults are injected.
@@ -116,10 +118,7 @@ pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
 }
 
 fn scenario_for(plan: &care::TherapyPlan) -> String {
-    format!(
-        "name = \"demo pump\"\nduration = \"24h\"\nseed = 11\n[program]\nrate_ml_per_h = {}\nvtbi_ml = {}\n[[event]]\nat = \"0s\"\naction = \"start\"\n",
-        plan.program.rate_ml_per_h, plan.program.vtbi_ml
-    )
+    simpump::plan_scenario_text(plan, "demo pump", 11)
 }
 
 async fn user_exists(state: &AppState, username: &str) -> Result<bool, AppError> {
@@ -130,11 +129,11 @@ async fn user_exists(state: &AppState, username: &str) -> Result<bool, AppError>
         .is_some())
 }
 
-/// Create the demo clinic once; return (patient, pump token, scenario) for each demo pump.
-pub async fn seed(
-    state: &AppState,
-    data_dir: &Path,
-) -> Result<Vec<(String, String, String)>, AppError> {
+/// A demo pump to start: patient, pump token, scenario text and the drug library of the patient's plan.
+pub type DemoPump = (String, String, String, pump::DrugLibrary);
+
+/// Create the demo clinic once; return (patient, pump token, scenario, plan drug library) for each demo pump.
+pub async fn seed(state: &AppState, data_dir: &Path) -> Result<Vec<DemoPump>, AppError> {
     let antibiotics = care::TherapyPlan::from_toml(PLAN_ANTIBIOTICS).map_err(AppError::internal)?;
     let epidural = care::TherapyPlan::from_toml(PLAN_EPIDURAL).map_err(AppError::internal)?;
     let pumps_file = data_dir.join("demo-pumps.json");
@@ -225,14 +224,17 @@ pub async fn seed(
             .bind(patient.clone())
             .fetch_optional(&state.db.pool)
             .await?;
-        let scenario = match plan
+        let (scenario, library) = match plan
             .and_then(|r| r.try_get::<String, _>("plan_json").ok())
             .and_then(|t| care::TherapyPlan::from_json(&t).ok())
         {
-            Some(p) => scenario_for(&p),
-            None => simpump::DEFAULT_SCENARIO.to_string(),
+            Some(p) => (scenario_for(&p), p.drug_library()),
+            None => (
+                simpump::DEFAULT_SCENARIO.to_string(),
+                pump::DrugLibrary::default(),
+            ),
         };
-        out.push((patient, token, scenario));
+        out.push((patient, token, scenario, library));
     }
     Ok(out)
 }

@@ -134,10 +134,7 @@ pub async fn start(state: &AppState, access: &PatientAccess) -> Result<PracticeS
         .await?
         .and_then(|p| care::TherapyPlan::from_value(p.plan).ok());
     let scenario_text = match &plan {
-        Some(p) => format!(
-            "name = \"practice\"\nduration = \"24h\"\nseed = 7\n[program]\nrate_ml_per_h = {}\nvtbi_ml = {}\n[[event]]\nat = \"0s\"\naction = \"start\"\n",
-            p.program.rate_ml_per_h, p.program.vtbi_ml
-        ),
+        Some(p) => simpump::plan_scenario_text(p, "practice", 7),
         None => simpump::DEFAULT_SCENARIO.to_string(),
     };
     let scenario = simpump::scenario(Some(&scenario_text), "practice pump")
@@ -157,7 +154,13 @@ pub async fn start(state: &AppState, access: &PatientAccess) -> Result<PracticeS
         heartbeat_every: std::time::Duration::from_secs(1),
         ..SimPumpConfig::default()
     };
-    let sim = sim::Simulation::new(&scenario);
+    // The pump core runs the plan's program under the plan's drug-library limits.
+    let library = plan
+        .as_ref()
+        .map(care::TherapyPlan::drug_library)
+        .unwrap_or_default();
+    let sim = simpump::simulation_with_library(&scenario, library)
+        .map_err(|e| AppError::invalid("plan.program", e))?;
     let patient_id = access.patient_id.clone();
     let practice = state.practice.clone();
     tokio::spawn(async move {
