@@ -94,8 +94,7 @@ pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
         let scenario = simpump::scenario(Some(&scenario_text), "demo pump")
             .map_err(|e| StartError::Load(AppError::internal(e)))?;
         // The pump core runs the plan's program under the plan's drug-library limits.
-        let sim = simpump::simulation_with_library(&scenario, library)
-            .map_err(|e| StartError::Load(AppError::internal(e)))?;
+        let sim = sim::Simulation::with_library(&scenario, library);
         let client = crate::client::LinkClient::new(&url, &token);
         let stopped = stopped.clone();
         // Nothing sends actions to the demo pumps; the practice pump is where faults are injected.

@@ -159,8 +159,7 @@ pub async fn start(state: &AppState, access: &PatientAccess) -> Result<PracticeS
         .as_ref()
         .map(care::TherapyPlan::drug_library)
         .unwrap_or_default();
-    let sim = simpump::simulation_with_library(&scenario, library)
-        .map_err(|e| AppError::invalid("plan.program", e))?;
+    let sim = sim::Simulation::with_library(&scenario, library);
     let patient_id = access.patient_id.clone();
     let practice = state.practice.clone();
     tokio::spawn(async move {

@@ -301,33 +301,6 @@ fn toml_string(text: &str) -> String {
     serde_json::to_string(text).expect("a string always serializes")
 }
 
-/// A simulation of `scenario` whose pump core runs under `library` (a patient plan's drug library, see
-/// `care::TherapyPlan::drug_library`). The scenario's actions at 0 s are applied at once; the pumps built here
-/// (practice and demo) schedule nothing later, and a later action is refused rather than silently dropped.
-pub fn simulation_with_library(
-    scenario: &Scenario,
-    library: pump::DrugLibrary,
-) -> Result<sim::Simulation, String> {
-    if let Some(late) = scenario.events.iter().find(|e| e.at_ms > 0) {
-        return Err(format!(
-            "scenario {:?}: an action at {} ms cannot run under a plan's drug library; only actions at 0 s are supported",
-            scenario.name, late.at_ms
-        ));
-    }
-    let mut sim = sim::Simulation::with_program(
-        scenario.program.as_ref(),
-        scenario.plant.clone(),
-        scenario.pump.clone(),
-        library,
-        scenario.seed,
-    );
-    for event in &scenario.events {
-        // As for the simulation's own scheduled actions: a refusal is not an error here, the pump's events report it.
-        let _ = sim.apply(event.action);
-    }
-    Ok(sim)
-}
-
 /// Parse a scenario file's text, or the default scenario.
 pub fn scenario(text: Option<&str>, origin: &str) -> Result<Scenario, sim::ScenarioError> {
     Scenario::from_toml_str(text.unwrap_or(DEFAULT_SCENARIO), origin)
@@ -344,7 +317,8 @@ mod tests {
         let plan = care::TherapyPlan::from_toml(PLAN).expect("the example plan reads");
         let text = plan_scenario_text(&plan, "test pump", 1);
         let scenario = scenario(Some(&text), "test").expect("the plan scenario parses");
-        let sim = simulation_with_library(&scenario, plan.drug_library()).expect("actions at 0 s");
+        let mut sim = sim::Simulation::with_library(&scenario, plan.drug_library());
+        sim.step();
         assert!(sim.pump().library().get("ceftriaxone").is_some());
         assert_eq!(
             sim.pump().program().and_then(|p| p.drug_id()),
@@ -354,15 +328,16 @@ mod tests {
 
         // The program names the plan's drug: under an empty library the core refuses it, so the library is what
         // lets it run.
-        let sim = simulation_with_library(&scenario, pump::DrugLibrary::default())
-            .expect("actions at 0 s");
+        let mut sim = sim::Simulation::with_library(&scenario, pump::DrugLibrary::default());
+        sim.step();
         assert_ne!(sim.pump().state(), pump::State::Infusing);
 
-        // An action later than 0 s is refused, not dropped.
+        // Actions later than 0 s run as scheduled under the plan's library too.
         let late = scenario_text_with_late_action(&text);
         let late = super::scenario(Some(&late), "test").expect("parses");
-        let error = simulation_with_library(&late, plan.drug_library()).unwrap_err();
-        assert!(error.contains("only actions at 0 s"), "{error}");
+        let mut sim = sim::Simulation::with_library(&late, plan.drug_library());
+        sim.run_until(11_000);
+        assert_eq!(sim.pump().state(), pump::State::Paused);
     }
 
     fn scenario_text_with_late_action(text: &str) -> String {

@@ -119,11 +119,17 @@ impl Simulation {
     /// A simulation of `scenario`: power-on at 0, the program (if any) entered at 0, the events
     /// scheduled. Expectations are checked by [`crate::run_scenario`], not here.
     pub fn new(scenario: &Scenario) -> Simulation {
+        Simulation::with_library(scenario, DrugLibrary::default())
+    }
+
+    /// The same as [`Simulation::new`], scheduled actions included, with a pump that holds this drug
+    /// library (a therapy plan's limits), so a program naming the plan's drug runs under its limits.
+    pub fn with_library(scenario: &Scenario, library: DrugLibrary) -> Simulation {
         let mut sim = Simulation::with_program(
             scenario.program.as_ref(),
             scenario.plant.clone(),
             scenario.pump.clone(),
-            DrugLibrary::default(),
+            library,
             scenario.seed,
         );
         sim.schedule = scenario.events.clone();
