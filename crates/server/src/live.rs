@@ -438,6 +438,18 @@ fn find_alarm<'a>(live: &'a mut PatientLive, alarm: &str) -> Result<&'a mut Live
     Ok(&mut live.alarms[pos])
 }
 
+/// The pump an action on this alarm belongs to, for the record and for forwarding: the pump holding the live slot
+/// when the alarm is of the same kind (real or practice) as that pump; otherwise none. A practice alarm shown beside
+/// the patient's own pump is a rehearsal on the screen: the real pump must never receive its acknowledgement.
+/// Returns the device and whether to forward the command to it.
+fn alarm_pump(live: &PatientLive, alarm_teaching: bool, alarm: &str) -> (Option<String>, bool) {
+    if alarm_teaching == live.teaching {
+        (live.device_id.clone(), alarm != PUMP_SILENT)
+    } else {
+        (None, false)
+    }
+}
+
 /// Acknowledge an active alarm for a patient. Recorded with who and when; forwarded to the pump.
 pub async fn acknowledge(
     state: &AppState,
@@ -453,8 +465,6 @@ pub async fn acknowledge(
         let live = map.get_mut(&access.patient_id).ok_or_else(|| {
             AppError::not_found(format!("an active alarm {alarm:?} for this patient"))
         })?;
-        let teaching = live.teaching;
-        let device = live.device_id.clone();
         let a = find_alarm(live, alarm)?;
         let by = if user.role.is_clinician() {
             AckBy::Clinician
@@ -471,7 +481,9 @@ pub async fn acknowledge(
         });
         a.view.escalating = escalation::is_open(&history_of(a), timing);
         let view = a.view.clone();
-        if alarm != PUMP_SILENT {
+        let teaching = view.teaching;
+        let (device, forward) = alarm_pump(live, teaching, alarm);
+        if forward {
             live.commands.push(PumpCommand::Acknowledge {
                 alarm: alarm.into(),
             });
@@ -515,12 +527,12 @@ pub async fn silence(
         let live = map.get_mut(&access.patient_id).ok_or_else(|| {
             AppError::not_found(format!("an active alarm {alarm:?} for this patient"))
         })?;
-        let teaching = live.teaching;
-        let device = live.device_id.clone();
         let a = find_alarm(live, alarm)?;
         a.view.silenced_until_ms = Some(until);
         let view = a.view.clone();
-        if alarm != PUMP_SILENT {
+        let teaching = view.teaching;
+        let (device, forward) = alarm_pump(live, teaching, alarm);
+        if forward {
             live.commands.push(PumpCommand::Silence {
                 alarm: alarm.into(),
             });

@@ -370,6 +370,58 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
             ("occlusion_downstream".to_string(), true)
         ]
     );
+    // Acknowledging by name picks the practice alarm; the real pump is not asked to acknowledge anything and its
+    // alarm keeps no acknowledgement.
+    let r = server
+        .http
+        .post_json(
+            &format!(
+                "{base}/api/patients/{}/alarms/occlusion_downstream/acknowledge",
+                w.p1
+            ),
+            &nurse,
+            &json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["teaching"], true, "{}", r.text());
+    let snap = snapshot().await;
+    let real = snap["active_alarms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["teaching"] == false)
+        .unwrap()
+        .clone();
+    assert_eq!(real["acknowledgements"], json!([]), "{snap}");
+    let auth = format!("Bearer {}", w.pump1_token);
+    let r = server
+        .http
+        .request(
+            "POST",
+            &format!("{base}/api/link/v1/heartbeat"),
+            &support::Session::default(),
+            &[("authorization", &auth)],
+            Some(
+                json!({"telemetry": telemetry("stopped_by_alarm")})
+                    .to_string()
+                    .into_bytes(),
+            ),
+        )
+        .await;
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(r.json()["commands"], json!([]), "{}", r.text());
+    let events = server
+        .state()
+        .journal
+        .timeline(&w.p1, &[], 500, 1)
+        .await
+        .unwrap();
+    let ack = events
+        .iter()
+        .find(|e| e.kind == "alarm_acknowledged")
+        .expect("the acknowledgement is recorded");
+    assert!(ack.teaching, "recorded as practice: {ack:?}");
     // The practice pump clears its alarm: the real one stays.
     send(
         &practice.token,
