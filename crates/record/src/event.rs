@@ -282,38 +282,171 @@ pub enum Body {
     },
 }
 
-/// Every kind name [`Body`] knows, in declaration order.
-pub const KNOWN_KINDS: [&str; 29] = [
-    "patient_registered",
-    "device_assigned",
-    "plan_changed",
-    "program_accepted",
-    "limit_override_confirmed",
-    "infusion_started",
-    "infusion_paused",
-    "infusion_resumed",
-    "infusion_stopped",
-    "infusion_completed",
-    "alarm_raised",
-    "alarm_acknowledged",
-    "alarm_silenced",
-    "alarm_cleared",
-    "alarm_escalated",
-    "bolus_given",
-    "bolus_denied",
-    "telemetry",
-    "checklist_completed",
-    "site_check",
-    "symptom_check",
-    "feeling",
-    "note",
-    "reminder_done",
-    "escalation_sent",
-    "escalation_answered",
-    "record_read",
-    "login",
-    "correction",
-];
+/// Every event kind this build knows: one variant per typed [`Body`] variant, named as stored.
+///
+/// The stored `kind` column stays text (so a newer client's kind survives as [`Body::Unknown`]); this
+/// enum is the typed name for code that means a known kind, instead of a string literal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    PatientRegistered,
+    DeviceAssigned,
+    PlanChanged,
+    ProgramAccepted,
+    LimitOverrideConfirmed,
+    InfusionStarted,
+    InfusionPaused,
+    InfusionResumed,
+    InfusionStopped,
+    InfusionCompleted,
+    AlarmRaised,
+    AlarmAcknowledged,
+    AlarmSilenced,
+    AlarmCleared,
+    AlarmEscalated,
+    BolusGiven,
+    BolusDenied,
+    Telemetry,
+    ChecklistCompleted,
+    SiteCheck,
+    SymptomCheck,
+    Feeling,
+    Note,
+    ReminderDone,
+    EscalationSent,
+    EscalationAnswered,
+    RecordRead,
+    Login,
+    Correction,
+}
+
+impl Kind {
+    /// Every kind, in [`Body`]'s declaration order.
+    pub const ALL: [Kind; 29] = [
+        Kind::PatientRegistered,
+        Kind::DeviceAssigned,
+        Kind::PlanChanged,
+        Kind::ProgramAccepted,
+        Kind::LimitOverrideConfirmed,
+        Kind::InfusionStarted,
+        Kind::InfusionPaused,
+        Kind::InfusionResumed,
+        Kind::InfusionStopped,
+        Kind::InfusionCompleted,
+        Kind::AlarmRaised,
+        Kind::AlarmAcknowledged,
+        Kind::AlarmSilenced,
+        Kind::AlarmCleared,
+        Kind::AlarmEscalated,
+        Kind::BolusGiven,
+        Kind::BolusDenied,
+        Kind::Telemetry,
+        Kind::ChecklistCompleted,
+        Kind::SiteCheck,
+        Kind::SymptomCheck,
+        Kind::Feeling,
+        Kind::Note,
+        Kind::ReminderDone,
+        Kind::EscalationSent,
+        Kind::EscalationAnswered,
+        Kind::RecordRead,
+        Kind::Login,
+        Kind::Correction,
+    ];
+
+    /// The stored (and serialized) name: `infusion_started`, ….
+    pub const fn name(self) -> &'static str {
+        match self {
+            Kind::PatientRegistered => "patient_registered",
+            Kind::DeviceAssigned => "device_assigned",
+            Kind::PlanChanged => "plan_changed",
+            Kind::ProgramAccepted => "program_accepted",
+            Kind::LimitOverrideConfirmed => "limit_override_confirmed",
+            Kind::InfusionStarted => "infusion_started",
+            Kind::InfusionPaused => "infusion_paused",
+            Kind::InfusionResumed => "infusion_resumed",
+            Kind::InfusionStopped => "infusion_stopped",
+            Kind::InfusionCompleted => "infusion_completed",
+            Kind::AlarmRaised => "alarm_raised",
+            Kind::AlarmAcknowledged => "alarm_acknowledged",
+            Kind::AlarmSilenced => "alarm_silenced",
+            Kind::AlarmCleared => "alarm_cleared",
+            Kind::AlarmEscalated => "alarm_escalated",
+            Kind::BolusGiven => "bolus_given",
+            Kind::BolusDenied => "bolus_denied",
+            Kind::Telemetry => "telemetry",
+            Kind::ChecklistCompleted => "checklist_completed",
+            Kind::SiteCheck => "site_check",
+            Kind::SymptomCheck => "symptom_check",
+            Kind::Feeling => "feeling",
+            Kind::Note => "note",
+            Kind::ReminderDone => "reminder_done",
+            Kind::EscalationSent => "escalation_sent",
+            Kind::EscalationAnswered => "escalation_answered",
+            Kind::RecordRead => "record_read",
+            Kind::Login => "login",
+            Kind::Correction => "correction",
+        }
+    }
+
+    /// The stored names of `kinds`, as a [`crate::TimelineQuery`] filter takes them.
+    pub fn names(kinds: &[Kind]) -> Vec<String> {
+        kinds.iter().map(|k| k.name().to_owned()).collect()
+    }
+
+    /// The kind with this stored name, or `None` for a kind this build does not know.
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Some(match name {
+            "patient_registered" => Kind::PatientRegistered,
+            "device_assigned" => Kind::DeviceAssigned,
+            "plan_changed" => Kind::PlanChanged,
+            "program_accepted" => Kind::ProgramAccepted,
+            "limit_override_confirmed" => Kind::LimitOverrideConfirmed,
+            "infusion_started" => Kind::InfusionStarted,
+            "infusion_paused" => Kind::InfusionPaused,
+            "infusion_resumed" => Kind::InfusionResumed,
+            "infusion_stopped" => Kind::InfusionStopped,
+            "infusion_completed" => Kind::InfusionCompleted,
+            "alarm_raised" => Kind::AlarmRaised,
+            "alarm_acknowledged" => Kind::AlarmAcknowledged,
+            "alarm_silenced" => Kind::AlarmSilenced,
+            "alarm_cleared" => Kind::AlarmCleared,
+            "alarm_escalated" => Kind::AlarmEscalated,
+            "bolus_given" => Kind::BolusGiven,
+            "bolus_denied" => Kind::BolusDenied,
+            "telemetry" => Kind::Telemetry,
+            "checklist_completed" => Kind::ChecklistCompleted,
+            "site_check" => Kind::SiteCheck,
+            "symptom_check" => Kind::SymptomCheck,
+            "feeling" => Kind::Feeling,
+            "note" => Kind::Note,
+            "reminder_done" => Kind::ReminderDone,
+            "escalation_sent" => Kind::EscalationSent,
+            "escalation_answered" => Kind::EscalationAnswered,
+            "record_read" => Kind::RecordRead,
+            "login" => Kind::Login,
+            "correction" => Kind::Correction,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for Kind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Every kind name [`Body`] knows, in declaration order: the names of [`Kind::ALL`].
+pub const KNOWN_KINDS: [&str; 29] = {
+    let mut names = [""; 29];
+    let mut i = 0;
+    while i < Kind::ALL.len() {
+        names[i] = Kind::ALL[i].name();
+        i += 1;
+    }
+    names
+};
 
 impl Body {
     /// The stored kind name and the payload.
@@ -359,17 +492,66 @@ impl Body {
         serde_json::from_value(tagged).ok()
     }
 
-    /// The kind name, as stored.
+    /// The kind name, as stored: [`Kind::name`] of a typed body, or an unknown kind's own name.
     pub fn kind(&self) -> String {
-        match self.to_parts() {
-            Ok((kind, _)) => kind,
-            Err(_) => String::from("unencodable"),
+        self.kind_name().to_owned()
+    }
+
+    /// The kind name, as stored, without allocating.
+    pub fn kind_name(&self) -> &str {
+        match self.kind_or_unknown() {
+            Ok(kind) => kind.name(),
+            Err(name) => name,
         }
+    }
+
+    /// The typed kind; `None` only for [`Body::Unknown`] (even when its name is a known kind's: such a
+    /// body holds a payload that did not match that kind's fields).
+    pub fn typed_kind(&self) -> Option<Kind> {
+        self.kind_or_unknown().ok()
+    }
+
+    /// The typed kind, or the name of an unknown kind. The match is exhaustive, so a new [`Body`]
+    /// variant does not compile without its [`Kind`].
+    fn kind_or_unknown(&self) -> Result<Kind, &str> {
+        Ok(match self {
+            Body::PatientRegistered { .. } => Kind::PatientRegistered,
+            Body::DeviceAssigned { .. } => Kind::DeviceAssigned,
+            Body::PlanChanged { .. } => Kind::PlanChanged,
+            Body::ProgramAccepted { .. } => Kind::ProgramAccepted,
+            Body::LimitOverrideConfirmed { .. } => Kind::LimitOverrideConfirmed,
+            Body::InfusionStarted { .. } => Kind::InfusionStarted,
+            Body::InfusionPaused { .. } => Kind::InfusionPaused,
+            Body::InfusionResumed { .. } => Kind::InfusionResumed,
+            Body::InfusionStopped { .. } => Kind::InfusionStopped,
+            Body::InfusionCompleted { .. } => Kind::InfusionCompleted,
+            Body::AlarmRaised { .. } => Kind::AlarmRaised,
+            Body::AlarmAcknowledged { .. } => Kind::AlarmAcknowledged,
+            Body::AlarmSilenced { .. } => Kind::AlarmSilenced,
+            Body::AlarmCleared { .. } => Kind::AlarmCleared,
+            Body::AlarmEscalated { .. } => Kind::AlarmEscalated,
+            Body::BolusGiven { .. } => Kind::BolusGiven,
+            Body::BolusDenied { .. } => Kind::BolusDenied,
+            Body::Telemetry { .. } => Kind::Telemetry,
+            Body::ChecklistCompleted { .. } => Kind::ChecklistCompleted,
+            Body::SiteCheck { .. } => Kind::SiteCheck,
+            Body::SymptomCheck { .. } => Kind::SymptomCheck,
+            Body::Feeling { .. } => Kind::Feeling,
+            Body::Note { .. } => Kind::Note,
+            Body::ReminderDone { .. } => Kind::ReminderDone,
+            Body::EscalationSent { .. } => Kind::EscalationSent,
+            Body::EscalationAnswered { .. } => Kind::EscalationAnswered,
+            Body::RecordRead { .. } => Kind::RecordRead,
+            Body::Login { .. } => Kind::Login,
+            Body::Correction { .. } => Kind::Correction,
+            Body::Unknown { kind, .. } => return Err(kind),
+        })
     }
 }
 
+/// Whether this build has a typed [`Body`] variant for a stored kind name (see [`Kind::from_name`]).
 pub fn is_known_kind(kind: &str) -> bool {
-    KNOWN_KINDS.contains(&kind)
+    Kind::from_name(kind).is_some()
 }
 
 /// An event as a client hands it to the store.
@@ -547,5 +729,51 @@ fn check_kind(what: &str, kind: &str) -> Result<(), RecordError> {
                 "{kind:?} is not a kind name: use lower-case letters, digits and `_`, at most {KIND_LEN_MAX} bytes"
             ),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kind_names_are_distinct_and_parse_back() {
+        let mut seen = std::collections::BTreeSet::new();
+        for kind in Kind::ALL {
+            assert!(seen.insert(kind.name()), "{kind:?} repeats a name");
+            assert_eq!(Kind::from_name(kind.name()), Some(kind));
+            assert_eq!(kind.to_string(), kind.name());
+            check_kind("kind", kind.name()).expect("a well-formed kind name");
+        }
+        assert_eq!(KNOWN_KINDS.len(), Kind::ALL.len());
+        assert!(
+            KNOWN_KINDS
+                .iter()
+                .zip(Kind::ALL)
+                .all(|(n, k)| *n == k.name())
+        );
+        assert_eq!(Kind::from_name("infusion_startd"), None);
+        assert_eq!(Kind::from_name("Note"), None);
+        assert!(!is_known_kind(""));
+    }
+
+    #[test]
+    fn kind_serializes_as_its_stored_name() {
+        for kind in Kind::ALL {
+            let json = serde_json::to_value(kind).unwrap();
+            assert_eq!(json, Value::String(kind.name().to_owned()));
+            assert_eq!(serde_json::from_value::<Kind>(json).unwrap(), kind);
+        }
+        assert!(serde_json::from_value::<Kind>(serde_json::json!("telemetry_x")).is_err());
+    }
+
+    #[test]
+    fn an_unknown_body_has_no_typed_kind_even_under_a_known_name() {
+        let body = Body::from_parts("note", serde_json::json!({ "text": 5 }));
+        assert_eq!(body.kind(), "note");
+        assert_eq!(body.typed_kind(), None);
+        let future = Body::from_parts("pump_rebooted", serde_json::json!({}));
+        assert_eq!(future.kind_name(), "pump_rebooted");
+        assert_eq!(future.typed_kind(), None);
     }
 }

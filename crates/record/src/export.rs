@@ -4,7 +4,7 @@
 //! check; the FHIR test validates the Bundle with the independent `fhir.resources` package.
 
 use crate::error::RecordError;
-use crate::event::{Body, PatientId, StoredEvent};
+use crate::event::{Body, Kind, PatientId, StoredEvent};
 use crate::store::{Store, TimelineQuery};
 use crate::views::{InfusionOutcome, pair_infusions};
 use jiff::Timestamp;
@@ -74,7 +74,7 @@ impl Store {
         let (events, superseded) = self.export_events(query).await?;
         let identity = self
             .timeline(&TimelineQuery {
-                kinds: vec!["patient_registered".into(), "device_assigned".into()],
+                kinds: Kind::names(&[Kind::PatientRegistered, Kind::DeviceAssigned]),
                 ..TimelineQuery::all(query.patient.clone())
             })
             .await?;

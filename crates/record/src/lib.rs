@@ -17,7 +17,9 @@ mod store;
 pub mod views;
 
 pub use error::RecordError;
-pub use event::{Body, EscalationPriority, EventId, NewEvent, PatientId, Source, StoredEvent};
+pub use event::{
+    Body, EscalationPriority, EventId, KNOWN_KINDS, Kind, NewEvent, PatientId, Source, StoredEvent,
+};
 /// Re-exported so callers name times with the same version of jiff.
 pub use jiff;
 pub use store::{

@@ -5,7 +5,7 @@
 //! left out of every view (the correction says the earlier event was wrong).
 
 use crate::error::RecordError;
-use crate::event::{Body, EventId, PatientId, StoredEvent};
+use crate::event::{Body, EventId, Kind, PatientId, StoredEvent};
 use crate::store::{Store, TimelineQuery};
 use jiff::Timestamp;
 use jiff::civil::Date;
@@ -96,14 +96,12 @@ impl Store {
     ) -> Result<Vec<ActiveAlarm>, RecordError> {
         let events = self
             .current(TimelineQuery {
-                kinds: [
-                    "alarm_raised",
-                    "alarm_acknowledged",
-                    "alarm_silenced",
-                    "alarm_cleared",
-                ]
-                .map(String::from)
-                .to_vec(),
+                kinds: Kind::names(&[
+                    Kind::AlarmRaised,
+                    Kind::AlarmAcknowledged,
+                    Kind::AlarmSilenced,
+                    Kind::AlarmCleared,
+                ]),
                 ..TimelineQuery::all(patient.clone())
             })
             .await?;
@@ -159,7 +157,7 @@ impl Store {
                 patient: patient.clone(),
                 from,
                 to,
-                kinds: vec!["alarm_raised".into()],
+                kinds: Kind::names(&[Kind::AlarmRaised]),
                 limit: None,
             })
             .await?;
@@ -188,9 +186,11 @@ impl Store {
                 patient: patient.clone(),
                 from,
                 to: None,
-                kinds: ["infusion_started", "infusion_completed", "infusion_stopped"]
-                    .map(String::from)
-                    .to_vec(),
+                kinds: Kind::names(&[
+                    Kind::InfusionStarted,
+                    Kind::InfusionCompleted,
+                    Kind::InfusionStopped,
+                ]),
                 limit: None,
             })
             .await?;
