@@ -200,3 +200,151 @@ async fn fhir_validator_rejects_a_broken_bundle() {
     assert!(!output.status.success());
     assert!(String::from_utf8_lossy(&output.stderr).contains("code"));
 }
+
+/// The sample record plus the branches it does not reach: an alarm never cleared, a clearing without a
+/// resolution, an empty symptom check, a site check without changes, feelings with only a rating, only
+/// text and neither, an answer to an escalation outside the record, a second (unregistered) pump.
+async fn golden_store() -> common::TestDb {
+    let (db, _) = sample_store().await;
+    let t = |min: i64| at("2026-03-03T08:00:00Z") + jiff::SignedDuration::from_mins(min);
+    let mut extra = vec![
+        event(
+            "p-1",
+            "pump-2",
+            1,
+            t(0),
+            Body::AlarmRaised {
+                alarm: "air_in_line".into(),
+                priority: "high".into(),
+                detail: None,
+            },
+        ),
+        event(
+            "p-1",
+            "pump-2",
+            2,
+            t(1),
+            Body::AlarmRaised {
+                alarm: "battery_low".into(),
+                priority: "low".into(),
+                detail: None,
+            },
+        ),
+        event(
+            "p-1",
+            "pump-2",
+            3,
+            t(2),
+            Body::AlarmCleared {
+                alarm: "battery_low".into(),
+                resolution: None,
+            },
+        ),
+        event(
+            "p-1",
+            "pump-2",
+            4,
+            t(3),
+            Body::InfusionStarted {
+                drug_id: Some("vancomycin".into()),
+                rate_ml_per_h: 125.5,
+                vtbi_ml: 500.0,
+            },
+        ),
+        event(
+            "p-1",
+            "pump-2",
+            5,
+            t(4),
+            Body::InfusionCompleted {
+                delivered_ml: 499.9,
+            },
+        ),
+    ];
+    let people = [
+        Body::SymptomCheck {
+            symptoms: vec![],
+            triage: "self_care".into(),
+            reasons: vec![],
+        },
+        Body::SiteCheck {
+            findings: vec![],
+            note: None,
+        },
+        Body::Feeling {
+            rating: Some(5),
+            text: None,
+        },
+        Body::Feeling {
+            rating: None,
+            text: Some("better".into()),
+        },
+        Body::Feeling {
+            rating: None,
+            text: None,
+        },
+        Body::EscalationAnswered {
+            escalation_id: "esc-elsewhere".into(),
+            by: "on-call".into(),
+            response: "seen".into(),
+        },
+    ];
+    for (i, body) in people.into_iter().enumerate() {
+        let mut e = event("p-1", "phone-1", i as u64, t(10 + i as i64), body);
+        e.source = Source::Patient;
+        e.local_offset_s = -5 * 3600 - 1800;
+        extra.push(e);
+    }
+    db.store.append(&extra).await.unwrap();
+    db
+}
+
+/// The FHIR Bundle of a fixed record is byte-for-byte the one in `tests/golden/fhir_bundle.json`: a
+/// refactoring of the exporter must not change a single byte. After a deliberate change to the export,
+/// regenerate it with `INFUSAFE_BLESS=1 cargo test -p record --test export` and review the diff.
+#[tokio::test]
+async fn fhir_bundle_is_byte_identical_to_the_golden_file() {
+    let db = golden_store().await;
+    let query = ExportQuery {
+        patient: patient("p-1"),
+        from: None,
+        to: None,
+    };
+    let events = db
+        .store
+        .timeline(&TimelineQuery::all(patient("p-1")))
+        .await
+        .unwrap();
+    let superseded = db.store.superseded(&patient("p-1")).await.unwrap();
+    let identity: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.kind.as_str(), "patient_registered" | "device_assigned"))
+        .cloned()
+        .collect();
+    let current: Vec<_> = events
+        .into_iter()
+        .filter(|e| !superseded.contains(&e.id) && !e.teaching)
+        .collect();
+    let bundle = record::export::fhir_bundle(
+        &query.patient,
+        &identity,
+        &current,
+        at("2026-04-01T12:00:00Z"),
+    );
+    let text = serde_json::to_string_pretty(&bundle).unwrap() + "\n";
+    let golden = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/golden/fhir_bundle.json");
+    if std::env::var("INFUSAFE_BLESS").as_deref() == Ok("1") {
+        std::fs::write(golden, &text).unwrap();
+    }
+    let expected = std::fs::read_to_string(golden).unwrap_or_else(|e| {
+        panic!("cannot read {golden} ({e}): generate it with INFUSAFE_BLESS=1 and review it")
+    });
+    assert!(
+        text == expected,
+        "the FHIR Bundle differs from {golden}; if the change is deliberate, re-bless it (INFUSAFE_BLESS=1) and review the diff"
+    );
+    // The store's own export (which stamps the current time) agrees with the pure function.
+    let mut exported = db.store.export_fhir(&query).await.unwrap();
+    exported["timestamp"] = bundle["timestamp"].clone();
+    assert_eq!(exported, bundle);
+}
