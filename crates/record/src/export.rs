@@ -6,7 +6,7 @@
 use crate::error::RecordError;
 use crate::event::{Body, Kind, PatientId, StoredEvent};
 use crate::store::{Store, TimelineQuery};
-use crate::views::{InfusionOutcome, pair_infusions};
+use crate::views::{Infusion, InfusionOutcome, pair_infusions};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -183,6 +183,10 @@ fn ml(value: f64) -> Value {
 
 /// The FHIR R4 Bundle for a patient. `identity` holds the registration and device assignment events;
 /// `events` the (not superseded) events of the range.
+///
+/// Entries, in order: the Patient, the Devices, one MedicationAdministration per infusion, the
+/// Observations, the Communications. Each resource is built by a pure function of the events; this
+/// parent only collects them.
 pub fn fhir_bundle(
     patient: &PatientId,
     identity: &[StoredEvent],
@@ -191,46 +195,77 @@ pub fn fhir_bundle(
 ) -> Value {
     let patient_url = urn("Patient", patient.as_str());
     let mut entries: Vec<Value> = Vec::new();
+    entries
+        .push(json!({ "fullUrl": patient_url, "resource": patient_resource(patient, identity) }));
+    for (device_id, resource) in &devices(&patient_url, identity, events) {
+        entries.push(json!({ "fullUrl": urn("Device", device_id), "resource": resource }));
+    }
+    for infusion in pair_infusions(events, None) {
+        entries.push(medication_administration(&patient_url, &infusion));
+    }
+    let resolutions = alarm_resolutions(events);
+    for e in events {
+        if let Some(resource) = observation(&patient_url, e, &resolutions) {
+            entries.push(observation_entry(e, resource));
+        }
+    }
+    entries.extend(communications(&patient_url, events));
+    json!({
+        "resourceType": "Bundle",
+        "type": "collection",
+        "timestamp": generated_at.to_string(),
+        "entry": entries,
+    })
+}
 
-    // Patient, from the latest registration.
-    let mut patient_resource = json!({
+/// The Patient, named from the latest registration.
+fn patient_resource(patient: &PatientId, identity: &[StoredEvent]) -> Value {
+    let mut resource = json!({
         "resourceType": "Patient",
         "identifier": [{ "system": format!("{ID_SYSTEM}:patient"), "value": patient.as_str() }],
     });
-    let mut devices: BTreeMap<String, Value> = BTreeMap::new();
     for e in identity {
-        match e.body() {
-            Body::PatientRegistered {
-                display_name,
-                birth_date,
-            } => {
-                patient_resource["name"] = json!([{ "text": display_name }]);
-                if let Some(date) = birth_date {
-                    patient_resource["birthDate"] = json!(date.to_string());
-                }
+        if let Body::PatientRegistered {
+            display_name,
+            birth_date,
+        } = e.body()
+        {
+            resource["name"] = json!([{ "text": display_name }]);
+            if let Some(date) = birth_date {
+                resource["birthDate"] = json!(date.to_string());
             }
-            Body::DeviceAssigned {
-                device_id,
-                model,
-                serial,
-            } => {
-                devices.insert(
-                    device_id.clone(),
-                    json!({
-                        "resourceType": "Device",
-                        "identifier": [{ "system": format!("{ID_SYSTEM}:device"), "value": device_id }],
-                        "serialNumber": serial,
-                        "deviceName": [{ "name": model, "type": "model-name" }],
-                        "patient": reference(&patient_url),
-                    }),
-                );
-            }
-            _ => {}
         }
     }
-    entries.push(json!({ "fullUrl": patient_url, "resource": patient_resource }));
+    resource
+}
 
-    // Every pump that produced an infusion or an alarm is a Device, registered or not.
+/// Every assigned pump, and every pump that produced an infusion or an alarm, registered or not; by
+/// device id.
+fn devices(
+    patient_url: &str,
+    identity: &[StoredEvent],
+    events: &[StoredEvent],
+) -> BTreeMap<String, Value> {
+    let mut devices: BTreeMap<String, Value> = BTreeMap::new();
+    for e in identity {
+        if let Body::DeviceAssigned {
+            device_id,
+            model,
+            serial,
+        } = e.body()
+        {
+            devices.insert(
+                device_id.clone(),
+                json!({
+                    "resourceType": "Device",
+                    "identifier": [{ "system": format!("{ID_SYSTEM}:device"), "value": device_id }],
+                    "serialNumber": serial,
+                    "deviceName": [{ "name": model, "type": "model-name" }],
+                    "patient": reference(patient_url),
+                }),
+            );
+        }
+    }
     for e in events {
         let is_pump_event = matches!(
             e.body(),
@@ -242,64 +277,64 @@ pub fn fhir_bundle(
                 json!({
                     "resourceType": "Device",
                     "identifier": [{ "system": format!("{ID_SYSTEM}:device"), "value": e.device_id }],
-                    "patient": reference(&patient_url),
+                    "patient": reference(patient_url),
                 }),
             );
         }
     }
-    for (device_id, resource) in &devices {
-        entries.push(json!({ "fullUrl": urn("Device", device_id), "resource": resource }));
-    }
+    devices
+}
 
-    // One MedicationAdministration per infusion.
-    for infusion in pair_infusions(events, None) {
-        let status = match infusion.outcome {
-            InfusionOutcome::InProgress => "in-progress",
-            InfusionOutcome::Completed => "completed",
-            InfusionOutcome::Stopped => "stopped",
-            InfusionOutcome::NoEndRecorded => "unknown",
-        };
-        let offset = jiff::tz::Offset::from_seconds(infusion.local_offset_s)
-            .unwrap_or(jiff::tz::Offset::UTC);
-        let mut period = json!({
-            "start": infusion.started_at.display_with_offset(offset).to_string()
-        });
-        if let Some(end) = infusion.ended_at {
-            period["end"] = json!(end.display_with_offset(offset).to_string());
-        }
-        let mut dosage = json!({
-            "rateQuantity": { "value": infusion.rate_ml_per_h, "unit": "mL/h", "system": UCUM, "code": "mL/h" },
-        });
-        if let Some(delivered) = infusion.delivered_ml {
-            dosage["dose"] = ml(delivered);
-        }
-        let mut notes = vec![json!({
-            "text": format!("Expected volume (VTBI) {} mL; delivered {}.", infusion.expected_ml,
-                infusion.delivered_ml.map_or("not yet recorded".to_string(), |d| format!("{d} mL")))
-        })];
-        if infusion.teaching {
-            notes.push(
-                json!({ "text": "Practice (teaching) pump: not a clinical administration." }),
-            );
-        }
-        entries.push(json!({
-            "fullUrl": urn("MedicationAdministration", &infusion.started_event.to_string()),
-            "resource": {
-                "resourceType": "MedicationAdministration",
-                "identifier": [{ "system": format!("{ID_SYSTEM}:event"), "value": infusion.started_event.to_string() }],
-                "status": status,
-                "medicationCodeableConcept": { "text": infusion.drug_id.clone().unwrap_or_else(|| "Infusion (drug not recorded)".into()) },
-                "subject": reference(&patient_url),
-                "effectivePeriod": period,
-                "device": [reference(&urn("Device", &infusion.device_id))],
-                "note": notes,
-                "dosage": dosage,
-            }
-        }));
+/// The entry of one infusion: status, period, rate, delivered dose, expected against delivered volume.
+fn medication_administration(patient_url: &str, infusion: &Infusion) -> Value {
+    let status = match infusion.outcome {
+        InfusionOutcome::InProgress => "in-progress",
+        InfusionOutcome::Completed => "completed",
+        InfusionOutcome::Stopped => "stopped",
+        InfusionOutcome::NoEndRecorded => "unknown",
+    };
+    let offset =
+        jiff::tz::Offset::from_seconds(infusion.local_offset_s).unwrap_or(jiff::tz::Offset::UTC);
+    let mut period = json!({
+        "start": infusion.started_at.display_with_offset(offset).to_string()
+    });
+    if let Some(end) = infusion.ended_at {
+        period["end"] = json!(end.display_with_offset(offset).to_string());
     }
+    let mut dosage = json!({
+        "rateQuantity": { "value": infusion.rate_ml_per_h, "unit": "mL/h", "system": UCUM, "code": "mL/h" },
+    });
+    if let Some(delivered) = infusion.delivered_ml {
+        dosage["dose"] = ml(delivered);
+    }
+    let mut notes = vec![json!({
+        "text": format!("Expected volume (VTBI) {} mL; delivered {}.", infusion.expected_ml,
+            infusion.delivered_ml.map_or("not yet recorded".to_string(), |d| format!("{d} mL")))
+    })];
+    if infusion.teaching {
+        notes.push(json!({ "text": "Practice (teaching) pump: not a clinical administration." }));
+    }
+    json!({
+        "fullUrl": urn("MedicationAdministration", &infusion.started_event.to_string()),
+        "resource": {
+            "resourceType": "MedicationAdministration",
+            "identifier": [{ "system": format!("{ID_SYSTEM}:event"), "value": infusion.started_event.to_string() }],
+            "status": status,
+            "medicationCodeableConcept": { "text": infusion.drug_id.clone().unwrap_or_else(|| "Infusion (drug not recorded)".into()) },
+            "subject": reference(patient_url),
+            "effectivePeriod": period,
+            "device": [reference(&urn("Device", &infusion.device_id))],
+            "note": notes,
+            "dosage": dosage,
+        }
+    })
+}
 
-    // Alarms (with how they were resolved), reported symptoms and site checks: Observations.
-    let mut resolutions: BTreeMap<(String, String), Vec<(Timestamp, String)>> = BTreeMap::new();
+/// When and how each alarm was cleared, by (device, alarm name), oldest first.
+type Resolutions = BTreeMap<(String, String), Vec<(Timestamp, String)>>;
+
+fn alarm_resolutions(events: &[StoredEvent]) -> Resolutions {
+    let mut resolutions = Resolutions::new();
     for e in events {
         if let Body::AlarmCleared { alarm, resolution } = e.body() {
             resolutions
@@ -311,124 +346,176 @@ pub fn fhir_bundle(
                 ));
         }
     }
-    for e in events {
-        let observation = match e.body() {
-            Body::AlarmRaised {
-                alarm,
-                priority,
-                detail,
-            } => {
-                let resolved = resolutions
-                    .get(&(e.device_id.clone(), alarm.clone()))
-                    .and_then(|list| list.iter().find(|(at, _)| *at >= e.occurred_at));
-                let mut notes = Vec::new();
-                if let Some(detail) = detail {
-                    notes.push(json!({ "text": detail }));
-                }
-                notes.push(json!({ "text": match resolved {
-                    Some((at, how)) => format!("Resolved {at}: {how}"),
-                    None => "Not cleared in this export's range.".to_string(),
-                }}));
-                Some(json!({
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "category": [{ "text": "device alarm" }],
-                    "code": {
-                        "coding": [{ "system": format!("{ID_SYSTEM}:alarm"), "code": alarm }],
-                        "text": format!("Pump alarm: {}", alarm.replace('_', " ")),
-                    },
-                    "subject": reference(&patient_url),
-                    "effectiveDateTime": local_time(e),
-                    "device": reference(&urn("Device", &e.device_id)),
-                    "valueCodeableConcept": {
-                        "coding": [{ "system": format!("{ID_SYSTEM}:alarm-priority"), "code": priority }],
-                        "text": format!("{priority} priority"),
-                    },
-                    "note": notes,
-                }))
-            }
-            Body::SymptomCheck {
-                symptoms,
-                triage,
-                reasons,
-            } => {
-                let mut notes = Vec::new();
-                if !symptoms.is_empty() {
-                    notes.push(json!({ "text": format!("Symptoms: {}", symptoms.join(", ")) }));
-                }
-                if !reasons.is_empty() {
-                    notes
-                        .push(json!({ "text": format!("Triage reasons: {}", reasons.join("; ")) }));
-                }
-                let mut resource = json!({
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "category": [{ "text": "patient-reported symptom check" }],
-                    "code": { "text": "Symptom check" },
-                    "subject": reference(&patient_url),
-                    "effectiveDateTime": local_time(e),
-                    "valueCodeableConcept": {
-                        "coding": [{ "system": format!("{ID_SYSTEM}:triage"), "code": triage }],
-                        "text": triage.replace('_', " "),
-                    },
-                });
-                if !notes.is_empty() {
-                    resource["note"] = json!(notes);
-                }
-                Some(resource)
-            }
-            Body::SiteCheck { findings, note } => {
-                let mut resource = json!({
-                    "resourceType": "Observation",
-                    "status": "final",
-                    "category": [{ "text": "patient-reported site check" }],
-                    "code": { "text": "Access site check" },
-                    "subject": reference(&patient_url),
-                    "effectiveDateTime": local_time(e),
-                    "valueString": if findings.is_empty() { "No changes at the site".to_string() } else { findings.join(", ") },
-                });
-                if let Some(note) = note {
-                    resource["note"] = json!([{ "text": note }]);
-                }
-                Some(resource)
-            }
-            Body::Feeling { rating, text } => {
-                let mut value = String::new();
-                if let Some(rating) = rating {
-                    value.push_str(&format!("{rating}/5"));
-                }
-                if let Some(text) = text {
-                    if !value.is_empty() {
-                        value.push_str(": ");
-                    }
-                    value.push_str(&text);
-                }
-                if value.is_empty() {
-                    None
-                } else {
-                    Some(json!({
-                        "resourceType": "Observation",
-                        "status": "final",
-                        "category": [{ "text": "patient-reported wellbeing" }],
-                        "code": { "text": "How the patient felt" },
-                        "subject": reference(&patient_url),
-                        "effectiveDateTime": local_time(e),
-                        "valueString": value,
-                    }))
-                }
-            }
-            _ => None,
-        };
-        if let Some(mut resource) = observation {
-            resource["identifier"] =
-                json!([{ "system": format!("{ID_SYSTEM}:event"), "value": e.id.to_string() }]);
-            entries.push(
-                json!({ "fullUrl": urn("Observation", &e.id.to_string()), "resource": resource }),
-            );
-        }
-    }
+    resolutions
+}
 
-    // Escalations and their answers: Communications.
+/// The Observation an event becomes, if any: alarms (with how they were resolved), symptom checks,
+/// site checks and how the patient felt.
+fn observation(patient_url: &str, e: &StoredEvent, resolutions: &Resolutions) -> Option<Value> {
+    match e.body() {
+        Body::AlarmRaised {
+            alarm,
+            priority,
+            detail,
+        } => Some(alarm_observation(
+            patient_url,
+            e,
+            resolutions,
+            &alarm,
+            &priority,
+            detail,
+        )),
+        Body::SymptomCheck {
+            symptoms,
+            triage,
+            reasons,
+        } => Some(symptom_observation(
+            patient_url,
+            e,
+            &symptoms,
+            &triage,
+            &reasons,
+        )),
+        Body::SiteCheck { findings, note } => {
+            Some(site_observation(patient_url, e, &findings, note))
+        }
+        Body::Feeling { rating, text } => feeling_observation(patient_url, e, rating, text),
+        _ => None,
+    }
+}
+
+fn observation_entry(e: &StoredEvent, mut resource: Value) -> Value {
+    resource["identifier"] =
+        json!([{ "system": format!("{ID_SYSTEM}:event"), "value": e.id.to_string() }]);
+    json!({ "fullUrl": urn("Observation", &e.id.to_string()), "resource": resource })
+}
+
+fn alarm_observation(
+    patient_url: &str,
+    e: &StoredEvent,
+    resolutions: &Resolutions,
+    alarm: &str,
+    priority: &str,
+    detail: Option<String>,
+) -> Value {
+    let resolved = resolutions
+        .get(&(e.device_id.clone(), alarm.to_owned()))
+        .and_then(|list| list.iter().find(|(at, _)| *at >= e.occurred_at));
+    let mut notes = Vec::new();
+    if let Some(detail) = detail {
+        notes.push(json!({ "text": detail }));
+    }
+    notes.push(json!({ "text": match resolved {
+        Some((at, how)) => format!("Resolved {at}: {how}"),
+        None => "Not cleared in this export's range.".to_string(),
+    }}));
+    json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{ "text": "device alarm" }],
+        "code": {
+            "coding": [{ "system": format!("{ID_SYSTEM}:alarm"), "code": alarm }],
+            "text": format!("Pump alarm: {}", alarm.replace('_', " ")),
+        },
+        "subject": reference(patient_url),
+        "effectiveDateTime": local_time(e),
+        "device": reference(&urn("Device", &e.device_id)),
+        "valueCodeableConcept": {
+            "coding": [{ "system": format!("{ID_SYSTEM}:alarm-priority"), "code": priority }],
+            "text": format!("{priority} priority"),
+        },
+        "note": notes,
+    })
+}
+
+fn symptom_observation(
+    patient_url: &str,
+    e: &StoredEvent,
+    symptoms: &[String],
+    triage: &str,
+    reasons: &[String],
+) -> Value {
+    let mut notes = Vec::new();
+    if !symptoms.is_empty() {
+        notes.push(json!({ "text": format!("Symptoms: {}", symptoms.join(", ")) }));
+    }
+    if !reasons.is_empty() {
+        notes.push(json!({ "text": format!("Triage reasons: {}", reasons.join("; ")) }));
+    }
+    let mut resource = json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{ "text": "patient-reported symptom check" }],
+        "code": { "text": "Symptom check" },
+        "subject": reference(patient_url),
+        "effectiveDateTime": local_time(e),
+        "valueCodeableConcept": {
+            "coding": [{ "system": format!("{ID_SYSTEM}:triage"), "code": triage }],
+            "text": triage.replace('_', " "),
+        },
+    });
+    if !notes.is_empty() {
+        resource["note"] = json!(notes);
+    }
+    resource
+}
+
+fn site_observation(
+    patient_url: &str,
+    e: &StoredEvent,
+    findings: &[String],
+    note: Option<String>,
+) -> Value {
+    let mut resource = json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{ "text": "patient-reported site check" }],
+        "code": { "text": "Access site check" },
+        "subject": reference(patient_url),
+        "effectiveDateTime": local_time(e),
+        "valueString": if findings.is_empty() { "No changes at the site".to_string() } else { findings.join(", ") },
+    });
+    if let Some(note) = note {
+        resource["note"] = json!([{ "text": note }]);
+    }
+    resource
+}
+
+/// How the patient felt, as `rating/5: text`; nothing when neither was given.
+fn feeling_observation(
+    patient_url: &str,
+    e: &StoredEvent,
+    rating: Option<u8>,
+    text: Option<String>,
+) -> Option<Value> {
+    let mut value = String::new();
+    if let Some(rating) = rating {
+        value.push_str(&format!("{rating}/5"));
+    }
+    if let Some(text) = text {
+        if !value.is_empty() {
+            value.push_str(": ");
+        }
+        value.push_str(&text);
+    }
+    if value.is_empty() {
+        return None;
+    }
+    Some(json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": [{ "text": "patient-reported wellbeing" }],
+        "code": { "text": "How the patient felt" },
+        "subject": reference(patient_url),
+        "effectiveDateTime": local_time(e),
+        "valueString": value,
+    }))
+}
+
+/// Escalations and their answers as Communication entries; an answer points at its escalation
+/// (`inResponseTo`) when that was sent earlier in the range.
+fn communications(patient_url: &str, events: &[StoredEvent]) -> Vec<Value> {
+    let mut entries = Vec::new();
     let mut sent_by_escalation: BTreeMap<String, String> = BTreeMap::new();
     for e in events {
         match e.body() {
@@ -447,7 +534,7 @@ pub fn fhir_bundle(
                         "identifier": [{ "system": format!("{ID_SYSTEM}:escalation"), "value": escalation_id }],
                         "status": "completed",
                         "priority": priority.name(),
-                        "subject": reference(&patient_url),
+                        "subject": reference(patient_url),
                         "sent": local_time(e),
                         "payload": [{ "contentString": format!("Escalation to {to}: {reason}") }],
                     }
@@ -462,7 +549,7 @@ pub fn fhir_bundle(
                     "resourceType": "Communication",
                     "identifier": [{ "system": format!("{ID_SYSTEM}:escalation"), "value": escalation_id }],
                     "status": "completed",
-                    "subject": reference(&patient_url),
+                    "subject": reference(patient_url),
                     "sent": local_time(e),
                     "payload": [{ "contentString": format!("Answered by {by}: {response}") }],
                 });
@@ -474,11 +561,5 @@ pub fn fhir_bundle(
             _ => {}
         }
     }
-
-    json!({
-        "resourceType": "Bundle",
-        "type": "collection",
-        "timestamp": generated_at.to_string(),
-        "entry": entries,
-    })
+    entries
 }
