@@ -8,6 +8,7 @@
 //!
 //! Nothing here updates or deletes an event: a correction is a new event ([`Body::Correction`]).
 
+mod append;
 pub mod chain;
 mod error;
 pub mod event;

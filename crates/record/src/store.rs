@@ -4,6 +4,10 @@
 //! which expands one body once per concrete pool type, so the two cannot drift apart. Where the backends
 //! truly differ (taking the write lock, drawing ids) the body branches on [`Backend`].
 
+use crate::append::{
+    AppendSql, Heads, chain_patients, fresh_patients, key_lookups, link_fresh, prepare_batch,
+    receipts, split_batch,
+};
 use crate::chain::{GENESIS_HASH, Link};
 use crate::error::{ACQUIRE_EXTRA_MS, RecordError, classify};
 use crate::event::{EventId, NewEvent, PatientId, PreparedEvent, Source, StoredEvent};
@@ -14,13 +18,12 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
 /// Rows per multi-row INSERT: 15 binds each stays far below both backends' parameter limits.
-const INSERT_ROWS_MAX: usize = 500;
+pub(crate) const INSERT_ROWS_MAX: usize = 500;
 /// Events per page when `verify` walks a chain, to bound memory on long chains.
 const VERIFY_PAGE_ROWS: i64 = 5_000;
 /// Events in one append call: a batch is one transaction and must stay bounded.
@@ -34,6 +37,7 @@ macro_rules! columns {
          recorded_at_us, source, actor, teaching, kind, payload, prev_hash, hash"
     };
 }
+pub(crate) use columns;
 
 /// The columns of `columns!()` joined by `char(31)`, for the packed SQLite timeline.
 macro_rules! packed_columns {
@@ -265,7 +269,7 @@ impl Store {
         }
     }
 
-    fn err(&self, error: sqlx::Error) -> RecordError {
+    pub(crate) fn err(&self, error: sqlx::Error) -> RecordError {
         classify(error, self.config.busy_timeout_ms)
     }
 
@@ -347,23 +351,10 @@ impl Store {
     /// written again; their receipts carry the original id and `duplicate: true`. The same key with
     /// different content rejects the whole batch ([`RecordError::DedupConflict`]).
     pub async fn append(&self, events: &[NewEvent]) -> Result<Vec<Receipt>, RecordError> {
-        if events.is_empty() {
+        let prepared = prepare_batch(events)?;
+        if prepared.is_empty() {
             return Ok(Vec::new());
         }
-        if events.len() > BATCH_EVENTS_MAX {
-            return Err(RecordError::InvalidEvent {
-                what: "batch".into(),
-                reason: format!(
-                    "has {} events; split it into batches of at most {BATCH_EVENTS_MAX}",
-                    events.len()
-                ),
-            });
-        }
-        let prepared = events
-            .iter()
-            .enumerate()
-            .map(|(i, e)| e.prepare(i))
-            .collect::<Result<Vec<_>, _>>()?;
         let backend = self.backend();
         on_pool!(self, |pool| {
             let mut tx = match backend {
@@ -373,248 +364,25 @@ impl Store {
                 Backend::Postgres => pool.begin().await,
             }
             .map_err(|e| self.err(e))?;
-            let patients: BTreeSet<&str> = prepared.iter().map(|e| e.patient.as_str()).collect();
             if backend == Backend::Postgres {
-                // Several app servers may append for one patient: serialize per chain, in a fixed
-                // order so two batches can never deadlock.
-                for patient in &patients {
-                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))")
-                        .bind(*patient)
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.err(e))?;
-                }
+                tx.lock_chains(self, &chain_patients(&prepared)).await?;
             }
-
-            // 1. Which keys are already recorded? One range query per device; a device whose sequence
-            // numbers in this batch are far apart is asked for exactly its numbers instead, so a batch
-            // never reads a long stretch of history.
-            let mut seqs_by_device: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-            for e in &prepared {
-                seqs_by_device
-                    .entry(e.device_id.as_str())
-                    .or_default()
-                    .push(e.device_seq);
-            }
-            let mut existing: HashMap<(String, i64), StoredEvent> = HashMap::new();
-            for (device, seqs) in &mut seqs_by_device {
-                seqs.sort_unstable();
-                seqs.dedup();
-                let (low, high) = (seqs[0], seqs[seqs.len() - 1]);
-                let span = u64::try_from(high - low).unwrap_or(u64::MAX);
-                let chunks: Vec<&[i64]> = if span <= 4 * seqs.len() as u64 {
-                    vec![&seqs[..]]
-                } else {
-                    seqs.chunks(INSERT_ROWS_MAX).collect()
-                };
-                for chunk in chunks {
-                    let mut select = QueryBuilder::new(concat!(
-                        "SELECT ",
-                        columns!(),
-                        " FROM record_events WHERE device_id = "
-                    ));
-                    select.push_bind(*device);
-                    if chunk.len() == seqs.len() && span <= 4 * seqs.len() as u64 {
-                        select.push(" AND device_seq BETWEEN ").push_bind(low);
-                        select.push(" AND ").push_bind(high);
-                    } else {
-                        select.push(" AND device_seq IN (");
-                        let mut list = select.separated(", ");
-                        for seq in chunk {
-                            list.push_bind(*seq);
-                        }
-                        select.push(")");
-                    }
-                    let rows = select
-                        .build()
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(|e| self.err(e))?;
-                    for row in &rows {
-                        let event = event_from_row(row)?;
-                        existing.insert((event.device_id.clone(), event.device_seq), event);
-                    }
+            let existing = tx.existing_events(self, &key_lookups(&prepared)).await?;
+            let split = split_batch(&prepared, &existing)?;
+            let mut rows = Vec::new();
+            if !split.fresh.is_empty() {
+                let mut heads = Heads::new();
+                for patient in fresh_patients(&prepared, &split.fresh) {
+                    heads.insert(patient.to_owned(), tx.chain_head(self, patient).await?);
                 }
-            }
-
-            // 2. Split the batch into duplicates and new events.
-            let mut receipts: Vec<Option<Receipt>> = vec![None; prepared.len()];
-            let mut fresh: Vec<usize> = Vec::new();
-            let mut fresh_by_key: HashMap<(&str, i64), usize> = HashMap::new();
-            for (i, e) in prepared.iter().enumerate() {
-                if let Some(old) = existing.get(&(e.device_id.clone(), e.device_seq)) {
-                    if !same_content(e, old) {
-                        return Err(RecordError::DedupConflict {
-                            device_id: e.device_id.clone(),
-                            device_seq: e.device_seq,
-                            existing: old.id,
-                        });
-                    }
-                    receipts[i] = Some(Receipt {
-                        id: old.id,
-                        duplicate: true,
-                    });
-                } else if let Some(&first) = fresh_by_key.get(&(e.device_id.as_str(), e.device_seq))
-                {
-                    // The same key twice in one batch: fine if identical, resolved after ids exist.
-                    if prepared[first] != *e {
-                        return Err(RecordError::InvalidEvent {
-                            what: format!("event {i}"),
-                            reason: format!(
-                                "repeats device {:?} sequence number {} of event {first} with different content",
-                                e.device_id, e.device_seq
-                            ),
-                        });
-                    }
-                } else {
-                    fresh_by_key.insert((e.device_id.as_str(), e.device_seq), i);
-                    fresh.push(i);
-                }
-            }
-
-            if !fresh.is_empty() {
-                // 3. The current end of each chain the batch extends.
-                let mut heads: HashMap<&str, (i64, String)> = HashMap::new();
-                for i in &fresh {
-                    let patient = prepared[*i].patient.as_str();
-                    if heads.contains_key(patient) {
-                        continue;
-                    }
-                    let head = sqlx::query(
-                        "SELECT chain_seq, hash FROM record_events WHERE patient_id = $1 ORDER BY chain_seq DESC LIMIT 1",
-                    )
-                    .bind(patient)
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                    let head = match head {
-                        Some(row) => (
-                            row.try_get::<i64, _>(0).map_err(|e| self.err(e))?,
-                            row.try_get::<String, _>(1).map_err(|e| self.err(e))?,
-                        ),
-                        None => (0, GENESIS_HASH.to_string()),
-                    };
-                    heads.insert(patient, head);
-                }
-
-                // 4. Ids, drawn while holding the write lock (SQLite) or from the sequence (PostgreSQL).
-                let ids: Vec<i64> = match backend {
-                    Backend::Sqlite => {
-                        let max: i64 =
-                            sqlx::query_scalar("SELECT COALESCE(MAX(id), 0) FROM record_events")
-                                .fetch_one(&mut *tx)
-                                .await
-                                .map_err(|e| self.err(e))?;
-                        (1..=fresh.len() as i64).map(|n| max + n).collect()
-                    }
-                    Backend::Postgres => {
-                        let mut ids: Vec<i64> = sqlx::query_scalar(
-                            "SELECT nextval('record_event_ids') FROM generate_series(1, $1)",
-                        )
-                        .bind(fresh.len() as i64)
-                        .fetch_all(&mut *tx)
-                        .await
-                        .map_err(|e| self.err(e))?;
-                        ids.sort_unstable();
-                        ids
-                    }
-                };
-
-                // 5. Link each new event to its chain.
+                let ids = tx.draw_ids(self, backend, split.fresh.len()).await?;
                 let recorded_at_us = Timestamp::now().as_microsecond();
-                let mut rows: Vec<(i64, i64, String, String)> = Vec::with_capacity(fresh.len());
-                for (n, &i) in fresh.iter().enumerate() {
-                    let e = &prepared[i];
-                    let head = heads
-                        .get_mut(e.patient.as_str())
-                        .expect("every fresh event's patient has a head");
-                    let chain_seq = head.0 + 1;
-                    let id = ids[n];
-                    let hash = Link {
-                        id,
-                        patient: e.patient.as_str(),
-                        chain_seq,
-                        device_id: &e.device_id,
-                        device_seq: e.device_seq,
-                        occurred_at_us: e.occurred_at_us,
-                        local_offset_s: e.local_offset_s,
-                        recorded_at_us,
-                        source: e.source.name(),
-                        actor: &e.actor,
-                        teaching: e.teaching,
-                        kind: &e.kind,
-                        payload: &e.payload,
-                        prev_hash: &head.1,
-                    }
-                    .hash();
-                    rows.push((id, chain_seq, head.1.clone(), hash.clone()));
-                    *head = (chain_seq, hash);
-                    receipts[i] = Some(Receipt {
-                        id: EventId(id),
-                        duplicate: false,
-                    });
-                }
-
-                // 6. Write them, many rows per statement.
-                for chunk in fresh
-                    .iter()
-                    .zip(rows.iter())
-                    .collect::<Vec<_>>()
-                    .chunks(INSERT_ROWS_MAX)
-                {
-                    let mut insert =
-                        QueryBuilder::new(concat!("INSERT INTO record_events (", columns!(), ") "));
-                    insert.push_values(
-                        chunk,
-                        |mut values, (i, (id, chain_seq, prev_hash, hash))| {
-                            let e = &prepared[**i];
-                            values
-                                .push_bind(*id)
-                                .push_bind(e.patient.as_str())
-                                .push_bind(*chain_seq)
-                                .push_bind(e.device_id.as_str())
-                                .push_bind(e.device_seq)
-                                .push_bind(e.occurred_at_us)
-                                .push_bind(e.local_offset_s)
-                                .push_bind(recorded_at_us)
-                                .push_bind(e.source.name())
-                                .push_bind(e.actor.as_str())
-                                .push_bind(e.teaching)
-                                .push_bind(e.kind.as_str())
-                                .push_bind(e.payload.as_str())
-                                .push_bind(prev_hash.as_str())
-                                .push_bind(hash.as_str());
-                        },
-                    );
-                    insert
-                        .build()
-                        .execute(&mut *tx)
-                        .await
-                        .map_err(|e| self.err(e))?;
-                }
+                rows = link_fresh(&prepared, &split.fresh, heads, &ids, recorded_at_us);
+                tx.insert_rows(self, &prepared, &rows, recorded_at_us)
+                    .await?;
             }
-
             tx.commit().await.map_err(|e| self.err(e))?;
-
-            // Repeats inside the batch share the id of their first occurrence.
-            let mut out = Vec::with_capacity(prepared.len());
-            for (i, e) in prepared.iter().enumerate() {
-                let receipt = match &receipts[i] {
-                    Some(r) => r.clone(),
-                    None => {
-                        let first = fresh_by_key[&(e.device_id.as_str(), e.device_seq)];
-                        let original = receipts[first]
-                            .clone()
-                            .expect("the first occurrence of a key has a receipt");
-                        Receipt {
-                            id: original.id,
-                            duplicate: true,
-                        }
-                    }
-                };
-                out.push(receipt);
-            }
-            Ok(out)
+            Ok(receipts(&prepared, split, &rows))
         })
     }
 
@@ -869,7 +637,7 @@ fn unpack_rows(packed: &str) -> Result<Vec<StoredEvent>, RecordError> {
 }
 
 /// Same device key, same meaning: everything the device chose is equal.
-fn same_content(new: &PreparedEvent, old: &StoredEvent) -> bool {
+pub(crate) fn same_content(new: &PreparedEvent, old: &StoredEvent) -> bool {
     new.patient == old.patient
         && new.occurred_at_us == old.occurred_at.as_microsecond()
         && new.local_offset_s == old.local_offset_s
@@ -899,7 +667,7 @@ pub(crate) fn link_of(event: &StoredEvent) -> Link<'_> {
     }
 }
 
-fn event_from_row<R>(row: &R) -> Result<StoredEvent, RecordError>
+pub(crate) fn event_from_row<R>(row: &R) -> Result<StoredEvent, RecordError>
 where
     R: Row,
     usize: sqlx::ColumnIndex<R>,
