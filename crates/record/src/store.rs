@@ -177,83 +177,89 @@ impl TimelineQuery {
     }
 }
 
+/// The state of a walk along one chain: what the next event must be. Pure: [`ChainWalk::step`] judges
+/// one event; the store only feeds it pages.
+#[derive(Debug)]
+struct ChainWalk {
+    patient: PatientId,
+    checked: u64,
+    expected_seq: i64,
+    prev_hash: String,
+    last_id: EventId,
+    broken: Option<BrokenLink>,
+}
+
+impl ChainWalk {
+    fn new(patient: PatientId) -> ChainWalk {
+        ChainWalk {
+            patient,
+            checked: 0,
+            expected_seq: 1,
+            prev_hash: GENESIS_HASH.to_string(),
+            last_id: EventId(0),
+            broken: None,
+        }
+    }
+
+    /// Checks the next event of the chain; false (and the broken link kept) when it does not follow.
+    fn step(&mut self, event: &StoredEvent) -> bool {
+        self.checked += 1;
+        let link = |problem, expected: String, found: String| BrokenLink {
+            patient: self.patient.clone(),
+            event_id: event.id,
+            chain_seq: event.chain_seq,
+            problem,
+            expected,
+            found,
+        };
+        let broken = if event.chain_seq != self.expected_seq {
+            Some(link(
+                "chain_seq",
+                self.expected_seq.to_string(),
+                event.chain_seq.to_string(),
+            ))
+        } else if event.prev_hash != self.prev_hash {
+            Some(link(
+                "prev_hash",
+                self.prev_hash.clone(),
+                event.prev_hash.clone(),
+            ))
+        } else {
+            let recomputed = link_of(event).hash();
+            (recomputed != event.hash).then(|| link("hash", recomputed, event.hash.clone()))
+        };
+        if broken.is_some() {
+            self.broken = broken;
+            return false;
+        }
+        self.expected_seq += 1;
+        self.prev_hash = event.hash.clone();
+        self.last_id = event.id;
+        true
+    }
+
+    /// The chain's head when every event followed, or its first broken link.
+    fn finish(self) -> Result<ChainHead, BrokenLink> {
+        match self.broken {
+            Some(link) => Err(link),
+            None => Ok(ChainHead {
+                patient: self.patient,
+                events: self.expected_seq - 1,
+                last_id: self.last_id,
+                hash: self.prev_hash,
+            }),
+        }
+    }
+}
+
 impl Store {
     /// Opens (creating if needed) the database and applies pending migrations.
     pub async fn open(config: Config) -> Result<Store, RecordError> {
         let url = config.database_url.trim();
-        let busy = Duration::from_millis(config.busy_timeout_ms);
         let pool = if url.starts_with("sqlite:") {
-            let mut options =
-                SqliteConnectOptions::from_str(url).map_err(|_| RecordError::UnsupportedUrl {
-                    url: url.to_string(),
-                })?;
-            let file = options.get_filename().to_path_buf();
-            if let Some(dir) = file.parent()
-                && !dir.as_os_str().is_empty()
-                && file.as_os_str() != ":memory:"
-            {
-                let created = !dir.exists();
-                std::fs::create_dir_all(dir).map_err(|source| RecordError::DataDir {
-                    path: dir.display().to_string(),
-                    source,
-                })?;
-                // A new data directory holds medical records: readable by its owner only.
-                #[cfg(unix)]
-                if created {
-                    use std::os::unix::fs::PermissionsExt;
-                    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
-                        |source| RecordError::DataDir {
-                            path: dir.display().to_string(),
-                            source,
-                        },
-                    )?;
-                }
-            }
-            // Durable commits: WAL with synchronous=FULL syncs the WAL on every commit, so an
-            // acknowledged append survives power loss, not only a crash of this process.
-            options = options
-                .create_if_missing(true)
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full)
-                .busy_timeout(busy)
-                .foreign_keys(true);
-            if let Some(pages) = config.sqlite_max_page_count {
-                options = options.pragma("max_page_count", pages.to_string());
-            }
-            // Every connection to `:memory:` is its own empty database: keep exactly one, forever.
-            let in_memory = options.get_filename().as_os_str() == ":memory:";
-            let pool = SqlitePoolOptions::new()
-                .max_connections(if in_memory {
-                    1
-                } else {
-                    config.max_connections.max(1)
-                })
-                .min_connections(u32::from(in_memory))
-                .idle_timeout(if in_memory {
-                    None
-                } else {
-                    Some(Duration::from_secs(600))
-                })
-                .max_lifetime(if in_memory {
-                    None
-                } else {
-                    Some(Duration::from_secs(1800))
-                })
-                .acquire_timeout(busy + Duration::from_millis(ACQUIRE_EXTRA_MS))
-                .connect_with(options)
-                .await
-                .map_err(|e| classify(e, config.busy_timeout_ms))?;
-            Pool::Sqlite(pool)
+            Pool::Sqlite(sqlite_pool(&config, url).await?)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            let options = PgConnectOptions::from_str(url)
-                .map_err(|_| RecordError::UnsupportedUrl { url: redact(url) })?;
-            let pool = PgPoolOptions::new()
-                .max_connections(config.max_connections.max(1))
-                .acquire_timeout(busy + Duration::from_millis(ACQUIRE_EXTRA_MS))
-                .connect_with(options)
-                .await
-                .map_err(|e| classify(e, config.busy_timeout_ms))?;
-            Pool::Postgres(pool)
+            Pool::Postgres(postgres_pool(&config, url).await?)
         } else {
             return Err(RecordError::UnsupportedUrl { url: redact(url) });
         };
@@ -405,77 +411,53 @@ impl Store {
             broken: Vec::new(),
         };
         for patient in self.patients().await? {
-            let mut expected_seq = 1i64;
-            let mut prev_hash = GENESIS_HASH.to_string();
-            let mut last_id = EventId(0);
-            let mut broken = None;
-            'chain: loop {
-                let page: Vec<StoredEvent> = on_pool!(self, |pool| {
-                    let rows = sqlx::query(concat!(
-                        "SELECT ",
-                        columns!(),
-                        " FROM record_events WHERE patient_id = $1 AND chain_seq >= $2 ORDER BY chain_seq LIMIT $3"
-                    ))
-                    .bind(patient.as_str())
-                    .bind(expected_seq)
-                    .bind(VERIFY_PAGE_ROWS)
-                    .fetch_all(pool)
-                    .await
-                    .map_err(|e| self.err(e))?;
-                    rows.iter()
-                        .map(event_from_row)
-                        .collect::<Result<Vec<_>, _>>()
-                })?;
-                if page.is_empty() {
-                    break;
-                }
-                for event in &page {
-                    report.events_checked += 1;
-                    let link = |problem, expected: String, found: String| BrokenLink {
-                        patient: patient.clone(),
-                        event_id: event.id,
-                        chain_seq: event.chain_seq,
-                        problem,
-                        expected,
-                        found,
-                    };
-                    if event.chain_seq != expected_seq {
-                        broken = Some(link(
-                            "chain_seq",
-                            expected_seq.to_string(),
-                            event.chain_seq.to_string(),
-                        ));
-                        break 'chain;
-                    }
-                    if event.prev_hash != prev_hash {
-                        broken = Some(link(
-                            "prev_hash",
-                            prev_hash.clone(),
-                            event.prev_hash.clone(),
-                        ));
-                        break 'chain;
-                    }
-                    let recomputed = link_of(event).hash();
-                    if recomputed != event.hash {
-                        broken = Some(link("hash", recomputed, event.hash.clone()));
-                        break 'chain;
-                    }
-                    expected_seq += 1;
-                    prev_hash = event.hash.clone();
-                    last_id = event.id;
-                }
-            }
-            match broken {
-                Some(link) => report.broken.push(link),
-                None => report.heads.push(ChainHead {
-                    patient: patient.clone(),
-                    events: expected_seq - 1,
-                    last_id,
-                    hash: prev_hash,
-                }),
+            let walk = self.walk_chain(&patient).await?;
+            report.events_checked += walk.checked;
+            match walk.finish() {
+                Ok(head) => report.heads.push(head),
+                Err(link) => report.broken.push(link),
             }
         }
         Ok(report)
+    }
+
+    /// Walks one patient's chain page by page, up to its end or its first broken link.
+    async fn walk_chain(&self, patient: &PatientId) -> Result<ChainWalk, RecordError> {
+        let mut walk = ChainWalk::new(patient.clone());
+        while walk.broken.is_none() {
+            let page = self.chain_page(patient, walk.expected_seq).await?;
+            if page.is_empty() {
+                break;
+            }
+            for event in &page {
+                if !walk.step(event) {
+                    break;
+                }
+            }
+        }
+        Ok(walk)
+    }
+
+    /// At most [`VERIFY_PAGE_ROWS`] events of a chain from position `from_seq` on, in chain order.
+    async fn chain_page(
+        &self,
+        patient: &PatientId,
+        from_seq: i64,
+    ) -> Result<Vec<StoredEvent>, RecordError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM record_events WHERE patient_id = $1 AND chain_seq >= $2 ORDER BY chain_seq LIMIT $3"
+            ))
+            .bind(patient.as_str())
+            .bind(from_seq)
+            .bind(VERIFY_PAGE_ROWS)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            rows.iter().map(event_from_row).collect()
+        })
     }
 
     /// A patient's events in a time range, oldest first (by occurrence, then id).
@@ -565,6 +547,90 @@ impl Store {
             rows.iter().map(event_from_row).collect()
         })
     }
+}
+
+/// The SQLite pool: WAL, synchronous=FULL, busy timeout; the file's directory is created if needed.
+async fn sqlite_pool(config: &Config, url: &str) -> Result<SqlitePool, RecordError> {
+    let busy = Duration::from_millis(config.busy_timeout_ms);
+    let mut options =
+        SqliteConnectOptions::from_str(url).map_err(|_| RecordError::UnsupportedUrl {
+            url: url.to_string(),
+        })?;
+    let file = options.get_filename().to_path_buf();
+    create_data_dir(&file)?;
+    // Durable commits: WAL with synchronous=FULL syncs the WAL on every commit, so an
+    // acknowledged append survives power loss, not only a crash of this process.
+    options = options
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(busy)
+        .foreign_keys(true);
+    if let Some(pages) = config.sqlite_max_page_count {
+        options = options.pragma("max_page_count", pages.to_string());
+    }
+    // Every connection to `:memory:` is its own empty database: keep exactly one, forever.
+    let in_memory = options.get_filename().as_os_str() == ":memory:";
+    SqlitePoolOptions::new()
+        .max_connections(if in_memory {
+            1
+        } else {
+            config.max_connections.max(1)
+        })
+        .min_connections(u32::from(in_memory))
+        .idle_timeout(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(600))
+        })
+        .max_lifetime(if in_memory {
+            None
+        } else {
+            Some(Duration::from_secs(1800))
+        })
+        .acquire_timeout(busy + Duration::from_millis(ACQUIRE_EXTRA_MS))
+        .connect_with(options)
+        .await
+        .map_err(|e| classify(e, config.busy_timeout_ms))
+}
+
+/// Creates the directory of a SQLite file (readable by its owner only when new); nothing for `:memory:`.
+fn create_data_dir(file: &Path) -> Result<(), RecordError> {
+    if let Some(dir) = file.parent()
+        && !dir.as_os_str().is_empty()
+        && file.as_os_str() != ":memory:"
+    {
+        let created = !dir.exists();
+        std::fs::create_dir_all(dir).map_err(|source| RecordError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+        // A new data directory holds medical records: readable by its owner only.
+        #[cfg(unix)]
+        if created {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(
+                |source| RecordError::DataDir {
+                    path: dir.display().to_string(),
+                    source,
+                },
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// The PostgreSQL pool.
+async fn postgres_pool(config: &Config, url: &str) -> Result<PgPool, RecordError> {
+    let busy = Duration::from_millis(config.busy_timeout_ms);
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|_| RecordError::UnsupportedUrl { url: redact(url) })?;
+    PgPoolOptions::new()
+        .max_connections(config.max_connections.max(1))
+        .acquire_timeout(busy + Duration::from_millis(ACQUIRE_EXTRA_MS))
+        .connect_with(options)
+        .await
+        .map_err(|e| classify(e, config.busy_timeout_ms))
 }
 
 /// Unpacks rows joined by `char(30)` with fields joined by `char(31)` (see `packed_columns!`).
