@@ -42,7 +42,7 @@ pub fn main(args: PumpArgs) -> ExitCode {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "built-in scenario".into());
-    let scenario = match server::simpump::scenario(text.as_deref(), &origin) {
+    let scenario = match link::simpump::scenario(text.as_deref(), &origin) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("infusafe pump: {e}");
@@ -73,8 +73,8 @@ fn run(args: PumpArgs, scenario: ::sim::Scenario) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let sim = ::sim::Simulation::new(&scenario);
-        let client = server::client::LinkClient::new(&args.server, &args.token);
-        let config = server::simpump::SimPumpConfig {
+        let client = link::client::LinkClient::new(&args.server, &args.token);
+        let config = link::simpump::SimPumpConfig {
             speed: args.speed,
             ..Default::default()
         };
@@ -84,7 +84,7 @@ fn run(args: PumpArgs, scenario: ::sim::Scenario) -> anyhow::Result<()> {
             "infusafe pump: running {:?} against {} at {}x",
             scenario.name, args.server, args.speed
         );
-        let mut pump = tokio::spawn(server::simpump::run(sim, client, config, control, stopped));
+        let mut pump = tokio::spawn(link::simpump::run(sim, client, config, control, stopped));
         let result = tokio::select! {
             _ = server::shutdown_signal() => {
                 let _ = stop.send(true);

@@ -5,10 +5,11 @@
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use link::LinkClient;
+use link::Telemetry;
 use serde_json::json;
-use server::auth::{NewUser, Role};
-use server::client::LinkClient;
-use server::link::Telemetry;
+use server::Role;
+use server::services::auth::NewUser;
 
 fn telemetry() -> Telemetry {
     Telemetry {
@@ -36,18 +37,21 @@ struct Setup {
 async fn setup() -> Setup {
     let dir = std::env::temp_dir().join(format!(
         "infusafe-server-bench-{}",
-        server::db::random_hex(6)
+        server::ids::random_hex(6)
     ));
     let mut config = server::ServerConfig::with_data_dir(&dir);
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.secure_cookies = false;
     let running = server::start(config).await.unwrap();
     let state = &running.state;
-    let clinic = server::store::create_clinic(state, "Bench").await.unwrap();
-    let patient = server::store::create_patient(state, &clinic, "Bench Patient", None)
+    let clinic = server::services::directory::create_clinic(state, "Bench")
         .await
         .unwrap();
-    server::auth::create_user(
+    let patient =
+        server::services::directory::create_patient(state, &clinic, "Bench Patient", None)
+            .await
+            .unwrap();
+    server::services::auth::create_user(
         state,
         &NewUser {
             username: "p".into(),
@@ -60,9 +64,10 @@ async fn setup() -> Setup {
     )
     .await
     .unwrap();
-    let device = server::store::create_device(state, &patient, "Bench pump", false, None)
-        .await
-        .unwrap();
+    let device =
+        server::services::directory::create_device(state, &patient, "Bench pump", false, None)
+            .await
+            .unwrap();
     Setup {
         url: running.url(),
         _running: running,

@@ -5,13 +5,14 @@
 
 use std::path::Path;
 
+use link::simpump::{self, SimPumpConfig};
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 use tokio::sync::{mpsc, watch};
 
-use crate::auth::{NewUser, Role};
+use crate::domain::Role;
 use crate::error::AppError;
-use crate::simpump::{self, SimPumpConfig};
+use crate::services::auth::NewUser;
+use crate::services::{directory, plans};
 use crate::{AppState, Running, ServerConfig, StartError};
 
 /// The password of every demo account (the demo runs on the local machine only).
@@ -95,7 +96,7 @@ pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
             .map_err(|e| StartError::Load(AppError::internal(e)))?;
         // The pump core runs the plan's program under the plan's drug-library limits.
         let sim = sim::Simulation::with_library(&scenario, library);
-        let client = crate::client::LinkClient::new(&url, &token);
+        let client = link::LinkClient::new(&url, &token);
         let stopped = stopped.clone();
         // Nothing sends actions to the demo pumps; the practice pump is where faults are injected.
         let (_keep, control) = mpsc::channel(1);
@@ -117,15 +118,7 @@ pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
 }
 
 fn scenario_for(plan: &care::TherapyPlan) -> String {
-    simpump::plan_scenario_text(plan, "demo pump", 11)
-}
-
-async fn user_exists(state: &AppState, username: &str) -> Result<bool, AppError> {
-    Ok(sqlx::query("SELECT id FROM srv_users WHERE username = $1")
-        .bind(username.to_string())
-        .fetch_optional(&state.db.pool)
-        .await?
-        .is_some())
+    plans::scenario_text(plan, "demo pump", 11)
 }
 
 /// A demo pump to start: patient, pump token, scenario text and the drug library of the patient's plan.
@@ -136,19 +129,19 @@ pub async fn seed(state: &AppState, data_dir: &Path) -> Result<Vec<DemoPump>, Ap
     let antibiotics = care::TherapyPlan::from_toml(PLAN_ANTIBIOTICS).map_err(AppError::internal)?;
     let epidural = care::TherapyPlan::from_toml(PLAN_EPIDURAL).map_err(AppError::internal)?;
     let pumps_file = data_dir.join("demo-pumps.json");
-    if !user_exists(state, "nurse").await? {
-        let clinic = crate::store::create_clinic(state, "Infusafe demo clinic").await?;
+    if !crate::store::accounts::username_taken(&state.db, "nurse").await? {
+        let clinic = directory::create_clinic(state, "Infusafe demo clinic").await?;
         let alex =
-            crate::store::create_patient(state, &clinic, &antibiotics.patient.name, None).await?;
+            directory::create_patient(state, &clinic, &antibiotics.patient.name, None).await?;
         let jordan =
-            crate::store::create_patient(state, &clinic, &epidural.patient.name, None).await?;
-        crate::plan::seed(
+            directory::create_patient(state, &clinic, &epidural.patient.name, None).await?;
+        plans::seed(
             state,
             &alex,
             serde_json::from_str(&antibiotics.to_json()).map_err(AppError::internal)?,
         )
         .await?;
-        crate::plan::seed(
+        plans::seed(
             state,
             &jordan,
             serde_json::from_str(&epidural.to_json()).map_err(AppError::internal)?,
@@ -163,7 +156,7 @@ pub async fn seed(state: &AppState, data_dir: &Path) -> Result<Vec<DemoPump>, Ap
         ]) {
             let role =
                 Role::from_name(login.role).ok_or_else(|| AppError::internal("demo role"))?;
-            crate::auth::create_user(
+            crate::services::auth::create_user(
                 state,
                 &NewUser {
                     username: login.username.into(),
@@ -189,7 +182,7 @@ pub async fn seed(state: &AppState, data_dir: &Path) -> Result<Vec<DemoPump>, Ap
             (&alex, "Demo pump (simulated) for Alex"),
             (&jordan, "Demo pump (simulated) for Jordan"),
         ] {
-            let device = crate::store::create_device(state, patient, label, false, None).await?;
+            let device = directory::create_device(state, patient, label, false, None).await?;
             file.pumps.push((patient.clone(), device.token));
         }
         std::fs::write(
@@ -209,24 +202,13 @@ pub async fn seed(state: &AppState, data_dir: &Path) -> Result<Vec<DemoPump>, Ap
         })?;
     let mut out = Vec::new();
     for (patient, token) in file.pumps {
-        let known = sqlx::query("SELECT id FROM srv_devices WHERE token_hash = $1")
-            .bind(crate::db::token_hash(&token))
-            .fetch_optional(&state.db.pool)
-            .await?;
-        if known.is_none() {
+        if directory::device_by_token(state, &token).await?.is_none() {
             return Err(AppError::internal(format!(
                 "{} names a pump this database does not know; delete the data directory to start the demo afresh",
                 pumps_file.display()
             )));
         }
-        let plan = sqlx::query("SELECT plan_json FROM srv_plans WHERE patient_id = $1")
-            .bind(patient.clone())
-            .fetch_optional(&state.db.pool)
-            .await?;
-        let (scenario, library) = match plan
-            .and_then(|r| r.try_get::<String, _>("plan_json").ok())
-            .and_then(|t| care::TherapyPlan::from_json(&t).ok())
-        {
+        let (scenario, library) = match state.plans.get(&patient) {
             Some(p) => (scenario_for(&p), p.drug_library()),
             None => (
                 simpump::DEFAULT_SCENARIO.to_string(),
@@ -245,14 +227,11 @@ pub async fn bootstrap_admin(
     username: &str,
     password: &str,
 ) -> Result<bool, AppError> {
-    let any = sqlx::query("SELECT id FROM srv_users LIMIT 1")
-        .fetch_optional(&state.db.pool)
-        .await?;
-    if any.is_some() {
+    if crate::store::accounts::any_user(&state.db).await? {
         return Ok(false);
     }
-    let clinic = crate::store::create_clinic(state, clinic_name).await?;
-    crate::auth::create_user(
+    let clinic = directory::create_clinic(state, clinic_name).await?;
+    crate::services::auth::create_user(
         state,
         &NewUser {
             username: username.into(),

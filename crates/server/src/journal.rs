@@ -14,87 +14,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::db::now_ms;
+use crate::domain::EventDraft;
 
-/// First sequence number of the range reserved for events the server writes (2^62).
-pub const SERVER_SEQ_BASE: u64 = 1 << 62;
-
-/// Who or what produced an event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Source {
-    Pump,
-    Patient,
-    Caregiver,
-    Nurse,
-    /// A clinic admin; recorded as the record's `nurse` source (care team), with the admin as actor.
-    Admin,
-    System,
-}
-
-impl Source {
-    fn record(self) -> record::Source {
-        match self {
-            Source::Pump => record::Source::Pump,
-            Source::Patient => record::Source::Patient,
-            Source::Caregiver => record::Source::Caregiver,
-            Source::Nurse | Source::Admin => record::Source::Nurse,
-            Source::System => record::Source::System,
-        }
-    }
-}
-
-/// An event to append.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub patient_id: String,
-    pub kind: String,
-    pub source: Source,
-    /// User id or device id; `None` for the system.
-    pub actor: Option<String>,
-    pub occurred_at_ms: i64,
-    /// The payload; for kinds the record knows it must hold that kind's fields (extra fields are kept).
-    pub payload: Value,
-    /// The pump the event is about, if any.
-    pub device_id: Option<String>,
-    /// The pump's own sequence number (pump events only); `None` lets the server number it.
-    pub device_seq: Option<u64>,
-    /// Practice-pump (teaching) events are marked so they are never mistaken for real ones.
-    pub teaching: bool,
-}
-
-impl NewEvent {
-    /// An event happening now.
-    pub fn now(
-        patient_id: &str,
-        kind: &str,
-        source: Source,
-        actor: Option<&str>,
-        payload: Value,
-    ) -> NewEvent {
-        NewEvent {
-            patient_id: patient_id.to_string(),
-            kind: kind.to_string(),
-            source,
-            actor: actor.map(str::to_string),
-            occurred_at_ms: now_ms(),
-            payload,
-            device_id: None,
-            device_seq: None,
-            teaching: false,
-        }
-    }
-
-    /// About this pump (for alarm-related events written by the server).
-    pub fn for_device(mut self, device_id: Option<&str>) -> NewEvent {
-        self.device_id = device_id.map(str::to_string);
-        self
-    }
-}
+/// First sequence number of the range reserved for events the server writes about a pump: the first number a
+/// pump may not use (2^62), so the two ranges can never collide.
+pub const SERVER_SEQ_BASE: u64 = link::PUMP_SEQ_MAX;
 
 /// An event as read back, payload parsed.
 #[derive(Debug, Clone, Serialize)]
-pub struct StoredEvent {
+pub struct Entry {
     pub id: i64,
     pub patient_id: String,
     pub kind: String,
@@ -199,7 +127,7 @@ impl Journal {
         &self.store
     }
 
-    fn to_record(&self, e: NewEvent, index: usize) -> Result<record::NewEvent, JournalError> {
+    fn to_record(&self, e: EventDraft, index: usize) -> Result<record::NewEvent, JournalError> {
         let invalid = |m: String| JournalError::Invalid(format!("event {index}: {m}"));
         let patient =
             record::PatientId::new(e.patient_id).map_err(|err| invalid(err.to_string()))?;
@@ -218,15 +146,15 @@ impl Journal {
         if payload.is_null() {
             payload = Value::Object(Default::default());
         }
-        if record::event::is_known_kind(&e.kind)
+        let kind = e.kind.name().to_string();
+        if record::event::is_known_kind(&kind)
             && matches!(
-                record::Body::from_parts(&e.kind, payload.clone()),
+                record::Body::from_parts(&kind, payload.clone()),
                 record::Body::Unknown { .. }
             )
         {
             return Err(invalid(format!(
-                "the data does not have the fields of a `{}` event",
-                e.kind
+                "the data does not have the fields of a `{kind}` event"
             )));
         }
         let occurred_at = jiff::Timestamp::from_millisecond(e.occurred_at_ms)
@@ -238,18 +166,18 @@ impl Journal {
             device_seq,
             occurred_at,
             local_offset_s,
-            source: e.source.record(),
+            source: e.origin.record_source(),
             actor: e.actor.unwrap_or_else(|| "system".to_string()),
             teaching: e.teaching,
-            body: record::Body::Unknown {
-                kind: e.kind,
-                payload,
-            },
+            // Stored verbatim: the server's events carry fields beyond the record's typed shapes (who acknowledged,
+            // their note, the rung), which the screens and the restore read back. The check above keeps every
+            // event of a typed kind readable as that kind.
+            body: record::Body::Unknown { kind, payload },
         })
     }
 
     /// Append a batch in one transaction: either every new event is stored or none is.
-    pub async fn append(&self, events: Vec<NewEvent>) -> Result<Vec<Appended>, JournalError> {
+    pub async fn append(&self, events: Vec<EventDraft>) -> Result<Vec<Appended>, JournalError> {
         let events = events
             .into_iter()
             .enumerate()
@@ -271,7 +199,7 @@ impl Journal {
     }
 
     /// Append one event.
-    pub async fn append_one(&self, event: NewEvent) -> Result<i64, JournalError> {
+    pub async fn append_one(&self, event: EventDraft) -> Result<i64, JournalError> {
         let mut done = self.append(vec![event]).await?;
         Ok(done.pop().map(|a| a.id).unwrap_or_default())
     }
@@ -283,7 +211,7 @@ impl Journal {
         kinds: &[String],
         limit: usize,
         days: i64,
-    ) -> Result<Vec<StoredEvent>, JournalError> {
+    ) -> Result<Vec<Entry>, JournalError> {
         let patient =
             record::PatientId::new(patient_id).map_err(|e| JournalError::Invalid(e.to_string()))?;
         let from = jiff::Timestamp::now()
@@ -305,7 +233,7 @@ impl Journal {
             .into_iter()
             .rev()
             .take(limit)
-            .map(|e| StoredEvent {
+            .map(|e| Entry {
                 id: e.id.0,
                 patient_id: e.patient.to_string(),
                 kind: e.kind,

@@ -1,55 +1,50 @@
 //! The Infusafe server: the pump link, live alarms and escalation to the care team, accounts and access
-//! control, the JSON API and the live streams; the HTML screens plug in through `web::routes()`.
+//! control, the JSON API, the live streams and the screens, in layers with one direction of dependency:
+//! `http` (axum only) → `services` (the I/O shell) → `domain` (the rules, sans-IO), `store` (all SQL) and
+//! `journal` (the adapter to the record). `config`, `error` and `ids` are leaves every layer may use; this file
+//! and `demo` compose them. See ARCHITECTURE.md and docs/server.md.
 //!
 //! Entry points: [`build_app`] (state + router, for tests and the binary), [`start`] (bind and serve in the
-//! background, returning the real address), [`run`] (serve until Ctrl-C / SIGTERM). See docs/server.md.
+//! background, returning the real address), [`shutdown_signal`].
 
-pub mod access;
-pub mod api;
-pub mod auth;
-pub mod client;
 pub mod config;
-pub mod db;
 pub mod demo;
+pub mod domain;
 pub mod error;
-pub mod escalation;
-pub mod hub;
+pub mod http;
+pub mod ids;
 pub mod journal;
-pub mod link;
-pub mod live;
-pub mod openapi;
-pub mod plan;
-pub mod practice;
-pub mod simpump;
+pub mod services;
 pub mod store;
-pub mod web;
-pub mod webhook;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use access::PatientAccess;
-pub use auth::{CurrentUser, Role, WebUser, csrf_token};
 pub use config::ServerConfig;
+pub use domain::Role;
 pub use error::AppError;
+pub use http::extract::WebUser;
+pub use services::access::PatientAccess;
+pub use services::auth::{CurrentUser, csrf_token};
 
 /// Everything a handler needs; cheap to clone (all shared handles).
 #[derive(Clone)]
 pub struct AppState {
     pub config: Arc<ServerConfig>,
-    pub db: db::Db,
+    pub db: store::Db,
     pub journal: journal::Journal,
-    pub hub: hub::Hub,
-    pub board: live::Board,
-    pub limiter: auth::LoginLimiter,
-    pub webhooks: webhook::Webhooks,
+    pub hub: services::hub::Hub,
+    pub board: services::alarms::LiveBoard,
+    /// Every patient's plan, parsed.
+    pub plans: services::plans::PlanCache,
+    pub limiter: services::auth::LoginLimiter,
+    pub webhooks: services::webhook::Webhooks,
     /// Running practice pumps.
-    pub practice: practice::Practice,
+    pub practice: services::practice::Practice,
     /// `http://ADDR` of this server once it listens (the practice pump talks to it over the link).
     pub self_url: Arc<std::sync::OnceLock<String>>,
 }
@@ -60,7 +55,7 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] config::ConfigError),
     #[error(transparent)]
-    Db(#[from] db::DbError),
+    Db(#[from] store::DbError),
     #[error("cannot listen on {addr}: {source}; is another program using the port?")]
     Bind {
         addr: SocketAddr,
@@ -76,71 +71,29 @@ pub enum StartError {
 /// (webhook worker, watchdog and escalation ticker), which stop when the runtime stops.
 pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), StartError> {
     config.validate()?;
-    let db = db::Db::open(&config.database_url).await?;
+    let db = store::Db::open(&config.database_url).await?;
     let record = record::Store::open(record::Config::new(config.database_url.clone()))
         .await
         .map_err(StartError::Record)?;
     let journal = journal::Journal::new(Arc::new(record));
-    let webhooks = webhook::Webhooks::start(db.clone(), journal.clone(), config.clone());
+    let webhooks = services::webhook::Webhooks::start(db.clone(), journal.clone(), config.clone());
+    let board = services::alarms::LiveBoard::new(services::alarms::settings(&config));
     let state = AppState {
         config: Arc::new(config),
         db,
         journal,
-        hub: hub::Hub::default(),
-        board: live::Board::default(),
-        limiter: auth::LoginLimiter::default(),
+        hub: services::hub::Hub::default(),
+        board,
+        plans: services::plans::PlanCache::default(),
+        limiter: services::auth::LoginLimiter::default(),
         webhooks,
-        practice: practice::Practice::default(),
+        practice: services::practice::Practice::default(),
         self_url: Arc::default(),
     };
-    for (patient_id, clinic_id) in store::all_patients(&state).await? {
-        live::register(&state, &patient_id, &clinic_id);
-    }
-    plan::load_time_zones(&state).await?;
-    live::restore(&state).await?;
-    let ticker_state = state.clone();
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(ticker_state.config.tick);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            interval.tick().await;
-            live::tick(&ticker_state).await;
-        }
-    });
-    Ok((router(state.clone()), state))
-}
-
-/// The API, pump link and live streams merged with the screens, behind the CSRF guard, the body limits and
-/// the HTML error pages.
-pub fn router(state: AppState) -> Router {
-    let link_limit = state.config.link_body_limit_bytes;
-    let body_limit = state.config.body_limit_bytes;
-    let link = api::link_routes().layer(DefaultBodyLimit::max(link_limit));
-    let rest = api::routes()
-        .merge(web::routes())
-        .layer(DefaultBodyLimit::max(body_limit));
-    Router::new()
-        .merge(link)
-        .merge(rest)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::csrf_guard,
-        ))
-        .layer(axum::middleware::from_fn(error::render_html_errors))
-        .layer(axum::middleware::map_response(security_headers))
-        .with_state(state)
-}
-
-async fn security_headers(mut response: axum::response::Response) -> axum::response::Response {
-    use axum::http::{HeaderValue, header};
-    let h = response.headers_mut();
-    h.entry(header::X_CONTENT_TYPE_OPTIONS)
-        .or_insert(HeaderValue::from_static("nosniff"));
-    h.entry(header::X_FRAME_OPTIONS)
-        .or_insert(HeaderValue::from_static("DENY"));
-    h.entry(header::REFERRER_POLICY)
-        .or_insert(HeaderValue::from_static("same-origin"));
-    response
+    services::plans::load_all(&state).await?;
+    services::restore::restore(&state).await?;
+    tokio::spawn(services::ticker::run(state.clone()));
+    Ok((http::router(state.clone()), state))
 }
 
 /// A server running in the background (tests, the demo).

@@ -8,9 +8,9 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use link::LinkClient;
+use link::Telemetry;
 use serde_json::{Value, json};
-use server::client::LinkClient;
-use server::link::Telemetry;
 use support::{Backend, TestServer, expect_event, seed};
 
 fn infusing(alarms: &[&str]) -> Telemetry {
@@ -200,7 +200,7 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
             );
             for (sig, body) in &seen {
                 assert!(
-                    server::webhook::verify(&secret, body, sig),
+                    server::services::webhook::verify(&secret, body, sig),
                     "bad signature {sig}"
                 );
             }
@@ -293,7 +293,7 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
         .unwrap();
     assert_eq!(
         reply.commands,
-        vec![server::link::PumpCommand::Acknowledge {
+        vec![link::PumpCommand::Acknowledge {
             alarm: "occlusion_downstream".into()
         }]
     );

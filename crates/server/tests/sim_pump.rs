@@ -7,9 +7,9 @@ mod support;
 
 use std::time::Duration;
 
+use link::LinkClient;
+use link::simpump::{self, SimPumpConfig};
 use serde_json::{Value, json};
-use server::client::LinkClient;
-use server::simpump::{self, SimPumpConfig};
 use support::{Backend, TestServer, expect_event, seed};
 use tokio::sync::{mpsc, watch};
 
@@ -299,9 +299,10 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
     };
     let w = seed(server.state()).await;
     let base = server.url.clone();
-    let practice = server::store::create_device(server.state(), &w.p1, "Practice", true, None)
-        .await
-        .unwrap();
+    let practice =
+        server::services::directory::create_device(server.state(), &w.p1, "Practice", true, None)
+            .await
+            .unwrap();
     let send = async |token: &str, batch: Value| {
         let r = server
             .http
@@ -441,7 +442,7 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
                            "data": {"alarm": "door_open", "priority": "high"}}]}),
     )
     .await;
-    server::live::clear_teaching(server.state(), &w.p1);
+    server::services::alarms::clear_teaching(server.state(), &w.p1);
     let snap = snapshot().await;
     assert_eq!(
         alarms(&snap),

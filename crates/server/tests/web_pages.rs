@@ -23,7 +23,7 @@ impl Web {
         let world = seed(server.state()).await;
         let plan = care::TherapyPlan::from_toml(PLAN_TOML).expect("the example plan reads");
         let value: Value = serde_json::from_str(&plan.to_json()).expect("plan JSON");
-        server::plan::seed(server.state(), &world.p1, value)
+        server::services::plans::seed(server.state(), &world.p1, value)
             .await
             .expect("the example plan is accepted by the server");
         Web { server, world }

@@ -12,7 +12,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use server::auth::{NewUser, Role};
+use server::Role;
+use server::services::auth::NewUser;
 use server::{Running, ServerConfig};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,7 +40,7 @@ pub async fn database_url(backend: Backend, dir: &std::path::Path) -> Option<Str
                      (or set INFUSAFE_SKIP_POSTGRES=1 to skip the PostgreSQL backend explicitly)"
                 ),
             };
-            let schema = format!("srv_test_{}", server::db::random_hex(6));
+            let schema = format!("srv_test_{}", server::ids::random_hex(6));
             sqlx::any::install_default_drivers();
             let pool = sqlx::AnyPool::connect(&base)
                 .await
@@ -71,7 +72,7 @@ impl TempDir {
     pub fn new() -> TempDir {
         let dir = std::env::temp_dir().join(format!(
             "infusafe-server-test-{}",
-            server::db::random_hex(8)
+            server::ids::random_hex(8)
         ));
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -179,7 +180,7 @@ pub fn plan_json(patient_to_nurse_min: u32, nurse_to_on_call_min: u32) -> Value 
 }
 
 pub async fn seed(state: &server::AppState) -> World {
-    use server::store;
+    use server::services::directory as store;
     let clinic_a = store::create_clinic(state, "Clinic A").await.unwrap();
     let clinic_b = store::create_clinic(state, "Clinic B").await.unwrap();
     let p1 = store::create_patient(state, &clinic_a, "Pat One", None)
@@ -201,7 +202,7 @@ pub async fn seed(state: &server::AppState) -> World {
         ("patient_b", Role::Patient, &clinic_b, vec![pb.clone()]),
     ];
     for (name, role, clinic, patients) in users {
-        server::auth::create_user(
+        server::services::auth::create_user(
             state,
             &NewUser {
                 username: name.into(),

@@ -1,0 +1,935 @@
+//! The live board as a sans-IO state machine, in the pump core's style: every patient's latest telemetry and
+//! active alarms with their acknowledgements and escalation rung. Inputs go in with the time as an argument (a
+//! pump batch, an acknowledgement, a silence, a tick, a restore); what must happen outside comes back as
+//! [`Effect`]s (record this event, publish this message, notify this clinic), in the order they must be carried
+//! out. Pump commands wait on the board until the pump's next batch or heartbeat collects them.
+//!
+//! The rules: a pump's `alarm_raised` opens an alarm once per (name, practice or real); its `alarm_cleared` closes
+//! it; an acknowledgement (at the pump or on a screen) is kept with who and when and may stop the ladder
+//! (`escalation`); a silence mutes the screens for a while but never stops escalation; a pump that was infusing
+//! and goes quiet for longer than `Settings::pump_silent_after_ms` raises the server's own `pump_silent`, which
+//! clears when the pump speaks again. A practice pump never takes the live slot of the patient's own pump, and a
+//! practice alarm never touches a real alarm of the same name.
+
+use std::collections::BTreeMap;
+
+use link::{PumpCommand, Telemetry};
+use pump::Priority;
+use record::Kind;
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::escalation::{self, AckBy, AlarmHistory, Rung, Timing};
+use super::event::{EventDraft, Origin, Person};
+use super::message::{LiveMessage, MessageKind};
+
+/// The alarm the server raises when a pump stops talking while infusing.
+pub const PUMP_SILENT: &str = "pump_silent";
+
+/// Telemetry goes to the record on every change of pump state and otherwise at most this often.
+pub const TELEMETRY_RECORD_EVERY_MS: i64 = 60_000;
+
+/// Pump commands waiting for one pump; beyond this the oldest are dropped (a pump that never collects its
+/// commands is silent, and `pump_silent` says so).
+pub const PUMP_COMMANDS_QUEUED_MAX: usize = 64;
+
+/// The board's settings (from the server configuration).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// A pump that was infusing and has sent nothing for longer than this raises `pump_silent`.
+    pub pump_silent_after_ms: i64,
+    /// Escalation times for a patient whose plan gave none (the companion's defaults).
+    pub default_timing: Timing,
+}
+
+/// A pump, as authenticated by its token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    pub id: String,
+    pub patient_id: String,
+    pub clinic_id: String,
+    /// A practice (teaching) pump.
+    pub teaching: bool,
+}
+
+/// One pump event of a batch, already stored in the record.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PumpEvent {
+    /// The record's kind name (`alarm_raised`, …); kinds the board does not act on are ignored.
+    pub kind: String,
+    pub occurred_at_ms: i64,
+    pub data: Value,
+}
+
+/// One acknowledgement.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AckView {
+    pub by_user_id: Option<String>,
+    pub by_name: String,
+    pub role: String,
+    pub at_ms: i64,
+    pub note: Option<String>,
+}
+
+/// An active alarm as the screens show it.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct AlarmView {
+    pub alarm: String,
+    pub priority: Priority,
+    pub raised_at_ms: i64,
+    pub acknowledgements: Vec<AckView>,
+    pub silenced_until_ms: Option<i64>,
+    /// The highest escalation rung reached: `patient`, `nurse`, `on_call`.
+    pub escalation: Option<Rung>,
+    /// Whether the ladder can still go further.
+    pub escalating: bool,
+    /// Raised by the server (`pump_silent`) rather than by the pump.
+    pub raised_by_server: bool,
+    pub teaching: bool,
+}
+
+impl AlarmView {
+    fn new(
+        alarm: &str,
+        priority: Priority,
+        raised_at_ms: i64,
+        by_server: bool,
+        teaching: bool,
+    ) -> AlarmView {
+        AlarmView {
+            alarm: alarm.into(),
+            priority,
+            raised_at_ms,
+            acknowledgements: vec![],
+            silenced_until_ms: None,
+            escalation: None,
+            escalating: escalates(priority, teaching),
+            raised_by_server: by_server,
+            teaching,
+        }
+    }
+
+    pub fn is_acknowledged(&self) -> bool {
+        !self.acknowledgements.is_empty()
+    }
+}
+
+/// Whether an alarm climbs the ladder beyond the patient's screen. Practice (teaching) alarms are rehearsals:
+/// shown on the patient's screen, never escalated.
+fn escalates(priority: Priority, teaching: bool) -> bool {
+    priority == Priority::High && !teaching
+}
+
+/// An active alarm with the ladder's view of its acknowledgements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LiveAlarm {
+    view: AlarmView,
+    acks: Vec<(i64, AckBy)>,
+}
+
+impl LiveAlarm {
+    fn history(&self) -> AlarmHistory {
+        AlarmHistory {
+            raised_at_ms: self.view.raised_at_ms,
+            escalates: escalates(self.view.priority, self.view.teaching),
+            acks: self.acks.clone(),
+            cleared_at_ms: None,
+            reached: self.view.escalation,
+        }
+    }
+
+    fn acknowledge(&mut self, at_ms: i64, by: AckBy, view: AckView, timing: Timing) {
+        self.acks.push((at_ms, by));
+        self.view.acknowledgements.push(view);
+        self.view.escalating = escalation::is_open(&self.history(), timing);
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq)]
+struct PatientLive {
+    clinic_id: String,
+    telemetry: Option<Telemetry>,
+    telemetry_at_ms: Option<i64>,
+    device_id: Option<String>,
+    teaching: bool,
+    alarms: Vec<LiveAlarm>,
+    /// Commands waiting for the pump's next batch or heartbeat.
+    commands: Vec<PumpCommand>,
+    /// When telemetry was last written to the record, and the state it had.
+    telemetry_recorded: Option<(i64, String)>,
+    /// The escalation times of the patient's plan, once known.
+    timing: Option<Timing>,
+}
+
+impl PatientLive {
+    fn position(&self, alarm: &str, teaching: bool) -> Option<usize> {
+        self.alarms
+            .iter()
+            .position(|x| x.view.alarm == alarm && x.view.teaching == teaching)
+    }
+
+    /// The active alarm of that name. When a practice (teaching) alarm and a real one share the name, the
+    /// practice one is chosen: acknowledging or silencing by name must never be able to stop a real alarm's
+    /// escalation by mistake.
+    fn find(&self, alarm: &str) -> Option<usize> {
+        self.position(alarm, true)
+            .or_else(|| self.alarms.iter().position(|x| x.view.alarm == alarm))
+    }
+
+    /// The pump an action on this alarm belongs to, for the record and for forwarding: the pump holding the live
+    /// slot when the alarm is of the same kind (real or practice) as that pump; otherwise none. Returns the
+    /// device and whether to forward the command to it.
+    fn alarm_pump(&self, alarm_teaching: bool, alarm: &str) -> (Option<String>, bool) {
+        if alarm_teaching == self.teaching {
+            (self.device_id.clone(), alarm != PUMP_SILENT)
+        } else {
+            (None, false)
+        }
+    }
+
+    fn queue(&mut self, command: PumpCommand) {
+        if self.commands.len() >= PUMP_COMMANDS_QUEUED_MAX {
+            self.commands.remove(0);
+        }
+        self.commands.push(command);
+    }
+
+    fn timing(&self, settings: Settings) -> Timing {
+        self.timing.unwrap_or(settings.default_timing)
+    }
+
+    fn link(&self, now_ms: i64, settings: Settings) -> &'static str {
+        match self.telemetry_at_ms {
+            None => "none",
+            Some(at) if now_ms - at > settings.pump_silent_after_ms => "silent",
+            Some(_) => "live",
+        }
+    }
+
+    fn sorted_views(&self) -> Vec<AlarmView> {
+        let mut v: Vec<AlarmView> = self.alarms.iter().map(|a| a.view.clone()).collect();
+        v.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.raised_at_ms.cmp(&b.raised_at_ms))
+        });
+        v
+    }
+}
+
+/// What happens outside the board, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Effect {
+    /// Append this event to the patient's record.
+    Record(EventDraft),
+    /// Send this message to the live streams.
+    Publish(LiveMessage),
+    /// Tell the clinic's integration (paging, SMS) that an alarm climbed to `rung`.
+    Notify(EscalationNotice),
+}
+
+/// An escalation beyond the patient's own screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EscalationNotice {
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub alarm: String,
+    pub priority: Priority,
+    pub rung: Rung,
+    pub unacknowledged_for_ms: i64,
+}
+
+/// What a pump batch changed: the commands for the pump, and the effects to carry out.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct BatchOutcome {
+    pub commands: Vec<PumpCommand>,
+    pub effects: Vec<Effect>,
+}
+
+/// Why a person's action on the board was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BoardError {
+    #[error("an active alarm {alarm:?} for this patient")]
+    NoSuchAlarm { alarm: String },
+    #[error("silence for 1 to 15 minutes, not {minutes}")]
+    SilenceMinutes { minutes: u32 },
+}
+
+/// A patient's live pump and alarms.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PatientSnapshot {
+    pub patient_id: String,
+    pub telemetry: Option<Telemetry>,
+    pub telemetry_at_ms: Option<i64>,
+    /// `live`, `silent` (no telemetry for longer than allowed while infusing) or `none` (never connected).
+    pub link: &'static str,
+    pub teaching: bool,
+    /// Highest priority first, then oldest.
+    pub active_alarms: Vec<AlarmView>,
+}
+
+/// One row of the nurse dashboard.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PatientSummary {
+    pub patient_id: String,
+    pub display_name: String,
+    /// The highest active alarm priority, if any.
+    pub top_priority: Option<Priority>,
+    pub active_alarms: Vec<AlarmView>,
+    pub unacknowledged: usize,
+    pub link: &'static str,
+    pub state: Option<String>,
+    pub teaching: bool,
+}
+
+/// An alarm found active in the record at start, with the acknowledgements and escalations written about it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredAlarm {
+    pub alarm: String,
+    pub priority: Priority,
+    pub raised_at_ms: i64,
+    /// The pump that raised it, or `server` for `pump_silent`.
+    pub device_id: String,
+    pub history: Vec<RestoredEvent>,
+}
+
+/// An `alarm_acknowledged` or `alarm_escalated` event about a restored alarm.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RestoredEvent {
+    pub kind: String,
+    pub at_ms: i64,
+    /// The record's source (`nurse` means the care team).
+    pub source: record::Source,
+    pub actor: String,
+    pub payload: Value,
+}
+
+/// Every patient's live state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Board {
+    settings: Settings,
+    patients: BTreeMap<String, PatientLive>,
+}
+
+fn message(
+    kind: MessageKind,
+    patient_id: &str,
+    clinic_id: &str,
+    at_ms: i64,
+    data: Value,
+) -> Effect {
+    Effect::Publish(LiveMessage {
+        kind,
+        patient_id: patient_id.into(),
+        clinic_id: clinic_id.into(),
+        at_ms,
+        data,
+    })
+}
+
+impl Board {
+    pub fn new(settings: Settings) -> Board {
+        Board {
+            settings,
+            patients: BTreeMap::new(),
+        }
+    }
+
+    pub fn settings(&self) -> Settings {
+        self.settings
+    }
+
+    /// The escalation times of a patient's plan (at start and whenever the plan changes).
+    pub fn set_timing(&mut self, patient_id: &str, timing: Timing) {
+        self.patients.entry(patient_id.into()).or_default().timing = Some(timing);
+    }
+
+    /// Know a patient (and their clinic) before their pump first connects.
+    pub fn register(&mut self, patient_id: &str, clinic_id: &str) {
+        self.patients
+            .entry(patient_id.into())
+            .or_default()
+            .clinic_id = clinic_id.into();
+    }
+
+    /// The patients with at least one active alarm (the ones a tick may escalate).
+    pub fn patients_with_alarms(&self) -> Vec<String> {
+        self.patients
+            .iter()
+            .filter(|(_, l)| !l.alarms.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// A pump's batch, after its events were stored (`events` are the new ones; duplicates are left out).
+    /// Updates alarms and telemetry, collects the pump's queued commands, and runs the ladder at once so the
+    /// first rung (the patient's screen) is recorded without waiting for a tick.
+    pub fn batch(
+        &mut self,
+        now_ms: i64,
+        device: &Device,
+        events: &[PumpEvent],
+        telemetry: Option<Telemetry>,
+    ) -> BatchOutcome {
+        let settings = self.settings;
+        let live = self.patients.entry(device.patient_id.clone()).or_default();
+        let timing = live.timing(settings);
+        live.clinic_id = device.clinic_id.clone();
+        // A practice pump never takes over the slot of the patient's own pump: its telemetry would hide the real
+        // pump going silent and it could take the real pump's queued commands.
+        let owns_slot = !device.teaching || live.device_id.is_none() || live.teaching;
+        if owns_slot {
+            live.device_id = Some(device.id.clone());
+            live.teaching = device.teaching;
+        }
+        let mut effects = Vec::new();
+        for event in events {
+            apply_pump_event(live, now_ms, device, event, timing, &mut effects);
+        }
+        if owns_slot {
+            // Events without telemetry still prove the link is alive.
+            let spoke = telemetry.is_some() || !events.is_empty() || live.telemetry_at_ms.is_some();
+            if spoke {
+                let resolution = if telemetry.is_some() {
+                    "telemetry resumed"
+                } else {
+                    "pump link resumed"
+                };
+                clear_pump_silent(live, now_ms, device, resolution, &mut effects);
+                live.telemetry_at_ms = Some(now_ms);
+            }
+            if let Some(t) = telemetry {
+                record_telemetry(live, now_ms, device, &t, &mut effects);
+                effects.push(message(
+                    MessageKind::Telemetry,
+                    &device.patient_id,
+                    &device.clinic_id,
+                    now_ms,
+                    serde_json::to_value(&t).unwrap_or_default(),
+                ));
+                live.telemetry = Some(t);
+            }
+        }
+        let commands = if owns_slot {
+            std::mem::take(&mut live.commands)
+        } else {
+            vec![]
+        };
+        effects.extend(self.escalate(now_ms, &device.patient_id));
+        BatchOutcome { commands, effects }
+    }
+
+    /// A person acknowledges an active alarm: recorded with who and when, forwarded to the pump that raised it.
+    pub fn acknowledge(
+        &mut self,
+        now_ms: i64,
+        patient_id: &str,
+        alarm: &str,
+        person: &Person,
+        note: Option<String>,
+    ) -> Result<(AlarmView, Vec<Effect>), BoardError> {
+        let no_such = || BoardError::NoSuchAlarm {
+            alarm: alarm.into(),
+        };
+        let settings = self.settings;
+        let live = self.patients.get_mut(patient_id).ok_or_else(no_such)?;
+        let timing = live.timing(settings);
+        let pos = live.find(alarm).ok_or_else(no_such)?;
+        let by = if person.role.is_clinician() {
+            AckBy::Clinician
+        } else {
+            AckBy::PatientSide
+        };
+        let ack = AckView {
+            by_user_id: Some(person.id.clone()),
+            by_name: person.display_name.clone(),
+            role: person.role.name().into(),
+            at_ms: now_ms,
+            note: note.clone(),
+        };
+        live.alarms[pos].acknowledge(now_ms, by, ack, timing);
+        let view = live.alarms[pos].view.clone();
+        let (device, forward) = live.alarm_pump(view.teaching, alarm);
+        if forward {
+            live.queue(PumpCommand::Acknowledge {
+                alarm: alarm.into(),
+            });
+        }
+        let draft = EventDraft::new(
+            patient_id,
+            Kind::AlarmAcknowledged,
+            person.role.origin(),
+            Some(&person.id),
+            now_ms,
+            json!({"alarm": alarm, "priority": view.priority, "by": person.id, "role": person.role.name(), "display_name": person.display_name, "note": note, "raised_at_ms": view.raised_at_ms}),
+        )
+        .for_device(device.as_deref())
+        .teaching(view.teaching);
+        let published = message(
+            MessageKind::Acknowledged,
+            patient_id,
+            &live.clinic_id,
+            now_ms,
+            json!({"alarm": alarm, "by": person.display_name, "role": person.role.name(), "alarm_view": view}),
+        );
+        Ok((view, vec![Effect::Record(draft), published]))
+    }
+
+    /// Silence an alarm's sound on the screens (and ask the pump to pause its audio) for `minutes`. The alarm
+    /// stays visible and keeps escalating: silence is not acknowledgement.
+    pub fn silence(
+        &mut self,
+        now_ms: i64,
+        patient_id: &str,
+        alarm: &str,
+        person: &Person,
+        minutes: u32,
+    ) -> Result<(AlarmView, Vec<Effect>), BoardError> {
+        if !(1..=15).contains(&minutes) {
+            return Err(BoardError::SilenceMinutes { minutes });
+        }
+        let no_such = || BoardError::NoSuchAlarm {
+            alarm: alarm.into(),
+        };
+        let live = self.patients.get_mut(patient_id).ok_or_else(no_such)?;
+        let pos = live.find(alarm).ok_or_else(no_such)?;
+        let until = now_ms + i64::from(minutes) * 60_000;
+        live.alarms[pos].view.silenced_until_ms = Some(until);
+        let view = live.alarms[pos].view.clone();
+        let (device, forward) = live.alarm_pump(view.teaching, alarm);
+        if forward {
+            live.queue(PumpCommand::Silence {
+                alarm: alarm.into(),
+            });
+        }
+        let draft = EventDraft::new(
+            patient_id,
+            Kind::AlarmSilenced,
+            person.role.origin(),
+            Some(&person.id),
+            now_ms,
+            json!({"alarm": alarm, "by": person.id, "role": person.role.name(), "display_name": person.display_name, "until_ms": until, "silenced_for_s": minutes * 60}),
+        )
+        .for_device(device.as_deref())
+        .teaching(view.teaching);
+        let published = message(
+            MessageKind::Silenced,
+            patient_id,
+            &live.clinic_id,
+            now_ms,
+            json!({"alarm": alarm, "until_ms": until, "by": person.display_name}),
+        );
+        Ok((view, vec![Effect::Record(draft), published]))
+    }
+
+    /// One pass of the silence watchdog and the ladder.
+    pub fn tick(&mut self, now_ms: i64) -> Vec<Effect> {
+        let settings = self.settings;
+        let mut effects = Vec::new();
+        for (patient_id, live) in self.patients.iter_mut() {
+            raise_pump_silent(live, patient_id, now_ms, settings, &mut effects);
+        }
+        for patient_id in self.patients_with_alarms() {
+            effects.extend(self.escalate(now_ms, &patient_id));
+        }
+        effects
+    }
+
+    /// Record and announce every rung that is due for this patient's alarms.
+    fn escalate(&mut self, now_ms: i64, patient_id: &str) -> Vec<Effect> {
+        let settings = self.settings;
+        let Some(live) = self.patients.get_mut(patient_id) else {
+            return vec![];
+        };
+        let timing = live.timing(settings);
+        let mut effects = Vec::new();
+        for alarm in live.alarms.iter_mut() {
+            let rungs = escalation::due_rungs(&alarm.history(), timing, now_ms);
+            let Some(last) = rungs.last() else {
+                continue;
+            };
+            alarm.view.escalation = Some(*last);
+            alarm.view.escalating = escalation::is_open(&alarm.history(), timing);
+            for rung in rungs {
+                let notice = EscalationNotice {
+                    clinic_id: live.clinic_id.clone(),
+                    patient_id: patient_id.into(),
+                    alarm: alarm.view.alarm.clone(),
+                    priority: alarm.view.priority,
+                    rung,
+                    unacknowledged_for_ms: now_ms - alarm.view.raised_at_ms,
+                };
+                escalation_effects(
+                    &notice,
+                    &alarm.view,
+                    live.teaching,
+                    live.device_id.as_deref(),
+                    now_ms,
+                    &mut effects,
+                );
+            }
+        }
+        effects
+    }
+
+    /// Put back what the record says was active at the last stop. Practice alarms are never restored (the
+    /// practice pump did not survive the restart; the caller leaves them out).
+    pub fn restore(&mut self, patient_id: &str, clinic_id: &str, alarms: Vec<RestoredAlarm>) {
+        let live = self.patients.entry(patient_id.into()).or_default();
+        live.clinic_id = clinic_id.into();
+        for restored in alarms {
+            if restored.device_id != "server" {
+                live.device_id = Some(restored.device_id.clone());
+            }
+            live.alarms.push(restore_alarm(&restored));
+        }
+    }
+
+    /// Forget a practice pump's live state when the session ends. Only teaching alarms go: a real alarm on the
+    /// same patient is never cleared by ending a practice session.
+    pub fn clear_teaching(&mut self, patient_id: &str) {
+        if let Some(l) = self.patients.get_mut(patient_id) {
+            l.alarms.retain(|a| !a.view.teaching);
+            if l.teaching {
+                l.telemetry = None;
+                l.telemetry_at_ms = None;
+                l.device_id = None;
+                l.teaching = false;
+            }
+        }
+    }
+
+    /// A patient's live pump and alarms, highest priority first.
+    pub fn snapshot(&self, now_ms: i64, patient_id: &str) -> PatientSnapshot {
+        let settings = self.settings;
+        match self.patients.get(patient_id) {
+            None => PatientSnapshot {
+                patient_id: patient_id.into(),
+                telemetry: None,
+                telemetry_at_ms: None,
+                link: "none",
+                teaching: false,
+                active_alarms: vec![],
+            },
+            Some(l) => PatientSnapshot {
+                patient_id: patient_id.into(),
+                telemetry: l.telemetry.clone(),
+                telemetry_at_ms: l.telemetry_at_ms,
+                link: l.link(now_ms, settings),
+                teaching: l.teaching,
+                active_alarms: l.sorted_views(),
+            },
+        }
+    }
+
+    /// The message that makes a fresh screen correct at once (sent first on every stream).
+    pub fn snapshot_message(&self, now_ms: i64, patient_id: &str) -> LiveMessage {
+        let snap = self.snapshot(now_ms, patient_id);
+        LiveMessage {
+            kind: MessageKind::Snapshot,
+            patient_id: patient_id.into(),
+            clinic_id: self
+                .patients
+                .get(patient_id)
+                .map(|l| l.clinic_id.clone())
+                .unwrap_or_default(),
+            at_ms: now_ms,
+            data: serde_json::to_value(&snap).unwrap_or_default(),
+        }
+    }
+
+    /// The clinic's patients (`(id, name)`), most urgent first: high-priority alarms (unacknowledged before
+    /// acknowledged), then medium, then low, then patients whose pump link is silent, then everyone else by name.
+    pub fn dashboard(&self, now_ms: i64, patients: Vec<(String, String)>) -> Vec<PatientSummary> {
+        let mut rows: Vec<PatientSummary> = patients
+            .into_iter()
+            .map(|(id, name)| {
+                let snap = self.snapshot(now_ms, &id);
+                PatientSummary {
+                    top_priority: snap.active_alarms.first().map(|a| a.priority),
+                    unacknowledged: snap
+                        .active_alarms
+                        .iter()
+                        .filter(|a| !a.is_acknowledged())
+                        .count(),
+                    state: snap.telemetry.as_ref().map(|t| t.state.clone()),
+                    active_alarms: snap.active_alarms,
+                    link: snap.link,
+                    teaching: snap.teaching,
+                    patient_id: id,
+                    display_name: name,
+                }
+            })
+            .collect();
+        rows.sort_by(|a, b| {
+            dashboard_key(a)
+                .cmp(&dashboard_key(b))
+                .then_with(|| a.display_name.cmp(&b.display_name))
+        });
+        rows
+    }
+}
+
+fn dashboard_key(
+    r: &PatientSummary,
+) -> (
+    std::cmp::Reverse<Option<Priority>>,
+    std::cmp::Reverse<usize>,
+    bool,
+    i64,
+) {
+    (
+        std::cmp::Reverse(r.top_priority),
+        std::cmp::Reverse(r.unacknowledged),
+        r.link != "silent",
+        r.active_alarms
+            .first()
+            .map(|x| x.raised_at_ms)
+            .unwrap_or(i64::MAX),
+    )
+}
+
+/// One stored pump event's effect on the alarms.
+fn apply_pump_event(
+    live: &mut PatientLive,
+    now_ms: i64,
+    device: &Device,
+    event: &PumpEvent,
+    timing: Timing,
+    effects: &mut Vec<Effect>,
+) {
+    let alarm = event
+        .data
+        .get("alarm")
+        .and_then(|v| v.as_str())
+        .unwrap_or("");
+    // A pump's clock may run ahead of ours; an alarm is never shown as raised in the future.
+    let at = event.occurred_at_ms.min(now_ms);
+    let publish = |kind, data| message(kind, &device.patient_id, &device.clinic_id, now_ms, data);
+    match Kind::from_name(&event.kind) {
+        Some(Kind::AlarmRaised) if live.position(alarm, device.teaching).is_none() => {
+            let priority = event
+                .data
+                .get("priority")
+                .and_then(|v| v.as_str())
+                .and_then(Priority::from_name)
+                .unwrap_or(Priority::High);
+            let view = AlarmView::new(alarm, priority, at, false, device.teaching);
+            effects.push(publish(
+                MessageKind::Alarm,
+                json!({"alarm": view, "detail": event.data}),
+            ));
+            live.alarms.push(LiveAlarm { view, acks: vec![] });
+        }
+        Some(Kind::AlarmCleared) => {
+            if let Some(pos) = live.position(alarm, device.teaching) {
+                live.alarms.remove(pos);
+                effects.push(publish(MessageKind::AlarmCleared, json!({"alarm": alarm})));
+            }
+        }
+        Some(Kind::AlarmAcknowledged) => {
+            if let Some(pos) = live.position(alarm, device.teaching) {
+                // A press on the pump itself is the patient side acknowledging.
+                let ack = AckView {
+                    by_user_id: None,
+                    by_name: "at the pump".into(),
+                    role: "pump".into(),
+                    at_ms: at,
+                    note: None,
+                };
+                live.alarms[pos].acknowledge(at, AckBy::PatientSide, ack, timing);
+                effects.push(publish(
+                    MessageKind::Acknowledged,
+                    json!({"alarm": alarm, "by": "pump"}),
+                ));
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Telemetry goes to the record on every change of pump state and otherwise at most once a
+/// `TELEMETRY_RECORD_EVERY_MS`, when it carries the fields the record's telemetry needs.
+fn record_telemetry(
+    live: &mut PatientLive,
+    now_ms: i64,
+    device: &Device,
+    t: &Telemetry,
+    effects: &mut Vec<Effect>,
+) {
+    let due = live
+        .telemetry_recorded
+        .as_ref()
+        .is_none_or(|(at, state)| *state != t.state || now_ms - at >= TELEMETRY_RECORD_EVERY_MS);
+    let (true, Some(pressure), Some(mains)) = (due, t.downstream_pressure_mmhg, t.mains_present)
+    else {
+        return;
+    };
+    live.telemetry_recorded = Some((now_ms, t.state.clone()));
+    let draft = EventDraft::new(
+        &device.patient_id,
+        Kind::Telemetry,
+        Origin::Pump,
+        Some(&device.id),
+        now_ms,
+        json!({"state": t.state, "rate_ml_per_h": t.rate_ml_per_h, "delivered_ml": t.delivered_ml, "remaining_ml": t.remaining_ml,
+               "battery_percent": t.battery_percent, "mains_present": mains, "downstream_pressure_mmhg": pressure}),
+    )
+    .for_device(Some(&device.id))
+    .teaching(device.teaching);
+    effects.push(Effect::Record(draft));
+}
+
+/// The pump spoke again: a `pump_silent` alarm clears.
+fn clear_pump_silent(
+    live: &mut PatientLive,
+    now_ms: i64,
+    device: &Device,
+    resolution: &str,
+    effects: &mut Vec<Effect>,
+) {
+    let Some(pos) = live.alarms.iter().position(|x| x.view.alarm == PUMP_SILENT) else {
+        return;
+    };
+    live.alarms.remove(pos);
+    let draft = EventDraft::system(
+        &device.patient_id,
+        Kind::AlarmCleared,
+        now_ms,
+        json!({"alarm": PUMP_SILENT, "resolution": resolution}),
+    )
+    .for_device(Some(&device.id))
+    .teaching(device.teaching);
+    effects.push(Effect::Record(draft));
+    effects.push(message(
+        MessageKind::AlarmCleared,
+        &device.patient_id,
+        &device.clinic_id,
+        now_ms,
+        json!({"alarm": PUMP_SILENT}),
+    ));
+}
+
+/// Raise `pump_silent` where a pump that was infusing has gone quiet for too long.
+fn raise_pump_silent(
+    live: &mut PatientLive,
+    patient_id: &str,
+    now_ms: i64,
+    settings: Settings,
+    effects: &mut Vec<Effect>,
+) {
+    let (Some(t), Some(at)) = (&live.telemetry, live.telemetry_at_ms) else {
+        return;
+    };
+    let quiet_ms = now_ms - at;
+    if !t.is_infusing()
+        || quiet_ms <= settings.pump_silent_after_ms
+        || live.alarms.iter().any(|a| a.view.alarm == PUMP_SILENT)
+    {
+        return;
+    }
+    let view = AlarmView::new(PUMP_SILENT, Priority::High, now_ms, true, live.teaching);
+    live.alarms.push(LiveAlarm {
+        view: view.clone(),
+        acks: vec![],
+    });
+    let detail = format!("no telemetry for {} s while infusing", quiet_ms / 1000);
+    let draft = EventDraft::system(
+        patient_id,
+        Kind::AlarmRaised,
+        now_ms,
+        json!({"alarm": PUMP_SILENT, "priority": "high", "detail": detail, "silent_for_ms": quiet_ms, "raised_by": "server"}),
+    )
+    .for_device(live.device_id.as_deref())
+    .teaching(live.teaching);
+    effects.push(Effect::Record(draft));
+    effects.push(message(
+        MessageKind::Alarm,
+        patient_id,
+        &live.clinic_id,
+        now_ms,
+        json!({"alarm": view, "detail": {"silent_for_ms": quiet_ms}}),
+    ));
+}
+
+/// The record event, the live message and (beyond the patient's own screen, never for practice) the clinic
+/// notification for one rung.
+fn escalation_effects(
+    notice: &EscalationNotice,
+    view: &AlarmView,
+    teaching: bool,
+    device_id: Option<&str>,
+    now_ms: i64,
+    effects: &mut Vec<Effect>,
+) {
+    let unacknowledged_for_ms = notice.unacknowledged_for_ms;
+    let payload = json!({
+        "alarm": notice.alarm, "priority": notice.priority, "rung": notice.rung.name(),
+        "unacknowledged_for_s": u32::try_from(unacknowledged_for_ms.max(0) / 1000).unwrap_or(u32::MAX),
+        "unacknowledged_for_ms": unacknowledged_for_ms, "raised_at_ms": view.raised_at_ms,
+    });
+    let draft = EventDraft::system(&notice.patient_id, Kind::AlarmEscalated, now_ms, payload)
+        .for_device(device_id)
+        .teaching(teaching);
+    effects.push(Effect::Record(draft));
+    effects.push(message(
+        MessageKind::Escalation,
+        &notice.patient_id,
+        &notice.clinic_id,
+        now_ms,
+        json!({"alarm": notice.alarm, "rung": notice.rung.name(), "alarm_view": view}),
+    ));
+    if notice.rung != Rung::Patient && !teaching {
+        effects.push(Effect::Notify(notice.clone()));
+    }
+}
+
+/// Rebuild one alarm's acknowledgements and highest rung from the events written about it.
+fn restore_alarm(restored: &RestoredAlarm) -> LiveAlarm {
+    let mut alarm = LiveAlarm {
+        view: AlarmView::new(
+            &restored.alarm,
+            restored.priority,
+            restored.raised_at_ms,
+            restored.device_id == "server",
+            false,
+        ),
+        acks: vec![],
+    };
+    for e in &restored.history {
+        if e.payload["alarm"] != restored.alarm.as_str() || e.at_ms < restored.raised_at_ms {
+            continue;
+        }
+        match Kind::from_name(&e.kind) {
+            Some(Kind::AlarmAcknowledged) => {
+                let by = if e.source == record::Source::Nurse {
+                    AckBy::Clinician
+                } else {
+                    AckBy::PatientSide
+                };
+                alarm.acks.push((e.at_ms, by));
+                alarm.view.acknowledgements.push(AckView {
+                    by_user_id: Some(e.actor.clone()),
+                    by_name: e.payload["display_name"]
+                        .as_str()
+                        .unwrap_or(&e.actor)
+                        .to_string(),
+                    role: e.payload["role"]
+                        .as_str()
+                        .unwrap_or(e.source.name())
+                        .to_string(),
+                    at_ms: e.at_ms,
+                    note: e.payload["note"].as_str().map(str::to_string),
+                });
+            }
+            Some(Kind::AlarmEscalated) => {
+                let rung = Rung::from_name(e.payload["rung"].as_str().unwrap_or(""));
+                if rung > alarm.view.escalation {
+                    alarm.view.escalation = rung;
+                }
+            }
+            _ => {}
+        }
+    }
+    alarm
+}

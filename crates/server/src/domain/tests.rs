@@ -1,0 +1,822 @@
+//! The board's rules, driven with the time as an argument: raise, clear, acknowledge, silence, escalate, pump
+//! silent, restore, practice pumps, plus a property test over random input sequences. No clock, no database.
+
+use std::time::Duration;
+
+use link::{PumpCommand, Telemetry};
+use pump::Priority;
+use record::Kind;
+use serde_json::{Value, json};
+
+use super::Settings;
+use super::board::{
+    Board, Device, Effect, EscalationNotice, PumpEvent, RestoredAlarm, RestoredEvent,
+};
+use super::escalation::{Rung, Timing};
+use super::event::{Person, Role};
+use super::message::MessageKind;
+
+const MINUTE_MS: i64 = 60_000;
+const PATIENT: &str = "pat_1";
+const CLINIC: &str = "cln_1";
+
+/// Nurse after 5 minutes, on-call 10 minutes after that; a pump is silent after 60 s.
+fn settings() -> Settings {
+    Settings {
+        pump_silent_after_ms: 60_000,
+        default_timing: Timing {
+            patient_ack: Duration::from_secs(300),
+            nurse_ack: Duration::from_secs(600),
+        },
+    }
+}
+
+fn board() -> Board {
+    let mut b = Board::new(settings());
+    b.register(PATIENT, CLINIC);
+    b
+}
+
+fn pump(teaching: bool) -> Device {
+    Device {
+        id: if teaching { "dev_practice" } else { "dev_real" }.into(),
+        patient_id: PATIENT.into(),
+        clinic_id: CLINIC.into(),
+        teaching,
+    }
+}
+
+fn nurse() -> Person {
+    Person {
+        id: "usr_nurse".into(),
+        display_name: "Sam Jones".into(),
+        role: Role::Nurse,
+    }
+}
+
+fn patient() -> Person {
+    Person {
+        id: "usr_alex".into(),
+        display_name: "Alex".into(),
+        role: Role::Patient,
+    }
+}
+
+fn event(kind: Kind, at_ms: i64, data: Value) -> PumpEvent {
+    PumpEvent {
+        kind: kind.name().into(),
+        occurred_at_ms: at_ms,
+        data,
+    }
+}
+
+fn raised(alarm: &str, priority: &str, at_ms: i64) -> PumpEvent {
+    event(
+        Kind::AlarmRaised,
+        at_ms,
+        json!({"alarm": alarm, "priority": priority}),
+    )
+}
+
+fn telemetry(state: &str) -> Telemetry {
+    Telemetry {
+        state: state.into(),
+        rate_ml_per_h: 100.0,
+        delivered_ml: 10.0,
+        remaining_ml: 90.0,
+        minutes_left: Some(54.0),
+        battery_percent: 80.0,
+        battery_minutes_left: Some(600.0),
+        downstream_pressure_mmhg: Some(20.0),
+        mains_present: Some(true),
+        active_alarms: vec![],
+    }
+}
+
+/// The rungs recorded by these effects, in order.
+fn rungs(effects: &[Effect]) -> Vec<(String, String)> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) if d.kind.name() == "alarm_escalated" => Some((
+                d.payload["alarm"].as_str().unwrap_or("").to_string(),
+                d.payload["rung"].as_str().unwrap_or("").to_string(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn notices(effects: &[Effect]) -> Vec<&EscalationNotice> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Notify(n) => Some(n),
+            _ => None,
+        })
+        .collect()
+}
+
+fn published(effects: &[Effect]) -> Vec<MessageKind> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Publish(m) => Some(m.kind),
+            _ => None,
+        })
+        .collect()
+}
+
+fn recorded(effects: &[Effect]) -> Vec<String> {
+    effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) => Some(d.kind.name().to_string()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_raised_alarm_shows_at_once_and_is_never_doubled() {
+    let mut b = board();
+    let out = b.batch(
+        1_000,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 900)],
+        None,
+    );
+    assert_eq!(
+        published(&out.effects),
+        [MessageKind::Alarm, MessageKind::Escalation]
+    );
+    assert_eq!(
+        rungs(&out.effects),
+        [("occlusion_downstream".into(), "patient".into())]
+    );
+    assert!(
+        notices(&out.effects).is_empty(),
+        "the patient rung pages nobody"
+    );
+    let snap = b.snapshot(1_000, PATIENT);
+    assert_eq!(snap.active_alarms.len(), 1);
+    assert_eq!(snap.active_alarms[0].raised_at_ms, 900);
+    assert_eq!(snap.active_alarms[0].priority, Priority::High);
+
+    // The pump says it again (a re-sent or repeated event): still one alarm, nothing announced.
+    let out = b.batch(
+        2_000,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 1_900)],
+        None,
+    );
+    assert!(published(&out.effects).is_empty());
+    assert_eq!(b.snapshot(2_000, PATIENT).active_alarms.len(), 1);
+}
+
+#[test]
+fn an_alarm_from_a_pump_clock_ahead_of_ours_is_shown_as_raised_now() {
+    let mut b = board();
+    b.batch(
+        1_000,
+        &pump(false),
+        &[raised("air_in_line", "high", 9_999_999)],
+        None,
+    );
+    assert_eq!(
+        b.snapshot(1_000, PATIENT).active_alarms[0].raised_at_ms,
+        1_000
+    );
+}
+
+#[test]
+fn a_cleared_alarm_leaves_the_board_and_stops_its_ladder() {
+    let mut b = board();
+    b.batch(0, &pump(false), &[raised("air_in_line", "high", 0)], None);
+    let out = b.batch(
+        MINUTE_MS,
+        &pump(false),
+        &[event(
+            Kind::AlarmCleared,
+            MINUTE_MS,
+            json!({"alarm": "air_in_line"}),
+        )],
+        None,
+    );
+    assert_eq!(published(&out.effects), [MessageKind::AlarmCleared]);
+    assert!(b.snapshot(MINUTE_MS, PATIENT).active_alarms.is_empty());
+    assert!(
+        b.tick(60 * MINUTE_MS).is_empty(),
+        "nothing left to escalate"
+    );
+}
+
+#[test]
+fn an_unacknowledged_high_alarm_climbs_the_ladder_on_time() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 0)],
+        None,
+    );
+    assert!(rungs(&b.tick(5 * MINUTE_MS - 1)).is_empty());
+    let out = b.tick(5 * MINUTE_MS);
+    assert_eq!(
+        rungs(&out),
+        [("occlusion_downstream".into(), "nurse".into())]
+    );
+    let n = notices(&out);
+    assert_eq!(n.len(), 1);
+    assert_eq!(
+        (n[0].rung, n[0].unacknowledged_for_ms),
+        (Rung::Nurse, 5 * MINUTE_MS)
+    );
+    assert!(rungs(&b.tick(15 * MINUTE_MS - 1)).is_empty());
+    let out = b.tick(15 * MINUTE_MS);
+    assert_eq!(
+        rungs(&out),
+        [("occlusion_downstream".into(), "on_call".into())]
+    );
+    assert_eq!(notices(&out)[0].rung, Rung::OnCall);
+    assert!(
+        b.tick(600 * MINUTE_MS).is_empty(),
+        "the ladder ends at on-call"
+    );
+    assert!(!b.snapshot(0, PATIENT).active_alarms[0].escalating);
+}
+
+#[test]
+fn the_plan_timing_replaces_the_default() {
+    let mut b = board();
+    b.set_timing(
+        PATIENT,
+        Timing {
+            patient_ack: Duration::from_secs(60),
+            nurse_ack: Duration::from_secs(60),
+        },
+    );
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 0)],
+        None,
+    );
+    assert_eq!(
+        rungs(&b.tick(MINUTE_MS)),
+        [("occlusion_downstream".into(), "nurse".into())]
+    );
+}
+
+#[test]
+fn medium_and_low_alarms_stay_on_the_patient_screen() {
+    let mut b = board();
+    let out = b.batch(
+        0,
+        &pump(false),
+        &[
+            raised("reservoir_empty", "medium", 0),
+            raised("battery_low", "low", 0),
+        ],
+        None,
+    );
+    assert_eq!(
+        rungs(&out.effects).len(),
+        2,
+        "both reach the patient's screen"
+    );
+    assert!(b.tick(600 * MINUTE_MS).is_empty());
+}
+
+#[test]
+fn an_acknowledgement_is_recorded_with_who_and_stops_the_ladder_before_the_nurse() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 0)],
+        None,
+    );
+    let (view, effects) = b
+        .acknowledge(
+            MINUTE_MS,
+            PATIENT,
+            "occlusion_downstream",
+            &patient(),
+            Some("straightened it".into()),
+        )
+        .expect("the alarm is active");
+    assert_eq!(view.acknowledgements.len(), 1);
+    assert_eq!(view.acknowledgements[0].by_name, "Alex");
+    assert!(!view.escalating);
+    assert_eq!(recorded(&effects), ["alarm_acknowledged"]);
+    let Effect::Record(draft) = &effects[0] else {
+        panic!("a record first")
+    };
+    assert_eq!(draft.actor.as_deref(), Some("usr_alex"));
+    assert_eq!(draft.device_id.as_deref(), Some("dev_real"));
+    assert_eq!(draft.payload["note"], "straightened it");
+    assert_eq!(published(&effects), [MessageKind::Acknowledged]);
+    assert!(rungs(&b.tick(60 * MINUTE_MS)).is_empty());
+    // The pump gets the acknowledgement with its next batch, once.
+    let out = b.batch(
+        2 * MINUTE_MS,
+        &pump(false),
+        &[],
+        Some(telemetry("stopped_by_alarm")),
+    );
+    assert_eq!(
+        out.commands,
+        [PumpCommand::Acknowledge {
+            alarm: "occlusion_downstream".into()
+        }]
+    );
+    let out = b.batch(3 * MINUTE_MS, &pump(false), &[], None);
+    assert!(out.commands.is_empty());
+}
+
+#[test]
+fn after_the_nurse_is_alerted_only_a_clinician_stops_the_ladder() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 0)],
+        None,
+    );
+    b.tick(5 * MINUTE_MS);
+    b.acknowledge(
+        6 * MINUTE_MS,
+        PATIENT,
+        "occlusion_downstream",
+        &patient(),
+        None,
+    )
+    .unwrap();
+    assert_eq!(
+        rungs(&b.tick(15 * MINUTE_MS)),
+        [("occlusion_downstream".into(), "on_call".into())]
+    );
+
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 0)],
+        None,
+    );
+    b.tick(5 * MINUTE_MS);
+    b.acknowledge(
+        6 * MINUTE_MS,
+        PATIENT,
+        "occlusion_downstream",
+        &nurse(),
+        None,
+    )
+    .unwrap();
+    assert!(rungs(&b.tick(15 * MINUTE_MS)).is_empty());
+}
+
+#[test]
+fn acknowledging_an_alarm_that_is_not_active_is_refused() {
+    let mut b = board();
+    let err = b
+        .acknowledge(0, PATIENT, "air_in_line", &nurse(), None)
+        .unwrap_err();
+    assert!(err.to_string().contains("air_in_line"), "{err}");
+    assert!(
+        b.acknowledge(0, "pat_unknown", "air_in_line", &nurse(), None)
+            .is_err()
+    );
+}
+
+#[test]
+fn a_press_at_the_pump_counts_as_the_patient_acknowledging() {
+    let mut b = board();
+    b.batch(0, &pump(false), &[raised("door_open", "high", 0)], None);
+    let out = b.batch(
+        MINUTE_MS,
+        &pump(false),
+        &[event(
+            Kind::AlarmAcknowledged,
+            MINUTE_MS,
+            json!({"alarm": "door_open"}),
+        )],
+        None,
+    );
+    assert_eq!(published(&out.effects), [MessageKind::Acknowledged]);
+    let view = &b.snapshot(MINUTE_MS, PATIENT).active_alarms[0];
+    assert_eq!(view.acknowledgements[0].role, "pump");
+    assert!(rungs(&b.tick(60 * MINUTE_MS)).is_empty());
+}
+
+#[test]
+fn silence_mutes_but_never_stops_escalation() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 0)],
+        None,
+    );
+    assert!(
+        b.silence(0, PATIENT, "occlusion_downstream", &patient(), 0)
+            .is_err()
+    );
+    assert!(
+        b.silence(0, PATIENT, "occlusion_downstream", &patient(), 16)
+            .is_err()
+    );
+    let (view, effects) = b
+        .silence(MINUTE_MS, PATIENT, "occlusion_downstream", &patient(), 2)
+        .unwrap();
+    assert_eq!(view.silenced_until_ms, Some(3 * MINUTE_MS));
+    assert_eq!(recorded(&effects), ["alarm_silenced"]);
+    assert_eq!(
+        rungs(&b.tick(5 * MINUTE_MS)),
+        [("occlusion_downstream".into(), "nurse".into())]
+    );
+    let out = b.batch(6 * MINUTE_MS, &pump(false), &[], None);
+    assert_eq!(
+        out.commands,
+        [PumpCommand::Silence {
+            alarm: "occlusion_downstream".into()
+        }]
+    );
+}
+
+#[test]
+fn a_pump_that_goes_quiet_while_infusing_raises_pump_silent_until_it_speaks() {
+    let mut b = board();
+    b.batch(0, &pump(false), &[], Some(telemetry("infusing")));
+    assert!(
+        b.tick(60_000).is_empty(),
+        "exactly the limit is not yet silent"
+    );
+    let out = b.tick(60_001);
+    assert_eq!(recorded(&out), ["alarm_raised", "alarm_escalated"]);
+    assert_eq!(
+        published(&out),
+        [MessageKind::Alarm, MessageKind::Escalation]
+    );
+    let snap = b.snapshot(60_001, PATIENT);
+    assert_eq!(snap.link, "silent");
+    assert!(snap.active_alarms[0].raised_by_server);
+    assert!(b.tick(120_000).is_empty(), "raised once");
+    // Unanswered, it climbs like any high alarm.
+    assert_eq!(
+        rungs(&b.tick(60_001 + 5 * MINUTE_MS)),
+        [("pump_silent".into(), "nurse".into())]
+    );
+    let out = b.batch(
+        7 * MINUTE_MS,
+        &pump(false),
+        &[],
+        Some(telemetry("infusing")),
+    );
+    assert_eq!(recorded(&out.effects)[0], "alarm_cleared");
+    let Effect::Record(d) = &out.effects[0] else {
+        panic!()
+    };
+    assert_eq!(d.payload["resolution"], "telemetry resumed");
+    assert!(b.snapshot(7 * MINUTE_MS, PATIENT).active_alarms.is_empty());
+}
+
+#[test]
+fn a_stopped_pump_going_quiet_is_not_an_alarm() {
+    let mut b = board();
+    b.batch(0, &pump(false), &[], Some(telemetry("paused")));
+    assert!(b.tick(10 * MINUTE_MS).is_empty());
+    assert_eq!(b.snapshot(10 * MINUTE_MS, PATIENT).link, "silent");
+}
+
+#[test]
+fn telemetry_is_recorded_on_a_change_of_state_and_at_most_once_a_minute() {
+    let mut b = board();
+    let count = |b: &mut Board, at: i64, state: &str| {
+        recorded(
+            &b.batch(at, &pump(false), &[], Some(telemetry(state)))
+                .effects,
+        )
+        .iter()
+        .filter(|k| *k == "telemetry")
+        .count()
+    };
+    assert_eq!(count(&mut b, 0, "infusing"), 1);
+    assert_eq!(count(&mut b, 10_000, "infusing"), 0);
+    assert_eq!(count(&mut b, 20_000, "paused"), 1);
+    assert_eq!(count(&mut b, 79_999, "paused"), 0);
+    assert_eq!(count(&mut b, 80_000, "paused"), 1);
+}
+
+#[test]
+fn a_practice_pump_never_touches_the_real_pump() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 0)],
+        Some(telemetry("infusing")),
+    );
+    let out = b.batch(
+        1_000,
+        &pump(true),
+        &[raised("occlusion_downstream", "high", 1_000)],
+        Some(telemetry("stopped_by_alarm")),
+    );
+    assert_eq!(
+        b.snapshot(1_000, PATIENT).active_alarms.len(),
+        2,
+        "a practice alarm beside the real one"
+    );
+    assert!(
+        !b.snapshot(1_000, PATIENT).teaching,
+        "the real pump keeps the live slot"
+    );
+    assert!(recorded(&out.effects).iter().all(|k| k != "telemetry"));
+    // Acknowledging by name picks the practice alarm and never queues a command for the real pump.
+    let (view, effects) = b
+        .acknowledge(2_000, PATIENT, "occlusion_downstream", &patient(), None)
+        .unwrap();
+    assert!(view.teaching);
+    let Effect::Record(d) = &effects[0] else {
+        panic!()
+    };
+    assert!(d.teaching && d.device_id.is_none());
+    assert!(b.batch(3_000, &pump(false), &[], None).commands.is_empty());
+    // Practice alarms never page anyone; the real one still does.
+    b.batch(
+        5 * MINUTE_MS - 1_000,
+        &pump(false),
+        &[],
+        Some(telemetry("infusing")),
+    );
+    let out = b.tick(5 * MINUTE_MS);
+    assert_eq!(
+        rungs(&out),
+        [("occlusion_downstream".into(), "nurse".into())]
+    );
+    assert!(
+        notices(&out)
+            .iter()
+            .all(|n| n.alarm == "occlusion_downstream")
+    );
+    // Ending practice clears only the practice alarm.
+    b.clear_teaching(PATIENT);
+    let left = b.snapshot(5 * MINUTE_MS, PATIENT).active_alarms;
+    assert_eq!(left.len(), 1);
+    assert!(!left[0].teaching);
+}
+
+#[test]
+fn the_dashboard_puts_the_most_urgent_first() {
+    let mut b = board();
+    b.register("pat_2", CLINIC);
+    b.register("pat_3", CLINIC);
+    let other = Device {
+        patient_id: "pat_2".into(),
+        ..pump(false)
+    };
+    b.batch(0, &other, &[raised("battery_low", "low", 0)], None);
+    b.batch(0, &pump(false), &[raised("air_in_line", "high", 0)], None);
+    let rows = b.dashboard(
+        0,
+        vec![
+            ("pat_3".into(), "Ann".into()),
+            ("pat_2".into(), "Bob".into()),
+            (PATIENT.into(), "Cy".into()),
+        ],
+    );
+    let order: Vec<&str> = rows.iter().map(|r| r.display_name.as_str()).collect();
+    assert_eq!(order, ["Cy", "Bob", "Ann"]);
+    assert_eq!(rows[0].top_priority, Some(Priority::High));
+}
+
+fn restored(history: Vec<RestoredEvent>) -> RestoredAlarm {
+    RestoredAlarm {
+        alarm: "occlusion_downstream".into(),
+        priority: Priority::High,
+        raised_at_ms: 0,
+        device_id: "dev_real".into(),
+        history,
+    }
+}
+
+fn history(kind: Kind, at_ms: i64, source: record::Source, payload: Value) -> RestoredEvent {
+    RestoredEvent {
+        kind: kind.name().into(),
+        at_ms,
+        source,
+        actor: "usr_nurse".into(),
+        payload,
+    }
+}
+
+#[test]
+fn a_restored_alarm_keeps_its_acknowledgements_and_rung() {
+    let mut b = Board::new(settings());
+    b.restore(
+        PATIENT,
+        CLINIC,
+        vec![restored(vec![
+            history(Kind::AlarmEscalated, 0, record::Source::System, json!({"alarm": "occlusion_downstream", "rung": "patient"})),
+            history(Kind::AlarmEscalated, 5 * MINUTE_MS, record::Source::System, json!({"alarm": "occlusion_downstream", "rung": "nurse"})),
+            history(Kind::AlarmAcknowledged, 6 * MINUTE_MS, record::Source::Nurse, json!({"alarm": "occlusion_downstream", "display_name": "Sam Jones", "role": "nurse", "note": "called Alex"})),
+            // About another alarm: ignored.
+            history(Kind::AlarmAcknowledged, 6 * MINUTE_MS, record::Source::Nurse, json!({"alarm": "air_in_line"})),
+        ])],
+    );
+    let view = &b.snapshot(0, PATIENT).active_alarms[0];
+    assert_eq!(view.escalation, Some(Rung::Nurse));
+    assert_eq!(view.acknowledgements.len(), 1);
+    assert_eq!(
+        view.acknowledgements[0].note.as_deref(),
+        Some("called Alex")
+    );
+    assert!(
+        b.tick(60 * MINUTE_MS).is_empty(),
+        "the nurse acknowledged: no on-call after a restart"
+    );
+}
+
+#[test]
+fn a_restored_unanswered_alarm_goes_on_climbing() {
+    let mut b = Board::new(settings());
+    b.restore(
+        PATIENT,
+        CLINIC,
+        vec![restored(vec![history(
+            Kind::AlarmEscalated,
+            0,
+            record::Source::System,
+            json!({"alarm": "occlusion_downstream", "rung": "patient"}),
+        )])],
+    );
+    assert_eq!(
+        rungs(&b.tick(5 * MINUTE_MS)),
+        [("occlusion_downstream".into(), "nurse".into())]
+    );
+}
+
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Input {
+        Raise {
+            alarm: usize,
+            priority: usize,
+            teaching: bool,
+        },
+        Clear {
+            alarm: usize,
+            teaching: bool,
+        },
+        PumpAck {
+            alarm: usize,
+            teaching: bool,
+        },
+        Telemetry {
+            infusing: bool,
+            teaching: bool,
+        },
+        PersonAck {
+            alarm: usize,
+            nurse: bool,
+        },
+        Silence {
+            alarm: usize,
+            minutes: u32,
+        },
+        Tick,
+        ClearTeaching,
+    }
+
+    const ALARMS: [&str; 3] = ["occlusion_downstream", "air_in_line", "pump_silent"];
+    const PRIORITIES: [&str; 3] = ["low", "medium", "high"];
+
+    fn input() -> impl Strategy<Value = Input> {
+        prop_oneof![
+            (0..3usize, 0..3usize, any::<bool>()).prop_map(|(alarm, priority, teaching)| {
+                Input::Raise {
+                    alarm,
+                    priority,
+                    teaching,
+                }
+            }),
+            (0..3usize, any::<bool>())
+                .prop_map(|(alarm, teaching)| Input::Clear { alarm, teaching }),
+            (0..3usize, any::<bool>())
+                .prop_map(|(alarm, teaching)| Input::PumpAck { alarm, teaching }),
+            (any::<bool>(), any::<bool>())
+                .prop_map(|(infusing, teaching)| Input::Telemetry { infusing, teaching }),
+            (0..3usize, any::<bool>()).prop_map(|(alarm, nurse)| Input::PersonAck { alarm, nurse }),
+            (0..3usize, 0..20u32).prop_map(|(alarm, minutes)| Input::Silence { alarm, minutes }),
+            Just(Input::Tick),
+            Just(Input::ClearTeaching),
+        ]
+    }
+
+    fn step(b: &mut Board, now: i64, input: &Input) -> Vec<Effect> {
+        match *input {
+            Input::Raise {
+                alarm,
+                priority,
+                teaching,
+            } => {
+                b.batch(
+                    now,
+                    &pump(teaching),
+                    &[raised(ALARMS[alarm], PRIORITIES[priority], now)],
+                    None,
+                )
+                .effects
+            }
+            Input::Clear { alarm, teaching } => {
+                let e = event(Kind::AlarmCleared, now, json!({"alarm": ALARMS[alarm]}));
+                b.batch(now, &pump(teaching), &[e], None).effects
+            }
+            Input::PumpAck { alarm, teaching } => {
+                let e = event(
+                    Kind::AlarmAcknowledged,
+                    now,
+                    json!({"alarm": ALARMS[alarm]}),
+                );
+                b.batch(now, &pump(teaching), &[e], None).effects
+            }
+            Input::Telemetry { infusing, teaching } => {
+                let t = telemetry(if infusing { "infusing" } else { "paused" });
+                b.batch(now, &pump(teaching), &[], Some(t)).effects
+            }
+            Input::PersonAck {
+                alarm,
+                nurse: by_nurse,
+            } => {
+                let who = if by_nurse { nurse() } else { patient() };
+                b.acknowledge(now, PATIENT, ALARMS[alarm], &who, None)
+                    .map(|r| r.1)
+                    .unwrap_or_default()
+            }
+            Input::Silence { alarm, minutes } => b
+                .silence(now, PATIENT, ALARMS[alarm], &patient(), minutes)
+                .map(|r| r.1)
+                .unwrap_or_default(),
+            Input::Tick => b.tick(now),
+            Input::ClearTeaching => {
+                b.clear_teaching(PATIENT);
+                vec![]
+            }
+        }
+    }
+
+    proptest! {
+        /// Whatever happens, in any order: one alarm per name and kind (real or practice) at a time; every rung
+        /// of an alarm is recorded once and in ladder order while it stays raised; nobody is paged for a
+        /// practice alarm or for one below high priority; every effect is about the board's patient.
+        #[test]
+        fn board_invariants(inputs in proptest::collection::vec((input(), 0..4 * MINUTE_MS), 1..60)) {
+            let mut b = board();
+            let mut now = 0i64;
+            let mut ladder: std::collections::HashMap<(String, bool, i64), Vec<Rung>> = Default::default();
+            for (input, advance) in &inputs {
+                now += advance;
+                let effects = step(&mut b, now, input);
+                for e in &effects {
+                    match e {
+                        Effect::Record(d) => {
+                            prop_assert_eq!(&d.patient_id, PATIENT);
+                            if d.kind.name() == "alarm_escalated" {
+                                let rung = Rung::from_name(d.payload["rung"].as_str().unwrap()).unwrap();
+                                let key = (d.payload["alarm"].as_str().unwrap().to_string(), d.teaching, d.payload["raised_at_ms"].as_i64().unwrap());
+                                let seen = ladder.entry(key).or_default();
+                                prop_assert!(seen.last().is_none_or(|last| *last < rung), "rung {:?} after {:?}", rung, seen);
+                                seen.push(rung);
+                            }
+                        }
+                        Effect::Publish(m) => prop_assert_eq!(&m.patient_id, PATIENT),
+                        Effect::Notify(n) => {
+                            prop_assert_eq!(n.priority, Priority::High);
+                            prop_assert!(n.rung != Rung::Patient);
+                        }
+                    }
+                }
+                for e in &effects {
+                    if let Effect::Record(d) = e && d.teaching && d.kind.name() == "alarm_escalated" {
+                        prop_assert_eq!(d.payload["rung"].as_str(), Some("patient"), "a practice alarm climbed");
+                    }
+                }
+                let snap = b.snapshot(now, PATIENT);
+                let mut keys: Vec<(String, bool)> = snap.active_alarms.iter().map(|a| (a.alarm.clone(), a.teaching)).collect();
+                let before = keys.len();
+                keys.sort();
+                keys.dedup();
+                prop_assert_eq!(keys.len(), before, "an alarm is on the board twice");
+                for pair in snap.active_alarms.windows(2) {
+                    prop_assert!(pair[0].priority >= pair[1].priority, "not highest priority first");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,266 @@
+//! Who is asking: the extractors every route uses (`CurrentUser` for the API: 401 JSON; `WebUser` for the
+//! screens: redirect to /login), the client address, JSON bodies with field-naming errors (`ApiJson`), and the
+//! router-wide CSRF and Origin guard.
+
+use std::net::IpAddr;
+
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Redirect, Response};
+
+use serde::de::DeserializeOwned;
+
+use crate::AppState;
+use crate::error::AppError;
+use crate::services::auth::{AuthError, CSRF_FIELD, CSRF_HEADER, CurrentUser, SESSION_COOKIE};
+
+impl IntoResponse for AuthError {
+    fn into_response(self) -> Response {
+        AppError::from(self).into_response()
+    }
+}
+
+/// The same person, for HTML routes: a missing session redirects to `/login?next=…` instead of a 401.
+#[derive(Debug, Clone)]
+pub struct WebUser(pub CurrentUser);
+
+impl std::ops::Deref for WebUser {
+    type Target = CurrentUser;
+    fn deref(&self) -> &CurrentUser {
+        &self.0
+    }
+}
+
+fn session_token_from(parts: &Parts) -> Option<String> {
+    parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == SESSION_COOKIE)
+        .map(|(_, v)| v.to_string())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+}
+
+/// The user behind the request's session cookie, if any and not expired.
+pub async fn user_from_parts(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<Option<CurrentUser>, AppError> {
+    if let Some(user) = parts.extensions.get::<CurrentUser>() {
+        return Ok(Some(user.clone()));
+    }
+    let Some(token) = session_token_from(parts) else {
+        return Ok(None);
+    };
+    crate::services::auth::user_for_session(state, &token).await
+}
+
+impl FromRequestParts<AppState> for CurrentUser {
+    type Rejection = AppError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let user = user_from_parts(parts, state)
+            .await?
+            .ok_or(AppError::Unauthenticated)?;
+        parts.extensions.insert(user.clone());
+        Ok(user)
+    }
+}
+
+impl FromRequestParts<AppState> for WebUser {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        match user_from_parts(parts, state).await {
+            Ok(Some(user)) => {
+                parts.extensions.insert(user.clone());
+                Ok(WebUser(user))
+            }
+            Ok(None) => {
+                let next = parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                let next: String = form_urlencode(next);
+                Err(Redirect::to(&format!("/login?next={next}")).into_response())
+            }
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+fn form_urlencode(text: &str) -> String {
+    serde_urlencoded::to_string([("n", text)])
+        .map(|s| s.trim_start_matches("n=").to_string())
+        .unwrap_or_default()
+}
+
+/// Middleware on the whole router: every state-changing request made with a session cookie must carry the
+/// session's CSRF token (header `x-csrf-token`, or form field `csrf_token` in an urlencoded body), and any
+/// state-changing request that names an `Origin` must come from this site. Because it wraps every route, a
+/// new POST route cannot forget the check. Requests without a session cookie (login, the pump link with its
+/// bearer token) carry no ambient authority and pass through to their own authentication.
+pub async fn csrf_guard(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: Request,
+    next: Next,
+) -> Response {
+    if matches!(
+        *request.method(),
+        Method::GET | Method::HEAD | Method::OPTIONS
+    ) {
+        return next.run(request).await;
+    }
+    let (mut parts, body) = request.into_parts();
+    if let Some(origin) = parts
+        .headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+    {
+        let host = parts
+            .headers
+            .get(header::HOST)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        let origin_host = origin.split("://").nth(1).unwrap_or("");
+        if origin != "null" && origin_host != host {
+            return AppError::Forbidden(
+                "this request came from another site and was refused".into(),
+            )
+            .into_response();
+        }
+    }
+    let user = match user_from_parts(&parts, &state).await {
+        Ok(Some(user)) => user,
+        Ok(None) => return next.run(Request::from_parts(parts, body)).await,
+        Err(e) => return e.into_response(),
+    };
+    if let Some(token) = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok()) {
+        if constant_time_eq(token, &user.csrf_token) {
+            parts.extensions.insert(user);
+            return next.run(Request::from_parts(parts, body)).await;
+        }
+        return AppError::Csrf.into_response();
+    }
+    let is_form = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+    if !is_form {
+        return AppError::Csrf.into_response();
+    }
+    let limit = state.config.body_limit_bytes;
+    let bytes = match axum::body::to_bytes(body, limit).await {
+        Ok(b) => b,
+        Err(_) => return AppError::TooLarge { limit_bytes: limit }.into_response(),
+    };
+    let token = form_urlencoded_field(&bytes, CSRF_FIELD);
+    if token
+        .as_deref()
+        .is_some_and(|t| constant_time_eq(t, &user.csrf_token))
+    {
+        parts.extensions.insert(user);
+        next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+            .await
+    } else {
+        AppError::Csrf.into_response()
+    }
+}
+
+fn form_urlencoded_field(body: &[u8], name: &str) -> Option<String> {
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(body).ok()?;
+    pairs.into_iter().find(|(k, _)| k == name).map(|(_, v)| v)
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// The client's address (from the connection; `None` when served without connect info).
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// A 401 page for HTML flows that prefer a status to a redirect.
+pub fn unauthorized() -> Response {
+    (StatusCode::UNAUTHORIZED, "sign in first").into_response()
+}
+
+/// A JSON body: requires `Content-Type: application/json`, enforces the size limit, and reports parse errors
+/// with the path of the field (`events[2].seq: invalid type …`).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/json"));
+        if !is_json {
+            return Err(AppError::invalid(
+                "content-type",
+                "send the body as JSON with Content-Type: application/json",
+            ));
+        }
+        // The router's DefaultBodyLimit bounds this read; exceeding it is a 413.
+        let bytes = axum::body::Bytes::from_request(req, &())
+            .await
+            .map_err(|e| {
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    AppError::TooLarge { limit_bytes: 0 }
+                } else {
+                    AppError::invalid("body", "could not read the request body")
+                }
+            })?;
+        let de = &mut serde_json::Deserializer::from_slice(&bytes);
+        serde_path_to_error::deserialize(de)
+            .map(ApiJson)
+            .map_err(|e| {
+                let path = e.path().to_string();
+                let field = if path == "." || path.is_empty() {
+                    "body".to_string()
+                } else {
+                    path
+                };
+                let inner = e.into_inner();
+                let message = if inner.is_syntax() || inner.is_eof() {
+                    format!("is not valid JSON ({inner})")
+                } else {
+                    inner.to_string()
+                };
+                AppError::invalid(field, message)
+            })
+    }
+}

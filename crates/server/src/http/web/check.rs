@@ -1,0 +1,298 @@
+//! "Something's wrong?": the site and symptom check. The answers go through the companion's triage (the
+//! same rules the rest of the product uses), the result says plainly what to do, and both are recorded.
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde_json::{Value, json};
+
+use crate::AppState;
+use crate::domain::EventDraft;
+use crate::error::AppError;
+use crate::http::extract::WebUser;
+use crate::services::access;
+use crate::services::now_ms;
+
+use super::common::{self, patient_base, patient_layout};
+use super::patient::outcome_page;
+use super::view::{CheckGroup, CheckOption, CheckPage, Contact, html, html_with_status};
+
+use care::Observation as O;
+
+/// The check's questions, grouped as a person thinks about them: how they feel, the line, the bag and pump.
+const GROUPS: [(&str, &str, &[care::Observation]); 4] = [
+    (
+        "How do you feel right now?",
+        "Tick any that are true.",
+        &[
+            O::DifficultyBreathing,
+            O::SevereShortnessOfBreath,
+            O::ChestPain,
+            O::FaceLipTongueThroatSwelling,
+            O::FeelingFaint,
+            O::Fever,
+            O::Chills,
+            O::FeelingVeryUnwell,
+        ],
+    ),
+    (
+        "Your line and the skin around it",
+        "",
+        &[
+            O::CatheterCameOut,
+            O::CatheterDisplaced,
+            O::RapidlySpreadingRedness,
+            O::NewRednessAtSite,
+            O::WarmthAtSite,
+            O::SwellingAtSite,
+            O::PainAtSite,
+            O::BurningAtSite,
+            O::LeakingAtSite,
+            O::DressingWet,
+            O::DressingLoose,
+            O::DressingSoiled,
+        ],
+    ),
+    (
+        "The bag, the tubing and the pump",
+        "",
+        &[
+            O::PumpStoppedCannotRestart,
+            O::AccidentalDisconnection,
+            O::TubingKinked,
+            O::BagLeaking,
+            O::FluidCloudy,
+            O::FluidParticles,
+            O::BagEmptyingFasterThanUsual,
+            O::BagEmptyingSlowerThanUsual,
+            O::UnsureIfDoseGiven,
+        ],
+    ),
+    ("How you are coping", "", &[O::FeelingOverwhelmed]),
+];
+
+/// The question for an observation: a site sign's own question when there is one, else the triage label.
+fn option_for(observation: care::Observation, checked: bool) -> CheckOption {
+    let content = care::content();
+    let sign = content.signs.iter().find(|s| s.observation == observation);
+    CheckOption {
+        value: observation.name().to_string(),
+        label: sign
+            .map(|s| s.question.clone())
+            .unwrap_or_else(|| content.observation_label(observation).to_string()),
+        hint: sign.map(|s| s.note.clone()).unwrap_or_default(),
+        checked,
+    }
+}
+
+fn groups(plan: Option<&care::TherapyPlan>, checked: &[care::Observation]) -> Vec<CheckGroup> {
+    GROUPS
+        .iter()
+        .map(|(legend, hint, observations)| {
+            let mut hint = hint.to_string();
+            if legend.starts_with("Your line")
+                && let Some(plan) = plan
+            {
+                let line = care::content().line(plan.line);
+                hint = format!("Your line: {}. {}", line.name, line.look);
+            }
+            CheckGroup {
+                name: "observation",
+                legend: legend.to_string(),
+                hint,
+                options: observations
+                    .iter()
+                    .map(|o| option_for(*o, checked.contains(o)))
+                    .collect(),
+            }
+        })
+        .collect()
+}
+
+fn parsed_plan(plan: Option<Value>) -> Option<care::TherapyPlan> {
+    plan.and_then(|p| care::TherapyPlan::from_value(p).ok())
+}
+
+/// `GET /p/{patient}/check`
+pub async fn form(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(patient_id): Path<String>,
+) -> Result<Response, AppError> {
+    let access = common::read_access(&state, &user, &patient_id).await?;
+    let layout = patient_layout(&state, &access, "Something's wrong?", "check", false).await;
+    let plan = parsed_plan(common::load_plan(&state, &access).await);
+    let emergency = common::emergency_contact(&layout.contacts);
+    Ok(html(&CheckPage {
+        emergency,
+        errors: Vec::new(),
+        groups: groups(plan.as_ref(), &[]),
+        action: format!("{}/check", patient_base(&patient_id)),
+        layout,
+    }))
+}
+
+/// `POST /p/{patient}/check`: triage, record, and show what to do.
+pub async fn submit(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(patient_id): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let access = access::patient_for_action(&state, &user, &patient_id).await?;
+    let pairs = common::form_pairs(&body)?;
+    let mut observations = Vec::new();
+    for (k, v) in &pairs {
+        if k == "observation" {
+            let o = care::Observation::parse(v)
+                .map_err(|message| AppError::invalid("observation", message))?;
+            if !observations.contains(&o) {
+                observations.push(o);
+            }
+        }
+    }
+    let plan_value = common::load_plan(&state, &access).await;
+    let plan = parsed_plan(plan_value);
+    if observations.is_empty() {
+        let layout = patient_layout(&state, &access, "Something's wrong?", "check", false).await;
+        let emergency = common::emergency_contact(&layout.contacts);
+        return Ok(html_with_status(
+            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+            &CheckPage {
+                emergency,
+                errors: vec!["Tick at least one thing that is wrong. If nothing on the list fits and you are worried, call your nurse.".into()],
+                groups: groups(plan.as_ref(), &[]),
+                action: format!("{}/check", patient_base(&patient_id)),
+                layout,
+            },
+        ));
+    }
+
+    // What the pump shows now counts too: an alarm that keeps coming back changes the answer.
+    let snapshot = crate::services::alarms::snapshot(&state, &access);
+    let now = now_ms();
+    let recent = crate::services::records::timeline(
+        &state,
+        &patient_id,
+        &["alarm_raised".to_string(), "alarm_step_done".to_string()],
+        500,
+        1,
+    )
+    .await?;
+    let alarms = snapshot
+        .active_alarms
+        .iter()
+        .filter_map(|a| {
+            let kind = care::Alarm::from_name(&a.alarm)?;
+            let times = recent
+                .iter()
+                .filter(|e| {
+                    e.kind == "alarm_raised"
+                        && e.occurred_at.as_millisecond() >= now - 30 * 60_000
+                        && e.payload.get("alarm").and_then(Value::as_str) == Some(a.alarm.as_str())
+                })
+                .count()
+                .max(1);
+            // "I did this" on any step of this alarm in the last 30 minutes: the guide's steps were followed,
+            // so a return of the alarm means the care team should hear of it.
+            let steps_followed = recent.iter().any(|e| {
+                e.kind == "alarm_step_done"
+                    && e.occurred_at.as_millisecond() >= now - 30 * 60_000
+                    && e.payload.get("alarm").and_then(Value::as_str) == Some(a.alarm.as_str())
+            });
+            Some(care::triage::AlarmReport {
+                kind,
+                times_in_last_30_min: u32::try_from(times).unwrap_or(u32::MAX),
+                steps_followed,
+                cannot_restart: false,
+            })
+        })
+        .collect();
+    let input = care::TriageInput {
+        plan: plan.as_ref().map(care::triage::TriagePlan::from),
+        observations: observations.clone(),
+        alarms,
+        infusion: None,
+    };
+    let output = care::triage(&input, &care::triage::TriageConfig::default())
+        .map_err(|e| AppError::invalid("observation", e.to_string()))?;
+
+    let headline = match output.level {
+        care::Level::Emergency => "This is an emergency".to_string(),
+        care::Level::CallCareTeam => "Call your care team now".to_string(),
+        _ => "Follow these steps".to_string(),
+    };
+    crate::services::records::append(
+        &state,
+        EventDraft::new(
+            &patient_id,
+            record::Kind::SymptomCheck,
+            user.role.origin(),
+            Some(&user.id),
+            crate::services::now_ms(),
+            json!({
+                // The record's `symptom_check` shape, plus the words the timeline shows.
+                "symptoms": observations.iter().map(|o| o.name()).collect::<Vec<_>>(),
+                "triage": output.level.name(),
+                "reasons": output.reasons.iter().map(|r| r.rule.clone()).collect::<Vec<_>>(),
+                "level": output.level.name(), "headline": headline,
+                "by": user.id, "display_name": user.display_name, "role": user.role.name(),
+            }),
+        ),
+    )
+    .await?;
+
+    let mut layout = patient_layout(&state, &access, "What to do", "check", false).await;
+    layout.notice = Some("Your answers were saved to your record.".into());
+    // The call list from triage is in order and starts with the emergency number on an emergency.
+    let triage_calls: Vec<Contact> = output
+        .call
+        .iter()
+        .filter_map(|c| {
+            c.phone.as_ref().map(|p| {
+                Contact::new(
+                    common::role_label(c.role.name()),
+                    c.label.clone(),
+                    p.clone(),
+                )
+            })
+        })
+        .map(|mut c| {
+            if c.name == c.role_label {
+                c.name.clear();
+            }
+            c
+        })
+        .collect();
+    let roles: Vec<String> = output
+        .call
+        .iter()
+        .map(|c| c.role.name().to_string())
+        .collect();
+    // `steps` already starts with the care team's own notes (care puts them first).
+    let steps = output.steps.clone();
+    let reasons = output.reasons.iter().map(|r| r.text.clone()).collect();
+    let mut page = outcome_page(
+        layout,
+        output.level,
+        headline,
+        output.level_text.clone(),
+        steps,
+        &roles,
+        reasons,
+        format!("{}/check", patient_base(&patient_id)),
+    );
+    if !triage_calls.is_empty() {
+        if output.level == care::Level::Emergency {
+            page.emergency = triage_calls
+                .iter()
+                .find(|c| c.role_label == common::role_label("emergency"))
+                .cloned()
+                .or(page.emergency);
+        }
+        page.calls = triage_calls
+            .into_iter()
+            .filter(|c| Some(c) != page.emergency.as_ref())
+            .collect();
+    }
+    Ok(html(&page))
+}

@@ -1,0 +1,212 @@
+//! The I/O shell around the live board (`domain::board`): it reads the clock, takes the board's lock for one
+//! decision at a time (never across an `.await`), and carries out the effects the board returns, in order:
+//! every event to record in one transaction first (so nothing is announced that is not durable), then the live
+//! messages and the clinic notifications. Pump batches, people's acknowledgements and silences, and the
+//! ticker all come through here.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::json;
+
+use crate::AppState;
+use crate::domain::board::{BatchOutcome, EscalationNotice};
+pub use crate::domain::{AlarmView, PatientSnapshot, PatientSummary};
+use crate::domain::{Board, BoardError, Effect, EventDraft, LiveMessage, Person, Settings};
+use crate::error::AppError;
+use crate::services::access::PatientAccess;
+use crate::services::auth::CurrentUser;
+use crate::services::now_ms;
+
+/// The board behind its lock, shared by every task of this process.
+#[derive(Debug, Clone)]
+pub struct LiveBoard {
+    inner: Arc<Mutex<Board>>,
+}
+
+impl LiveBoard {
+    pub fn new(settings: Settings) -> LiveBoard {
+        LiveBoard {
+            inner: Arc::new(Mutex::new(Board::new(settings))),
+        }
+    }
+
+    /// Run one decision on the board. The lock is never held across an `.await`.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Board) -> R) -> R {
+        let mut board = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        f(&mut board)
+    }
+}
+
+/// The board's settings from the server's configuration.
+pub fn settings(config: &crate::ServerConfig) -> Settings {
+    Settings {
+        pump_silent_after_ms: i64::try_from(config.pump_silent_after.as_millis())
+            .unwrap_or(i64::MAX),
+        default_timing: crate::services::plans::timing_of(config, None),
+    }
+}
+
+impl From<BoardError> for AppError {
+    fn from(e: BoardError) -> AppError {
+        match e {
+            BoardError::NoSuchAlarm { .. } => AppError::not_found(e.to_string()),
+            BoardError::SilenceMinutes { .. } => {
+                AppError::invalid("minutes", "silence for 1 to 15 minutes")
+            }
+        }
+    }
+}
+
+/// Carry out the board's effects: records first (one transaction), then messages and notifications in order.
+/// If the record cannot be written, nothing is announced and the error is returned.
+pub async fn carry_out(state: &AppState, effects: Vec<Effect>) -> Result<(), AppError> {
+    let (records, announcements): (Vec<Effect>, Vec<Effect>) = effects
+        .into_iter()
+        .partition(|e| matches!(e, Effect::Record(_)));
+    let drafts: Vec<EventDraft> = records
+        .into_iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) => Some(d),
+            _ => None,
+        })
+        .collect();
+    if !drafts.is_empty() {
+        state.journal.append(drafts).await?;
+    }
+    for effect in announcements {
+        match effect {
+            Effect::Publish(message) => state.hub.publish(message),
+            Effect::Notify(notice) => notify(state, &notice).await,
+            Effect::Record(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Tell the clinic's integration (webhook) about an escalation beyond the patient's screen.
+async fn notify(state: &AppState, notice: &EscalationNotice) {
+    let contact = crate::services::plans::contact_for(state, &notice.patient_id, notice.rung);
+    state
+        .webhooks
+        .notify(crate::services::webhook::Notification {
+            clinic_id: notice.clinic_id.clone(),
+            patient_id: notice.patient_id.clone(),
+            kind: "escalation".into(),
+            body: json!({
+                "type": "alarm_escalated", "patient_id": notice.patient_id, "alarm": notice.alarm,
+                "priority": notice.priority, "rung": notice.rung.name(),
+                "unacknowledged_for_ms": notice.unacknowledged_for_ms, "contact": contact,
+            }),
+        });
+}
+
+/// Apply a stored pump batch to the board and carry out what follows. Returns the pump's queued commands.
+pub async fn apply_batch(
+    state: &AppState,
+    device: &crate::domain::Device,
+    events: &[crate::domain::PumpEvent],
+    telemetry: Option<link::Telemetry>,
+) -> Result<Vec<link::PumpCommand>, AppError> {
+    let now = now_ms();
+    let BatchOutcome { commands, effects } = state
+        .board
+        .with(|b| b.batch(now, device, events, telemetry));
+    carry_out(state, effects).await?;
+    Ok(commands)
+}
+
+/// The live pump snapshot and active alarms of a patient the caller may see.
+pub fn snapshot(state: &AppState, access: &PatientAccess) -> PatientSnapshot {
+    let now = now_ms();
+    state.board.with(|b| b.snapshot(now, &access.patient_id))
+}
+
+/// Active alarms, highest priority first.
+pub fn active_alarms(state: &AppState, access: &PatientAccess) -> Vec<AlarmView> {
+    snapshot(state, access).active_alarms
+}
+
+/// The live messages that make a fresh screen correct at once (sent first on every stream).
+pub fn initial_messages(state: &AppState, patient_id: &str) -> Vec<LiveMessage> {
+    let now = now_ms();
+    vec![state.board.with(|b| b.snapshot_message(now, patient_id))]
+}
+
+fn person(user: &CurrentUser) -> Person {
+    Person {
+        id: user.id.clone(),
+        display_name: user.display_name.clone(),
+        role: user.role,
+    }
+}
+
+/// Acknowledge an active alarm for a patient. Recorded with who and when; forwarded to the pump.
+pub async fn acknowledge(
+    state: &AppState,
+    access: &PatientAccess,
+    alarm: &str,
+    note: Option<&str>,
+) -> Result<AlarmView, AppError> {
+    let note = validate_note(note)?;
+    let now = now_ms();
+    let by = person(&access.user);
+    let (view, effects) = state
+        .board
+        .with(|b| b.acknowledge(now, &access.patient_id, alarm, &by, note))?;
+    carry_out(state, effects).await?;
+    Ok(view)
+}
+
+/// Silence an alarm's sound on the screens (and ask the pump to pause its audio) for `minutes`. The alarm
+/// stays visible and keeps escalating: silence is not acknowledgement.
+pub async fn silence(
+    state: &AppState,
+    access: &PatientAccess,
+    alarm: &str,
+    minutes: u32,
+) -> Result<AlarmView, AppError> {
+    let now = now_ms();
+    let by = person(&access.user);
+    let (view, effects) = state
+        .board
+        .with(|b| b.silence(now, &access.patient_id, alarm, &by, minutes))?;
+    carry_out(state, effects).await?;
+    Ok(view)
+}
+
+fn validate_note(note: Option<&str>) -> Result<Option<String>, AppError> {
+    match note.map(str::trim) {
+        None | Some("") => Ok(None),
+        Some(n) if n.chars().count() > 1000 => Err(AppError::invalid(
+            "note",
+            "keep the note under 1000 characters",
+        )),
+        Some(n) => Ok(Some(n.to_string())),
+    }
+}
+
+/// The clinic's patients, most urgent first (see `Board::dashboard`).
+pub async fn dashboard(
+    state: &AppState,
+    user: &CurrentUser,
+) -> Result<Vec<PatientSummary>, AppError> {
+    crate::services::access::require_clinician(user)?;
+    let patients = crate::store::directory::clinic_patients(&state.db, &user.clinic_id).await?;
+    let now = now_ms();
+    Ok(state.board.with(|b| b.dashboard(now, patients)))
+}
+
+/// Forget a practice pump's live state when the session ends (teaching alarms must not linger).
+pub fn clear_teaching(state: &AppState, patient_id: &str) {
+    state.board.with(|b| b.clear_teaching(patient_id));
+}
+
+/// One pass of the watchdog and the ladder for every patient. A failure is logged: the board has moved on, and
+/// the next change of the same alarm is recorded as usual.
+pub async fn tick(state: &AppState) {
+    let now = now_ms();
+    let effects = state.board.with(|b| b.tick(now));
+    if let Err(e) = carry_out(state, effects).await {
+        eprintln!("infusafe server: the watchdog or the ladder could not record: {e}");
+    }
+}

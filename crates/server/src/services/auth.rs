@@ -1,0 +1,435 @@
+//! Accounts and sessions: argon2id password hashes, rate-limited login, session cookies (Secure, HttpOnly,
+//! SameSite=Lax) and per-session CSRF tokens. The extractors that find the `CurrentUser` of a request are in
+//! `http::extract`.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use record::Kind;
+use serde::Serialize;
+
+use crate::AppState;
+use crate::domain::EventDraft;
+pub use crate::domain::Role;
+use crate::error::AppError;
+use crate::ids::{new_id, random_hex, token_hash};
+use crate::services::now_ms;
+use crate::store;
+
+/// The session cookie's name.
+pub const SESSION_COOKIE: &str = "infusafe_session";
+/// Header carrying the CSRF token on API calls (forms use the `csrf_token` field instead).
+pub const CSRF_HEADER: &str = "x-csrf-token";
+/// Form field carrying the CSRF token.
+pub const CSRF_FIELD: &str = "csrf_token";
+
+/// The signed-in person, as every handler sees them.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentUser {
+    pub id: String,
+    pub username: String,
+    pub display_name: String,
+    pub role: Role,
+    pub clinic_id: String,
+    /// For patients and caregivers: the patients they are linked to. Empty for clinicians (they use the clinic).
+    pub patient_ids: Vec<String>,
+    /// The session's CSRF token; put it in every form (`csrf_token` field) or the `x-csrf-token` header.
+    pub csrf_token: String,
+    #[serde(skip)]
+    pub session_hash: String,
+}
+
+/// The CSRF token to embed in a page's forms.
+pub fn csrf_token(user: &CurrentUser) -> &str {
+    &user.csrf_token
+}
+
+/// Why a login failed. The messages never say whether the username exists.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    #[error("the username or password is not right; check them and try again")]
+    BadCredentials,
+    #[error("too many failed sign-in attempts; wait {retry_after_s} seconds and try again")]
+    RateLimited { retry_after_s: u64 },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Internal(#[from] AppError),
+}
+
+impl From<AuthError> for AppError {
+    fn from(e: AuthError) -> AppError {
+        match e {
+            AuthError::BadCredentials => AppError::Forbidden(AuthError::BadCredentials.to_string()),
+            AuthError::RateLimited { retry_after_s } => AppError::RateLimited { retry_after_s },
+            AuthError::Invalid(message) => AppError::invalid("username", message),
+            AuthError::Internal(e) => e,
+        }
+    }
+}
+
+/// A new session: set `set_cookie` as the `Set-Cookie` header value.
+#[derive(Debug, Clone)]
+pub struct SessionCookie {
+    pub set_cookie: String,
+    pub csrf_token: String,
+    pub user_id: String,
+    pub role: Role,
+}
+
+/// Hash a password with argon2id (default parameters: 19 MiB, 2 passes) and a random salt.
+pub fn hash_password(password: &str) -> Result<String, AppError> {
+    let mut salt = [0u8; 16];
+    getrandom::fill(&mut salt).map_err(|e| AppError::internal(format!("random salt: {e}")))?;
+    Argon2::default()
+        .hash_password_with_salt(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| AppError::internal(format!("argon2: {e}")))
+}
+
+/// Check a password against a stored PHC string.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    Argon2::default()
+        .verify_password(password.as_bytes(), hash)
+        .is_ok()
+}
+
+/// Minimum password length for new accounts.
+pub const PASSWORD_LEN_MIN: usize = 10;
+
+/// Sliding-window counter of failed logins per (username, address) and per address.
+#[derive(Debug, Clone, Default)]
+pub struct LoginLimiter {
+    inner: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
+}
+
+impl LoginLimiter {
+    fn keys(username: &str, ip: Option<IpAddr>) -> [String; 2] {
+        let ip = ip
+            .map(|i| i.to_string())
+            .unwrap_or_else(|| "unknown".into());
+        [
+            format!("u:{}|{ip}", username.to_lowercase()),
+            format!("ip:{ip}"),
+        ]
+    }
+
+    /// `Err(seconds)` while the caller must wait.
+    pub fn check(
+        &self,
+        username: &str,
+        ip: Option<IpAddr>,
+        max: u32,
+        window: Duration,
+    ) -> Result<(), u64> {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let now = Instant::now();
+        // Per address we allow ten times more failures, so one person's typos never lock out a household.
+        for (key, limit) in Self::keys(username, ip)
+            .into_iter()
+            .zip([max, max.saturating_mul(10)])
+        {
+            if let Some(q) = map.get_mut(&key) {
+                while q.front().is_some_and(|t| now.duration_since(*t) > window) {
+                    q.pop_front();
+                }
+                if q.len() >= limit as usize
+                    && let Some(first) = q.front()
+                {
+                    let wait = window.saturating_sub(now.duration_since(*first));
+                    return Err(wait.as_secs().max(1));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn failed(&self, username: &str, ip: Option<IpAddr>) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        for key in Self::keys(username, ip) {
+            map.entry(key).or_default().push_back(Instant::now());
+        }
+        // Bound memory under a password-spraying attack.
+        if map.len() > 100_000 {
+            map.clear();
+        }
+    }
+
+    pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
+        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        let [user_key, _] = Self::keys(username, ip);
+        map.remove(&user_key);
+    }
+}
+
+/// A stored hash that is never a real password's, to spend the same time on unknown usernames.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| hash_password("not a real password, only for timing").unwrap_or_default())
+}
+
+/// Check a username and password and open a session. Failed attempts are rate-limited per username and
+/// client address; successes and failures for known accounts are recorded as `login` events.
+pub async fn login(
+    state: &AppState,
+    username: &str,
+    password: &str,
+    client_ip: Option<IpAddr>,
+) -> Result<SessionCookie, AuthError> {
+    let username = username.trim();
+    if username.is_empty() || username.len() > 100 {
+        return Err(AuthError::Invalid(
+            "enter your username (1 to 100 characters)".into(),
+        ));
+    }
+    if password.len() > 1000 {
+        return Err(AuthError::BadCredentials);
+    }
+    let config = &state.config;
+    state
+        .limiter
+        .check(
+            username,
+            client_ip,
+            config.login_failures_max,
+            config.login_window,
+        )
+        .map_err(|retry_after_s| AuthError::RateLimited { retry_after_s })?;
+
+    let row = store::accounts::credentials(&state.db, &username.to_lowercase()).await?;
+    let (user_id, role, hash) = match &row {
+        Some((id, role, hash)) => (id.clone(), role.clone(), hash.clone()),
+        None => (String::new(), String::new(), dummy_hash().to_string()),
+    };
+    let password_owned = password.to_string();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&password_owned, &hash))
+        .await
+        .map_err(AppError::internal)?;
+    let role = Role::from_name(&role);
+    let (true, Some(role)) = (ok && row.is_some(), role) else {
+        state.limiter.failed(username, client_ip);
+        if row.is_some() {
+            record_login_event(state, &user_id, false, client_ip).await;
+        }
+        return Err(AuthError::BadCredentials);
+    };
+    state.limiter.succeeded(username, client_ip);
+
+    let token = random_hex(32);
+    let csrf = random_hex(24);
+    let now = now_ms();
+    let ttl_ms = i64::try_from(config.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    store::accounts::insert_session(
+        &state.db,
+        &token_hash(&token),
+        &user_id,
+        &csrf,
+        now,
+        now.saturating_add(ttl_ms),
+    )
+    .await?;
+    record_login_event(state, &user_id, true, client_ip).await;
+    Ok(SessionCookie {
+        set_cookie: session_cookie_header(&token, config.secure_cookies, Some(config.session_ttl)),
+        csrf_token: csrf,
+        user_id,
+        role,
+    })
+}
+
+/// The `Set-Cookie` value for a session token (or, with `max_age` zero, for removing it).
+fn session_cookie_header(token: &str, secure: bool, max_age: Option<Duration>) -> String {
+    let mut cookie = format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Lax");
+    if let Some(age) = max_age {
+        cookie.push_str(&format!("; Max-Age={}", age.as_secs()));
+    }
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    cookie
+}
+
+/// Logins are recorded on every patient the account is linked to (patients, caregivers), and on no patient
+/// for clinicians, whose logins go to the clinic-wide audit under the pseudo patient id `clinic:<id>`.
+async fn record_login_event(state: &AppState, user_id: &str, success: bool, ip: Option<IpAddr>) {
+    let Ok(Some(user)) = load_user(state, user_id, String::new(), String::new()).await else {
+        return;
+    };
+    let targets = if user.role.is_clinician() {
+        vec![format!("clinic:{}", user.clinic_id)]
+    } else {
+        user.patient_ids.clone()
+    };
+    let events = targets
+        .iter()
+        .map(|p| {
+            EventDraft::new(
+                p,
+                Kind::Login,
+                user.role.origin(),
+                Some(&user.id),
+                now_ms(),
+                serde_json::json!({
+                    "account": user.username, "user_id": user.id, "role": user.role.name(), "display_name": user.display_name,
+                    "success": success, "client_ip": ip.map(|i| i.to_string()),
+                }),
+            )
+        })
+        .collect();
+    if let Err(e) = state.journal.append(events).await {
+        eprintln!("infusafe server: could not record a login event: {e}");
+    }
+}
+
+/// End a session (idempotent).
+pub async fn logout(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
+    store::accounts::delete_session(&state.db, &user.session_hash).await?;
+    Ok(session_cookie_header(
+        "",
+        state.config.secure_cookies,
+        Some(Duration::ZERO),
+    ))
+}
+
+/// Load a user with their patient links.
+pub async fn load_user(
+    state: &AppState,
+    user_id: &str,
+    csrf_token: String,
+    session_hash: String,
+) -> Result<Option<CurrentUser>, AppError> {
+    let Some(row) = store::accounts::user(&state.db, user_id).await? else {
+        return Ok(None);
+    };
+    let role = Role::from_name(&row.role)
+        .ok_or_else(|| AppError::internal(format!("unknown role {}", row.role)))?;
+    let patient_ids = store::accounts::patient_links(&state.db, user_id).await?;
+    Ok(Some(CurrentUser {
+        id: row.id,
+        username: row.username,
+        display_name: row.display_name,
+        role,
+        clinic_id: row.clinic_id,
+        patient_ids,
+        csrf_token,
+        session_hash,
+    }))
+}
+
+/// The user behind a session token, if the session exists and has not expired.
+pub async fn user_for_session(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<CurrentUser>, AppError> {
+    let hash = token_hash(token);
+    let Some((user_id, csrf_token, expires_at_ms)) =
+        store::accounts::session(&state.db, &hash).await?
+    else {
+        return Ok(None);
+    };
+    if expires_at_ms <= now_ms() {
+        return Ok(None);
+    }
+    load_user(state, &user_id, csrf_token, hash).await
+}
+
+/// Create an account. Usernames are case-insensitive (stored lower-case).
+pub async fn create_user(state: &AppState, new: &NewUser) -> Result<String, AppError> {
+    let username = new.username.trim().to_lowercase();
+    if username.is_empty()
+        || username.len() > 100
+        || !username
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c))
+    {
+        return Err(AppError::invalid(
+            "username",
+            "use 1 to 100 letters, digits or . _ - @",
+        ));
+    }
+    if new.display_name.trim().is_empty() || new.display_name.len() > 200 {
+        return Err(AppError::invalid(
+            "display_name",
+            "give a name of 1 to 200 characters",
+        ));
+    }
+    if new.password.chars().count() < PASSWORD_LEN_MIN || new.password.len() > 1000 {
+        return Err(AppError::invalid(
+            "password",
+            format!("use at least {PASSWORD_LEN_MIN} characters"),
+        ));
+    }
+    if store::accounts::username_taken(&state.db, &username).await? {
+        return Err(AppError::Conflict(format!(
+            "the username {username:?} is taken; choose another"
+        )));
+    }
+    let password = new.password.clone();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(AppError::internal)??;
+    let id = new_id("usr");
+    let row = store::accounts::UserRow {
+        id: id.clone(),
+        username,
+        display_name: new.display_name.trim().to_string(),
+        role: new.role.name().to_string(),
+        clinic_id: new.clinic_id.clone(),
+    };
+    store::accounts::insert_user(&state.db, &row, &hash, &new.patient_ids, now_ms()).await?;
+    Ok(id)
+}
+
+/// A new account.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    pub username: String,
+    pub display_name: String,
+    pub password: String,
+    pub role: Role,
+    pub clinic_id: String,
+    /// Patients this (patient or caregiver) account is linked to.
+    pub patient_ids: Vec<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_are_argon2id_and_verify() {
+        let h = hash_password("correct horse battery").unwrap();
+        assert!(h.starts_with("$argon2id$"), "{h}");
+        assert!(verify_password("correct horse battery", &h));
+        assert!(!verify_password("correct horse batterx", &h));
+    }
+
+    #[test]
+    fn limiter_blocks_after_max_failures_per_user_and_address() {
+        let l = LoginLimiter::default();
+        let ip = Some(IpAddr::from([10, 0, 0, 1]));
+        for _ in 0..3 {
+            assert!(l.check("ann", ip, 3, Duration::from_secs(60)).is_ok());
+            l.failed("ann", ip);
+        }
+        assert!(l.check("ANN", ip, 3, Duration::from_secs(60)).is_err());
+        // Another user from the same address is not locked out.
+        assert!(l.check("bob", ip, 3, Duration::from_secs(60)).is_ok());
+    }
+
+    #[test]
+    fn cookie_flags() {
+        let c = session_cookie_header("abc", true, Some(Duration::from_secs(60)));
+        assert!(
+            c.contains("HttpOnly")
+                && c.contains("SameSite=Lax")
+                && c.contains("Secure")
+                && c.contains("Max-Age=60")
+        );
+        assert!(!session_cookie_header("abc", false, None).contains("Secure"));
+    }
+}

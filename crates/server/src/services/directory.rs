@@ -1,0 +1,158 @@
+//! Clinics, patients and pumps: creating them validates the input, stores the row, writes the record event that
+//! lets the record alone rebuild who was who (`patient_registered`, `device_assigned`), and tells the board.
+
+use record::Kind;
+use serde::Serialize;
+use serde_json::json;
+
+use crate::AppState;
+use crate::domain::{EventDraft, Origin};
+use crate::error::AppError;
+use crate::ids::{new_id, random_hex, token_hash};
+use crate::services::now_ms;
+use crate::store;
+
+/// Who made a directory change: an admin (by user id) or the system (start-up, demo).
+fn origin(actor: Option<&str>) -> Origin {
+    if actor.is_some() {
+        Origin::Admin
+    } else {
+        Origin::System
+    }
+}
+
+/// Create a clinic with a fresh webhook signing secret.
+pub async fn create_clinic(state: &AppState, name: &str) -> Result<String, AppError> {
+    if name.trim().is_empty() || name.len() > 200 {
+        return Err(AppError::invalid(
+            "name",
+            "give the clinic a name of 1 to 200 characters",
+        ));
+    }
+    let id = new_id("cln");
+    store::directory::insert_clinic(&state.db, &id, name.trim(), &random_hex(32), now_ms()).await?;
+    Ok(id)
+}
+
+/// Create a patient in a clinic; recorded as `patient_registered`.
+pub async fn create_patient(
+    state: &AppState,
+    clinic_id: &str,
+    display_name: &str,
+    actor: Option<&str>,
+) -> Result<String, AppError> {
+    let name = display_name.trim();
+    if name.is_empty() || name.chars().count() > 200 {
+        return Err(AppError::invalid(
+            "display_name",
+            "give the patient's name (1 to 200 characters)",
+        ));
+    }
+    let id = new_id("pat");
+    store::directory::insert_patient(&state.db, &id, clinic_id, name, now_ms()).await?;
+    state
+        .journal
+        .append_one(EventDraft::new(
+            &id,
+            Kind::PatientRegistered,
+            origin(actor),
+            actor,
+            now_ms(),
+            json!({"display_name": name, "clinic_id": clinic_id}),
+        ))
+        .await?;
+    state.board.with(|b| b.register(&id, clinic_id));
+    Ok(id)
+}
+
+/// A device token, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct NewDevice {
+    pub device_id: String,
+    /// The bearer token for the pump link. Only its hash is stored; it cannot be shown again.
+    pub token: String,
+}
+
+/// Give a patient a pump (or a practice pump with `teaching`); recorded as `device_assigned`.
+pub async fn create_device(
+    state: &AppState,
+    patient_id: &str,
+    label: &str,
+    teaching: bool,
+    actor: Option<&str>,
+) -> Result<NewDevice, AppError> {
+    if label.trim().is_empty() || label.len() > 200 {
+        return Err(AppError::invalid(
+            "label",
+            "give the pump a label of 1 to 200 characters (model and serial)",
+        ));
+    }
+    let device_id = new_id("dev");
+    let token = format!("pump_{}", random_hex(32));
+    let row = store::directory::DeviceRow {
+        id: device_id.clone(),
+        patient_id: patient_id.to_string(),
+        token_hash: token_hash(&token),
+        label: label.trim().to_string(),
+        teaching,
+    };
+    store::directory::insert_device(&state.db, &row, now_ms()).await?;
+    let event = EventDraft::new(
+        patient_id,
+        Kind::DeviceAssigned,
+        origin(actor),
+        actor,
+        now_ms(),
+        json!({"device_id": device_id, "model": label.trim(), "serial": device_id, "teaching": teaching}),
+    )
+    .teaching(teaching);
+    state.journal.append_one(event).await?;
+    Ok(NewDevice { device_id, token })
+}
+
+/// The pump holding this link token, if any.
+pub async fn device_by_token(
+    state: &AppState,
+    token: &str,
+) -> Result<Option<crate::domain::Device>, AppError> {
+    Ok(
+        store::directory::device_by_token(&state.db, &token_hash(token))
+            .await?
+            .map(
+                |(id, patient_id, clinic_id, teaching)| crate::domain::Device {
+                    id,
+                    patient_id,
+                    clinic_id,
+                    teaching,
+                },
+            ),
+    )
+}
+
+/// `(id, display_name)` of a clinic's patients, by name.
+pub async fn clinic_patients(
+    state: &AppState,
+    clinic_id: &str,
+) -> Result<Vec<(String, String)>, AppError> {
+    store::directory::clinic_patients(&state.db, clinic_id).await
+}
+
+/// Set (or remove, with `None`) a clinic's webhook URL. Returns the signing secret to configure the receiver.
+pub async fn set_webhook(
+    state: &AppState,
+    clinic_id: &str,
+    url: Option<&str>,
+) -> Result<String, AppError> {
+    if let Some(u) = url {
+        let ok = u.len() <= 500
+            && u.starts_with("http://")
+            && u.parse::<http::Uri>().is_ok_and(|uri| uri.host().is_some());
+        if !ok {
+            return Err(AppError::invalid(
+                "url",
+                "give an http:// URL of at most 500 characters (for https, point it at a local TLS relay; see docs/server.md)",
+            ));
+        }
+    }
+    store::webhooks::set_url(&state.db, clinic_id, url).await
+}

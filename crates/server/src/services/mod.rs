@@ -1,0 +1,23 @@
+//! The I/O shell: everything that reads the clock, talks to the database (through `store`) and the record (through
+//! `journal`), runs tasks, and carries out what the rules in `domain` decide. One module per duty: `ingest` (pump
+//! batches), `alarms` (the live board's shell: acknowledge, silence, snapshots, the tick), `restore` (the board
+//! from the record at start), `ticker` (timed duties), `plans` (plans kept parsed, invalidated on change),
+//! `directory` (clinics, patients, pumps), `access`, `auth`, `hub` (live fan-out), `webhook`, `practice`.
+
+pub mod access;
+pub mod alarms;
+pub mod auth;
+pub mod directory;
+pub mod hub;
+pub mod ingest;
+pub mod plans;
+pub mod practice;
+pub mod records;
+pub mod restore;
+pub mod ticker;
+pub mod webhook;
+
+/// Milliseconds since the Unix epoch, UTC: the one wall clock the server's decisions are given.
+pub fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}

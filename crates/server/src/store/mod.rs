@@ -1,0 +1,258 @@
+//! All of the server's own SQL: its tables (accounts, clinics, links, devices, sessions, plans, webhooks), their
+//! versioned migrations, and one module of queries per area, each a function taking the database handle. On
+//! SQLite or PostgreSQL through one `sqlx::Any` pool. The record keeps its own tables and its own migration table
+//! in the same database; ours are versioned in `server_schema_version`. Nothing outside this module writes SQL
+//! (`tests/server/layers.rs` checks).
+
+pub mod accounts;
+pub mod directory;
+pub mod plans;
+pub mod webhooks;
+
+use std::time::Duration;
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{AnyPool, Row};
+
+use crate::error::AppError;
+
+/// Which database is behind the pool; only migrations differ between the two.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The pool plus the backend it talks to.
+#[derive(Clone, Debug)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub backend: Backend,
+}
+
+/// Why the database could not be opened or migrated.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(
+        "cannot open the database {url}: {source}; check the URL, that the server is running and that the credentials are right"
+    )]
+    Open { url: String, source: sqlx::Error },
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("database migration {version} failed: {source}")]
+    Migrate { version: i64, source: sqlx::Error },
+    #[error(
+        "the database has server schema version {found}, newer than this program knows ({known}); upgrade infusafe"
+    )]
+    TooNew { found: i64, known: i64 },
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+}
+
+struct Migration {
+    version: i64,
+    /// Statements common to both backends (types chosen to mean the same on both).
+    statements: &'static [&'static str],
+}
+
+/// Append-only list: never edit a released migration, add a new one.
+const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    statements: &[
+        "CREATE TABLE srv_clinics (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            webhook_url TEXT,
+            webhook_secret TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL
+        )",
+        "CREATE TABLE srv_users (
+            id TEXT PRIMARY KEY,
+            username TEXT NOT NULL UNIQUE,
+            display_name TEXT NOT NULL,
+            role TEXT NOT NULL,
+            clinic_id TEXT NOT NULL REFERENCES srv_clinics(id),
+            password_hash TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL
+        )",
+        "CREATE TABLE srv_patients (
+            id TEXT PRIMARY KEY,
+            clinic_id TEXT NOT NULL REFERENCES srv_clinics(id),
+            display_name TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL
+        )",
+        "CREATE TABLE srv_patient_links (
+            user_id TEXT NOT NULL REFERENCES srv_users(id),
+            patient_id TEXT NOT NULL REFERENCES srv_patients(id),
+            PRIMARY KEY (user_id, patient_id)
+        )",
+        "CREATE TABLE srv_devices (
+            id TEXT PRIMARY KEY,
+            patient_id TEXT NOT NULL REFERENCES srv_patients(id),
+            token_hash TEXT NOT NULL UNIQUE,
+            label TEXT NOT NULL,
+            teaching BIGINT NOT NULL,
+            created_at_ms BIGINT NOT NULL
+        )",
+        "CREATE TABLE srv_sessions (
+            token_hash TEXT PRIMARY KEY,
+            user_id TEXT NOT NULL REFERENCES srv_users(id),
+            csrf_token TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            expires_at_ms BIGINT NOT NULL
+        )",
+        "CREATE TABLE srv_plans (
+            patient_id TEXT PRIMARY KEY REFERENCES srv_patients(id),
+            plan_json TEXT NOT NULL,
+            version BIGINT NOT NULL,
+            updated_at_ms BIGINT NOT NULL,
+            updated_by TEXT NOT NULL
+        )",
+        "CREATE TABLE srv_webhook_attempts (
+            id TEXT PRIMARY KEY,
+            clinic_id TEXT NOT NULL REFERENCES srv_clinics(id),
+            notification_id TEXT NOT NULL,
+            attempt BIGINT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            status_code BIGINT,
+            error TEXT,
+            delivered BIGINT NOT NULL
+        )",
+        "CREATE INDEX srv_webhook_attempts_notification ON srv_webhook_attempts (notification_id)",
+        "CREATE INDEX srv_sessions_user ON srv_sessions (user_id)",
+        "CREATE INDEX srv_devices_patient ON srv_devices (patient_id)",
+    ],
+}];
+
+impl Db {
+    /// Open (creating the SQLite file and its directory if needed) and migrate.
+    pub async fn open(url: &str) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
+        let mut connect_url = url.to_string();
+        if backend == Backend::Sqlite {
+            let path = url
+                .trim_start_matches("sqlite://")
+                .trim_start_matches("sqlite:");
+            let path = path.split('?').next().unwrap_or("");
+            if let Some(parent) = std::path::Path::new(path).parent()
+                && !parent.as_os_str().is_empty()
+            {
+                std::fs::create_dir_all(parent).map_err(|source| DbError::DataDir {
+                    path: parent.display().to_string(),
+                    source,
+                })?;
+            }
+            if !connect_url.contains('?') {
+                connect_url.push_str("?mode=rwc");
+            }
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 10 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        sqlx::query("PRAGMA busy_timeout = 10000")
+                            .execute(&mut *conn)
+                            .await?;
+                        sqlx::query("PRAGMA foreign_keys = ON")
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(&connect_url)
+            .await
+            .map_err(|source| DbError::Open {
+                url: crate::config::redact_url(url),
+                source,
+            })?;
+        if backend == Backend::Sqlite {
+            // WAL lets the record's writer and our readers work at once; set once per database file.
+            sqlx::query("PRAGMA journal_mode = WAL")
+                .fetch_optional(&pool)
+                .await?;
+        }
+        let db = Db { pool, backend };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        sqlx::query(
+            "CREATE TABLE IF NOT EXISTS server_schema_version (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
+        )
+        .execute(&self.pool)
+        .await?;
+        let current: i64 =
+            sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM server_schema_version")
+                .fetch_one(&self.pool)
+                .await?
+                .try_get("v")?;
+        let known = MIGRATIONS.last().map(|m| m.version).unwrap_or(0);
+        if current > known {
+            return Err(DbError::TooNew {
+                found: current,
+                known,
+            });
+        }
+        for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
+            let mut tx = self.pool.begin().await?;
+            for statement in migration.statements {
+                sqlx::query(*statement)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|source| DbError::Migrate {
+                        version: migration.version,
+                        source,
+                    })?;
+            }
+            sqlx::query(
+                "INSERT INTO server_schema_version (version, applied_at_ms) VALUES ($1, $2)",
+            )
+            .bind(migration.version)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await
+            .map_err(|source| DbError::Migrate {
+                version: migration.version,
+                source,
+            })?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+impl From<sqlx::Error> for AppError {
+    fn from(e: sqlx::Error) -> AppError {
+        match e {
+            // The database is down or overloaded: a temporary condition the caller can retry, not a bug.
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                eprintln!("infusafe server: database unavailable: {e}");
+                AppError::Unavailable(
+                    "the database is not answering right now; try again in a moment".into(),
+                )
+            }
+            e => AppError::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+/// Whether the database answers a trivial query.
+pub async fn ping(db: &Db) -> bool {
+    sqlx::query("SELECT 1").execute(&db.pool).await.is_ok()
+}
