@@ -11,9 +11,10 @@ use tokio::sync::{mpsc, watch};
 
 use crate::domain::Role;
 use crate::error::AppError;
+use crate::services::AppState;
 use crate::services::auth::NewUser;
 use crate::services::{directory, plans};
-use crate::{AppState, Running, ServerConfig, StartError};
+use crate::{Running, ServerConfig, StartError};
 
 /// The password of every demo account (the demo runs on the local machine only).
 pub const DEMO_PASSWORD: &str = "infusafe-demo";

@@ -55,8 +55,8 @@ pub enum JournalError {
     Record(record::RecordError),
 }
 
-impl From<JournalError> for crate::AppError {
-    fn from(e: JournalError) -> crate::AppError {
+impl From<JournalError> for crate::error::AppError {
+    fn from(e: JournalError) -> crate::error::AppError {
         match e {
             JournalError::Invalid(m) => {
                 // Messages start with "event N: …" when one event of a batch is at fault: name it.
@@ -66,15 +66,15 @@ impl From<JournalError> for crate::AppError {
                     .and_then(|n| n.trim().parse::<usize>().ok())
                     .map(|n| format!("events[{n}].data"))
                     .unwrap_or_else(|| "events".to_string());
-                crate::AppError::invalid(field, m)
+                crate::error::AppError::invalid(field, m)
             }
             JournalError::Record(record::RecordError::DedupConflict { .. }) => {
-                crate::AppError::Conflict("an event with this sequence number was already recorded with different content; never reuse sequence numbers".into())
+                crate::error::AppError::Conflict("an event with this sequence number was already recorded with different content; never reuse sequence numbers".into())
             }
             JournalError::Record(e @ (record::RecordError::Locked { .. } | record::RecordError::Conflict | record::RecordError::Full)) => {
-                crate::AppError::Unavailable(format!("the record could not store this right now ({e}); try again"))
+                crate::error::AppError::Unavailable(format!("the record could not store this right now ({e}); try again"))
             }
-            JournalError::Record(e) => crate::AppError::internal(e),
+            JournalError::Record(e) => crate::error::AppError::internal(e),
         }
     }
 }

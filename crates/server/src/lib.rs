@@ -28,26 +28,9 @@ pub use config::ServerConfig;
 pub use domain::Role;
 pub use error::AppError;
 pub use http::extract::WebUser;
+pub use services::AppState;
 pub use services::access::PatientAccess;
 pub use services::auth::{CurrentUser, csrf_token};
-
-/// Everything a handler needs; cheap to clone (all shared handles).
-#[derive(Clone)]
-pub struct AppState {
-    pub config: Arc<ServerConfig>,
-    pub db: store::Db,
-    pub journal: journal::Journal,
-    pub hub: services::hub::Hub,
-    pub board: services::alarms::LiveBoard,
-    /// Every patient's plan, parsed.
-    pub plans: services::plans::PlanCache,
-    pub limiter: services::auth::LoginLimiter,
-    pub webhooks: services::webhook::Webhooks,
-    /// Running practice pumps.
-    pub practice: services::practice::Practice,
-    /// `http://ADDR` of this server once it listens (the practice pump talks to it over the link).
-    pub self_url: Arc<std::sync::OnceLock<String>>,
-}
 
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]

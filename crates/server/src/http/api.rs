@@ -10,10 +10,10 @@ use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::domain::EventDraft;
 use crate::error::AppError;
 use crate::http::extract::ApiJson;
+use crate::services::AppState;
 use crate::services::access;
 use crate::services::auth::{self, CurrentUser, NewUser, Role};
 use crate::services::hub::Filter;

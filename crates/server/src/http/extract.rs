@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 
 use serde::de::DeserializeOwned;
 
-use crate::AppState;
 use crate::error::AppError;
+use crate::services::AppState;
 use crate::services::auth::{AuthError, CSRF_FIELD, CSRF_HEADER, CurrentUser, SESSION_COOKIE};
 
 impl IntoResponse for AuthError {

@@ -6,10 +6,10 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use link::{BatchResponse, Heartbeat, LinkBatch, LinkError};
 
-use crate::AppState;
 use crate::domain::Device;
 use crate::error::AppError;
 use crate::http::extract::ApiJson;
+use crate::services::AppState;
 
 impl From<LinkError> for AppError {
     fn from(e: LinkError) -> AppError {

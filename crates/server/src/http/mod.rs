@@ -14,7 +14,7 @@ pub mod web;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 
-use crate::AppState;
+use crate::services::AppState;
 
 /// The API, pump link and live streams merged with the screens, behind the CSRF guard, the body limits and
 /// the HTML error pages.

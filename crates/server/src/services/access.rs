@@ -5,9 +5,9 @@
 use record::Kind;
 use serde::Serialize;
 
-use crate::AppState;
 use crate::domain::{EventDraft, Role};
 use crate::error::AppError;
+use crate::services::AppState;
 use crate::services::auth::CurrentUser;
 use crate::services::now_ms;
 

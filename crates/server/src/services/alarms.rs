@@ -8,11 +8,11 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 
-use crate::AppState;
 use crate::domain::board::{BatchOutcome, EscalationNotice};
 pub use crate::domain::{AlarmView, PatientSnapshot, PatientSummary};
 use crate::domain::{Board, BoardError, Effect, EventDraft, LiveMessage, Person, Settings};
 use crate::error::AppError;
+use crate::services::AppState;
 use crate::services::access::PatientAccess;
 use crate::services::auth::CurrentUser;
 use crate::services::now_ms;

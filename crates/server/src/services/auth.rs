@@ -12,11 +12,11 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use record::Kind;
 use serde::Serialize;
 
-use crate::AppState;
 use crate::domain::EventDraft;
 pub use crate::domain::Role;
 use crate::error::AppError;
 use crate::ids::{new_id, random_hex, token_hash};
+use crate::services::AppState;
 use crate::services::now_ms;
 use crate::store;
 

@@ -5,10 +5,10 @@ use record::Kind;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::AppState;
 use crate::domain::{EventDraft, Origin};
 use crate::error::AppError;
 use crate::ids::{new_id, random_hex, token_hash};
+use crate::services::AppState;
 use crate::services::now_ms;
 use crate::store;
 

@@ -5,9 +5,9 @@
 use link::{BatchResponse, LinkBatch};
 use serde_json::json;
 
-use crate::AppState;
 use crate::domain::{Device, EventDraft, EventKind, Origin, PumpEvent};
 use crate::error::AppError;
+use crate::services::AppState;
 
 /// The record events of a batch: the pump's own kinds and data, with the device and sequence number added to
 /// the payload so the record alone shows which pump said what.

@@ -17,6 +17,28 @@ pub mod restore;
 pub mod ticker;
 pub mod webhook;
 
+use std::sync::Arc;
+
+use crate::config::ServerConfig;
+
+/// Everything a handler needs; cheap to clone (all shared handles).
+#[derive(Clone)]
+pub struct AppState {
+    pub config: Arc<ServerConfig>,
+    pub db: crate::store::Db,
+    pub journal: crate::journal::Journal,
+    pub hub: hub::Hub,
+    pub board: alarms::LiveBoard,
+    /// Every patient's plan, parsed.
+    pub plans: plans::PlanCache,
+    pub limiter: auth::LoginLimiter,
+    pub webhooks: webhook::Webhooks,
+    /// Running practice pumps.
+    pub practice: practice::Practice,
+    /// `http://ADDR` of this server once it listens (the practice pump talks to it over the link).
+    pub self_url: Arc<std::sync::OnceLock<String>>,
+}
+
 /// Milliseconds since the Unix epoch, UTC: the one wall clock the server's decisions are given.
 pub fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()

@@ -10,10 +10,10 @@ use record::Kind;
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::config::ServerConfig;
 use crate::domain::{EventDraft, Origin, Rung, Timing};
 use crate::error::AppError;
+use crate::services::AppState;
 use crate::services::access::PatientAccess;
 use crate::services::now_ms;
 use crate::store;

@@ -12,9 +12,9 @@ use tokio::sync::{mpsc, watch};
 
 use link::simpump::{self, SimPumpConfig};
 
-use crate::AppState;
 use crate::domain::{EventDraft, ServerKind};
 use crate::error::AppError;
+use crate::services::AppState;
 use crate::services::access::PatientAccess;
 use crate::services::now_ms;
 

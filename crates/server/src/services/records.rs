@@ -1,10 +1,10 @@
 //! The record as the screens and the API use it: append an event a person made (a checklist tick, a symptom
 //! check, a step of an alarm's guide), read a patient's timeline, check that the database answers.
 
-use crate::AppState;
 use crate::domain::EventDraft;
 use crate::error::AppError;
 pub use crate::journal::Entry;
+use crate::services::AppState;
 
 /// Append one event; returns its id in the record.
 pub async fn append(state: &AppState, event: EventDraft) -> Result<i64, AppError> {

@@ -2,9 +2,9 @@
 //! was raised and not cleared, with its acknowledgements and the highest rung it reached. Practice-pump alarms
 //! are not restored: the practice pump did not survive the restart.
 
-use crate::AppState;
 use crate::domain::board::{RestoredAlarm, RestoredEvent};
 use crate::error::AppError;
+use crate::services::AppState;
 
 /// Register every patient and put back their active alarms.
 pub async fn restore(state: &AppState) -> Result<(), AppError> {

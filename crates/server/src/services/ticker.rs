@@ -1,7 +1,7 @@
 //! Timed duties, run every `config.tick`: the silence watchdog and the escalation ladder (the board's tick), and,
 //! about once a minute, removing expired sessions (they are already refused when used).
 
-use crate::AppState;
+use crate::services::AppState;
 use crate::services::now_ms;
 
 /// Expired sessions are removed at most this often.

@@ -4,9 +4,9 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 
 use super::common::{self, patient_layout};
 use super::view::{CardAlarm, CardList, CardPage, html};

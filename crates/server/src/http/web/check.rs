@@ -5,10 +5,10 @@ use axum::extract::{Path, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::domain::EventDraft;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 use crate::services::access;
 use crate::services::now_ms;
 

@@ -6,8 +6,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Redirect, Response};
 use serde_json::Value;
 
-use crate::AppState;
 use crate::error::AppError;
+use crate::services::AppState;
 use crate::services::access::PatientAccess;
 use crate::services::auth::{CurrentUser, Role};
 

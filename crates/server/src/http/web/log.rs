@@ -9,9 +9,9 @@ use axum::response::Response;
 use serde::Deserialize;
 use serde_json::Value;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 use crate::services::now_ms;
 use crate::services::records::Entry;
 use link::Telemetry;

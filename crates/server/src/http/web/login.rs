@@ -12,9 +12,9 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 use crate::services::auth::{self, AuthError};
 
 use super::common::{self, home_for, see_other};

@@ -21,7 +21,7 @@ pub mod view;
 use axum::Router;
 use axum::routing::{get, post};
 
-use crate::AppState;
+use crate::services::AppState;
 
 /// The screens' routes, merged into the server's router by `server::router`.
 pub fn routes() -> Router<AppState> {

@@ -8,9 +8,9 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::Value;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 use crate::services::access;
 use crate::services::now_ms;
 use crate::services::records::Entry;

@@ -12,10 +12,10 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::AppState;
 use crate::domain::EventDraft;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 use crate::services::access;
 use crate::services::alarms::AlarmView;
 use crate::services::auth::CurrentUser;

@@ -5,9 +5,9 @@
 use axum::extract::{Path, State};
 use axum::response::Response;
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 use crate::services::access;
 
 use super::common::{self, patient_base, patient_layout, see_other};

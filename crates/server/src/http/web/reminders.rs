@@ -5,9 +5,9 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 
-use crate::AppState;
 use crate::error::AppError;
 use crate::http::extract::WebUser;
+use crate::services::AppState;
 
 use super::common::{self, patient_base, patient_layout};
 use super::view::{ReminderView, RemindersPage, html};
