@@ -65,6 +65,19 @@ pub enum RecordError {
     #[error("record database error: {0}")]
     Database(#[source] sqlx::Error),
 
+    /// An append-only trigger of `record_events` is missing or disabled: someone changed the database
+    /// outside Infusafe. The store refuses to open (unless [`crate::Config::require_append_only_guards`]
+    /// is off, as `infusafe record verify` does to inspect such a database).
+    #[error(
+        "the append-only trigger {trigger} on record_events is missing or disabled: the database was changed outside Infusafe and events may have been altered or removed, so Infusafe will not use it. Check the record against your latest checkpoint (`infusafe record verify --checkpoint FILE --key-file KEY`), then restore the trigger as the database owner with: {restore}"
+    )]
+    GuardMissing { trigger: String, restore: String },
+
+    /// A checkpoint or its key is unusable (unreadable, wrong format, signature mismatch), or a checkpoint
+    /// was asked of a broken record.
+    #[error("checkpoint: {reason}")]
+    Checkpoint { reason: String },
+
     /// Creating the data directory failed.
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {

@@ -3,6 +3,7 @@
 //!
 //! - [`event`]: the envelope ([`NewEvent`], [`StoredEvent`]) and the typed kinds ([`Body`]).
 //! - [`Store`]: open with a [`Config`], [`Store::append`] batches, [`Store::verify`] the chains, query.
+//! - [`checkpoint`]: signed chain heads, kept elsewhere, that detect the newest events being removed.
 //! - [`views`]: active alarms, alarm counts per day, infusions with expected vs delivered volume.
 //! - [`export`]: CSV (RFC 4180) and an HL7 FHIR R4 `Bundle`.
 //!
@@ -10,6 +11,7 @@
 
 mod append;
 pub mod chain;
+pub mod checkpoint;
 mod error;
 pub mod event;
 pub mod export;
@@ -17,6 +19,7 @@ mod schema;
 mod store;
 pub mod views;
 
+pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointReport, MissingEvents};
 pub use error::RecordError;
 pub use event::{
     Body, EscalationPriority, EventId, KNOWN_KINDS, Kind, NewEvent, PatientId, Source, StoredEvent,

@@ -98,3 +98,39 @@ CREATE TRIGGER record_events_no_truncate BEFORE TRUNCATE ON record_events
 pub(crate) fn latest_version() -> i64 {
     MIGRATIONS.last().map_or(0, |m| m.version)
 }
+
+/// An append-only trigger every store must find on `record_events`, and the statement that restores it.
+pub(crate) struct Guard {
+    pub name: &'static str,
+    pub restore: &'static str,
+}
+
+/// The triggers of migration 1 on SQLite.
+pub(crate) const GUARDS_SQLITE: &[Guard] = &[
+    Guard {
+        name: "record_events_no_update",
+        restore: "CREATE TRIGGER record_events_no_update BEFORE UPDATE ON record_events BEGIN SELECT RAISE(ABORT, 'record_events is append-only: record a correction event instead'); END;",
+    },
+    Guard {
+        name: "record_events_no_delete",
+        restore: "CREATE TRIGGER record_events_no_delete BEFORE DELETE ON record_events BEGIN SELECT RAISE(ABORT, 'record_events is append-only: record a correction event instead'); END;",
+    },
+];
+
+/// The triggers of migration 1 on PostgreSQL (both call `record_events_append_only()`).
+pub(crate) const GUARDS_POSTGRES: &[Guard] = &[
+    Guard {
+        name: "record_events_no_change",
+        restore: "CREATE TRIGGER record_events_no_change BEFORE UPDATE OR DELETE ON record_events FOR EACH ROW EXECUTE FUNCTION record_events_append_only();",
+    },
+    Guard {
+        name: "record_events_no_truncate",
+        restore: "CREATE TRIGGER record_events_no_truncate BEFORE TRUNCATE ON record_events FOR EACH STATEMENT EXECUTE FUNCTION record_events_append_only();",
+    },
+];
+
+/// The names of the triggers present (and, on PostgreSQL, enabled) on `record_events`.
+pub(crate) const GUARD_NAMES_SQLITE: &str =
+    "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'record_events'";
+pub(crate) const GUARD_NAMES_POSTGRES: &str = "SELECT tgname::text FROM pg_trigger \
+     WHERE tgrelid = 'record_events'::regclass AND NOT tgisinternal AND tgenabled <> 'D'";

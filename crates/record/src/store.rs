@@ -9,9 +9,13 @@ use crate::append::{
     receipts, split_batch,
 };
 use crate::chain::{GENESIS_HASH, Link};
+use crate::checkpoint::{ChainNow, Checkpoint, CheckpointKey, CheckpointReport, judge};
 use crate::error::{ACQUIRE_EXTRA_MS, RecordError, classify};
 use crate::event::{EventId, NewEvent, PatientId, PreparedEvent, Source, StoredEvent};
-use crate::schema::{MIGRATIONS, VERSION_TABLE_POSTGRES, VERSION_TABLE_SQLITE, latest_version};
+use crate::schema::{
+    GUARD_NAMES_POSTGRES, GUARD_NAMES_SQLITE, GUARDS_POSTGRES, GUARDS_SQLITE, MIGRATIONS,
+    VERSION_TABLE_POSTGRES, VERSION_TABLE_SQLITE, latest_version,
+};
 use jiff::Timestamp;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
@@ -83,6 +87,10 @@ pub struct Config {
     /// SQLite only: caps the database at this many pages (4 KiB each), so a full disk can be rehearsed
     /// and a device's storage bounded. `None` is SQLite's own (huge) limit.
     pub sqlite_max_page_count: Option<u64>,
+    /// Refuse to open a database whose append-only triggers are missing or disabled
+    /// ([`RecordError::GuardMissing`]). On by default; `infusafe record verify` turns it off to inspect
+    /// such a database and reports the missing triggers ([`Store::missing_guards`]) instead.
+    pub require_append_only_guards: bool,
 }
 
 impl Config {
@@ -92,6 +100,7 @@ impl Config {
             busy_timeout_ms: 5_000,
             max_connections: 4,
             sqlite_max_page_count: None,
+            require_append_only_guards: true,
         }
     }
 }
@@ -118,7 +127,7 @@ pub struct Receipt {
 
 /// The end of one patient's chain, worth writing down elsewhere: with it, even deleting the newest
 /// events is detectable.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ChainHead {
     pub patient: PatientId,
     pub events: i64,
@@ -265,6 +274,12 @@ impl Store {
         };
         let store = Store { pool, config };
         store.migrate().await?;
+        if store.config.require_append_only_guards
+            && let Some(guard) = store.missing_guards().await?.into_iter().next()
+        {
+            store.close().await;
+            return Err(guard);
+        }
         Ok(store)
     }
 
@@ -338,6 +353,74 @@ impl Store {
                 .map_err(|e| self.err(e))?;
             }
             tx.commit().await.map_err(|e| self.err(e))
+        })
+    }
+
+    /// The append-only triggers missing (or disabled) on `record_events`, each as the
+    /// [`RecordError::GuardMissing`] that names it and the statement that restores it. Empty when intact.
+    pub async fn missing_guards(&self) -> Result<Vec<RecordError>, RecordError> {
+        let (guards, query) = match self.backend() {
+            Backend::Sqlite => (GUARDS_SQLITE, GUARD_NAMES_SQLITE),
+            Backend::Postgres => (GUARDS_POSTGRES, GUARD_NAMES_POSTGRES),
+        };
+        let present: Vec<String> = on_pool!(self, |pool| {
+            sqlx::query_scalar(query)
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))
+        })?;
+        Ok(guards
+            .iter()
+            .filter(|guard| !present.iter().any(|name| name == guard.name))
+            .map(|guard| RecordError::GuardMissing {
+                trigger: guard.name.to_owned(),
+                restore: guard.restore.to_owned(),
+            })
+            .collect())
+    }
+
+    /// Signs the head of every chain (after verifying them all) with `key`: write the result somewhere
+    /// the database's administrators cannot change. Refuses when a chain is broken.
+    pub async fn checkpoint(&self, key: &CheckpointKey) -> Result<Checkpoint, RecordError> {
+        Checkpoint::sign(&self.verify().await?, Timestamp::now(), key)
+    }
+
+    /// Verifies every chain and checks each head of a signed checkpoint against the record: a chain
+    /// that is gone, shorter than at the checkpoint, or no longer holds the checkpointed event at its
+    /// position is reported in [`CheckpointReport::missing`]. The signature is checked first.
+    pub async fn verify_checkpoint(
+        &self,
+        checkpoint: &Checkpoint,
+        key: &CheckpointKey,
+    ) -> Result<CheckpointReport, RecordError> {
+        checkpoint.check(key)?;
+        let verify = self.verify().await?;
+        let mut missing = Vec::new();
+        for then in &checkpoint.heads {
+            let head = verify.heads.iter().find(|h| h.patient == then.patient);
+            let broken = verify.broken.iter().any(|b| b.patient == then.patient);
+            let at_position = match head {
+                Some(head) if head.events > then.events => self
+                    .chain_page(&then.patient, then.events)
+                    .await?
+                    .into_iter()
+                    .next(),
+                _ => None,
+            };
+            let now = match (head, broken) {
+                (_, true) => ChainNow::Broken,
+                (None, false) => ChainNow::Gone,
+                (Some(head), false) => ChainNow::Intact {
+                    head,
+                    at_position: at_position.as_ref(),
+                },
+            };
+            missing.extend(judge(then, now));
+        }
+        Ok(CheckpointReport {
+            checkpoint_created_at: checkpoint.created_at,
+            verify,
+            missing,
         })
     }
 
