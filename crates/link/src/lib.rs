@@ -12,6 +12,6 @@ pub mod wire;
 pub use client::{ClientError, HttpClient, LinkClient};
 pub use simpump::{SimPumpConfig, SimPumpError};
 pub use wire::{
-    BatchResponse, Heartbeat, LINK_BATCH_EVENTS_MAX, LinkBatch, LinkError, LinkEvent, PUMP_SEQ_MAX,
-    PumpCommand, TELEMETRY_ALARMS_MAX, Telemetry, valid_name, validate_batch,
+    BatchResponse, Bounds, Heartbeat, LINK_BATCH_EVENTS_MAX, LinkBatch, LinkError, LinkEvent,
+    PUMP_SEQ_MAX, PumpCommand, TELEMETRY_ALARMS_MAX, Telemetry, valid_name, validate_batch,
 };

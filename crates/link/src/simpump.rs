@@ -63,16 +63,23 @@ pub enum SimPumpError {
 /// The link telemetry of a simulation.
 pub fn telemetry_of(sim: &Simulation) -> Telemetry {
     let t = sim.telemetry();
-    let minutes_left = (t.rate_ml_per_h > 0.0).then(|| t.remaining_ml / t.rate_ml_per_h * 60.0);
+    // Within the link's bounds (a simulated fault never makes the link refuse the pump's reports).
+    let b = crate::wire::Bounds::of_pump();
+    let minutes_left = (t.rate_ml_per_h > 0.0)
+        .then(|| (t.remaining_ml / t.rate_ml_per_h * 60.0).clamp(0.0, b.minutes_left_max));
     Telemetry {
         state: t.state.name().to_string(),
-        rate_ml_per_h: t.rate_ml_per_h.clamp(0.0, 10_000.0),
-        delivered_ml: t.delivered_ml.clamp(0.0, 100_000.0),
-        remaining_ml: t.remaining_ml.clamp(0.0, 100_000.0),
+        rate_ml_per_h: t.rate_ml_per_h.clamp(0.0, b.rate_ml_per_h_max),
+        delivered_ml: t.delivered_ml.clamp(0.0, b.delivered_ml_max),
+        remaining_ml: t.remaining_ml.clamp(0.0, b.vtbi_ml_max),
         minutes_left,
         battery_percent: t.battery_percent.clamp(0.0, 100.0),
-        battery_minutes_left: Some(t.battery_minutes_left),
-        downstream_pressure_mmhg: Some(t.downstream_pressure_mmhg),
+        battery_minutes_left: (!t.battery_minutes_left.is_nan())
+            .then(|| t.battery_minutes_left.clamp(0.0, b.battery_minutes_max)),
+        downstream_pressure_mmhg: (!t.downstream_pressure_mmhg.is_nan()).then(|| {
+            t.downstream_pressure_mmhg
+                .clamp(b.pressure_mmhg_min, b.pressure_mmhg_max)
+        }),
         mains_present: Some(t.mains_present),
         active_alarms: t
             .active_alarms

@@ -94,3 +94,18 @@ impl AppError {
         }
     }
 }
+
+/// Refuse text with NUL or other control characters (tab and line breaks excepted): no database stores them
+/// faithfully (PostgreSQL refuses NUL) and no person types them. Names `field` in the error.
+pub fn plain_text(field: &str, text: &str) -> Result<(), AppError> {
+    if text
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    {
+        return Err(AppError::invalid(
+            field,
+            "contains a control character (such as NUL); remove it",
+        ));
+    }
+    Ok(())
+}

@@ -26,6 +26,9 @@ use super::message::{LiveMessage, MessageKind};
 /// The alarm the server raises when a pump stops talking while infusing.
 pub const PUMP_SILENT: &str = "pump_silent";
 
+/// Alarms only the server raises; a pump may not raise or clear them.
+pub const SERVER_ALARMS: [&str; 1] = [PUMP_SILENT];
+
 /// Telemetry goes to the record on every change of pump state and otherwise at most this often.
 pub const TELEMETRY_RECORD_EVERY_MS: i64 = 60_000;
 
@@ -52,13 +55,17 @@ pub struct Device {
     pub teaching: bool,
 }
 
-/// One pump event of a batch, already stored in the record.
+/// One pump event of a batch, already stored in the record. The board acts on the server's receipt time, never
+/// on the pump's clock: a pump's clock decides nothing here.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PumpEvent {
+    /// The event's id in the record (an alarm raised by it is known by this id).
+    pub record_id: i64,
     /// The record's kind name (`alarm_raised`, …); kinds the board does not act on are ignored.
     pub kind: String,
-    pub occurred_at_ms: i64,
     pub data: Value,
+    /// The pump's time for the event minus the server's receipt time (positive: the pump's clock is ahead).
+    pub clock_skew_ms: i64,
 }
 
 /// One acknowledgement.
@@ -74,6 +81,10 @@ pub struct AckView {
 /// An active alarm as the screens show it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct AlarmView {
+    /// This occurrence of the alarm: `ev-<id of its alarm_raised event>` for a pump's alarm, `srv-<raised at,
+    /// ms>` for one the server raised. Forms and the API act on an alarm by this id (or, for compatibility, by
+    /// name).
+    pub id: String,
     pub alarm: String,
     pub priority: Priority,
     pub raised_at_ms: i64,
@@ -90,6 +101,7 @@ pub struct AlarmView {
 
 impl AlarmView {
     fn new(
+        id: String,
         alarm: &str,
         priority: Priority,
         raised_at_ms: i64,
@@ -97,6 +109,7 @@ impl AlarmView {
         teaching: bool,
     ) -> AlarmView {
         AlarmView {
+            id,
             alarm: alarm.into(),
             priority,
             raised_at_ms,
@@ -125,6 +138,20 @@ fn escalates(priority: Priority, teaching: bool) -> bool {
 struct LiveAlarm {
     view: AlarmView,
     acks: Vec<(i64, AckBy)>,
+    /// The pump the alarm is about: the one that raised it (or, for `pump_silent`, the one that went quiet).
+    /// Acknowledgements are recorded under it and forwarded to it, whichever pump spoke last.
+    device_id: Option<String>,
+}
+
+/// The id of a server-raised alarm (`pump_silent`): the same before and after a restart, because the record keeps
+/// the raise at the server's own time.
+fn server_alarm_id(raised_at_ms: i64) -> String {
+    format!("srv-{raised_at_ms}")
+}
+
+/// The id of a pump's alarm: its `alarm_raised` event in the record.
+fn pump_alarm_id(record_id: i64) -> String {
+    format!("ev-{record_id}")
 }
 
 impl LiveAlarm {
@@ -153,12 +180,14 @@ struct PatientLive {
     device_id: Option<String>,
     teaching: bool,
     alarms: Vec<LiveAlarm>,
-    /// Commands waiting for the pump's next batch or heartbeat.
-    commands: Vec<PumpCommand>,
+    /// Commands waiting for each pump's next batch or heartbeat: `(device, command)`.
+    commands: Vec<(String, PumpCommand)>,
     /// When telemetry was last written to the record, and the state it had.
     telemetry_recorded: Option<(i64, String)>,
     /// The escalation times of the patient's plan, once known.
     timing: Option<Timing>,
+    /// How far the live pump's clock was from the server's at its last event (positive: ahead).
+    clock_skew_ms: Option<i64>,
 }
 
 impl PatientLive {
@@ -168,30 +197,37 @@ impl PatientLive {
             .position(|x| x.view.alarm == alarm && x.view.teaching == teaching)
     }
 
-    /// The active alarm of that name. When a practice (teaching) alarm and a real one share the name, the
-    /// practice one is chosen: acknowledging or silencing by name must never be able to stop a real alarm's
-    /// escalation by mistake.
+    /// The active alarm an action names: by its id (`ev-…`, `srv-…`; alarm names never contain `-`), or by
+    /// name. By name, when a practice (teaching) alarm and a real one share it, the practice one is chosen:
+    /// acknowledging or silencing by name must never be able to stop a real alarm's escalation by mistake.
     fn find(&self, alarm: &str) -> Option<usize> {
+        if alarm.contains('-') {
+            return self.alarms.iter().position(|x| x.view.id == alarm);
+        }
         self.position(alarm, true)
             .or_else(|| self.alarms.iter().position(|x| x.view.alarm == alarm))
     }
 
-    /// The pump an action on this alarm belongs to, for the record and for forwarding: the pump holding the live
-    /// slot when the alarm is of the same kind (real or practice) as that pump; otherwise none. Returns the
-    /// device and whether to forward the command to it.
-    fn alarm_pump(&self, alarm_teaching: bool, alarm: &str) -> (Option<String>, bool) {
-        if alarm_teaching == self.teaching {
-            (self.device_id.clone(), alarm != PUMP_SILENT)
-        } else {
-            (None, false)
-        }
-    }
-
-    fn queue(&mut self, command: PumpCommand) {
+    /// Queue a command for the pump that raised the alarm; a server alarm has no pump to tell.
+    fn forward(&mut self, pos: usize, command: impl FnOnce(String) -> PumpCommand) {
+        let alarm = &self.alarms[pos];
+        let (Some(device), false) = (alarm.device_id.clone(), alarm.view.raised_by_server) else {
+            return;
+        };
         if self.commands.len() >= PUMP_COMMANDS_QUEUED_MAX {
             self.commands.remove(0);
         }
-        self.commands.push(command);
+        let name = alarm.view.alarm.clone();
+        self.commands.push((device, command(name)));
+    }
+
+    /// The commands waiting for this pump, taken off the queue.
+    fn take_commands(&mut self, device_id: &str) -> Vec<PumpCommand> {
+        let (mine, others) = std::mem::take(&mut self.commands)
+            .into_iter()
+            .partition(|(d, _)| d == device_id);
+        self.commands = others;
+        mine.into_iter().map(|(_, c)| c).collect()
     }
 
     fn timing(&self, settings: Settings) -> Timing {
@@ -266,6 +302,9 @@ pub struct PatientSnapshot {
     pub teaching: bool,
     /// Highest priority first, then oldest.
     pub active_alarms: Vec<AlarmView>,
+    /// How far the pump's clock was from the server's at its last event, in ms (positive: ahead); the
+    /// server's time is what alarms and escalation use.
+    pub pump_clock_skew_ms: Option<i64>,
 }
 
 /// One row of the nurse dashboard.
@@ -285,6 +324,8 @@ pub struct PatientSummary {
 /// An alarm found active in the record at start, with the acknowledgements and escalations written about it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RestoredAlarm {
+    /// The record id of its `alarm_raised` event.
+    pub raised_event: i64,
     pub alarm: String,
     pub priority: Priority,
     pub raised_at_ms: i64,
@@ -386,6 +427,9 @@ impl Board {
         for event in events {
             apply_pump_event(live, now_ms, device, event, timing, &mut effects);
         }
+        if let (true, Some(last)) = (owns_slot, events.last()) {
+            live.clock_skew_ms = Some(last.clock_skew_ms);
+        }
         if owns_slot {
             // Events without telemetry still prove the link is alive.
             let spoke = telemetry.is_some() || !events.is_empty() || live.telemetry_at_ms.is_some();
@@ -410,11 +454,7 @@ impl Board {
                 live.telemetry = Some(t);
             }
         }
-        let commands = if owns_slot {
-            std::mem::take(&mut live.commands)
-        } else {
-            vec![]
-        };
+        let commands = live.take_commands(&device.id);
         effects.extend(self.escalate(now_ms, &device.patient_id));
         BatchOutcome { commands, effects }
     }
@@ -448,20 +488,16 @@ impl Board {
             note: note.clone(),
         };
         live.alarms[pos].acknowledge(now_ms, by, ack, timing);
+        live.forward(pos, |alarm| PumpCommand::Acknowledge { alarm });
         let view = live.alarms[pos].view.clone();
-        let (device, forward) = live.alarm_pump(view.teaching, alarm);
-        if forward {
-            live.queue(PumpCommand::Acknowledge {
-                alarm: alarm.into(),
-            });
-        }
+        let device = live.alarms[pos].device_id.clone();
         let draft = EventDraft::new(
             patient_id,
             Kind::AlarmAcknowledged,
             person.role.origin(),
             Some(&person.id),
             now_ms,
-            json!({"alarm": alarm, "priority": view.priority, "by": person.id, "role": person.role.name(), "display_name": person.display_name, "note": note, "raised_at_ms": view.raised_at_ms}),
+            json!({"alarm": view.alarm, "alarm_id": view.id, "priority": view.priority, "by": person.id, "role": person.role.name(), "display_name": person.display_name, "note": note, "raised_at_ms": view.raised_at_ms}),
         )
         .for_device(device.as_deref())
         .teaching(view.teaching);
@@ -470,7 +506,7 @@ impl Board {
             patient_id,
             &live.clinic_id,
             now_ms,
-            json!({"alarm": alarm, "by": person.display_name, "role": person.role.name(), "alarm_view": view}),
+            json!({"alarm": view.alarm, "alarm_id": view.id, "by": person.display_name, "role": person.role.name(), "alarm_view": view}),
         );
         Ok((view, vec![Effect::Record(draft), published]))
     }
@@ -495,20 +531,16 @@ impl Board {
         let pos = live.find(alarm).ok_or_else(no_such)?;
         let until = now_ms + i64::from(minutes) * 60_000;
         live.alarms[pos].view.silenced_until_ms = Some(until);
+        live.forward(pos, |alarm| PumpCommand::Silence { alarm });
         let view = live.alarms[pos].view.clone();
-        let (device, forward) = live.alarm_pump(view.teaching, alarm);
-        if forward {
-            live.queue(PumpCommand::Silence {
-                alarm: alarm.into(),
-            });
-        }
+        let device = live.alarms[pos].device_id.clone();
         let draft = EventDraft::new(
             patient_id,
             Kind::AlarmSilenced,
             person.role.origin(),
             Some(&person.id),
             now_ms,
-            json!({"alarm": alarm, "by": person.id, "role": person.role.name(), "display_name": person.display_name, "until_ms": until, "silenced_for_s": minutes * 60}),
+            json!({"alarm": view.alarm, "alarm_id": view.id, "by": person.id, "role": person.role.name(), "display_name": person.display_name, "until_ms": until, "silenced_for_s": minutes * 60}),
         )
         .for_device(device.as_deref())
         .teaching(view.teaching);
@@ -517,7 +549,7 @@ impl Board {
             patient_id,
             &live.clinic_id,
             now_ms,
-            json!({"alarm": alarm, "until_ms": until, "by": person.display_name}),
+            json!({"alarm": view.alarm, "alarm_id": view.id, "until_ms": until, "by": person.display_name}),
         );
         Ok((view, vec![Effect::Record(draft), published]))
     }
@@ -562,8 +594,7 @@ impl Board {
                 escalation_effects(
                     &notice,
                     &alarm.view,
-                    live.teaching,
-                    live.device_id.as_deref(),
+                    alarm.device_id.as_deref(),
                     now_ms,
                     &mut effects,
                 );
@@ -578,7 +609,7 @@ impl Board {
         let live = self.patients.entry(patient_id.into()).or_default();
         live.clinic_id = clinic_id.into();
         for restored in alarms {
-            if restored.device_id != "server" {
+            if restored.device_id != "server" && live.device_id.is_none() {
                 live.device_id = Some(restored.device_id.clone());
             }
             live.alarms.push(restore_alarm(&restored));
@@ -610,6 +641,7 @@ impl Board {
                 link: "none",
                 teaching: false,
                 active_alarms: vec![],
+                pump_clock_skew_ms: None,
             },
             Some(l) => PatientSnapshot {
                 patient_id: patient_id.into(),
@@ -618,6 +650,7 @@ impl Board {
                 link: l.link(now_ms, settings),
                 teaching: l.teaching,
                 active_alarms: l.sorted_views(),
+                pump_clock_skew_ms: l.clock_skew_ms,
             },
         }
     }
@@ -703,8 +736,9 @@ fn apply_pump_event(
         .get("alarm")
         .and_then(|v| v.as_str())
         .unwrap_or("");
-    // A pump's clock may run ahead of ours; an alarm is never shown as raised in the future.
-    let at = event.occurred_at_ms.min(now_ms);
+    // Escalation runs on the server's receipt time: a wrong pump clock can neither page the nurse at once (a
+    // time in the past) nor hold the ladder back (a time in the future).
+    let at = now_ms;
     let publish = |kind, data| message(kind, &device.patient_id, &device.clinic_id, now_ms, data);
     match Kind::from_name(&event.kind) {
         Some(Kind::AlarmRaised) if live.position(alarm, device.teaching).is_none() => {
@@ -714,12 +748,17 @@ fn apply_pump_event(
                 .and_then(|v| v.as_str())
                 .and_then(Priority::from_name)
                 .unwrap_or(Priority::High);
-            let view = AlarmView::new(alarm, priority, at, false, device.teaching);
+            let id = pump_alarm_id(event.record_id);
+            let view = AlarmView::new(id, alarm, priority, at, false, device.teaching);
             effects.push(publish(
                 MessageKind::Alarm,
                 json!({"alarm": view, "detail": event.data}),
             ));
-            live.alarms.push(LiveAlarm { view, acks: vec![] });
+            live.alarms.push(LiveAlarm {
+                view,
+                acks: vec![],
+                device_id: Some(device.id.clone()),
+            });
         }
         Some(Kind::AlarmCleared) => {
             if let Some(pos) = live.position(alarm, device.teaching) {
@@ -828,10 +867,18 @@ fn raise_pump_silent(
     {
         return;
     }
-    let view = AlarmView::new(PUMP_SILENT, Priority::High, now_ms, true, live.teaching);
+    let view = AlarmView::new(
+        server_alarm_id(now_ms),
+        PUMP_SILENT,
+        Priority::High,
+        now_ms,
+        true,
+        live.teaching,
+    );
     live.alarms.push(LiveAlarm {
         view: view.clone(),
         acks: vec![],
+        device_id: live.device_id.clone(),
     });
     let detail = format!("no telemetry for {} s while infusing", quiet_ms / 1000);
     let draft = EventDraft::system(
@@ -857,16 +904,16 @@ fn raise_pump_silent(
 fn escalation_effects(
     notice: &EscalationNotice,
     view: &AlarmView,
-    teaching: bool,
     device_id: Option<&str>,
     now_ms: i64,
     effects: &mut Vec<Effect>,
 ) {
+    let teaching = view.teaching;
     let unacknowledged_for_ms = notice.unacknowledged_for_ms;
     let payload = json!({
         "alarm": notice.alarm, "priority": notice.priority, "rung": notice.rung.name(),
         "unacknowledged_for_s": u32::try_from(unacknowledged_for_ms.max(0) / 1000).unwrap_or(u32::MAX),
-        "unacknowledged_for_ms": unacknowledged_for_ms, "raised_at_ms": view.raised_at_ms,
+        "unacknowledged_for_ms": unacknowledged_for_ms, "raised_at_ms": view.raised_at_ms, "alarm_id": view.id,
     });
     let draft = EventDraft::system(&notice.patient_id, Kind::AlarmEscalated, now_ms, payload)
         .for_device(device_id)
@@ -886,15 +933,23 @@ fn escalation_effects(
 
 /// Rebuild one alarm's acknowledgements and highest rung from the events written about it.
 fn restore_alarm(restored: &RestoredAlarm) -> LiveAlarm {
+    let by_server = SERVER_ALARMS.contains(&restored.alarm.as_str());
+    let id = if by_server {
+        server_alarm_id(restored.raised_at_ms)
+    } else {
+        pump_alarm_id(restored.raised_event)
+    };
     let mut alarm = LiveAlarm {
         view: AlarmView::new(
+            id,
             &restored.alarm,
             restored.priority,
             restored.raised_at_ms,
-            restored.device_id == "server",
+            by_server,
             false,
         ),
         acks: vec![],
+        device_id: (restored.device_id != "server").then(|| restored.device_id.clone()),
     };
     for e in &restored.history {
         if e.payload["alarm"] != restored.alarm.as_str() || e.at_ms < restored.raised_at_ms {

@@ -20,10 +20,13 @@ pub enum ServerKind {
     PracticeAction,
     /// A clinic admin set or removed the clinic's webhook.
     WebhookChanged,
+    /// A pump sent events stamped far from the server's time (its clock is wrong); the events keep the pump's
+    /// time, and this records which ones and by how much.
+    PumpClockSkew,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 7] = [
+    pub const ALL: [ServerKind; 8] = [
         ServerKind::AlarmStepDone,
         ServerKind::ChecklistAnswered,
         ServerKind::PracticeStarted,
@@ -31,6 +34,7 @@ impl ServerKind {
         ServerKind::PracticeFault,
         ServerKind::PracticeAction,
         ServerKind::WebhookChanged,
+        ServerKind::PumpClockSkew,
     ];
 
     pub fn name(self) -> &'static str {
@@ -42,6 +46,7 @@ impl ServerKind {
             ServerKind::PracticeFault => "practice_fault",
             ServerKind::PracticeAction => "practice_action",
             ServerKind::WebhookChanged => "webhook_changed",
+            ServerKind::PumpClockSkew => "pump_clock_skew",
         }
     }
 }

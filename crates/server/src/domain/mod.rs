@@ -3,6 +3,7 @@
 //! argument; nothing here reads a clock, touches a socket or a database, or spawns a task
 //! (`tests/server/sans_io.rs` checks the sources). The services layer drives it and carries out its effects.
 
+pub mod authority;
 pub mod board;
 pub mod escalation;
 pub mod event;

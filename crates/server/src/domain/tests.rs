@@ -62,11 +62,14 @@ fn patient() -> Person {
     }
 }
 
+/// A pump event whose pump clock said `at_ms` (the board is given it as a skew from its receipt, which the tests
+/// take to be the same time unless they say otherwise).
 fn event(kind: Kind, at_ms: i64, data: Value) -> PumpEvent {
     PumpEvent {
+        record_id: at_ms,
         kind: kind.name().into(),
-        occurred_at_ms: at_ms,
         data,
+        clock_skew_ms: 0,
     }
 }
 
@@ -160,7 +163,10 @@ fn a_raised_alarm_shows_at_once_and_is_never_doubled() {
     );
     let snap = b.snapshot(1_000, PATIENT);
     assert_eq!(snap.active_alarms.len(), 1);
-    assert_eq!(snap.active_alarms[0].raised_at_ms, 900);
+    assert_eq!(
+        snap.active_alarms[0].raised_at_ms, 1_000,
+        "the server's receipt time"
+    );
     assert_eq!(snap.active_alarms[0].priority, Priority::High);
 
     // The pump says it again (a re-sent or repeated event): still one alarm, nothing announced.
@@ -378,6 +384,54 @@ fn after_the_nurse_is_alerted_only_a_clinician_stops_the_ladder() {
 }
 
 #[test]
+fn an_acknowledgement_belongs_to_the_pump_that_raised_the_alarm() {
+    let mut b = board();
+    let second = Device {
+        id: "dev_second".into(),
+        ..pump(false)
+    };
+    b.batch(0, &pump(false), &[raised("air_in_line", "high", 11)], None);
+    // A second pump on the same patient speaks last.
+    b.batch(1_000, &second, &[], Some(telemetry("infusing")));
+    let id = b.snapshot(1_000, PATIENT).active_alarms[0].id.clone();
+    assert_eq!(id, "ev-11");
+    let (_, effects) = b.acknowledge(2_000, PATIENT, &id, &nurse(), None).unwrap();
+    let Effect::Record(d) = &effects[0] else {
+        panic!()
+    };
+    assert_eq!(d.device_id.as_deref(), Some("dev_real"));
+    assert_eq!(d.payload["alarm_id"], "ev-11");
+    assert!(b.batch(3_000, &second, &[], None).commands.is_empty());
+    assert_eq!(b.batch(3_000, &pump(false), &[], None).commands.len(), 1);
+}
+
+#[test]
+fn an_action_by_id_reaches_exactly_that_alarm() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 21)],
+        None,
+    );
+    b.batch(
+        0,
+        &pump(true),
+        &[raised("occlusion_downstream", "high", 22)],
+        None,
+    );
+    // By id, the real alarm is acknowledged although a practice one shares its name.
+    let (view, _) = b
+        .acknowledge(1_000, PATIENT, "ev-21", &nurse(), None)
+        .unwrap();
+    assert!(!view.teaching);
+    assert!(
+        b.acknowledge(1_000, PATIENT, "ev-99", &nurse(), None)
+            .is_err()
+    );
+}
+
+#[test]
 fn acknowledging_an_alarm_that_is_not_active_is_refused() {
     let mut b = board();
     let err = b
@@ -462,6 +516,7 @@ fn a_pump_that_goes_quiet_while_infusing_raises_pump_silent_until_it_speaks() {
     let snap = b.snapshot(60_001, PATIENT);
     assert_eq!(snap.link, "silent");
     assert!(snap.active_alarms[0].raised_by_server);
+    assert_eq!(snap.active_alarms[0].id, "srv-60001");
     assert!(b.tick(120_000).is_empty(), "raised once");
     // Unanswered, it climbs like any high alarm.
     assert_eq!(
@@ -542,8 +597,20 @@ fn a_practice_pump_never_touches_the_real_pump() {
     let Effect::Record(d) = &effects[0] else {
         panic!()
     };
-    assert!(d.teaching && d.device_id.is_none());
+    assert!(d.teaching);
+    assert_eq!(
+        d.device_id.as_deref(),
+        Some("dev_practice"),
+        "recorded under the practice pump"
+    );
     assert!(b.batch(3_000, &pump(false), &[], None).commands.is_empty());
+    assert_eq!(
+        b.batch(3_000, &pump(true), &[], None).commands,
+        [PumpCommand::Acknowledge {
+            alarm: "occlusion_downstream".into()
+        }],
+        "the practice pump hears its own acknowledgement, like a real one"
+    );
     // Practice alarms never page anyone; the real one still does.
     b.batch(
         5 * MINUTE_MS - 1_000,
@@ -594,6 +661,7 @@ fn the_dashboard_puts_the_most_urgent_first() {
 
 fn restored(history: Vec<RestoredEvent>) -> RestoredAlarm {
     RestoredAlarm {
+        raised_event: 7,
         alarm: "occlusion_downstream".into(),
         priority: Priority::High,
         raised_at_ms: 0,

@@ -244,23 +244,129 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
                     AppError::invalid("body", "could not read the request body")
                 }
             })?;
-        let de = &mut serde_json::Deserializer::from_slice(&bytes);
-        serde_path_to_error::deserialize(de)
-            .map(ApiJson)
-            .map_err(|e| {
-                let path = e.path().to_string();
-                let field = if path == "." || path.is_empty() {
-                    "body".to_string()
-                } else {
-                    path
-                };
-                let inner = e.into_inner();
-                let message = if inner.is_syntax() || inner.is_eof() {
-                    format!("is not valid JSON ({inner})")
-                } else {
-                    inner.to_string()
-                };
-                AppError::invalid(field, message)
-            })
+        parse_json_body(&bytes).map(ApiJson)
+    }
+}
+
+/// Exactly one JSON value, every text in it free of control characters, deserialized with the path of the first
+/// wrong field in the error.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    let value: serde_json::Value = serde::Deserialize::deserialize(&mut *de).map_err(|e| {
+        let message = if e.is_syntax() || e.is_eof() {
+            format!("is not valid JSON ({e})")
+        } else {
+            e.to_string()
+        };
+        AppError::invalid("body", message)
+    })?;
+    de.end().map_err(|_| {
+        AppError::invalid(
+            "body",
+            "has more after the JSON value; send exactly one JSON value per request",
+        )
+    })?;
+    check_text(&value, &mut String::new())?;
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let field = if path == "." || path.is_empty() {
+            "body".to_string()
+        } else {
+            path
+        };
+        AppError::invalid(field, e.into_inner().to_string())
+    })
+}
+
+/// Refuse NUL and other control characters (tab and line breaks excepted) in any key or text of a body, naming
+/// where: no database stores them faithfully, and no person types them.
+fn check_text(value: &serde_json::Value, path: &mut String) -> Result<(), AppError> {
+    let bad = |s: &str| {
+        s.chars()
+            .any(|c| c.is_control() && !matches!(c, '\t' | '\n' | '\r'))
+    };
+    let at = |path: &str| {
+        if path.is_empty() {
+            "body".to_string()
+        } else {
+            path.to_string()
+        }
+    };
+    match value {
+        serde_json::Value::String(s) if bad(s) => Err(AppError::invalid(
+            at(path),
+            "contains a control character (such as NUL); remove it",
+        )),
+        serde_json::Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                let len = path.len();
+                path.push_str(&format!("[{i}]"));
+                check_text(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        serde_json::Value::Object(map) => {
+            for (key, item) in map {
+                let len = path.len();
+                if !path.is_empty() {
+                    path.push('.');
+                }
+                path.push_str(key);
+                if bad(key) {
+                    return Err(AppError::invalid(
+                        at(path),
+                        "a field name contains a control character; remove it",
+                    ));
+                }
+                check_text(item, path)?;
+                path.truncate(len);
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field_of(body: &str) -> Option<String> {
+        match parse_json_body::<serde_json::Value>(body.as_bytes()) {
+            Ok(_) => None,
+            Err(AppError::Invalid { field, .. }) => Some(field),
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn one_json_value_of_clean_text() {
+        assert_eq!(field_of(r#"{"a": 1}"#), None);
+        assert_eq!(field_of("{\"a\": \"tab\\tand\\nline\"}"), None);
+        assert_eq!(
+            field_of(r#"{"a": 1}{"a": 2}"#).as_deref(),
+            Some("body"),
+            "two values back to back"
+        );
+        assert_eq!(field_of(r#"{"a": 1} x"#).as_deref(), Some("body"));
+        assert_eq!(
+            field_of(r#"{"a": 1}   "#),
+            None,
+            "trailing white space is fine"
+        );
+        assert_eq!(
+            field_of(r#"{"name": "Mal\u0000lory"}"#).as_deref(),
+            Some("name")
+        );
+        assert_eq!(
+            field_of(r#"{"events": [{"data": {"x": "\u0001"}}]}"#).as_deref(),
+            Some("events[0].data.x")
+        );
+        assert_eq!(
+            field_of(r#"{"na\u0000me": 1}"#).as_deref(),
+            Some("na\u{0}me")
+        );
+        assert_eq!(field_of("{\"a\": 1"), Some("body".into()), "not valid JSON");
     }
 }

@@ -46,6 +46,10 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
         .or_insert(HeaderValue::from_static("DENY"));
     h.entry(header::REFERRER_POLICY)
         .or_insert(HeaderValue::from_static("same-origin"));
+    // Patient data must never sit in a shared or browser cache: every response is `no-store` unless it set its
+    // own policy (only the embedded stylesheet and script do).
+    h.entry(header::CACHE_CONTROL)
+        .or_insert(HeaderValue::from_static("no-store"));
     response
 }
 

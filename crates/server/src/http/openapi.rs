@@ -38,7 +38,7 @@ fn patient_param() -> Value {
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
     let p = patient_param();
-    let alarm = json!({"name": "alarm", "in": "path", "required": true, "schema": {"type": "string"}, "description": "alarm name, e.g. occlusion_downstream or pump_silent"});
+    let alarm = json!({"name": "alarm", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the alarm's id from the snapshot (ev-123, srv-1700000000000), which names exactly one occurrence on one pump; or, for compatibility, its name (occlusion_downstream, pump_silent), which picks a practice alarm before a real one of the same name"});
     json!({
         "openapi": "3.1.0",
         "info": {

@@ -175,6 +175,9 @@ pub async fn silence(
 }
 
 fn validate_note(note: Option<&str>) -> Result<Option<String>, AppError> {
+    if let Some(n) = note {
+        crate::error::plain_text("note", n)?;
+    }
     match note.map(str::trim) {
         None | Some("") => Ok(None),
         Some(n) if n.chars().count() > 1000 => Err(AppError::invalid(

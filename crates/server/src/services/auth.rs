@@ -98,14 +98,74 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
         .is_ok()
 }
 
-/// Minimum password length for new accounts.
+/// Minimum password length for new accounts, not counting white space around it.
 pub const PASSWORD_LEN_MIN: usize = 10;
+/// Longest password accepted (bytes), so hashing stays bounded.
+pub const PASSWORD_BYTES_MAX: usize = 1000;
 
-/// Sliding-window counter of failed logins per (username, address) and per address.
+/// Passwords of the minimum length or longer that appear at the top of public lists of breached passwords; refused
+/// whatever their case. Short on purpose: the length rule does most of the work.
+const COMMON_PASSWORDS: [&str; 24] = [
+    "1234567890",
+    "12345678910",
+    "123456789a",
+    "0123456789",
+    "1111111111",
+    "0000000000",
+    "1q2w3e4r5t",
+    "qwertyuiop",
+    "asdfghjkl1",
+    "password12",
+    "password123",
+    "password1234",
+    "passw0rd123",
+    "iloveyou12",
+    "qwerty1234",
+    "qwerty12345",
+    "abcdefghij",
+    "abc1234567",
+    "letmein123",
+    "welcome123",
+    "changeme123",
+    "football123",
+    "princess123",
+    "infusafe123",
+];
+
+/// The password policy: at least `PASSWORD_LEN_MIN` characters not counting white space around them, at most
+/// `PASSWORD_BYTES_MAX` bytes, not one of the most common passwords. Says what to do when refused.
+pub fn check_password_policy(password: &str) -> Result<(), AppError> {
+    let trimmed = password.trim();
+    if trimmed.chars().count() < PASSWORD_LEN_MIN || password.len() > PASSWORD_BYTES_MAX {
+        return Err(AppError::invalid(
+            "password",
+            format!(
+                "use at least {PASSWORD_LEN_MIN} characters (spaces at the start or end do not count) and at most {PASSWORD_BYTES_MAX} bytes"
+            ),
+        ));
+    }
+    let lower = trimmed.to_lowercase();
+    let repeated = trimmed.chars().all(|c| trimmed.starts_with(c));
+    if repeated || COMMON_PASSWORDS.contains(&lower.as_str()) {
+        return Err(AppError::invalid(
+            "password",
+            "this password is one of the most common ones and easy to guess; choose another (a few unrelated words work well)",
+        ));
+    }
+    Ok(())
+}
+
+/// Sliding-window counter of login attempts per (username, address) and per address. An attempt is counted
+/// *before* the password is checked (reserve, then check), under one lock, so parallel guesses cannot all pass
+/// the limit before any failure is counted; a success gives the user's reservations back.
 #[derive(Debug, Clone, Default)]
 pub struct LoginLimiter {
     inner: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
 }
+
+/// Keys tracked at most: beyond this the oldest state is dropped (a password-spraying attack cannot grow memory
+/// without bound; the per-address key is re-created by the next attempt).
+pub const LIMITER_KEYS_MAX: usize = 100_000;
 
 impl LoginLimiter {
     fn keys(username: &str, ip: Option<IpAddr>) -> [String; 2] {
@@ -118,8 +178,9 @@ impl LoginLimiter {
         ]
     }
 
-    /// `Err(seconds)` while the caller must wait.
-    pub fn check(
+    /// Count one attempt now, or `Err(seconds)` while the caller must wait (nothing is counted then). Per address
+    /// ten times more attempts are allowed, so one person's typos never lock out a household.
+    pub fn reserve(
         &self,
         username: &str,
         ip: Option<IpAddr>,
@@ -128,12 +189,9 @@ impl LoginLimiter {
     ) -> Result<(), u64> {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
-        // Per address we allow ten times more failures, so one person's typos never lock out a household.
-        for (key, limit) in Self::keys(username, ip)
-            .into_iter()
-            .zip([max, max.saturating_mul(10)])
-        {
-            if let Some(q) = map.get_mut(&key) {
+        let keys = Self::keys(username, ip);
+        for (key, limit) in keys.iter().zip([max, max.saturating_mul(10)]) {
+            if let Some(q) = map.get_mut(key) {
                 while q.front().is_some_and(|t| now.duration_since(*t) > window) {
                     q.pop_front();
                 }
@@ -145,24 +203,24 @@ impl LoginLimiter {
                 }
             }
         }
+        if map.len() >= LIMITER_KEYS_MAX {
+            map.clear();
+        }
+        for key in keys {
+            map.entry(key).or_default().push_back(now);
+        }
         Ok(())
     }
 
-    pub fn failed(&self, username: &str, ip: Option<IpAddr>) {
-        let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        for key in Self::keys(username, ip) {
-            map.entry(key).or_default().push_back(Instant::now());
-        }
-        // Bound memory under a password-spraying attack.
-        if map.len() > 100_000 {
-            map.clear();
-        }
-    }
-
+    /// The password was right: the user's reserved attempts are given back, and the address gets back the one
+    /// this attempt reserved, so only failures count against a household.
     pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let [user_key, _] = Self::keys(username, ip);
+        let [user_key, ip_key] = Self::keys(username, ip);
         map.remove(&user_key);
+        if let Some(q) = map.get_mut(&ip_key) {
+            q.pop_back();
+        }
     }
 }
 
@@ -181,6 +239,11 @@ pub async fn login(
     client_ip: Option<IpAddr>,
 ) -> Result<SessionCookie, AuthError> {
     let username = username.trim();
+    if crate::error::plain_text("username", username).is_err() {
+        return Err(AuthError::Invalid(
+            "the username contains a control character (such as NUL); remove it".into(),
+        ));
+    }
     if username.is_empty() || username.len() > 100 {
         return Err(AuthError::Invalid(
             "enter your username (1 to 100 characters)".into(),
@@ -192,7 +255,7 @@ pub async fn login(
     let config = &state.config;
     state
         .limiter
-        .check(
+        .reserve(
             username,
             client_ip,
             config.login_failures_max,
@@ -211,7 +274,6 @@ pub async fn login(
         .map_err(AppError::internal)?;
     let role = Role::from_name(&role);
     let (true, Some(role)) = (ok && row.is_some(), role) else {
-        state.limiter.failed(username, client_ip);
         if row.is_some() {
             record_login_event(state, &user_id, false, client_ip).await;
         }
@@ -339,6 +401,9 @@ pub async fn user_for_session(
 
 /// Create an account. Usernames are case-insensitive (stored lower-case).
 pub async fn create_user(state: &AppState, new: &NewUser) -> Result<String, AppError> {
+    crate::error::plain_text("username", &new.username)?;
+    crate::error::plain_text("display_name", &new.display_name)?;
+    crate::error::plain_text("password", &new.password)?;
     let username = new.username.trim().to_lowercase();
     if username.is_empty()
         || username.len() > 100
@@ -357,12 +422,7 @@ pub async fn create_user(state: &AppState, new: &NewUser) -> Result<String, AppE
             "give a name of 1 to 200 characters",
         ));
     }
-    if new.password.chars().count() < PASSWORD_LEN_MIN || new.password.len() > 1000 {
-        return Err(AppError::invalid(
-            "password",
-            format!("use at least {PASSWORD_LEN_MIN} characters"),
-        ));
-    }
+    check_password_policy(&new.password)?;
     if store::accounts::username_taken(&state.db, &username).await? {
         return Err(AppError::Conflict(format!(
             "the username {username:?} is taken; choose another"
@@ -409,16 +469,58 @@ mod tests {
     }
 
     #[test]
-    fn limiter_blocks_after_max_failures_per_user_and_address() {
+    fn limiter_blocks_after_max_attempts_per_user_and_address() {
         let l = LoginLimiter::default();
         let ip = Some(IpAddr::from([10, 0, 0, 1]));
         for _ in 0..3 {
-            assert!(l.check("ann", ip, 3, Duration::from_secs(60)).is_ok());
-            l.failed("ann", ip);
+            assert!(l.reserve("ann", ip, 3, Duration::from_secs(60)).is_ok());
         }
-        assert!(l.check("ANN", ip, 3, Duration::from_secs(60)).is_err());
+        assert!(l.reserve("ANN", ip, 3, Duration::from_secs(60)).is_err());
         // Another user from the same address is not locked out.
-        assert!(l.check("bob", ip, 3, Duration::from_secs(60)).is_ok());
+        assert!(l.reserve("bob", ip, 3, Duration::from_secs(60)).is_ok());
+        // A success gives the user's attempts back.
+        l.succeeded("bob", ip);
+        for _ in 0..3 {
+            assert!(l.reserve("bob", ip, 3, Duration::from_secs(60)).is_ok());
+        }
+    }
+
+    #[test]
+    fn parallel_attempts_cannot_pass_the_limit_together() {
+        let l = LoginLimiter::default();
+        let ip = Some(IpAddr::from([10, 0, 0, 2]));
+        let passed: usize = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..100)
+                .map(|_| {
+                    let l = l.clone();
+                    scope.spawn(move || l.reserve("ann", ip, 5, Duration::from_secs(60)).is_ok())
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| usize::from(h.join().unwrap_or(false)))
+                .sum()
+        });
+        assert_eq!(passed, 5);
+    }
+
+    #[test]
+    fn password_policy() {
+        assert!(check_password_policy("correct horse battery").is_ok());
+        assert!(check_password_policy("          ").is_err(), "ten spaces");
+        assert!(
+            check_password_policy("  short9  ").is_err(),
+            "surrounding spaces do not count"
+        );
+        assert!(
+            check_password_policy("Password123").is_err(),
+            "common, any case"
+        );
+        assert!(
+            check_password_policy("aaaaaaaaaaaa").is_err(),
+            "one repeated character"
+        );
+        assert!(check_password_policy(&"x".repeat(1001)).is_err());
     }
 
     #[test]

@@ -23,6 +23,7 @@ fn origin(actor: Option<&str>) -> Origin {
 
 /// Create a clinic with a fresh webhook signing secret.
 pub async fn create_clinic(state: &AppState, name: &str) -> Result<String, AppError> {
+    crate::error::plain_text("name", name)?;
     if name.trim().is_empty() || name.len() > 200 {
         return Err(AppError::invalid(
             "name",
@@ -41,6 +42,7 @@ pub async fn create_patient(
     display_name: &str,
     actor: Option<&str>,
 ) -> Result<String, AppError> {
+    crate::error::plain_text("display_name", display_name)?;
     let name = display_name.trim();
     if name.is_empty() || name.chars().count() > 200 {
         return Err(AppError::invalid(
@@ -81,6 +83,7 @@ pub async fn create_device(
     teaching: bool,
     actor: Option<&str>,
 ) -> Result<NewDevice, AppError> {
+    crate::error::plain_text("label", label)?;
     if label.trim().is_empty() || label.len() > 200 {
         return Err(AppError::invalid(
             "label",
@@ -144,6 +147,7 @@ pub async fn set_webhook(
     url: Option<&str>,
 ) -> Result<String, AppError> {
     if let Some(u) = url {
+        crate::error::plain_text("url", u)?;
         let ok = u.len() <= 500
             && u.starts_with("http://")
             && u.parse::<http::Uri>().is_ok_and(|uri| uri.host().is_some());

@@ -57,6 +57,7 @@ async fn active_alarms(
     Ok(active
         .into_iter()
         .map(|a| RestoredAlarm {
+            raised_event: a.raised_event.0,
             priority: pump::Priority::from_name(&a.priority).unwrap_or(pump::Priority::High),
             raised_at_ms: a.raised_at.as_millisecond(),
             history: history

@@ -64,7 +64,7 @@ pub async fn dashboard(State(state): State<AppState>, user: WebUser) -> Result<R
                 alarms: r
                     .active_alarms
                     .iter()
-                    .map(|a| alarm_line(a, now, format!("{base}/alarms/{}/ack", a.alarm)))
+                    .map(|a| alarm_line(a, now, format!("{base}/alarms/{}/ack", a.id)))
                     .collect(),
             }
         })
@@ -169,7 +169,7 @@ async fn patient_page(
         alarms: snapshot
             .active_alarms
             .iter()
-            .map(|a| alarm_line(a, now, format!("{base}/alarms/{}/ack", a.alarm)))
+            .map(|a| alarm_line(a, now, format!("{base}/alarms/{}/ack", a.id)))
             .collect(),
         pump: pump_view(&snapshot, plan_value.as_ref(), now),
         volume_svg,

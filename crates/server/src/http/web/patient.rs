@@ -619,7 +619,7 @@ pub async fn pump(
         if i == 0 {
             alarm = Some(alarm_guide(&state, &patient_id, a, &layout.contacts, now).await?);
         } else {
-            other_alarms.push(alarm_line(a, now, format!("{base}/alarms/{}/ack", a.alarm)));
+            other_alarms.push(alarm_line(a, now, format!("{base}/alarms/{}/ack", a.id)));
         }
     }
     let pump = pump_view(&snapshot, plan.as_ref(), now);
@@ -738,8 +738,8 @@ async fn alarm_guide(
             .map(|k| format!("{} by {}", format_time(now, k.at_ms), k.by_name))
             .unwrap_or_default(),
         teaching: a.teaching,
-        step_action: format!("{base}/alarms/{}/step", a.alarm),
-        ack_action: format!("{base}/alarms/{}/ack", a.alarm),
+        step_action: format!("{base}/alarms/{}/step", a.id),
+        ack_action: format!("{base}/alarms/{}/ack", a.id),
     })
 }
 
@@ -756,10 +756,16 @@ pub async fn alarm_step(
         .and_then(|s| s.parse().ok())
         .ok_or_else(|| AppError::invalid("step", "the step number is missing; reload the page"))?;
     let snapshot = crate::services::alarms::snapshot(&state, &access);
-    let Some(active) = snapshot.active_alarms.iter().find(|a| a.alarm == alarm) else {
+    // The form names this occurrence by its id (older pages by the alarm's name).
+    let Some(active) = snapshot
+        .active_alarms
+        .iter()
+        .find(|a| a.id == alarm || a.alarm == alarm)
+    else {
         // The alarm cleared while the page was open: show the pump as it is now.
         return Ok(see_other(&format!("{}/pump", patient_base(&patient_id))));
     };
+    let alarm = active.alarm.clone();
     let steps = care::Alarm::from_name(&alarm)
         .map(|k| care::content().alarm(k).steps.clone())
         .unwrap_or_default();
@@ -772,7 +778,7 @@ pub async fn alarm_step(
         user.role.origin(),
         Some(&user.id),
         crate::services::now_ms(),
-        json!({"alarm": alarm, "raised_at_ms": active.raised_at_ms, "step": step, "text": text, "by": user.id, "display_name": user.display_name, "role": user.role.name()}),
+        json!({"alarm": alarm, "alarm_id": active.id, "raised_at_ms": active.raised_at_ms, "step": step, "text": text, "by": user.id, "display_name": user.display_name, "role": user.role.name()}),
     )
     .teaching(active.teaching);
     crate::services::records::append(&state, event).await?;
