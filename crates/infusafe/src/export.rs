@@ -1,6 +1,6 @@
 //! `infusafe export --patient ID --format csv|fhir [--from T] [--to T] [--out FILE]`: a patient's record as
-//! CSV (one row per event) or as an HL7 FHIR R4 Bundle. Exit codes: 0 written, 2 bad arguments or an
-//! unreachable or unreadable database, 1 the output could not be written.
+//! CSV (one row per event) or as an HL7 FHIR R4 Bundle. Exit codes: 0 written, 2 bad arguments (including
+//! a patient with no record) or an unreachable or unreadable database, 1 the output could not be written.
 
 use crate::record::DatabaseArgs;
 use std::process::ExitCode;
@@ -51,60 +51,55 @@ fn parse_time(flag: &str, text: &str) -> Result<record::jiff::Timestamp, String>
     ))
 }
 
-pub fn main(args: ExportArgs) -> ExitCode {
-    let query = (|| -> Result<record::export::ExportQuery, String> {
-        Ok(record::export::ExportQuery {
-            patient: record::PatientId::new(args.patient.clone()).map_err(|e| e.to_string())?,
-            from: args
-                .from
-                .as_deref()
-                .map(|t| parse_time("--from", t))
-                .transpose()?,
-            to: args
-                .to
-                .as_deref()
-                .map(|t| parse_time("--to", t))
-                .transpose()?,
-        })
-    })();
-    let query = match query {
-        Ok(query) => query,
-        Err(e) => {
-            eprintln!("infusafe export: {e}");
-            return ExitCode::from(2);
-        }
+/// The query the arguments describe.
+fn query(args: &ExportArgs) -> Result<record::export::ExportQuery, String> {
+    Ok(record::export::ExportQuery {
+        patient: record::PatientId::new(args.patient.clone()).map_err(|e| e.to_string())?,
+        from: args
+            .from
+            .as_deref()
+            .map(|t| parse_time("--from", t))
+            .transpose()?,
+        to: args
+            .to
+            .as_deref()
+            .map(|t| parse_time("--to", t))
+            .transpose()?,
+    })
+}
+
+/// The export as text, from a store that holds the patient's record.
+async fn export(
+    store: &record::Store,
+    format: Format,
+    query: &record::export::ExportQuery,
+) -> Result<String, String> {
+    if !store
+        .has_patient(&query.patient)
+        .await
+        .map_err(|e| e.to_string())?
+    {
+        return Err(format!(
+            "no record for patient {:?}: check the id (`infusafe record verify` lists every patient with a record) and the database (--database-url / --data-dir)",
+            query.patient.as_str()
+        ));
+    }
+    let output = match format {
+        Format::Csv => store.export_csv(query).await,
+        Format::Fhir => store.export_fhir(query).await.and_then(|bundle| {
+            serde_json::to_string_pretty(&bundle)
+                .map(|text| text + "\n")
+                .map_err(|e| record::RecordError::InvalidEvent {
+                    what: "FHIR Bundle".into(),
+                    reason: format!("cannot be written as JSON: {e}"),
+                })
+        }),
     };
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("infusafe export: cannot start the async runtime: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let output = runtime.block_on(async {
-        let store = args.database.open().await?;
-        let output = match args.format {
-            Format::Csv => store.export_csv(&query).await,
-            Format::Fhir => store.export_fhir(&query).await.and_then(|bundle| {
-                serde_json::to_string_pretty(&bundle)
-                    .map(|text| text + "\n")
-                    .map_err(|e| record::RecordError::InvalidEvent {
-                        what: "FHIR Bundle".into(),
-                        reason: format!("cannot be written as JSON: {e}"),
-                    })
-            }),
-        };
-        store.close().await;
-        output.map_err(|e| e.to_string())
-    });
-    let output = match output {
-        Ok(output) => output,
-        Err(e) => {
-            eprintln!("infusafe export: {e}");
-            return ExitCode::from(2);
-        }
-    };
-    let written = match &args.out {
+    output.map_err(|e| e.to_string())
+}
+
+fn write(out: Option<&str>, output: &str) -> Result<(), String> {
+    match out {
         Some(path) => {
             std::fs::write(path, output.as_bytes()).map_err(|e| format!("cannot write {path}: {e}"))
         }
@@ -114,12 +109,31 @@ pub fn main(args: ExportArgs) -> ExitCode {
                 .write_all(output.as_bytes())
                 .map_err(|e| format!("cannot write to standard output: {e}"))
         }
+    }
+}
+
+pub fn main(args: ExportArgs) -> ExitCode {
+    let fail = |code: u8, message: String| {
+        eprintln!("infusafe export: {message}");
+        ExitCode::from(code)
     };
-    match written {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("infusafe export: {e}");
-            ExitCode::FAILURE
-        }
+    let query = match query(&args) {
+        Ok(query) => query,
+        Err(e) => return fail(2, e),
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(1, format!("cannot start the async runtime: {e}")),
+    };
+    let output = runtime.block_on(async {
+        let store = args.database.open().await?;
+        let output = export(&store, args.format, &query).await;
+        store.close().await;
+        output
+    });
+    match output.map(|output| write(args.out.as_deref(), &output)) {
+        Err(e) => fail(2, e),
+        Ok(Err(e)) => fail(1, e),
+        Ok(Ok(())) => ExitCode::SUCCESS,
     }
 }

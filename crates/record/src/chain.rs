@@ -130,9 +130,8 @@ mod tests {
         check(r#"[1, -2, 3.25e3]"#, r#"[1,-2,3250.0]"#);
     }
 
-    #[test]
-    fn hash_changes_with_every_field() {
-        let base = Link {
+    fn base_link() -> Link<'static> {
+        Link {
             id: 1,
             patient: "p",
             chain_seq: 1,
@@ -147,7 +146,12 @@ mod tests {
             kind: "note",
             payload: "{}",
             prev_hash: GENESIS_HASH,
-        };
+        }
+    }
+
+    #[test]
+    fn hash_changes_with_every_field() {
+        let base = base_link();
         let h = base.hash();
         assert_eq!(h.len(), 64);
         let variants = [

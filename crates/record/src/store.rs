@@ -486,6 +486,18 @@ impl Store {
         ids.into_iter().map(PatientId::new).collect()
     }
 
+    /// Whether the record holds at least one event of this patient.
+    pub async fn has_patient(&self, patient: &PatientId) -> Result<bool, RecordError> {
+        let found: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar("SELECT id FROM record_events WHERE patient_id = $1 LIMIT 1")
+                .bind(patient.as_str())
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| self.err(e))
+        })?;
+        Ok(found.is_some())
+    }
+
     /// Walks every patient's chain and reports the first broken link of each.
     pub async fn verify(&self) -> Result<VerifyReport, RecordError> {
         let mut report = VerifyReport {
