@@ -127,3 +127,22 @@ pub(crate) fn classify(error: sqlx::Error, busy_timeout_ms: u64) -> RecordError 
     }
     RecordError::Database(error)
 }
+
+/// Whether a database error means the database is gone for now (down, restarting, unreachable, overloaded)
+/// rather than a fault in a query: callers answer the first with "try again shortly" (HTTP 503), the second is a
+/// bug. PostgreSQL codes: connection exceptions (class 08), operator intervention such as a restart (57P01 to
+/// 57P03), insufficient resources (class 53).
+pub fn database_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            code.starts_with("08") || code.starts_with("57P") || code.starts_with("53")
+        }),
+        _ => false,
+    }
+}

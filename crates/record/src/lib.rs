@@ -20,7 +20,7 @@ mod store;
 pub mod views;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointReport, MissingEvents};
-pub use error::RecordError;
+pub use error::{RecordError, database_unavailable};
 pub use event::{
     Body, EscalationPriority, EventId, KNOWN_KINDS, Kind, NewEvent, PatientId, Source, StoredEvent,
 };

@@ -71,8 +71,11 @@ impl From<JournalError> for crate::error::AppError {
             JournalError::Record(record::RecordError::DedupConflict { .. }) => {
                 crate::error::AppError::Conflict("an event with this sequence number was already recorded with different content; never reuse sequence numbers".into())
             }
-            JournalError::Record(e @ (record::RecordError::Locked { .. } | record::RecordError::Conflict | record::RecordError::Full)) => {
+            JournalError::Record(e @ (record::RecordError::Locked { .. } | record::RecordError::Conflict | record::RecordError::Full | record::RecordError::Unreachable { .. })) => {
                 crate::error::AppError::Unavailable(format!("the record could not store this right now ({e}); try again"))
+            }
+            JournalError::Record(record::RecordError::Database(e)) if record::database_unavailable(&e) => {
+                crate::error::AppError::Unavailable("the database is not answering right now; try again in a moment".into())
             }
             JournalError::Record(e) => crate::error::AppError::internal(e),
         }

@@ -174,10 +174,13 @@ async fn dashboard_stream(
     for (pid, _) in crate::services::directory::clinic_patients(&state, &user.clinic_id).await? {
         initial.extend(crate::services::alarms::initial_messages(&state, &pid));
     }
-    Ok(
-        crate::http::sse::stream(&state.hub, Filter::Clinic(user.clinic_id.clone()), initial)
-            .into_response(),
+    Ok(crate::http::sse::stream(
+        &state.hub,
+        Filter::Clinic(user.clinic_id.clone()),
+        initial,
+        crate::services::auth::session_ended(state.clone(), user.clone()),
     )
+    .into_response())
 }
 
 async fn patient_snapshot(
@@ -331,10 +334,13 @@ async fn patient_stream(
 ) -> Result<Response, AppError> {
     let a = access::patient(&state, &user, &patient_id).await?;
     let initial = crate::services::alarms::initial_messages(&state, &a.patient_id);
-    Ok(
-        crate::http::sse::stream(&state.hub, Filter::Patient(a.patient_id.clone()), initial)
-            .into_response(),
+    Ok(crate::http::sse::stream(
+        &state.hub,
+        Filter::Patient(a.patient_id.clone()),
+        initial,
+        crate::services::auth::session_ended(state.clone(), user.clone()),
     )
+    .into_response())
 }
 
 /// `POST /api/admin/patients` body.

@@ -9,6 +9,9 @@ use serde::Serialize;
 use crate::error::AppError;
 use crate::http::escape_html;
 
+/// Seconds a client waits before retrying when the database is away (a restart takes a few seconds).
+pub const UNAVAILABLE_RETRY_AFTER_S: &str = "5";
+
 /// The JSON body of every error response.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody {
@@ -45,6 +48,12 @@ impl IntoResponse for AppError {
             && let Ok(v) = HeaderValue::from_str(&retry_after_s.to_string())
         {
             response.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if let AppError::Unavailable(_) = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from_static(UNAVAILABLE_RETRY_AFTER_S),
+            );
         }
         response.extensions_mut().insert(info);
         response

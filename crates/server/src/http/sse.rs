@@ -10,12 +10,17 @@ use tokio_stream::wrappers::BroadcastStream;
 
 use crate::services::hub::{Filter, Hub, LiveMessage};
 
-/// An SSE response for `filter`, starting with `initial` events (the current snapshot).
-pub fn stream(
+/// An SSE response for `filter`, starting with `initial` events (the current snapshot), that ends when the server
+/// shuts down or when `session_end` resolves (the person signed out or the session expired).
+pub fn stream<E>(
     hub: &Hub,
     filter: Filter,
     initial: Vec<LiveMessage>,
-) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<>> {
+    session_end: E,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>> + use<E>>
+where
+    E: std::future::Future<Output = ()> + Send + 'static,
+{
     let receiver = hub.subscribe();
     let first = futures_util::stream::iter(initial.into_iter().map(|m| Ok(to_event(&m))));
     let live = BroadcastStream::new(receiver).filter_map(move |item| {
@@ -32,7 +37,10 @@ pub fn stream(
     });
     let mut closing = hub.closing();
     let live = live.take_until(async move {
-        let _ = closing.wait_for(|v| *v).await;
+        tokio::select! {
+            _ = closing.wait_for(|v| *v) => {}
+            _ = session_end => {}
+        }
     });
     Sse::new(first.chain(live)).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }

@@ -350,6 +350,7 @@ async fn record_login_event(state: &AppState, user_id: &str, success: bool, ip: 
 /// End a session (idempotent).
 pub async fn logout(state: &AppState, user: &CurrentUser) -> Result<String, AppError> {
     store::accounts::delete_session(&state.db, &user.session_hash).await?;
+    state.hub.session_ended(&user.session_hash);
     Ok(session_cookie_header(
         "",
         state.config.secure_cookies,
@@ -397,6 +398,41 @@ pub async fn user_for_session(
         return Ok(None);
     }
     load_user(state, &user_id, csrf_token, hash).await
+}
+
+/// How often an open stream checks that its session still exists (a sign-out on another server process, an
+/// admin ending it), besides hearing this process's sign-outs at once.
+pub const STREAM_SESSION_CHECK_EVERY: Duration = Duration::from_secs(15);
+
+/// Resolves when the user's session ends: it expires, the person signs out, or it is removed from the database.
+/// Live streams end then, so nothing more reaches a screen whose person has left.
+pub async fn session_ended(state: AppState, user: CurrentUser) {
+    let Ok(Some((_, _, expires_at_ms))) =
+        store::accounts::session(&state.db, &user.session_hash).await
+    else {
+        return;
+    };
+    let left_ms = u64::try_from(expires_at_ms.saturating_sub(now_ms())).unwrap_or(0);
+    let expiry = tokio::time::sleep(Duration::from_millis(left_ms));
+    tokio::pin!(expiry);
+    let mut ended = state.hub.ended_sessions();
+    let mut check = tokio::time::interval(STREAM_SESSION_CHECK_EVERY);
+    check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = &mut expiry => return,
+            hash = ended.recv() => match hash {
+                Ok(hash) if *hash == user.session_hash => return,
+                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            },
+            _ = check.tick() => {
+                if matches!(store::accounts::session(&state.db, &user.session_hash).await, Ok(None)) {
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Create an account. Usernames are case-insensitive (stored lower-case).

@@ -28,6 +28,8 @@ impl Filter {
 #[derive(Debug, Clone)]
 pub struct Hub {
     sender: broadcast::Sender<Arc<LiveMessage>>,
+    /// The hashes of sessions that just ended (sign-out): their open streams end at once.
+    ended: broadcast::Sender<Arc<String>>,
     /// Set when the server shuts down: every open stream ends so graceful shutdown does not wait forever.
     closing: Arc<tokio::sync::watch::Sender<bool>>,
 }
@@ -39,6 +41,7 @@ impl Default for Hub {
     fn default() -> Hub {
         Hub {
             sender: broadcast::channel(HUB_BUFFER_MAX).0,
+            ended: broadcast::channel(HUB_BUFFER_MAX).0,
             closing: Arc::new(tokio::sync::watch::channel(false).0),
         }
     }
@@ -57,6 +60,15 @@ impl Hub {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<LiveMessage>> {
         self.sender.subscribe()
+    }
+
+    /// A session ended (sign-out): every stream it opened ends.
+    pub fn session_ended(&self, session_hash: &str) {
+        let _ = self.ended.send(Arc::new(session_hash.to_string()));
+    }
+
+    pub fn ended_sessions(&self) -> broadcast::Receiver<Arc<String>> {
+        self.ended.subscribe()
     }
 
     /// Turns true when the server starts shutting down (open streams end then).

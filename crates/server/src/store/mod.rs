@@ -239,16 +239,14 @@ fn now_ms() -> i64 {
 
 impl From<sqlx::Error> for AppError {
     fn from(e: sqlx::Error) -> AppError {
-        match e {
-            // The database is down or overloaded: a temporary condition the caller can retry, not a bug.
-            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
-                eprintln!("infusafe server: database unavailable: {e}");
-                AppError::Unavailable(
-                    "the database is not answering right now; try again in a moment".into(),
-                )
-            }
-            e => AppError::Internal(format!("database: {e}")),
+        if record::database_unavailable(&e) {
+            // A temporary condition the caller can retry, not a bug.
+            eprintln!("infusafe server: database unavailable: {e}");
+            return AppError::Unavailable(
+                "the database is not answering right now; try again in a moment".into(),
+            );
         }
+        AppError::Internal(format!("database: {e}"))
     }
 }
 
