@@ -64,7 +64,9 @@ pub fn server_kind_owner(kind: ServerKind) -> Owner {
         | ServerKind::PracticeFault
         | ServerKind::PracticeAction
         | ServerKind::WebhookChanged
-        | ServerKind::PumpClockSkew => Owner::Server,
+        | ServerKind::PumpClockSkew
+        | ServerKind::PasswordChanged
+        | ServerKind::DeviceRevoked => Owner::Server,
     }
 }
 

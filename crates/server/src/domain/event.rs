@@ -23,10 +23,14 @@ pub enum ServerKind {
     /// A pump sent events stamped far from the server's time (its clock is wrong); the events keep the pump's
     /// time, and this records which ones and by how much.
     PumpClockSkew,
+    /// An account's password was changed by its owner or reset by a clinic admin.
+    PasswordChanged,
+    /// A pump's link token was revoked by a clinic admin.
+    DeviceRevoked,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 8] = [
+    pub const ALL: [ServerKind; 10] = [
         ServerKind::AlarmStepDone,
         ServerKind::ChecklistAnswered,
         ServerKind::PracticeStarted,
@@ -35,6 +39,8 @@ impl ServerKind {
         ServerKind::PracticeAction,
         ServerKind::WebhookChanged,
         ServerKind::PumpClockSkew,
+        ServerKind::PasswordChanged,
+        ServerKind::DeviceRevoked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -47,6 +53,8 @@ impl ServerKind {
             ServerKind::PracticeAction => "practice_action",
             ServerKind::WebhookChanged => "webhook_changed",
             ServerKind::PumpClockSkew => "pump_clock_skew",
+            ServerKind::PasswordChanged => "password_changed",
+            ServerKind::DeviceRevoked => "device_revoked",
         }
     }
 }

@@ -5,7 +5,7 @@
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -64,6 +64,15 @@ pub fn routes() -> Router<AppState> {
             post(admin_create_device),
         )
         .route("/api/admin/webhook", put(admin_set_webhook))
+        .route("/api/me/password", post(change_password))
+        .route(
+            "/api/admin/users/{user_id}/password",
+            post(admin_reset_password),
+        )
+        .route(
+            "/api/admin/devices/{device_id}",
+            delete(admin_revoke_device),
+        )
 }
 
 /// The pump link's routes (they get a larger body limit than the rest).
@@ -341,6 +350,57 @@ async fn patient_stream(
         crate::services::auth::session_ended(state.clone(), user.clone()),
     )
     .into_response())
+}
+
+/// `POST /api/me/password` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordBody {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+async fn change_password(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    crate::http::extract::ClientIp(ip): crate::http::extract::ClientIp,
+    ApiJson(body): ApiJson<ChangePasswordBody>,
+) -> Result<StatusCode, AppError> {
+    auth::change_own_password(
+        &state,
+        &user,
+        &body.current_password,
+        &body.new_password,
+        ip,
+    )
+    .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// `POST /api/admin/users/{user_id}/password` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResetPasswordBody {
+    pub new_password: String,
+}
+
+async fn admin_reset_password(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(user_id): Path<String>,
+    ApiJson(body): ApiJson<ResetPasswordBody>,
+) -> Result<StatusCode, AppError> {
+    auth::reset_password(&state, &user, &user_id, &body.new_password).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn admin_revoke_device(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(device_id): Path<String>,
+) -> Result<StatusCode, AppError> {
+    crate::services::directory::revoke_device(&state, &user, &device_id).await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// `POST /api/admin/patients` body.

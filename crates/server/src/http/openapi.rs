@@ -10,7 +10,10 @@ fn op(summary: &str, auth: &str, body: Option<&str>, ok: &str, errors: &[u16]) -
         ok.split(' ').next().unwrap_or("200").into(),
         json!({"description": ok}),
     );
-    for code in errors {
+    // Every operation may meet a database that is away (503, with Retry-After); every body may be too large or
+    // not one JSON value of the right shape.
+    let always: &[u16] = if body.is_some() { &[413, 422, 503] } else { &[503] };
+    for code in errors.iter().chain(always) {
         responses.insert(
             code.to_string(),
             json!({"$ref": "#/components/responses/Error"}),
@@ -33,6 +36,38 @@ fn op(summary: &str, auth: &str, body: Option<&str>, ok: &str, errors: &[u16]) -
 
 fn patient_param() -> Value {
     json!({"name": "patient_id", "in": "path", "required": true, "schema": {"type": "string"}})
+}
+
+/// Text a person types: no control characters (the server refuses NUL and the like in any field).
+const PLAIN_TEXT: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
+
+fn text(min: u64, max: u64) -> Value {
+    json!({"type": "string", "minLength": min, "maxLength": max, "pattern": PLAIN_TEXT})
+}
+
+/// A number within the pump's physical bounds (`link::Bounds`).
+fn number(min: f64, max: f64) -> Value {
+    json!({"type": "number", "minimum": min, "maximum": max})
+}
+
+fn nullable(schema: Value) -> Value {
+    json!({"anyOf": [schema, {"type": "null"}]})
+}
+
+fn telemetry_schema() -> Value {
+    let b = link::Bounds::of_pump();
+    let states: Vec<&str> = pump::State::ALL.iter().map(|s| s.name()).collect();
+    json!({"type": "object", "required": ["state", "rate_ml_per_h", "delivered_ml", "remaining_ml", "battery_percent"], "additionalProperties": false, "properties": {
+        "state": {"enum": states},
+        "rate_ml_per_h": number(0.0, b.rate_ml_per_h_max),
+        "delivered_ml": number(0.0, b.delivered_ml_max),
+        "remaining_ml": number(0.0, b.vtbi_ml_max),
+        "minutes_left": nullable(number(0.0, b.minutes_left_max)),
+        "battery_percent": number(0.0, 100.0),
+        "battery_minutes_left": nullable(number(0.0, b.battery_minutes_max)),
+        "downstream_pressure_mmhg": nullable(number(b.pressure_mmhg_min, b.pressure_mmhg_max)),
+        "mains_present": {"type": ["boolean", "null"]},
+        "active_alarms": {"type": "array", "maxItems": link::TELEMETRY_ALARMS_MAX, "items": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}}}})
 }
 
 /// The document served at `/api/openapi.json`.
@@ -76,6 +111,9 @@ pub fn document() -> Value {
             "/api/admin/users": {"post": op("Create an account in the admin's clinic", "session", Some("NewUser"), "201 created", &[401, 403, 409, 422])},
             "/api/admin/patients/{patient_id}/devices": {"parameters": [p], "post": op("Register a pump for a patient; returns its link token once", "session", Some("NewDevice"), "201 created", &[401, 403, 404, 422])},
             "/api/admin/webhook": {"put": op("Set or clear the clinic's webhook URL; returns the signing secret", "session", Some("Webhook"), "200 webhook", &[401, 403, 422])},
+            "/api/me/password": {"post": op("Change your own password (the current one is required); your other sessions end", "session", Some("ChangePassword"), "204 changed", &[401, 403, 422, 429])},
+            "/api/admin/users/{user_id}/password": {"parameters": [{"name": "user_id", "in": "path", "required": true, "schema": {"type": "string"}}], "post": op("Reset the password of an account in the admin's clinic; its sessions end", "session", Some("ResetPassword"), "204 reset", &[401, 403, 404, 422])},
+            "/api/admin/devices/{device_id}": {"parameters": [{"name": "device_id", "in": "path", "required": true, "schema": {"type": "string"}}], "delete": op("Revoke a pump's link token (the link refuses it from now on)", "session", None, "204 revoked", &[401, 403, 404])},
             "/api/link/v1/batch": {"post": op("Pump link: events (idempotent by seq) and telemetry", "device", Some("LinkBatch"), "200 BatchResponse", &[401, 413, 422])},
             "/api/link/v1/heartbeat": {"post": op("Pump link: heartbeat with optional telemetry", "device", Some("Heartbeat"), "200 BatchResponse", &[401, 422])}
         },
@@ -89,22 +127,21 @@ pub fn document() -> Value {
             },
             "schemas": {
                 "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
-                "Login": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {"username": {"type": "string"}, "password": {"type": "string"}}},
-                "Acknowledge": {"type": "object", "additionalProperties": false, "properties": {"note": {"type": "string", "maxLength": 1000}}},
+                "Login": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {"username": text(1, 100), "password": {"type": "string", "maxLength": 1000}}},
+                "Acknowledge": {"type": "object", "additionalProperties": false, "properties": {"note": nullable(text(0, 1000))}},
                 "Silence": {"type": "object", "additionalProperties": false, "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 15, "default": 2}}},
-                "PlanSave": {"type": "object", "required": ["plan"], "additionalProperties": false, "properties": {"plan": {"type": "object"}, "version": {"type": "integer"}}},
+                "PlanSave": {"type": "object", "required": ["plan"], "additionalProperties": false, "properties": {"plan": {"type": "object"}, "version": {"type": ["integer", "null"], "minimum": 1}}},
                 "PracticeAction": {"type": "object", "required": ["action"], "additionalProperties": false, "properties": {"action": {"enum": ["kink", "closed_clamp", "air", "low_battery", "door", "system_error", "unkink", "open_clamp", "close_door", "plug_in", "acknowledge", "silence", "resume", "start"]}}},
-                "NewPatient": {"type": "object", "required": ["display_name"], "additionalProperties": false, "properties": {"display_name": {"type": "string"}}},
-                "NewUser": {"type": "object", "required": ["username", "display_name", "password", "role"], "additionalProperties": false, "properties": {"username": {"type": "string"}, "display_name": {"type": "string"}, "password": {"type": "string", "minLength": 10}, "role": {"enum": ["patient", "caregiver", "nurse", "admin"]}, "patient_ids": {"type": "array", "items": {"type": "string"}}}},
-                "NewDevice": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": {"type": "string"}}},
-                "Webhook": {"type": "object", "additionalProperties": false, "properties": {"url": {"type": ["string", "null"]}}},
-                "Telemetry": {"type": "object", "required": ["state", "rate_ml_per_h", "delivered_ml", "remaining_ml", "battery_percent"], "additionalProperties": false, "properties": {
-                    "state": {"type": "string"}, "rate_ml_per_h": {"type": "number"}, "delivered_ml": {"type": "number"}, "remaining_ml": {"type": "number"},
-                    "minutes_left": {"type": ["number", "null"]}, "battery_percent": {"type": "number"}, "battery_minutes_left": {"type": ["number", "null"]},
-                    "downstream_pressure_mmhg": {"type": ["number", "null"]}, "mains_present": {"type": ["boolean", "null"]}, "active_alarms": {"type": "array", "items": {"type": "string"}}}},
-                "LinkEvent": {"type": "object", "required": ["seq", "occurred_at", "kind"], "additionalProperties": false, "properties": {"seq": {"type": "integer"}, "occurred_at": {"type": "string", "format": "date-time"}, "kind": {"type": "string"}, "data": {"type": "object"}}},
-                "LinkBatch": {"type": "object", "additionalProperties": false, "properties": {"events": {"type": "array", "maxItems": link::LINK_BATCH_EVENTS_MAX, "items": {"$ref": "#/components/schemas/LinkEvent"}}, "telemetry": {"$ref": "#/components/schemas/Telemetry"}}},
-                "Heartbeat": {"type": "object", "additionalProperties": false, "properties": {"telemetry": {"$ref": "#/components/schemas/Telemetry"}}},
+                "NewPatient": {"type": "object", "required": ["display_name"], "additionalProperties": false, "properties": {"display_name": text(1, 200)}},
+                "NewUser": {"type": "object", "required": ["username", "display_name", "password", "role"], "additionalProperties": false, "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9._@-]+$"}, "display_name": text(1, 200), "password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}, "role": {"enum": ["patient", "caregiver", "nurse", "admin"]}, "patient_ids": {"type": "array", "maxItems": 20, "items": {"type": "string"}}}},
+                "NewDevice": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": text(1, 200)}},
+                "Webhook": {"type": "object", "additionalProperties": false, "properties": {"url": nullable(text(1, 500))}},
+                "ChangePassword": {"type": "object", "required": ["current_password", "new_password"], "additionalProperties": false, "properties": {"current_password": {"type": "string", "maxLength": 1000}, "new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},
+                "ResetPassword": {"type": "object", "required": ["new_password"], "additionalProperties": false, "properties": {"new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},
+                "Telemetry": telemetry_schema(),
+                "LinkEvent": {"type": "object", "required": ["seq", "occurred_at", "kind"], "additionalProperties": false, "properties": {"seq": {"type": "integer", "minimum": 0, "maximum": link::PUMP_SEQ_MAX - 1}, "occurred_at": {"type": "string", "format": "date-time"}, "kind": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}, "data": {"type": ["object", "null"]}}},
+                "LinkBatch": {"type": "object", "additionalProperties": false, "properties": {"events": {"type": "array", "maxItems": link::LINK_BATCH_EVENTS_MAX, "items": {"$ref": "#/components/schemas/LinkEvent"}}, "telemetry": nullable(json!({"$ref": "#/components/schemas/Telemetry"}))}},
+                "Heartbeat": {"type": "object", "additionalProperties": false, "properties": {"telemetry": nullable(json!({"$ref": "#/components/schemas/Telemetry"}))}},
                 "BatchResponse": {"type": "object", "properties": {"accepted": {"type": "array", "items": {"type": "integer"}}, "duplicates": {"type": "array", "items": {"type": "integer"}}, "commands": {"type": "array", "items": {"type": "object"}}}}
             }
         }

@@ -315,17 +315,22 @@ fn session_cookie_header(token: &str, secure: bool, max_age: Option<Duration>) -
     cookie
 }
 
-/// Logins are recorded on every patient the account is linked to (patients, caregivers), and on no patient
-/// for clinicians, whose logins go to the clinic-wide audit under the pseudo patient id `clinic:<id>`.
+/// Where an account's own audit events go: every patient it is linked to (patients, caregivers), or for
+/// clinicians the clinic-wide audit under the pseudo patient id `clinic:<id>`.
+fn audit_targets(user: &CurrentUser) -> Vec<String> {
+    if user.role.is_clinician() {
+        vec![format!("clinic:{}", user.clinic_id)]
+    } else {
+        user.patient_ids.clone()
+    }
+}
+
+/// Logins are recorded where the account's audit goes (`audit_targets`).
 async fn record_login_event(state: &AppState, user_id: &str, success: bool, ip: Option<IpAddr>) {
     let Ok(Some(user)) = load_user(state, user_id, String::new(), String::new()).await else {
         return;
     };
-    let targets = if user.role.is_clinician() {
-        vec![format!("clinic:{}", user.clinic_id)]
-    } else {
-        user.patient_ids.clone()
-    };
+    let targets = audit_targets(&user);
     let events = targets
         .iter()
         .map(|p| {
@@ -345,6 +350,99 @@ async fn record_login_event(state: &AppState, user_id: &str, success: bool, ip: 
     if let Err(e) = state.journal.append(events).await {
         eprintln!("infusafe server: could not record a login event: {e}");
     }
+}
+
+/// Set a new password for `target` (its owner changing it, or a clinic admin resetting it), end the account's
+/// other sessions, and record who did it where the account's audit goes. Never records the password.
+async fn set_password(
+    state: &AppState,
+    by: &CurrentUser,
+    target: &CurrentUser,
+    new_password: &str,
+) -> Result<(), AppError> {
+    crate::error::plain_text("new_password", new_password)?;
+    check_password_policy(new_password).map_err(|e| match e {
+        AppError::Invalid { message, .. } => AppError::invalid("new_password", message),
+        other => other,
+    })?;
+    let password = new_password.to_string();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(AppError::internal)??;
+    let keep = (by.id == target.id).then_some(by.session_hash.as_str());
+    store::accounts::set_password(&state.db, &target.id, &hash, keep).await?;
+    let how = if by.id == target.id {
+        "changed"
+    } else {
+        "reset"
+    };
+    let events = audit_targets(target)
+        .iter()
+        .map(|p| {
+            EventDraft::new(
+                p,
+                crate::domain::ServerKind::PasswordChanged,
+                by.role.origin(),
+                Some(&by.id),
+                now_ms(),
+                serde_json::json!({"account": target.username, "user_id": target.id, "how": how, "by": by.id, "by_name": by.display_name}),
+            )
+        })
+        .collect();
+    state.journal.append(events).await?;
+    Ok(())
+}
+
+/// A person changes their own password: the current one must be right (rate-limited like a login); their other
+/// sessions end.
+pub async fn change_own_password(
+    state: &AppState,
+    user: &CurrentUser,
+    current_password: &str,
+    new_password: &str,
+    client_ip: Option<IpAddr>,
+) -> Result<(), AppError> {
+    let config = &state.config;
+    state
+        .limiter
+        .reserve(
+            &user.username,
+            client_ip,
+            config.login_failures_max,
+            config.login_window,
+        )
+        .map_err(|retry_after_s| AppError::RateLimited { retry_after_s })?;
+    let hash = store::accounts::password_hash(&state.db, &user.id)
+        .await?
+        .unwrap_or_else(|| dummy_hash().to_string());
+    let current = current_password.to_string();
+    let ok = tokio::task::spawn_blocking(move || verify_password(&current, &hash))
+        .await
+        .map_err(AppError::internal)?;
+    if !ok {
+        return Err(AppError::invalid(
+            "current_password",
+            "this is not your current password; type it again",
+        ));
+    }
+    state.limiter.succeeded(&user.username, client_ip);
+    set_password(state, user, user, new_password).await
+}
+
+/// A clinic admin sets a new password for an account of their clinic (the person forgot theirs); every session
+/// of that account ends.
+pub async fn reset_password(
+    state: &AppState,
+    admin: &CurrentUser,
+    user_id: &str,
+    new_password: &str,
+) -> Result<(), AppError> {
+    crate::services::access::require_admin(admin)?;
+    let target = load_user(state, user_id, String::new(), String::new())
+        .await?
+        .filter(|u| u.clinic_id == admin.clinic_id)
+        .ok_or_else(|| AppError::not_found("this account in your clinic"))?;
+    set_password(state, admin, &target, new_password).await
 }
 
 /// End a session (idempotent).

@@ -113,6 +113,43 @@ pub async fn create_device(
     Ok(NewDevice { device_id, token })
 }
 
+/// Revoke a pump's link token (a lost or replaced pump): the link refuses it from now on; recorded on the
+/// patient's record as `device_revoked` with who did it. Revoking twice is harmless.
+pub async fn revoke_device(
+    state: &AppState,
+    admin: &crate::services::auth::CurrentUser,
+    device_id: &str,
+) -> Result<(), AppError> {
+    crate::services::access::require_admin(admin)?;
+    let Some((patient_id, clinic_id, revoked)) =
+        store::directory::device(&state.db, device_id).await?
+    else {
+        return Err(AppError::not_found("this pump in your clinic"));
+    };
+    if clinic_id != admin.clinic_id {
+        return Err(AppError::not_found("this pump in your clinic"));
+    }
+    if revoked {
+        return Ok(());
+    }
+    store::directory::revoke_device(&state.db, device_id, now_ms()).await?;
+    state
+        .journal
+        .append_one(
+            EventDraft::new(
+                &patient_id,
+                crate::domain::ServerKind::DeviceRevoked,
+                Origin::Admin,
+                Some(&admin.id),
+                now_ms(),
+                json!({"device_id": device_id, "by": admin.id, "by_name": admin.display_name}),
+            )
+            .for_device(Some(device_id)),
+        )
+        .await?;
+    Ok(())
+}
+
 /// The pump holding this link token, if any.
 pub async fn device_by_token(
     state: &AppState,

@@ -170,3 +170,38 @@ pub async fn delete_expired_sessions(db: &Db, now_ms: i64) -> Result<u64, AppErr
             .rows_affected(),
     )
 }
+
+/// A stored password hash for an account.
+pub async fn password_hash(db: &Db, user_id: &str) -> Result<Option<String>, AppError> {
+    Ok(
+        sqlx::query("SELECT password_hash FROM srv_users WHERE id = $1")
+            .bind(user_id.to_string())
+            .fetch_optional(&db.pool)
+            .await?
+            .map(|r| r.try_get("password_hash"))
+            .transpose()?,
+    )
+}
+
+/// Replace an account's password hash and end its sessions (all, or all but `keep_session_hash`), in one
+/// transaction: a changed password never leaves a stolen session open.
+pub async fn set_password(
+    db: &Db,
+    user_id: &str,
+    password_hash: &str,
+    keep_session_hash: Option<&str>,
+) -> Result<(), AppError> {
+    let mut tx = db.pool.begin().await?;
+    sqlx::query("UPDATE srv_users SET password_hash = $1 WHERE id = $2")
+        .bind(password_hash.to_string())
+        .bind(user_id.to_string())
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DELETE FROM srv_sessions WHERE user_id = $1 AND token_hash <> $2")
+        .bind(user_id.to_string())
+        .bind(keep_session_hash.unwrap_or("").to_string())
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}

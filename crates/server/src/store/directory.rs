@@ -107,7 +107,7 @@ pub async fn device_by_token(
     token_hash: &str,
 ) -> Result<Option<(String, String, String, bool)>, AppError> {
     let Some(row) = sqlx::query(
-        "SELECT d.id, d.patient_id, d.teaching, p.clinic_id FROM srv_devices d JOIN srv_patients p ON p.id = d.patient_id WHERE d.token_hash = $1",
+        "SELECT d.id, d.patient_id, d.teaching, p.clinic_id FROM srv_devices d JOIN srv_patients p ON p.id = d.patient_id WHERE d.token_hash = $1 AND d.revoked_at_ms IS NULL",
     )
     .bind(token_hash.to_string())
     .fetch_optional(&db.pool)
@@ -131,4 +131,34 @@ pub async fn teaching_devices(db: &Db) -> Result<Vec<String>, AppError> {
         .iter()
         .map(|r| Ok(r.try_get("id")?))
         .collect()
+}
+
+/// A device's patient and clinic: `(patient_id, clinic_id, revoked)`.
+pub async fn device(db: &Db, device_id: &str) -> Result<Option<(String, String, bool)>, AppError> {
+    let Some(row) = sqlx::query(
+        "SELECT d.patient_id, p.clinic_id, d.revoked_at_ms FROM srv_devices d JOIN srv_patients p ON p.id = d.patient_id WHERE d.id = $1",
+    )
+    .bind(device_id.to_string())
+    .fetch_optional(&db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some((
+        row.try_get("patient_id")?,
+        row.try_get("clinic_id")?,
+        row.try_get::<Option<i64>, _>("revoked_at_ms")?.is_some(),
+    )))
+}
+
+/// Revoke a device's token: the link refuses it from now on.
+pub async fn revoke_device(db: &Db, device_id: &str, now_ms: i64) -> Result<(), AppError> {
+    sqlx::query(
+        "UPDATE srv_devices SET revoked_at_ms = $1 WHERE id = $2 AND revoked_at_ms IS NULL",
+    )
+    .bind(now_ms)
+    .bind(device_id.to_string())
+    .execute(&db.pool)
+    .await?;
+    Ok(())
 }

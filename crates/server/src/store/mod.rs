@@ -59,17 +59,18 @@ struct Migration {
 }
 
 /// Append-only list: never edit a released migration, add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    statements: &[
-        "CREATE TABLE srv_clinics (
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        statements: &[
+            "CREATE TABLE srv_clinics (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL,
             webhook_url TEXT,
             webhook_secret TEXT NOT NULL,
             created_at_ms BIGINT NOT NULL
         )",
-        "CREATE TABLE srv_users (
+            "CREATE TABLE srv_users (
             id TEXT PRIMARY KEY,
             username TEXT NOT NULL UNIQUE,
             display_name TEXT NOT NULL,
@@ -78,18 +79,18 @@ const MIGRATIONS: &[Migration] = &[Migration {
             password_hash TEXT NOT NULL,
             created_at_ms BIGINT NOT NULL
         )",
-        "CREATE TABLE srv_patients (
+            "CREATE TABLE srv_patients (
             id TEXT PRIMARY KEY,
             clinic_id TEXT NOT NULL REFERENCES srv_clinics(id),
             display_name TEXT NOT NULL,
             created_at_ms BIGINT NOT NULL
         )",
-        "CREATE TABLE srv_patient_links (
+            "CREATE TABLE srv_patient_links (
             user_id TEXT NOT NULL REFERENCES srv_users(id),
             patient_id TEXT NOT NULL REFERENCES srv_patients(id),
             PRIMARY KEY (user_id, patient_id)
         )",
-        "CREATE TABLE srv_devices (
+            "CREATE TABLE srv_devices (
             id TEXT PRIMARY KEY,
             patient_id TEXT NOT NULL REFERENCES srv_patients(id),
             token_hash TEXT NOT NULL UNIQUE,
@@ -97,21 +98,21 @@ const MIGRATIONS: &[Migration] = &[Migration {
             teaching BIGINT NOT NULL,
             created_at_ms BIGINT NOT NULL
         )",
-        "CREATE TABLE srv_sessions (
+            "CREATE TABLE srv_sessions (
             token_hash TEXT PRIMARY KEY,
             user_id TEXT NOT NULL REFERENCES srv_users(id),
             csrf_token TEXT NOT NULL,
             created_at_ms BIGINT NOT NULL,
             expires_at_ms BIGINT NOT NULL
         )",
-        "CREATE TABLE srv_plans (
+            "CREATE TABLE srv_plans (
             patient_id TEXT PRIMARY KEY REFERENCES srv_patients(id),
             plan_json TEXT NOT NULL,
             version BIGINT NOT NULL,
             updated_at_ms BIGINT NOT NULL,
             updated_by TEXT NOT NULL
         )",
-        "CREATE TABLE srv_webhook_attempts (
+            "CREATE TABLE srv_webhook_attempts (
             id TEXT PRIMARY KEY,
             clinic_id TEXT NOT NULL REFERENCES srv_clinics(id),
             notification_id TEXT NOT NULL,
@@ -121,11 +122,19 @@ const MIGRATIONS: &[Migration] = &[Migration {
             error TEXT,
             delivered BIGINT NOT NULL
         )",
-        "CREATE INDEX srv_webhook_attempts_notification ON srv_webhook_attempts (notification_id)",
-        "CREATE INDEX srv_sessions_user ON srv_sessions (user_id)",
-        "CREATE INDEX srv_devices_patient ON srv_devices (patient_id)",
-    ],
-}];
+            "CREATE INDEX srv_webhook_attempts_notification ON srv_webhook_attempts (notification_id)",
+            "CREATE INDEX srv_sessions_user ON srv_sessions (user_id)",
+            "CREATE INDEX srv_devices_patient ON srv_devices (patient_id)",
+        ],
+    },
+    Migration {
+        version: 2,
+        statements: &[
+            // A revoked pump token is refused by the link from then on; the row stays for the record's sake.
+            "ALTER TABLE srv_devices ADD COLUMN revoked_at_ms BIGINT",
+        ],
+    },
+];
 
 impl Db {
     /// Open (creating the SQLite file and its directory if needed) and migrate.
