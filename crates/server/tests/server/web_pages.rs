@@ -3,12 +3,10 @@
 //! actions a page takes (checklist tick, symptom check, alarm step and acknowledgement, plan save) landing
 //! in the record. Browser behaviour (live updates, axe, print) is in tests/browser.
 
-mod support;
-
+use crate::support::{Backend, Reply, Session, TestServer, World, seed};
 use serde_json::{Value, json};
-use support::{Backend, Reply, Session, TestServer, World, seed};
 
-const PLAN_TOML: &str = include_str!("../../../examples/plans/antibiotics-picc.toml");
+const PLAN_TOML: &str = include_str!("../../../../examples/plans/antibiotics-picc.toml");
 
 struct Web {
     server: TestServer,

@@ -1,10 +1,10 @@
 //! Bad input of every kind gets a 4xx naming what is wrong, never a 500, and writes nothing: huge bodies,
 //! malformed JSON, wrong types, unknown fields and ids, other patients' ids, missing CSRF tokens, bad tokens.
 
-mod support;
+use crate::support;
 
+use crate::support::{Backend, Session, TestServer, seed};
 use serde_json::{Value, json};
-use support::{Backend, Session, TestServer, seed};
 
 /// (method, path, session, extra headers, body, expected status, text the error must contain)
 type Case<'a> = (

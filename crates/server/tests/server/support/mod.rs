@@ -171,7 +171,7 @@ pub const PASSWORD: &str = "password-123";
 /// A complete, valid therapy plan (the companion's example) with the given escalation minutes.
 pub fn plan_json(patient_to_nurse_min: u32, nurse_to_on_call_min: u32) -> Value {
     let plan = care::TherapyPlan::from_toml(include_str!(
-        "../../../../examples/plans/antibiotics-picc.toml"
+        "../../../../../examples/plans/antibiotics-picc.toml"
     ))
     .expect("the example plan is valid");
     let mut v: Value = serde_json::from_str(&plan.to_json()).unwrap();
@@ -422,14 +422,13 @@ pub async fn expect_event(
 }
 
 /// Generate one `#[tokio::test]` per backend for an `async fn(Backend)` test body.
-#[macro_export]
 macro_rules! both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::support::Backend::Sqlite).await;
+                    super::$name(crate::support::Backend::Sqlite).await;
                 }
             )*
         }
@@ -437,7 +436,7 @@ macro_rules! both_backends {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::support::Backend::Postgres).await;
+                    super::$name(crate::support::Backend::Postgres).await;
                 }
             )*
         }

@@ -2,12 +2,12 @@
 //! seeds nothing twice and reuses the pumps), every demo login works, and each patient's simulated pump is
 //! live on the link within seconds.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{Session, TempDir};
 use serde_json::json;
-use support::{Session, TempDir};
 
 async fn live_dashboard(http: &support::Http, base: &str) -> serde_json::Value {
     let r = http

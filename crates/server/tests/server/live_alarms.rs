@@ -3,15 +3,15 @@
 //! nurse and the on-call contact (signed webhooks, each attempt recorded) when nobody acknowledges it. Also:
 //! acknowledgement stops the ladder, a silent pump raises `pump_silent`, re-sent batches are not duplicated.
 
-mod support;
+use crate::support;
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::{Backend, TestServer, expect_event, seed};
 use link::LinkClient;
 use link::Telemetry;
 use serde_json::{Value, json};
-use support::{Backend, TestServer, expect_event, seed};
 
 fn infusing(alarms: &[&str]) -> Telemetry {
     Telemetry {

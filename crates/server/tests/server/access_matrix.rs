@@ -1,10 +1,10 @@
 //! Walks every API route as each role and as an outsider (another clinic's nurse and patient, and nobody),
 //! against a table of expected statuses, on SQLite and PostgreSQL.
 
-mod support;
+use crate::support;
 
+use crate::support::{Backend, Session, TestServer, seed};
 use serde_json::json;
-use support::{Backend, Session, TestServer, seed};
 
 #[derive(Clone, Copy, Debug)]
 enum Who {

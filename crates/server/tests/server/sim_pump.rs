@@ -3,14 +3,14 @@
 //! within a second of the pump raising it and escalates when nobody acknowledges it. The practice pump does the
 //! same in teaching mode without escalating. The server stops cleanly with streams open.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 
+use crate::support::{Backend, TestServer, expect_event, seed};
 use link::LinkClient;
 use link::simpump::{self, SimPumpConfig};
 use serde_json::{Value, json};
-use support::{Backend, TestServer, expect_event, seed};
 use tokio::sync::{mpsc, watch};
 
 const KINKED: &str = r#"
