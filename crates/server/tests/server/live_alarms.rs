@@ -3,15 +3,14 @@
 //! nurse and the on-call contact (signed webhooks, each attempt recorded) when nobody acknowledges it. Also:
 //! acknowledgement stops the ladder, a silent pump raises `pump_silent`, re-sent batches are not duplicated.
 
-use crate::support;
-
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::support::{Backend, TestServer, expect_event, seed};
 use link::LinkClient;
 use link::Telemetry;
 use serde_json::{Value, json};
+
+use crate::support::{self, Backend, TestServer, User, wait_until};
 
 fn infusing(alarms: &[&str]) -> Telemetry {
     Telemetry {
@@ -69,60 +68,34 @@ async fn webhook_receiver() -> (String, Seen) {
 }
 
 async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
     let (hook_url, hook_seen) = webhook_receiver().await;
 
-    let admin = server.http.login(&base, "admin").await;
-    let r = server
-        .http
-        .request(
-            "PUT",
-            &format!("{base}/api/admin/webhook"),
-            &admin,
-            &[],
-            Some(json!({"url": hook_url}).to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let admin = app.login(User::Admin).await;
+    let r = app
+        .set_webhook(&admin, Some(&hook_url))
+        .await
+        .expect_status(200);
     let secret = r.json()["secret"].as_str().unwrap().to_string();
 
     // Escalation after 2 "minutes" (200 ms in tests) on the patient's screen and 3 more for the nurse.
-    let nurse = server.http.login(&base, "nurse").await;
-    let plan = json!({"plan": support::plan_json(2, 3)});
-    let r = server
-        .http
-        .request(
-            "PUT",
-            &format!("{base}/api/patients/{}/plan", w.p1),
-            &nurse,
-            &[],
-            Some(plan.to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let nurse = app.login(User::Nurse).await;
+    app.put_plan(&nurse, &w.p1, support::plan_json(2, 3))
+        .await
+        .expect_status(200);
 
-    let patient = server.http.login(&base, "patient1").await;
-    let mut patient_stream = server
-        .http
-        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
+    let patient = app.login(User::Patient1).await;
+    let mut patient_stream = app.patient_stream(&patient, &w.p1).await;
+    let mut nurse_stream = app.nurse_stream(&nurse).await;
+    patient_stream
+        .expect(Duration::from_secs(2), "the snapshot", |e, _| {
+            e == "snapshot"
+        })
         .await;
-    let mut nurse_stream = server
-        .http
-        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
-        .await;
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(2),
-        "the snapshot",
-        |e, _| e == "snapshot",
-    )
-    .await;
 
-    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    let mut pump = LinkClient::new(&app.url, &w.pump1_token);
     pump.flush(Some(infusing(&[]))).await.unwrap();
     let sent_at = std::time::Instant::now();
     pump.push("alarm_raised", jiff::Timestamp::now(), json!({"alarm": "occlusion_downstream", "priority": "high", "detail": "450 mmHg > 300 mmHg"}));
@@ -134,20 +107,20 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
 
     let is_occlusion =
         |e: &str, d: &Value| e == "alarm" && d["data"]["alarm"]["alarm"] == "occlusion_downstream";
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(1),
-        "the occlusion on the patient's stream",
-        is_occlusion,
-    )
-    .await;
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(1),
-        "the occlusion on the nurse's stream",
-        is_occlusion,
-    )
-    .await;
+    patient_stream
+        .expect(
+            Duration::from_secs(1),
+            "the occlusion on the patient's stream",
+            is_occlusion,
+        )
+        .await;
+    nurse_stream
+        .expect(
+            Duration::from_secs(1),
+            "the occlusion on the nurse's stream",
+            is_occlusion,
+        )
+        .await;
     assert!(
         sent_at.elapsed() < Duration::from_secs(1),
         "took {:?}",
@@ -158,80 +131,59 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
     let rung = |want: &'static str| {
         move |e: &str, d: &Value| e == "escalation" && d["data"]["rung"] == want
     };
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(3),
-        "the nurse rung",
-        rung("nurse"),
-    )
-    .await;
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(3),
-        "the on-call rung",
-        rung("on_call"),
-    )
-    .await;
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(1),
-        "the on-call rung on the patient's screen",
-        rung("on_call"),
-    )
-    .await;
-
-    // The webhook: first attempt answered 500, retried, each body signed with the clinic secret.
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let seen = hook_seen.lock().unwrap().clone();
-        let on_call_delivered = seen
-            .iter()
-            .filter(|(_, b)| serde_json::from_slice::<Value>(b).unwrap()["rung"] == "on_call")
-            .count();
-        if seen.len() >= 3 && on_call_delivered >= 1 {
-            let on_call: Value = seen
-                .iter()
-                .map(|(_, b)| serde_json::from_slice::<Value>(b).unwrap())
-                .find(|v| v["rung"] == "on_call")
-                .unwrap();
-            assert_eq!(
-                on_call["contact"]["phone"], "+31 20 555 0199",
-                "the plan's on-call number: {on_call}"
-            );
-            for (sig, body) in &seen {
-                assert!(
-                    server::services::webhook::verify(&secret, body, sig),
-                    "bad signature {sig}"
-                );
-            }
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "webhooks seen: {}",
-            seen.len()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-
-    // The record has the alarm, both rungs and the webhook outcome, with who and when.
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = server
-        .http
-        .get(
-            &format!("{base}/api/patients/{}/timeline?limit=200", w.p1),
-            &nurse,
+    nurse_stream
+        .expect(Duration::from_secs(3), "the nurse rung", rung("nurse"))
+        .await;
+    nurse_stream
+        .expect(Duration::from_secs(3), "the on-call rung", rung("on_call"))
+        .await;
+    // From here on a repeated rung would be a bug: the marker proves the ticker ran well past the last rung.
+    let marker = app.ticker_marker(&w).await;
+    patient_stream
+        .expect(
+            Duration::from_secs(1),
+            "the on-call rung on the patient's screen",
+            rung("on_call"),
         )
         .await;
-    assert_eq!(r.status, 200);
-    let events = r.json();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
+
+    // The webhook: first attempt answered 500, retried, each body signed with the clinic secret.
+    let seen = wait_until(
+        Duration::from_secs(5),
+        "three webhook requests, one of them for the on-call rung",
+        async || {
+            let seen = hook_seen.lock().unwrap().clone();
+            let on_call_delivered = seen
+                .iter()
+                .filter(|(_, b)| serde_json::from_slice::<Value>(b).unwrap()["rung"] == "on_call")
+                .count();
+            if seen.len() >= 3 && on_call_delivered >= 1 {
+                Ok(seen)
+            } else {
+                Err(format!("{} webhook requests", seen.len()))
+            }
+        },
+    )
+    .await;
+    let on_call: Value = seen
         .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
-    for want in [
+        .map(|(_, b)| serde_json::from_slice::<Value>(b).unwrap())
+        .find(|v| v["rung"] == "on_call")
+        .unwrap();
+    assert_eq!(
+        on_call["contact"]["phone"], "+31 20 555 0199",
+        "the plan's on-call number: {on_call}"
+    );
+    for (sig, body) in &seen {
+        assert!(
+            server::services::webhook::verify(&secret, body, sig),
+            "bad signature {sig}"
+        );
+    }
+
+    // The record has the alarm, both rungs and the webhook outcome, with who and when. The outcome is recorded
+    // after the receiver has answered, so the record is polled until it has it.
+    let wanted = [
         "alarm_raised",
         "alarm_escalated",
         "escalation_sent",
@@ -239,12 +191,24 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
         "record_read",
         "device_assigned",
         "patient_registered",
-    ] {
-        assert!(kinds.contains(&want), "{want} missing from {kinds:?}");
-    }
+    ];
+    wait_until(
+        Duration::from_secs(5),
+        "the alarm, its rungs and the webhook outcome in the record",
+        async || {
+            let events = app.timeline(&nurse, &w.p1, &[]).await;
+            let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
+            match wanted.iter().find(|want| !kinds.contains(want)) {
+                None => Ok(()),
+                Some(missing) => Err(format!("{missing} missing from {kinds:?}")),
+            }
+        },
+    )
+    .await;
+    // Read again once the ticker has run well past the last rung: a repeated rung would be in the record now.
+    marker.passed().await;
+    let events = app.timeline(&nurse, &w.p1, &[]).await;
     let rungs: Vec<&str> = events
-        .as_array()
-        .unwrap()
         .iter()
         .filter(|e| e["kind"] == "alarm_escalated")
         .map(|e| e["payload"]["rung"].as_str().unwrap())
@@ -259,34 +223,25 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
         1,
         "{rungs:?}"
     );
-    let attempts = sqlx::query("SELECT COUNT(*) AS n FROM srv_webhook_attempts")
-        .fetch_one(&server.state().db.pool)
-        .await
-        .unwrap();
-    let n: i64 = sqlx::Row::try_get(&attempts, "n").unwrap();
+    let n = app.count_rows("srv_webhook_attempts").await;
     assert!(n >= 3, "webhook attempts recorded: {n}");
 
     // The nurse acknowledges: recorded with who; the pump is asked to acknowledge too.
-    let r = server
-        .http
-        .post_json(
-            &format!(
-                "{base}/api/patients/{}/alarms/occlusion_downstream/acknowledge",
-                w.p1
-            ),
+    let r = app
+        .acknowledge(
             &nurse,
-            &json!({"note": "called the patient"}),
+            &w.p1,
+            "occlusion_downstream",
+            Some("called the patient"),
         )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+        .await
+        .expect_status(200);
     assert_eq!(r.json()["acknowledgements"][0]["role"], "nurse");
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(1),
-        "the acknowledgement",
-        |e, _| e == "acknowledged",
-    )
-    .await;
+    patient_stream
+        .expect(Duration::from_secs(1), "the acknowledgement", |e, _| {
+            e == "acknowledged"
+        })
+        .await;
     let reply = pump
         .flush(Some(infusing(&["occlusion_downstream"])))
         .await
@@ -305,90 +260,55 @@ async fn occlusion_reaches_streams_and_escalates(backend: Backend) {
         json!({"alarm": "occlusion_downstream", "resolution": "line unkinked"}),
     );
     pump.flush(Some(infusing(&[]))).await.unwrap();
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(1),
-        "the clearance",
-        |e, _| e == "alarm_cleared",
-    )
-    .await;
-    let r = server
-        .http
-        .get(&format!("{base}/api/patients/{}/alarms", w.p1), &patient)
+    patient_stream
+        .expect(Duration::from_secs(1), "the clearance", |e, _| {
+            e == "alarm_cleared"
+        })
         .await;
-    assert_eq!(r.json(), json!([]));
+    assert_eq!(app.alarms(&patient, &w.p1).await, json!([]));
 }
 
 async fn acknowledged_alarm_does_not_reach_the_nurse(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let nurse = server.http.login(&base, "nurse").await;
-    let plan = json!({"plan": support::plan_json(5, 5)});
-    let r = server
-        .http
-        .request(
-            "PUT",
-            &format!("{base}/api/patients/{}/plan", w.p1),
-            &nurse,
-            &[],
-            Some(plan.to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    let caregiver = server.http.login(&base, "caregiver1").await;
-    let mut nurse_stream = server
-        .http
-        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
-        .await;
-    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    let nurse = app.login(User::Nurse).await;
+    app.put_plan(&nurse, &w.p1, support::plan_json(5, 5))
+        .await
+        .expect_status(200);
+    let caregiver = app.login(User::Caregiver1).await;
+    let mut nurse_stream = app.nurse_stream(&nurse).await;
+    let mut pump = LinkClient::new(&app.url, &w.pump1_token);
     pump.push(
         "alarm_raised",
         jiff::Timestamp::now(),
         json!({"alarm": "air_in_line", "priority": "high"}),
     );
     pump.flush(Some(infusing(&["air_in_line"]))).await.unwrap();
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(1),
-        "the alarm",
-        |e, _| e == "alarm",
-    )
-    .await;
-    let r = server
-        .http
-        .post_json(
-            &format!(
-                "{base}/api/patients/{}/alarms/air_in_line/acknowledge",
-                w.p1
-            ),
-            &caregiver,
-            &json!({}),
-        )
+    // The ladder's clock starts no later than here; the marker proves a tick ran more than 600 ms later.
+    let marker = app.ticker_marker(&w).await;
+    nurse_stream
+        .expect(Duration::from_secs(1), "the alarm", |e, _| e == "alarm")
         .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    // Well past the 500 ms patient time: no nurse rung.
-    tokio::time::sleep(Duration::from_millis(1200)).await;
-    while let Ok((e, d)) = nurse_stream.try_recv() {
+    app.acknowledge(&caregiver, &w.p1, "air_in_line", None)
+        .await
+        .expect_status(200);
+    // Well past the 500 ms patient time (the marker's tick is over 600 ms after the alarm): no nurse rung, neither
+    // announced nor recorded.
+    marker.passed().await;
+    for (e, d) in nurse_stream.received() {
         assert!(
             !(e == "escalation" && d["data"]["rung"] == "nurse"),
             "escalated after acknowledgement: {d}"
         );
     }
-    let r = server
-        .http
-        .get(
-            &format!(
-                "{base}/api/patients/{}/timeline?kinds=alarm_acknowledged",
-                w.p1
-            ),
-            &nurse,
-        )
-        .await;
-    let acks = r.json();
-    assert_eq!(acks.as_array().unwrap().len(), 1);
+    let rungs = app.timeline(&nurse, &w.p1, &["alarm_escalated"]).await;
+    assert!(
+        rungs.iter().all(|e| e["payload"]["rung"] != "nurse"),
+        "escalated after acknowledgement: {rungs:?}"
+    );
+    let acks = app.timeline(&nurse, &w.p1, &["alarm_acknowledged"]).await;
+    assert_eq!(acks.len(), 1);
     assert_eq!(acks[0]["source"], "caregiver");
     assert_eq!(acks[0]["payload"]["alarm"], "air_in_line");
     assert!(acks[0]["actor"].as_str().unwrap().starts_with("usr_"));
@@ -398,44 +318,32 @@ async fn acknowledged_alarm_does_not_reach_the_nurse(backend: Backend) {
 }
 
 async fn silent_pump_raises_pump_silent(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let patient = server.http.login(&base, "patient1").await;
-    let nurse = server.http.login(&base, "nurse").await;
-    let mut patient_stream = server
-        .http
-        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
-        .await;
-    let mut nurse_stream = server
-        .http
-        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
-        .await;
-    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    let patient = app.login(User::Patient1).await;
+    let nurse = app.login(User::Nurse).await;
+    let mut patient_stream = app.patient_stream(&patient, &w.p1).await;
+    let mut nurse_stream = app.nurse_stream(&nurse).await;
+    let mut pump = LinkClient::new(&app.url, &w.pump1_token);
     pump.flush(Some(infusing(&[]))).await.unwrap();
     // The pump goes quiet for longer than the 600 ms allowed.
     let silent = |e: &str, d: &Value| e == "alarm" && d["data"]["alarm"]["alarm"] == "pump_silent";
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(3),
-        "pump_silent on the patient's stream",
-        silent,
-    )
-    .await;
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(1),
-        "pump_silent on the nurse's stream",
-        silent,
-    )
-    .await;
-    let r = server
-        .http
-        .get(&format!("{base}/api/dashboard"), &nurse)
+    patient_stream
+        .expect(
+            Duration::from_secs(3),
+            "pump_silent on the patient's stream",
+            silent,
+        )
         .await;
-    let rows = r.json();
+    nurse_stream
+        .expect(
+            Duration::from_secs(1),
+            "pump_silent on the nurse's stream",
+            silent,
+        )
+        .await;
+    let rows = app.dashboard(&nurse).await;
     assert_eq!(
         rows[0]["patient_id"],
         w.p1.as_str(),
@@ -444,27 +352,14 @@ async fn silent_pump_raises_pump_silent(backend: Backend) {
     assert_eq!(rows[0]["top_priority"], "high");
     // It talks again: cleared.
     pump.flush(Some(infusing(&[]))).await.unwrap();
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(1),
-        "pump_silent cleared",
-        |e, d| e == "alarm_cleared" && d["data"]["alarm"] == "pump_silent",
-    )
-    .await;
-    let r = server
-        .http
-        .get(
-            &format!(
-                "{base}/api/patients/{}/timeline?kinds=alarm_raised,alarm_cleared",
-                w.p1
-            ),
-            &nurse,
-        )
+    patient_stream
+        .expect(Duration::from_secs(1), "pump_silent cleared", |e, d| {
+            e == "alarm_cleared" && d["data"]["alarm"] == "pump_silent"
+        })
         .await;
-    let kinds: Vec<(String, String)> = r
-        .json()
-        .as_array()
-        .unwrap()
+    let kinds: Vec<(String, String)> = app
+        .timeline(&nurse, &w.p1, &["alarm_raised", "alarm_cleared"])
+        .await
         .iter()
         .map(|e| {
             (
@@ -484,75 +379,44 @@ async fn silent_pump_raises_pump_silent(backend: Backend) {
 }
 
 async fn resent_batches_are_not_duplicated(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let batch = json!({"events": [
+    let events = json!([
         {"seq": 7, "occurred_at": "2026-01-01T10:00:00Z", "kind": "infusion_started", "data": {"rate_ml_per_h": 100.0, "vtbi_ml": 250.0}},
         {"seq": 8, "occurred_at": "2026-01-01T10:00:01Z", "kind": "alarm_raised", "data": {"alarm": "battery_low", "priority": "low"}}
-    ]});
-    let pump = support::Session::default();
-    let auth = format!("Bearer {}", w.pump1_token);
+    ]);
+    let pump = app.pump(&w.pump1_token);
     for round in 0..3 {
-        let r = server
-            .http
-            .request(
-                "POST",
-                &format!("{base}/api/link/v1/batch"),
-                &pump,
-                &[("authorization", &auth)],
-                Some(batch.to_string().into_bytes()),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        let reply = r.json();
+        let reply = pump
+            .batch(events.clone(), None)
+            .await
+            .expect_status(200)
+            .json();
         if round == 0 {
             assert_eq!(reply["accepted"], json!([7, 8]));
         } else {
             assert_eq!(reply["duplicates"], json!([7, 8]), "round {round}");
         }
     }
-    let nurse = server.http.login(&base, "nurse").await;
-    let r = server
-        .http
-        .get(
-            &format!(
-                "{base}/api/patients/{}/timeline?kinds=infusion_started,alarm_raised",
-                w.p1
-            ),
-            &nurse,
-        )
+    let nurse = app.login(User::Nurse).await;
+    let recorded = app
+        .timeline(&nurse, &w.p1, &["infusion_started", "alarm_raised"])
         .await;
-    assert_eq!(r.json().as_array().unwrap().len(), 2, "{}", r.text());
-    let r = server
-        .http
-        .get(&format!("{base}/api/patients/{}/alarms", w.p1), &nurse)
-        .await;
-    assert_eq!(r.json().as_array().unwrap().len(), 1);
+    assert_eq!(recorded.len(), 2, "{recorded:?}");
+    let alarms = app.alarms(&nurse, &w.p1).await;
+    assert_eq!(alarms.as_array().unwrap().len(), 1);
 }
 
 async fn active_alarms_survive_a_restart(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let nurse = server.http.login(&base, "nurse").await;
-    let plan = json!({"plan": support::plan_json(2, 60)});
-    let r = server
-        .http
-        .request(
-            "PUT",
-            &format!("{base}/api/patients/{}/plan", w.p1),
-            &nurse,
-            &[],
-            Some(plan.to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 200);
-    let mut pump = LinkClient::new(&base, &w.pump1_token);
+    let nurse = app.login(User::Nurse).await;
+    app.put_plan(&nurse, &w.p1, support::plan_json(2, 60))
+        .await
+        .expect_status(200);
+    let mut pump = LinkClient::new(&app.url, &w.pump1_token);
     pump.push(
         "alarm_raised",
         jiff::Timestamp::now(),
@@ -561,46 +425,36 @@ async fn active_alarms_survive_a_restart(backend: Backend) {
     pump.flush(Some(infusing(&["occlusion_downstream"])))
         .await
         .unwrap();
-    // Wait for the nurse rung (200 ms), then restart.
-    tokio::time::sleep(Duration::from_millis(600)).await;
-    let server = server.restart().await;
-    let base = server.url.clone();
-    let nurse = server.http.login(&base, "nurse").await;
-    let r = server
-        .http
-        .get(&format!("{base}/api/patients/{}/alarms", w.p1), &nurse)
-        .await;
-    let alarms = r.json();
+    // Wait for the nurse rung (200 ms) to be in the record (what a restart restores from), then restart.
+    wait_until(
+        Duration::from_secs(3),
+        "the nurse rung in the record",
+        async || {
+            let rungs = app.timeline(&nurse, &w.p1, &["alarm_escalated"]).await;
+            if rungs.iter().any(|e| e["payload"]["rung"] == "nurse") {
+                Ok(())
+            } else {
+                Err(format!("{rungs:?}"))
+            }
+        },
+    )
+    .await;
+    let app = app.restart().await;
+    // The marker proves that the restarted server's ticker has run for more than 600 ms (a repeated rung would
+    // come on its first ticks).
+    let marker = app.ticker_marker(&w).await;
+    let nurse = app.login(User::Nurse).await;
+    let alarms = app.alarms(&nurse, &w.p1).await;
     assert_eq!(alarms[0]["alarm"], "occlusion_downstream", "{alarms}");
     assert_eq!(alarms[0]["escalation"], "nurse", "{alarms}");
     // The nurse acknowledges on the restarted server; the rungs were not repeated by the restart.
-    let r = server
-        .http
-        .post_json(
-            &format!(
-                "{base}/api/patients/{}/alarms/occlusion_downstream/acknowledge",
-                w.p1
-            ),
-            &nurse,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let r = server
-        .http
-        .get(
-            &format!(
-                "{base}/api/patients/{}/timeline?kinds=alarm_escalated",
-                w.p1
-            ),
-            &nurse,
-        )
-        .await;
-    let rungs: Vec<String> = r
-        .json()
-        .as_array()
-        .unwrap()
+    app.acknowledge(&nurse, &w.p1, "occlusion_downstream", None)
+        .await
+        .expect_status(200);
+    marker.passed().await;
+    let rungs: Vec<String> = app
+        .timeline(&nurse, &w.p1, &["alarm_escalated"])
+        .await
         .iter()
         .map(|e| e["payload"]["rung"].as_str().unwrap().to_string())
         .collect();
@@ -617,38 +471,28 @@ async fn active_alarms_survive_a_restart(backend: Backend) {
 }
 
 async fn dashboard_orders_by_urgency(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let nurse = server.http.login(&base, "nurse").await;
+    let nurse = app.login(User::Nurse).await;
     // Alphabetically "Pat One" comes first; a low alarm for P1 and a high one for P2 must reverse that.
-    let mut pump1 = LinkClient::new(&base, &w.pump1_token);
+    let mut pump1 = LinkClient::new(&app.url, &w.pump1_token);
     pump1.push(
         "alarm_raised",
         jiff::Timestamp::now(),
         json!({"alarm": "battery_low", "priority": "low"}),
     );
     pump1.flush(Some(infusing(&["battery_low"]))).await.unwrap();
-    let r = server
-        .http
-        .get(&format!("{base}/api/dashboard"), &nurse)
-        .await;
-    let rows = r.json();
+    let rows = app.dashboard(&nurse).await;
     assert_eq!(rows[0]["patient_id"], w.p1.as_str(), "{rows}");
-    let mut pump2 = LinkClient::new(&base, &w.pump2_token);
+    let mut pump2 = LinkClient::new(&app.url, &w.pump2_token);
     pump2.push(
         "alarm_raised",
         jiff::Timestamp::now(),
         json!({"alarm": "air_in_line", "priority": "high"}),
     );
     pump2.flush(Some(infusing(&["air_in_line"]))).await.unwrap();
-    let r = server
-        .http
-        .get(&format!("{base}/api/dashboard"), &nurse)
-        .await;
-    let rows = r.json();
+    let rows = app.dashboard(&nurse).await;
     assert_eq!(
         rows.as_array().unwrap().len(),
         2,

@@ -3,15 +3,14 @@
 //! within a second of the pump raising it and escalates when nobody acknowledges it. The practice pump does the
 //! same in teaching mode without escalating. The server stops cleanly with streams open.
 
-use crate::support;
-
 use std::time::Duration;
 
-use crate::support::{Backend, TestServer, expect_event, seed};
 use link::LinkClient;
 use link::simpump::{self, SimPumpConfig};
 use serde_json::{Value, json};
 use tokio::sync::{mpsc, watch};
+
+use crate::support::{self, Backend, TestServer, User};
 
 const KINKED: &str = r#"
 name = "kinked at 2 s"
@@ -32,33 +31,16 @@ action = "kink"
 "#;
 
 async fn simulated_pump_occlusion_escalates(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let nurse = server.http.login(&base, "nurse").await;
-    let plan = json!({"plan": support::plan_json(2, 2)});
-    let r = server
-        .http
-        .request(
-            "PUT",
-            &format!("{base}/api/patients/{}/plan", w.p1),
-            &nurse,
-            &[],
-            Some(plan.to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let patient = server.http.login(&base, "patient1").await;
-    let mut patient_stream = server
-        .http
-        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
-        .await;
-    let mut nurse_stream = server
-        .http
-        .sse(&format!("{base}/api/dashboard/stream"), &nurse)
-        .await;
+    let nurse = app.login(User::Nurse).await;
+    app.put_plan(&nurse, &w.p1, support::plan_json(2, 2))
+        .await
+        .expect_status(200);
+    let patient = app.login(User::Patient1).await;
+    let mut patient_stream = app.patient_stream(&patient, &w.p1).await;
+    let mut nurse_stream = app.nurse_stream(&nurse).await;
 
     let scenario = simpump::scenario(Some(KINKED), "test").unwrap();
     let sim = sim::Simulation::new(&scenario);
@@ -71,7 +53,7 @@ async fn simulated_pump_occlusion_escalates(backend: Backend) {
     };
     let pump = tokio::spawn(simpump::run(
         sim,
-        LinkClient::new(&base, &w.pump1_token),
+        LinkClient::new(&app.url, &w.pump1_token),
         config,
         control,
         stopped,
@@ -79,13 +61,13 @@ async fn simulated_pump_occlusion_escalates(backend: Backend) {
 
     let is_occlusion =
         |e: &str, d: &Value| e == "alarm" && d["data"]["alarm"]["alarm"] == "occlusion_downstream";
-    let alarm = expect_event(
-        &mut patient_stream,
-        Duration::from_secs(30),
-        "the occlusion on the patient's stream",
-        is_occlusion,
-    )
-    .await;
+    let alarm = patient_stream
+        .expect(
+            Duration::from_secs(30),
+            "the occlusion on the patient's stream",
+            is_occlusion,
+        )
+        .await;
     let received = jiff::Timestamp::now().as_millisecond();
     let raised = alarm["data"]["alarm"]["raised_at_ms"].as_i64().unwrap();
     // raised_at is when the pump raised it (mapped from simulated to wall time); one pump step (100 ms) of
@@ -95,13 +77,13 @@ async fn simulated_pump_occlusion_escalates(backend: Backend) {
         "reached the patient's screen {} ms after the pump raised it",
         received - raised
     );
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(1),
-        "the occlusion on the nurse's stream",
-        is_occlusion,
-    )
-    .await;
+    nurse_stream
+        .expect(
+            Duration::from_secs(1),
+            "the occlusion on the nurse's stream",
+            is_occlusion,
+        )
+        .await;
     let rung = |want: &'static str| {
         move |e: &str, d: &Value| {
             e == "escalation"
@@ -109,39 +91,22 @@ async fn simulated_pump_occlusion_escalates(backend: Backend) {
                 && d["data"]["alarm"] == "occlusion_downstream"
         }
     };
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(3),
-        "the nurse rung",
-        rung("nurse"),
-    )
-    .await;
-    expect_event(
-        &mut nurse_stream,
-        Duration::from_secs(3),
-        "the on-call rung",
-        rung("on_call"),
-    )
-    .await;
+    nurse_stream
+        .expect(Duration::from_secs(3), "the nurse rung", rung("nurse"))
+        .await;
+    nurse_stream
+        .expect(Duration::from_secs(3), "the on-call rung", rung("on_call"))
+        .await;
 
     // The pump's own events are in the record, numbered by the pump.
-    let r = server
-        .http
-        .get(
-            &format!(
-                "{base}/api/patients/{}/timeline?kinds=infusion_started,alarm_raised,telemetry",
-                w.p1
-            ),
+    let events = app
+        .timeline(
             &nurse,
+            &w.p1,
+            &["infusion_started", "alarm_raised", "telemetry"],
         )
         .await;
-    let events = r.json();
-    let kinds: Vec<&str> = events
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["kind"].as_str().unwrap())
-        .collect();
+    let kinds: Vec<&str> = events.iter().map(|e| e["kind"].as_str().unwrap()).collect();
     assert!(
         kinds.contains(&"infusion_started")
             && kinds.contains(&"alarm_raised")
@@ -153,127 +118,59 @@ async fn simulated_pump_occlusion_escalates(backend: Backend) {
 }
 
 async fn practice_pump_rehearses_without_escalating(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let nurse = server.http.login(&base, "nurse").await;
-    let patient = server.http.login(&base, "patient1").await;
-    let plan = json!({"plan": support::plan_json(1, 1)});
-    let r = server
-        .http
-        .request(
-            "PUT",
-            &format!("{base}/api/patients/{}/plan", w.p1),
-            &nurse,
-            &[],
-            Some(plan.to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let mut patient_stream = server
-        .http
-        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
-        .await;
+    let nurse = app.login(User::Nurse).await;
+    let patient = app.login(User::Patient1).await;
+    app.put_plan(&nurse, &w.p1, support::plan_json(1, 1))
+        .await
+        .expect_status(200);
+    let mut patient_stream = app.patient_stream(&patient, &w.p1).await;
     // Patients cannot start a practice pump or inject faults.
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/patients/{}/practice/start", w.p1),
-            &patient,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 403);
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/patients/{}/practice/start", w.p1),
-            &nurse,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    app.practice_start(&patient, &w.p1).await.expect_status(403);
+    let r = app.practice_start(&nurse, &w.p1).await.expect_status(200);
     assert_eq!(r.json()["running"], true);
-    expect_event(
-        &mut patient_stream,
-        Duration::from_secs(3),
-        "practice telemetry",
-        |e, d| e == "telemetry" && d["data"]["state"] == "infusing",
-    )
-    .await;
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/patients/{}/practice/action", w.p1),
-            &patient,
-            &json!({"action": "door"}),
-        )
+    patient_stream
+        .expect(Duration::from_secs(3), "practice telemetry", |e, d| {
+            e == "telemetry" && d["data"]["state"] == "infusing"
+        })
         .await;
+    let r = app.practice_action(&patient, &w.p1, "door").await;
     assert_eq!(r.status, 403, "faults are the nurse's: {}", r.text());
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/patients/{}/practice/action", w.p1),
-            &nurse,
-            &json!({"action": "door"}),
-        )
+    app.practice_action(&nurse, &w.p1, "door")
+        .await
+        .expect_status(200);
+    let alarm = patient_stream
+        .expect(Duration::from_secs(3), "the door alarm", |e, d| {
+            e == "alarm" && d["data"]["alarm"]["alarm"] == "door_open"
+        })
         .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let alarm = expect_event(
-        &mut patient_stream,
-        Duration::from_secs(3),
-        "the door alarm",
-        |e, d| e == "alarm" && d["data"]["alarm"]["alarm"] == "door_open",
-    )
-    .await;
     assert_eq!(alarm["data"]["alarm"]["teaching"], true);
+    // The door alarm is up: the marker proves a tick ran more than 600 ms after this.
+    let marker = app.ticker_marker(&w).await;
     // The patient practises the fix.
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/patients/{}/practice/action", w.p1),
-            &patient,
-            &json!({"action": "close_door"}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/patients/{}/practice/action", w.p1),
-            &patient,
-            &json!({"action": "fly"}),
-        )
-        .await;
-    assert_eq!(r.status, 422);
+    app.practice_action(&patient, &w.p1, "close_door")
+        .await
+        .expect_status(200);
+    let r = app
+        .practice_action(&patient, &w.p1, "fly")
+        .await
+        .expect_status(422);
     assert!(r.text().contains("kink"), "{}", r.text());
-    // Well past the 100 ms + 100 ms ladder: a practice alarm never escalates.
-    tokio::time::sleep(Duration::from_millis(800)).await;
-    while let Ok((e, d)) = patient_stream.try_recv() {
+    // Well past the 100 ms + 100 ms ladder: a practice alarm never escalates (checked on the stream here and in
+    // the record below).
+    marker.passed().await;
+    for (e, d) in patient_stream.received() {
         assert!(
             !(e == "escalation" && d["data"]["rung"] != "patient"),
             "practice alarm escalated: {d}"
         );
     }
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/patients/{}/practice/stop", w.p1),
-            &nurse,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200);
+    let r = app.practice_stop(&nurse, &w.p1).await.expect_status(200);
     assert_eq!(r.json()["running"], false);
     // Every practice event is marked as teaching in the record.
-    let events = server
-        .state()
-        .journal
-        .timeline(&w.p1, &[], 500, 1)
-        .await
-        .unwrap();
+    let events = app.record(&w.p1).await;
     let practice: Vec<_> = events
         .iter()
         .filter(|e| {
@@ -294,27 +191,18 @@ async fn practice_pump_rehearses_without_escalating(backend: Backend) {
 /// time, queued commands), its events never touch a real alarm of the same name, and ending practice never clears
 /// a real alarm.
 async fn practice_never_touches_the_real_pump(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
     let practice =
-        server::services::directory::create_device(server.state(), &w.p1, "Practice", true, None)
+        server::services::directory::create_device(app.state(), &w.p1, "Practice", true, None)
             .await
             .unwrap();
-    let send = async |token: &str, batch: Value| {
-        let r = server
-            .http
-            .request(
-                "POST",
-                &format!("{base}/api/link/v1/batch"),
-                &support::Session::default(),
-                &[("authorization", &format!("Bearer {token}"))],
-                Some(batch.to_string().into_bytes()),
-            )
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text());
+    let send = async |token: &str, events: Value, telemetry: Option<Value>| {
+        app.pump(token)
+            .batch(events, telemetry)
+            .await
+            .expect_status(200);
     };
     let telemetry = |state: &str| {
         json!({"state": state, "rate_ml_per_h": 100.0, "delivered_ml": 1.0, "remaining_ml": 99.0,
@@ -322,27 +210,20 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
     };
     send(
         &w.pump1_token,
-        json!({"events": [{"seq": 1, "occurred_at": "2026-01-01T10:00:00Z", "kind": "alarm_raised",
-                           "data": {"alarm": "occlusion_downstream", "priority": "high"}}],
-               "telemetry": telemetry("stopped_by_alarm")}),
+        json!([{"seq": 1, "occurred_at": "2026-01-01T10:00:00Z", "kind": "alarm_raised",
+                "data": {"alarm": "occlusion_downstream", "priority": "high"}}]),
+        Some(telemetry("stopped_by_alarm")),
     )
     .await;
     send(
         &practice.token,
-        json!({"events": [{"seq": 1, "occurred_at": "2026-01-01T10:00:01Z", "kind": "alarm_raised",
-                           "data": {"alarm": "occlusion_downstream", "priority": "high"}}],
-               "telemetry": telemetry("infusing")}),
+        json!([{"seq": 1, "occurred_at": "2026-01-01T10:00:01Z", "kind": "alarm_raised",
+                "data": {"alarm": "occlusion_downstream", "priority": "high"}}]),
+        Some(telemetry("infusing")),
     )
     .await;
-    let nurse = server.http.login(&base, "nurse").await;
-    let snapshot = async || {
-        let r = server
-            .http
-            .get(&format!("{base}/api/patients/{}", w.p1), &nurse)
-            .await;
-        assert_eq!(r.status, 200, "{}", r.text());
-        r.json()["live"].clone()
-    };
+    let nurse = app.login(User::Nurse).await;
+    let snapshot = async || app.patient(&nurse, &w.p1).await["live"].clone();
     let alarms = |snap: &Value| {
         let mut v: Vec<(String, bool)> = snap["active_alarms"]
             .as_array()
@@ -373,18 +254,10 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
     );
     // Acknowledging by name picks the practice alarm; the real pump is not asked to acknowledge anything and its
     // alarm keeps no acknowledgement.
-    let r = server
-        .http
-        .post_json(
-            &format!(
-                "{base}/api/patients/{}/alarms/occlusion_downstream/acknowledge",
-                w.p1
-            ),
-            &nurse,
-            &json!({}),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let r = app
+        .acknowledge(&nurse, &w.p1, "occlusion_downstream", None)
+        .await
+        .expect_status(200);
     assert_eq!(r.json()["teaching"], true, "{}", r.text());
     let snap = snapshot().await;
     let real = snap["active_alarms"]
@@ -395,29 +268,13 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
         .unwrap()
         .clone();
     assert_eq!(real["acknowledgements"], json!([]), "{snap}");
-    let auth = format!("Bearer {}", w.pump1_token);
-    let r = server
-        .http
-        .request(
-            "POST",
-            &format!("{base}/api/link/v1/heartbeat"),
-            &support::Session::default(),
-            &[("authorization", &auth)],
-            Some(
-                json!({"telemetry": telemetry("stopped_by_alarm")})
-                    .to_string()
-                    .into_bytes(),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    assert_eq!(r.json()["commands"], json!([]), "{}", r.text());
-    let events = server
-        .state()
-        .journal
-        .timeline(&w.p1, &[], 500, 1)
+    let r = app
+        .pump(&w.pump1_token)
+        .heartbeat(telemetry("stopped_by_alarm"))
         .await
-        .unwrap();
+        .expect_status(200);
+    assert_eq!(r.json()["commands"], json!([]), "{}", r.text());
+    let events = app.record(&w.p1).await;
     let ack = events
         .iter()
         .find(|e| e.kind == "alarm_acknowledged")
@@ -426,8 +283,9 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
     // The practice pump clears its alarm: the real one stays.
     send(
         &practice.token,
-        json!({"events": [{"seq": 2, "occurred_at": "2026-01-01T10:00:02Z", "kind": "alarm_cleared",
-                           "data": {"alarm": "occlusion_downstream"}}]}),
+        json!([{"seq": 2, "occurred_at": "2026-01-01T10:00:02Z", "kind": "alarm_cleared",
+                "data": {"alarm": "occlusion_downstream"}}]),
+        None,
     )
     .await;
     let snap = snapshot().await;
@@ -438,11 +296,12 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
     // Ending practice clears teaching state only.
     send(
         &practice.token,
-        json!({"events": [{"seq": 3, "occurred_at": "2026-01-01T10:00:03Z", "kind": "alarm_raised",
-                           "data": {"alarm": "door_open", "priority": "high"}}]}),
+        json!([{"seq": 3, "occurred_at": "2026-01-01T10:00:03Z", "kind": "alarm_raised",
+                "data": {"alarm": "door_open", "priority": "high"}}]),
+        None,
     )
     .await;
-    server::services::alarms::clear_teaching(server.state(), &w.p1);
+    server::services::alarms::clear_teaching(app.state(), &w.p1);
     let snap = snapshot().await;
     assert_eq!(
         alarms(&snap),
@@ -452,24 +311,17 @@ async fn practice_never_touches_the_real_pump(backend: Backend) {
 }
 
 async fn stops_cleanly_with_streams_open(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let patient = server.http.login(&base, "patient1").await;
-    let mut stream = server
-        .http
-        .sse(&format!("{base}/api/patients/{}/stream", w.p1), &patient)
+    let patient = app.login(User::Patient1).await;
+    let mut stream = app.patient_stream(&patient, &w.p1).await;
+    stream
+        .expect(Duration::from_secs(2), "the snapshot", |e, _| {
+            e == "snapshot"
+        })
         .await;
-    expect_event(
-        &mut stream,
-        Duration::from_secs(2),
-        "the snapshot",
-        |e, _| e == "snapshot",
-    )
-    .await;
-    tokio::time::timeout(Duration::from_secs(5), server.running.stop())
+    tokio::time::timeout(Duration::from_secs(5), app.running.stop())
         .await
         .expect("graceful shutdown with an open stream")
         .unwrap();

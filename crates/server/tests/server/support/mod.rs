@@ -1,20 +1,46 @@
-//! Test support: start the real server on port 0 with a fresh database (SQLite in a temporary directory, or
-//! a fresh schema in the PostgreSQL named by INFUSAFE_TEST_POSTGRES_URL), seed clinics and people, and talk
-//! to it over HTTP like a browser or a pump would (including server-sent event streams).
+//! Test support, in the manner of zero2prod's `tests/api/helpers.rs` and crates.io's `RequestHelper`: start the
+//! real server on port 0 with a fresh database (SQLite in a temporary directory, or a fresh schema in the
+//! PostgreSQL named by INFUSAFE_TEST_POSTGRES_URL), seed a world of clinics, people and pumps as values, and talk
+//! to it through typed helpers, one per endpoint (`api`), over HTTP and event streams (`client`), waiting on
+//! events and conditions with deadlines, never on the clock alone (`wait`).
 
 #![allow(dead_code)]
 
+mod api;
+mod client;
+mod wait;
+
 use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use server::Role;
 use server::services::auth::NewUser;
 use server::{Running, ServerConfig};
+
+pub use client::{Http, Reply, Session};
+pub use wait::{EventStream, wait_until};
+
+/// Run an `async fn(Backend)` test body as one `#[tokio::test]` per backend, in modules `sqlite` and `postgres`.
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(crate::support::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -153,8 +179,62 @@ impl TestServer {
     }
 }
 
-/// People and patients of a seeded world: clinic A (admin, nurse, patients P1 and P2 with their accounts,
-/// a caregiver of P1, pumps for both) and clinic B (a nurse and a patient), all with password `password-123`.
+impl TestServer {
+    /// Start on a fresh database and seed the world; `None` when the backend is explicitly skipped.
+    pub async fn seeded(backend: Backend) -> Option<(TestServer, World)> {
+        let server = TestServer::start(backend).await?;
+        let world = seed(server.state()).await;
+        Some((server, world))
+    }
+}
+
+/// The seeded people, as values: clinic A has an admin, a nurse, patients P1 and P2 with their own accounts and
+/// a caregiver of P1; clinic B has a nurse and a patient. All sign in with `PASSWORD`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum User {
+    Admin,
+    Nurse,
+    Patient1,
+    Caregiver1,
+    Patient2,
+    NurseB,
+    PatientB,
+}
+
+impl User {
+    pub const ALL: [User; 7] = [
+        User::Admin,
+        User::Nurse,
+        User::Patient1,
+        User::Caregiver1,
+        User::Patient2,
+        User::NurseB,
+        User::PatientB,
+    ];
+
+    pub fn username(self) -> &'static str {
+        match self {
+            User::Admin => "admin",
+            User::Nurse => "nurse",
+            User::Patient1 => "patient1",
+            User::Caregiver1 => "caregiver1",
+            User::Patient2 => "patient2",
+            User::NurseB => "nurse_b",
+            User::PatientB => "patient_b",
+        }
+    }
+
+    pub fn role(self) -> Role {
+        match self {
+            User::Admin => Role::Admin,
+            User::Nurse | User::NurseB => Role::Nurse,
+            User::Patient1 | User::Patient2 | User::PatientB => Role::Patient,
+            User::Caregiver1 => Role::Caregiver,
+        }
+    }
+}
+
+/// Clinics, patients and pumps of a seeded world (the people are `User`s).
 pub struct World {
     pub clinic_a: String,
     pub clinic_b: String,
@@ -164,6 +244,19 @@ pub struct World {
     pub pump1_token: String,
     pub pump1_id: String,
     pub pump2_token: String,
+}
+
+impl World {
+    /// The clinic and the patients a seeded person belongs to.
+    fn place_of(&self, user: User) -> (&str, Vec<String>) {
+        match user {
+            User::Admin | User::Nurse => (&self.clinic_a, vec![]),
+            User::Patient1 | User::Caregiver1 => (&self.clinic_a, vec![self.p1.clone()]),
+            User::Patient2 => (&self.clinic_a, vec![self.p2.clone()]),
+            User::NurseB => (&self.clinic_b, vec![]),
+            User::PatientB => (&self.clinic_b, vec![self.pb.clone()]),
+        }
+    }
 }
 
 pub const PASSWORD: &str = "password-123";
@@ -192,253 +285,41 @@ pub async fn seed(state: &server::AppState) -> World {
     let pb = store::create_patient(state, &clinic_b, "Pat Bee", None)
         .await
         .unwrap();
-    let users = [
-        ("admin", Role::Admin, &clinic_a, vec![]),
-        ("nurse", Role::Nurse, &clinic_a, vec![]),
-        ("patient1", Role::Patient, &clinic_a, vec![p1.clone()]),
-        ("caregiver1", Role::Caregiver, &clinic_a, vec![p1.clone()]),
-        ("patient2", Role::Patient, &clinic_a, vec![p2.clone()]),
-        ("nurse_b", Role::Nurse, &clinic_b, vec![]),
-        ("patient_b", Role::Patient, &clinic_b, vec![pb.clone()]),
-    ];
-    for (name, role, clinic, patients) in users {
+    // The people first, then the pumps (the order the record has always had).
+    let mut world = World {
+        clinic_a,
+        clinic_b,
+        p1,
+        p2,
+        pb,
+        pump1_token: String::new(),
+        pump1_id: String::new(),
+        pump2_token: String::new(),
+    };
+    for user in User::ALL {
+        let (clinic, patients) = world.place_of(user);
         server::services::auth::create_user(
             state,
             &NewUser {
-                username: name.into(),
-                display_name: format!("{name} (test)"),
+                username: user.username().into(),
+                display_name: format!("{} (test)", user.username()),
                 password: PASSWORD.into(),
-                role,
-                clinic_id: clinic.clone(),
+                role: user.role(),
+                clinic_id: clinic.into(),
                 patient_ids: patients,
             },
         )
         .await
         .unwrap();
     }
-    let d1 = store::create_device(state, &p1, "Test pump 1", false, None)
+    let d1 = store::create_device(state, &world.p1, "Test pump 1", false, None)
         .await
         .unwrap();
-    let d2 = store::create_device(state, &p2, "Test pump 2", false, None)
+    let d2 = store::create_device(state, &world.p2, "Test pump 2", false, None)
         .await
         .unwrap();
-    World {
-        clinic_a,
-        clinic_b,
-        p1,
-        p2,
-        pb,
-        pump1_token: d1.token,
-        pump1_id: d1.device_id,
-        pump2_token: d2.token,
-    }
-}
-
-/// A response.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: http::HeaderMap,
-    pub body: Bytes,
-}
-
-impl Reply {
-    pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-/// A signed-in (or anonymous) client.
-#[derive(Clone, Debug, Default)]
-pub struct Session {
-    pub cookie: Option<String>,
-    pub csrf: Option<String>,
-}
-
-#[derive(Clone, Debug)]
-pub struct Http {
-    client: Client<HttpConnector, Full<Bytes>>,
-}
-
-impl Http {
-    pub fn new() -> Http {
-        Http {
-            client: Client::builder(TokioExecutor::new()).build_http(),
-        }
-    }
-
-    pub async fn request(
-        &self,
-        method: &str,
-        url: &str,
-        session: &Session,
-        headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-    ) -> Reply {
-        let mut b = http::Request::builder().method(method).uri(url);
-        if let Some(c) = &session.cookie {
-            b = b.header("cookie", c);
-        }
-        if let Some(t) = &session.csrf {
-            b = b.header("x-csrf-token", t);
-        }
-        let has_ct = headers
-            .iter()
-            .any(|(k, _)| k.eq_ignore_ascii_case("content-type"));
-        for (k, v) in headers {
-            b = b.header(*k, *v);
-        }
-        if body.is_some() && !has_ct {
-            b = b.header("content-type", "application/json");
-        }
-        let req = b
-            .body(Full::new(Bytes::from(body.unwrap_or_default())))
-            .unwrap();
-        let res = tokio::time::timeout(Duration::from_secs(20), self.client.request(req))
-            .await
-            .expect("request timed out")
-            .expect("request");
-        let status = res.status().as_u16();
-        let headers = res.headers().clone();
-        let body = res.into_body().collect().await.unwrap().to_bytes();
-        Reply {
-            status,
-            headers,
-            body,
-        }
-    }
-
-    pub async fn get(&self, url: &str, session: &Session) -> Reply {
-        self.request("GET", url, session, &[], None).await
-    }
-
-    pub async fn post_json(&self, url: &str, session: &Session, body: &Value) -> Reply {
-        self.request(
-            "POST",
-            url,
-            session,
-            &[],
-            Some(body.to_string().into_bytes()),
-        )
-        .await
-    }
-
-    pub async fn login(&self, base: &str, username: &str) -> Session {
-        let r = self
-            .post_json(
-                &format!("{base}/api/session"),
-                &Session::default(),
-                &json!({"username": username, "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(r.status, 200, "login {username}: {}", r.text());
-        let cookie = r
-            .headers
-            .get("set-cookie")
-            .unwrap()
-            .to_str()
-            .unwrap()
-            .split(';')
-            .next()
-            .unwrap()
-            .to_string();
-        Session {
-            cookie: Some(cookie),
-            csrf: r.json()["csrf_token"].as_str().map(str::to_string),
-        }
-    }
-
-    /// Open a server-sent event stream; events arrive on the returned channel as (event name, data JSON).
-    pub async fn sse(
-        &self,
-        url: &str,
-        session: &Session,
-    ) -> tokio::sync::mpsc::UnboundedReceiver<(String, Value)> {
-        let mut b = http::Request::builder()
-            .method("GET")
-            .uri(url)
-            .header("accept", "text/event-stream");
-        if let Some(c) = &session.cookie {
-            b = b.header("cookie", c);
-        }
-        let req = b.body(Full::new(Bytes::new())).unwrap();
-        let res = self.client.request(req).await.expect("stream request");
-        assert_eq!(res.status().as_u16(), 200, "stream {url}");
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let mut body = res.into_body();
-        tokio::spawn(async move {
-            let mut buf = String::new();
-            while let Some(Ok(frame)) = body.frame().await {
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                buf.push_str(&String::from_utf8_lossy(&data));
-                while let Some(end) = buf.find("\n\n") {
-                    let block: String = buf.drain(..end + 2).collect();
-                    let mut event = String::from("message");
-                    let mut data = String::new();
-                    for line in block.lines() {
-                        if let Some(e) = line.strip_prefix("event:") {
-                            event = e.trim().to_string();
-                        } else if let Some(d) = line.strip_prefix("data:") {
-                            data.push_str(d.trim_start());
-                        }
-                    }
-                    if data.is_empty() {
-                        continue;
-                    }
-                    let value = serde_json::from_str(&data).unwrap_or(Value::String(data));
-                    if tx.send((event, value)).is_err() {
-                        return;
-                    }
-                }
-            }
-        });
-        rx
-    }
-}
-
-/// Wait for the first stream event matching `pred`, failing after `within`.
-pub async fn expect_event(
-    rx: &mut tokio::sync::mpsc::UnboundedReceiver<(String, Value)>,
-    within: Duration,
-    what: &str,
-    pred: impl Fn(&str, &Value) -> bool,
-) -> Value {
-    let deadline = tokio::time::Instant::now() + within;
-    loop {
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        match tokio::time::timeout(left, rx.recv()).await {
-            Ok(Some((name, data))) if pred(&name, &data) => return data,
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("stream closed while waiting for {what}"),
-            Err(_) => panic!("{what} did not arrive within {within:?}"),
-        }
-    }
-}
-
-/// Generate one `#[tokio::test]` per backend for an `async fn(Backend)` test body.
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Backend::Sqlite).await;
-                }
-            )*
-        }
-        mod postgres {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $name() {
-                    super::$name(crate::support::Backend::Postgres).await;
-                }
-            )*
-        }
-    };
+    world.pump1_token = d1.token;
+    world.pump1_id = d1.device_id;
+    world.pump2_token = d2.token;
+    world
 }
