@@ -1,10 +1,9 @@
 //! Bad input of every kind gets a 4xx naming what is wrong, never a 500, and writes nothing: huge bodies,
 //! malformed JSON, wrong types, unknown fields and ids, other patients' ids, missing CSRF tokens, bad tokens.
 
-mod support;
-
 use serde_json::{Value, json};
-use support::{Backend, Session, TestServer, seed};
+
+use crate::support::{self, Backend, Session, TestServer, User};
 
 /// (method, path, session, extra headers, body, expected status, text the error must contain)
 type Case<'a> = (
@@ -18,20 +17,19 @@ type Case<'a> = (
 );
 
 async fn hostile_requests_get_clear_4xx(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
-    let nurse = server.http.login(&base, "nurse").await;
-    let patient = server.http.login(&base, "patient1").await;
+    let base = app.url.clone();
+    let nurse = app.login(User::Nurse).await;
+    let patient = app.login(User::Patient1).await;
     let pump_auth = format!("Bearer {}", w.pump1_token);
     let p1 = &w.p1;
     let huge = vec![b'x'; 2 * 1024 * 1024];
     let huge_json = format!("{{\"display_name\": \"{}\"}}", "x".repeat(200 * 1024)).into_bytes();
 
     // (method, path, session, extra headers, body, expected status, text the error must contain)
-    let admin = server.http.login(&base, "admin").await;
+    let admin = app.login(User::Admin).await;
     let cases: Vec<Case> = vec![
         ("POST", "/api/session".into(), Session::default(), vec![], Some(b"{not json".to_vec()), 422, "not valid JSON"),
         ("POST", "/api/session".into(), Session::default(), vec![], Some(br#"{"username": 5, "password": "x"}"#.to_vec()), 422, "username"),
@@ -90,7 +88,7 @@ async fn hostile_requests_get_clear_4xx(backend: Backend) {
         }
     }
     for (method, path, session, headers, body, status, needle) in &cases {
-        let r = server
+        let r = app
             .http
             .request(
                 method,
@@ -119,38 +117,24 @@ async fn hostile_requests_get_clear_4xx(backend: Backend) {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 
     // Nothing was written by the refused pump batches: no alarm, no events from the pump.
-    let r = server
-        .http
-        .get(
-            &format!("{base}/api/patients/{p1}/timeline?kinds=alarm_raised,infusion_started,note"),
-            &nurse,
-        )
+    let written = app
+        .timeline(&nurse, p1, &["alarm_raised", "infusion_started", "note"])
         .await;
-    assert_eq!(r.json(), json!([]), "refused input must write nothing");
+    assert!(
+        written.is_empty(),
+        "refused input must write nothing: {written:?}"
+    );
     // A batch with one bad event writes none of its good events.
-    let mixed = json!({"events": [
+    let mixed = json!([
         {"seq": 1, "occurred_at": "2026-01-01T00:00:00Z", "kind": "note", "data": {"text": "fine"}},
         {"seq": 2, "occurred_at": "2026-01-01T00:00:00Z", "kind": "infusion_completed", "data": {"delivered_ml": "lots"}}
-    ]});
-    let r = server
-        .http
-        .request(
-            "POST",
-            &format!("{base}/api/link/v1/batch"),
-            &Session::default(),
-            &[("authorization", &pump_auth)],
-            Some(mixed.to_string().into_bytes()),
-        )
-        .await;
-    assert_eq!(r.status, 422, "{}", r.text());
-    let r = server
-        .http
-        .get(
-            &format!("{base}/api/patients/{p1}/timeline?kinds=note"),
-            &nurse,
-        )
-        .await;
-    assert_eq!(r.json(), json!([]), "no partial writes");
+    ]);
+    app.pump(&w.pump1_token)
+        .batch(mixed, None)
+        .await
+        .expect_status(422);
+    let notes = app.timeline(&nurse, p1, &["note"]).await;
+    assert!(notes.is_empty(), "no partial writes: {notes:?}");
 }
 
 async fn oversized_status(base: &str, path: &str, session: &Session, body: Vec<u8>) -> u16 {
@@ -186,44 +170,30 @@ async fn oversized_status(base: &str, path: &str, session: &Session, body: Vec<u
 }
 
 async fn logins_are_rate_limited(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    seed(server.state()).await;
-    let base = server.url.clone();
-    for _ in 0..5 {
-        let r = server
-            .http
-            .post_json(
-                &format!("{base}/api/session"),
-                &Session::default(),
-                &json!({"username": "nurse", "password": "wrong-password"}),
-            )
-            .await;
-        assert_eq!(r.status, 403, "{}", r.text());
-    }
-    let r = server
-        .http
-        .post_json(
-            &format!("{base}/api/session"),
+    let sign_in = async |password: &str| {
+        app.post(
+            "/api/session",
             &Session::default(),
-            &json!({"username": "nurse", "password": support::PASSWORD}),
+            &json!({"username": User::Nurse.username(), "password": password}),
         )
-        .await;
+        .await
+    };
+    for _ in 0..5 {
+        sign_in("wrong-password").await.expect_status(403);
+    }
+    let r = sign_in(support::PASSWORD).await;
     assert_eq!(r.status, 429, "even the right password waits: {}", r.text());
     assert!(r.headers.get("retry-after").is_some());
     // Another account from the same address still works.
-    server.http.login(&base, "patient1").await;
+    app.login(User::Patient1).await;
     // Failed logins of a known account are recorded (on the clinic audit stream for clinicians).
-    let events = server
+    let events = app
         .state()
         .journal
-        .timeline(
-            &format!("clinic:{}", seed_clinic(&server).await),
-            &["login".into()],
-            50,
-            1,
-        )
+        .timeline(&format!("clinic:{}", w.clinic_a), &["login".into()], 50, 1)
         .await
         .unwrap();
     assert!(
@@ -234,14 +204,6 @@ async fn logins_are_rate_limited(backend: Backend) {
             >= 5,
         "{events:?}"
     );
-}
-
-async fn seed_clinic(server: &TestServer) -> String {
-    let row = sqlx::query("SELECT clinic_id FROM srv_users WHERE username = 'nurse'")
-        .fetch_one(&server.state().db.pool)
-        .await
-        .unwrap();
-    sqlx::Row::try_get(&row, "clinic_id").unwrap()
 }
 
 both_backends!(hostile_requests_get_clear_4xx, logins_are_rate_limited);

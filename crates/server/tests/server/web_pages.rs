@@ -3,12 +3,11 @@
 //! actions a page takes (checklist tick, symptom check, alarm step and acknowledgement, plan save) landing
 //! in the record. Browser behaviour (live updates, axe, print) is in tests/browser.
 
-mod support;
-
 use serde_json::{Value, json};
-use support::{Backend, Reply, Session, TestServer, World, seed};
 
-const PLAN_TOML: &str = include_str!("../../../examples/plans/antibiotics-picc.toml");
+use crate::support::{Backend, Reply, Session, TestServer, User, World};
+
+const PLAN_TOML: &str = include_str!("../../../../examples/plans/antibiotics-picc.toml");
 
 struct Web {
     server: TestServer,
@@ -17,10 +16,9 @@ struct Web {
 
 impl Web {
     async fn start() -> Web {
-        let server = TestServer::start(Backend::Sqlite)
+        let (server, world) = TestServer::seeded(Backend::Sqlite)
             .await
             .expect("SQLite always runs");
-        let world = seed(server.state()).await;
         let plan = care::TherapyPlan::from_toml(PLAN_TOML).expect("the example plan reads");
         let value: Value = serde_json::from_str(&plan.to_json()).expect("plan JSON");
         server::services::plans::seed(server.state(), &world.p1, value)
@@ -39,11 +37,12 @@ impl Web {
         )
     }
 
-    async fn session(&self, who: &str) -> Session {
-        if who == "anonymous" {
-            return Session::default();
+    /// A signed-in person, or nobody (`None`).
+    async fn session(&self, who: Option<User>) -> Session {
+        match who {
+            Some(user) => self.server.login(user).await,
+            None => Session::default(),
         }
-        self.server.http.login(&self.server.url, who).await
     }
 
     async fn get(&self, path: &str, session: &Session) -> Reply {
@@ -81,13 +80,7 @@ impl Web {
     }
 
     async fn timeline_kinds(&self, patient: &str) -> Vec<(String, Value)> {
-        let events = self
-            .server
-            .state()
-            .journal
-            .timeline(patient, &[], 1000, 1)
-            .await
-            .unwrap();
+        let events = self.server.record(patient).await;
         events.into_iter().map(|e| (e.kind, e.payload)).collect()
     }
 }
@@ -112,14 +105,18 @@ fn check(r: &Reply, expect: u16, what: &str) {
     assert_ne!(r.status, 500, "{what}: a 500");
 }
 
-const WHO: [&str; 6] = [
-    "anonymous",
-    "nurse",
-    "patient1",
-    "caregiver1",
-    "patient2",
-    "nurse_b",
+const WHO: [Option<User>; 6] = [
+    None,
+    Some(User::Nurse),
+    Some(User::Patient1),
+    Some(User::Caregiver1),
+    Some(User::Patient2),
+    Some(User::NurseB),
 ];
+
+fn name(who: Option<User>) -> &'static str {
+    who.map_or("anonymous", User::username)
+}
 
 #[tokio::test]
 async fn every_page_as_every_role() {
@@ -162,10 +159,10 @@ async fn every_page_as_every_role() {
         ("/static/nope.css", [404, 404, 404, 404, 404, 404]),
     ];
     for (path, expected) in table {
-        for (i, who) in WHO.iter().enumerate() {
+        for (i, who) in WHO.iter().map(|w| name(*w)).enumerate() {
             let r = web.get(path, &sessions[i]).await;
             check(&r, expected[i], &format!("GET {path} as {who}"));
-            if r.status == 303 && *who == "anonymous" {
+            if r.status == 303 && who == "anonymous" {
                 assert!(
                     location(&r).starts_with("/login?next="),
                     "GET {path} as anonymous redirects to sign in: {}",
@@ -240,7 +237,7 @@ async fn every_page_as_every_role() {
 #[tokio::test]
 async fn forms_need_the_csrf_token_and_actions_reach_the_record() {
     let web = Web::start().await;
-    let patient = web.session("patient1").await;
+    let patient = web.session(Some(User::Patient1)).await;
 
     let r = web
         .post_form(
@@ -343,7 +340,7 @@ async fn forms_need_the_csrf_token_and_actions_reach_the_record() {
     );
 
     // Another patient's record cannot be written through the form either.
-    let other = web.session("patient2").await;
+    let other = web.session(Some(User::Patient2)).await;
     let r = web
         .post_form(
             "/p/{p1}/checklist",
@@ -358,7 +355,7 @@ async fn forms_need_the_csrf_token_and_actions_reach_the_record() {
 #[tokio::test]
 async fn a_symptom_check_ending_in_an_emergency_puts_the_number_first() {
     let web = Web::start().await;
-    let patient = web.session("patient1").await;
+    let patient = web.session(Some(User::Patient1)).await;
     let r = web
         .post_form(
             "/p/{p1}/check",
@@ -409,24 +406,13 @@ async fn a_symptom_check_ending_in_an_emergency_puts_the_number_first() {
 #[tokio::test]
 async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowledged() {
     let web = Web::start().await;
-    let patient = web.session("patient1").await;
-    let nurse = web.session("nurse").await;
-    let batch = json!({
-        "events": [{"seq": 1, "occurred_at": jiff::Timestamp::now().to_string(), "kind": "alarm_raised", "data": {"alarm": "occlusion_downstream", "priority": "high"}}],
-    });
+    let patient = web.session(Some(User::Patient1)).await;
+    let nurse = web.session(Some(User::Nurse)).await;
+    let events = json!([{"seq": 1, "occurred_at": jiff::Timestamp::now().to_string(), "kind": "alarm_raised", "data": {"alarm": "occlusion_downstream", "priority": "high"}}]);
     let r = web
         .server
-        .http
-        .request(
-            "POST",
-            &web.url("/api/link/v1/batch"),
-            &Session::default(),
-            &[(
-                "authorization",
-                &format!("Bearer {}", web.world.pump1_token),
-            )],
-            Some(batch.to_string().into_bytes()),
-        )
+        .pump(&web.world.pump1_token)
+        .batch(events, None)
         .await;
     check(&r, 200, "pump batch");
 
@@ -520,7 +506,7 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
 #[tokio::test]
 async fn the_plan_editor_checks_like_a_plan_file() {
     let web = Web::start().await;
-    let nurse = web.session("nurse").await;
+    let nurse = web.session(Some(User::Nurse)).await;
     let page = web.get("/nurse/patients/{p1}", &nurse).await.text();
     assert!(
         page.contains("rate_ml_per_h = 200.0"),
@@ -579,7 +565,7 @@ async fn the_plan_editor_checks_like_a_plan_file() {
     check(&r, 409, "a stale version");
     let page = web.get("/nurse/patients/{p1}", &nurse).await.text();
     assert!(page.contains("rate_ml_per_h = 150.0"));
-    let patient = web.session("patient1").await;
+    let patient = web.session(Some(User::Patient1)).await;
     let r = web
         .post_form(
             "/nurse/patients/{p1}/plan",
@@ -594,7 +580,7 @@ async fn the_plan_editor_checks_like_a_plan_file() {
 #[tokio::test]
 async fn the_plan_editor_checks_the_drug_library_limits() {
     let web = Web::start().await;
-    let nurse = web.session("nurse").await;
+    let nurse = web.session(Some(User::Nurse)).await;
     let page = web.get("/nurse/patients/{p1}", &nurse).await.text();
     assert!(
         page.contains("[therapy.limits]"),
@@ -666,16 +652,7 @@ async fn sign_in_and_out_through_the_form() {
     let form = web
         .get("/login?next=/p/{p1}/log", &Session::default())
         .await;
-    let cookie = form
-        .headers
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
+    let cookie = form.cookie();
     let html = form.text();
     let token = html
         .split("name=\"csrf_token\" value=\"")
@@ -783,7 +760,7 @@ async fn sign_in_and_out_through_the_form() {
 #[tokio::test]
 async fn reads_are_audited_once_per_reading_session_not_per_refresh() {
     let web = Web::start().await;
-    let patient = web.session("patient1").await;
+    let patient = web.session(Some(User::Patient1)).await;
     let reads =
         |events: &[(String, Value)]| events.iter().filter(|(k, _)| k == "record_read").count();
     let before = reads(&web.timeline_kinds(&web.world.p1).await);
@@ -800,7 +777,7 @@ async fn reads_are_audited_once_per_reading_session_not_per_refresh() {
         "five refreshes are one audited read"
     );
     // Another person reading the same record is audited separately.
-    let nurse = web.session("nurse").await;
+    let nurse = web.session(Some(User::Nurse)).await;
     check(
         &web.get("/p/{p1}/pump", &nurse).await,
         200,

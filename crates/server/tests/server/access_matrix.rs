@@ -1,10 +1,9 @@
 //! Walks every API route as each role and as an outsider (another clinic's nurse and patient, and nobody),
 //! against a table of expected statuses, on SQLite and PostgreSQL.
 
-mod support;
-
 use serde_json::json;
-use support::{Backend, Session, TestServer, seed};
+
+use crate::support::{self, Backend, Session, TestServer, User};
 
 #[derive(Clone, Copy, Debug)]
 enum Who {
@@ -29,16 +28,24 @@ const EVERYONE: [Who; 8] = [
     Who::PatientB,
 ];
 
-fn username(w: Who) -> Option<&'static str> {
+fn user(w: Who) -> Option<User> {
     match w {
         Who::Anonymous => None,
-        Who::Admin => Some("admin"),
-        Who::Nurse => Some("nurse"),
-        Who::Patient1 => Some("patient1"),
-        Who::Caregiver1 => Some("caregiver1"),
-        Who::Patient2 => Some("patient2"),
-        Who::NurseB => Some("nurse_b"),
-        Who::PatientB => Some("patient_b"),
+        Who::Admin => Some(User::Admin),
+        Who::Nurse => Some(User::Nurse),
+        Who::Patient1 => Some(User::Patient1),
+        Who::Caregiver1 => Some(User::Caregiver1),
+        Who::Patient2 => Some(User::Patient2),
+        Who::NurseB => Some(User::NurseB),
+        Who::PatientB => Some(User::PatientB),
+    }
+}
+
+/// A fresh session for one row (anonymous: no session at all).
+async fn session_of(app: &TestServer, who: Who) -> Session {
+    match user(who) {
+        Some(u) => app.login(u).await,
+        None => Session::default(),
     }
 }
 
@@ -51,29 +58,15 @@ type Row = (
 );
 
 async fn route_table(backend: Backend) {
-    let Some(server) = TestServer::start(backend).await else {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let w = seed(server.state()).await;
-    let base = server.url.clone();
     let p1 = w.p1.clone();
     // A plan first, so GET plan has something to read.
-    let nurse = server.http.login(&base, "nurse").await;
-    let r = server
-        .http
-        .request(
-            "PUT",
-            &format!("{base}/api/patients/{p1}/plan"),
-            &nurse,
-            &[],
-            Some(
-                json!({"plan": support::plan_json(5, 10)})
-                    .to_string()
-                    .into_bytes(),
-            ),
-        )
-        .await;
-    assert_eq!(r.status, 200, "{}", r.text());
+    let nurse = app.login(User::Nurse).await;
+    app.put_plan(&nurse, &p1, support::plan_json(5, 10))
+        .await
+        .expect_status(200);
 
     //            anon admin nurse pat1 care1 pat2 nurseB patB
     let rows: Vec<Row> = vec![
@@ -222,20 +215,18 @@ async fn route_table(backend: Backend) {
     let mut failures = Vec::new();
     let mut n = 0;
     for (i, who) in EVERYONE.iter().enumerate() {
+        // One sign-in per person (each costs a password hash), and a fresh one after DELETE /api/session so that
+        // signing out does not change the answer to the next row.
+        let mut session = session_of(&app, *who).await;
         for (method, path, body, expect) in &rows {
-            // A fresh session per row so DELETE /api/session does not sign out the next row.
-            let session = match username(*who) {
-                Some(u) => server.http.login(&base, u).await,
-                None => Session::default(),
-            };
             n += 1;
             let path = path.replace("{p1}", &p1);
             let body = body
                 .as_ref()
                 .map(|b| b.to_string().replace("{n}", &n.to_string()).into_bytes());
-            let r = server
+            let r = app
                 .http
-                .request(method, &format!("{base}{path}"), &session, &[], body)
+                .request(method, &app.url_for(&path), &session, &[], body)
                 .await;
             if r.status != expect[i] {
                 failures.push(format!(
@@ -245,14 +236,14 @@ async fn route_table(backend: Backend) {
                     r.text().chars().take(200).collect::<String>()
                 ));
             }
+            if *method == "DELETE" && path == "/api/session" {
+                session = session_of(&app, *who).await;
+            }
         }
     }
     // The SSE streams: access is checked before the stream opens.
     for (i, who) in EVERYONE.iter().enumerate() {
-        let session = match username(*who) {
-            Some(u) => server.http.login(&base, u).await,
-            None => Session::default(),
-        };
+        let session = session_of(&app, *who).await;
         for (path, expect) in [
             (
                 format!("/api/patients/{p1}/stream"),
@@ -263,7 +254,7 @@ async fn route_table(backend: Backend) {
                 [401, 200, 200, 403, 403, 403, 200, 403],
             ),
         ] {
-            let status = stream_status(&base, &path, &session).await;
+            let status = stream_status(&app.url, &path, &session).await;
             if status != expect[i] {
                 failures.push(format!(
                     "{who:?} GET {path}: got {status} want {}",

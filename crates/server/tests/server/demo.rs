@@ -2,38 +2,18 @@
 //! seeds nothing twice and reuses the pumps), every demo login works, and each patient's simulated pump is
 //! live on the link within seconds.
 
-mod support;
-
 use std::time::Duration;
 
 use serde_json::json;
-use support::{Session, TempDir};
 
-async fn live_dashboard(http: &support::Http, base: &str) -> serde_json::Value {
-    let r = http
-        .post_json(
-            &format!("{base}/api/session"),
-            &Session::default(),
-            &json!({"username": "nurse", "password": server::demo::DEMO_PASSWORD}),
-        )
+use crate::support::{Http, Session, TempDir, wait_until};
+
+/// The demo dashboard once every demo pump is live and infusing (within 10 s).
+async fn live_dashboard(http: &Http, base: &str) -> serde_json::Value {
+    let nurse = http
+        .login_with(base, "nurse", server::demo::DEMO_PASSWORD)
         .await;
-    assert_eq!(r.status, 200, "{}", r.text());
-    let cookie = r
-        .headers
-        .get("set-cookie")
-        .unwrap()
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let nurse = Session {
-        cookie: Some(cookie),
-        csrf: None,
-    };
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
+    wait_until(Duration::from_secs(10), "demo pumps live", async || {
         let rows = http
             .get(&format!("{base}/api/dashboard"), &nurse)
             .await
@@ -44,14 +24,12 @@ async fn live_dashboard(http: &support::Http, base: &str) -> serde_json::Value {
             .iter()
             .all(|r| r["link"] == "live" && r["state"] == "infusing");
         if all_live {
-            return rows;
+            Ok(rows)
+        } else {
+            Err(rows.to_string())
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "demo pumps not live: {rows}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    })
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -60,7 +38,7 @@ async fn demo_seeds_once_and_its_pumps_go_live() {
     let mut config = server::ServerConfig::with_data_dir(&dir.0);
     config.bind = "127.0.0.1:0".parse().unwrap();
     config.secure_cookies = false;
-    let http = support::Http::new();
+    let http = Http::new();
 
     let demo = server::demo::start(config.clone()).await.unwrap();
     let base = demo.running.url();

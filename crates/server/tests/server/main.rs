@@ -1,0 +1,13 @@
+//! The server's integration tests, one binary (as ripgrep's `tests/tests.rs`): the real server on port 0 with a
+//! fresh database per test, driven over HTTP and its event streams through the typed helpers in `support`.
+
+#[macro_use]
+mod support;
+
+mod access_matrix;
+mod demo;
+mod hostile_inputs;
+mod layers;
+mod live_alarms;
+mod sim_pump;
+mod web_pages;
