@@ -626,3 +626,191 @@ proptest! {
         prop_assert!(c.level >= a.level, "adding {} lowered {:?} to {:?}", extra, a.level, c.level);
     }
 }
+
+/// A report with everything that changes the answer: a plan (or none) with line, critical flag, therapy kinds,
+/// PCA, contacts and a general "call the nurse first" note; observations; alarms with their history; bag progress.
+fn full_report() -> impl Strategy<Value = TriageInput> {
+    let words = proptest::sample::subsequence(Observation::ALL.to_vec(), 0..7);
+    let alarms = proptest::collection::vec(
+        (
+            0..care::Alarm::all().count(),
+            1u32..5,
+            any::<bool>(),
+            any::<bool>(),
+        ),
+        0..3,
+    );
+    let plan = proptest::option::of((
+        proptest::option::of(proptest::sample::select(care::LineType::ALL.to_vec())),
+        any::<bool>(),
+        proptest::sample::subsequence(care::TherapyKind::ALL.to_vec(), 0..3),
+        any::<bool>(),
+        any::<bool>(),
+    ));
+    let infusion = proptest::option::of((0.0f64..600.0, 0.0f64..1.0));
+    (words, alarms, plan, infusion).prop_map(|(observations, alarms, plan, infusion)| {
+        let plan = plan.map(|(line, critical, kinds, pca, note)| {
+            let contacts = care::Role::ALL
+                .iter()
+                .map(|r| {
+                    (
+                        *r,
+                        care::Contact {
+                            name: None,
+                            phone: format!("+31 20 555 01{:02}", *r as u8),
+                            hours: None,
+                        },
+                    )
+                })
+                .collect();
+            care::TriagePlan {
+                line,
+                critical_therapy: critical,
+                therapy_kinds: kinds,
+                contacts,
+                program: Some(care::triage::ProgramView {
+                    rate_ml_per_h: 2.0,
+                    vtbi_ml: 100.0,
+                    reservoir_ml: None,
+                    bolus_max_ml_per_h: pca.then_some(4.0),
+                }),
+                notes: if note {
+                    vec![care::PersonalNote {
+                        about: None,
+                        text: "Call the nurse line first during office hours.".to_owned(),
+                    }]
+                } else {
+                    Vec::new()
+                },
+            }
+        });
+        let infusion = match (&plan, infusion) {
+            (Some(_), Some((elapsed_min, left))) => Some(care::InfusionProgress {
+                elapsed_min,
+                volume_left_ml: left * 100.0,
+                start_volume_ml: None,
+            }),
+            _ => None,
+        };
+        TriageInput {
+            plan,
+            observations,
+            alarms: alarms
+                .into_iter()
+                .map(|(i, times, steps, stop)| care::AlarmReport {
+                    kind: care::Alarm::all().nth(i).unwrap(),
+                    times_in_last_30_min: times,
+                    steps_followed: steps,
+                    cannot_restart: stop,
+                })
+                .collect(),
+            infusion,
+        }
+    })
+}
+
+/// One way to make a report worse: a new observation, a new alarm, an alarm that came back more often, steps
+/// followed, a pump that cannot restart, or a bag reading further from what the program predicts.
+#[derive(Debug, Clone)]
+enum Worse {
+    Observe(Observation),
+    Alarm(usize),
+    Repeat(usize),
+    StepsFollowed(usize),
+    CannotRestart(usize),
+    BagFurther,
+}
+
+fn worse() -> impl Strategy<Value = Worse> {
+    prop_oneof![
+        proptest::sample::select(Observation::ALL.to_vec()).prop_map(Worse::Observe),
+        (0..care::Alarm::all().count()).prop_map(Worse::Alarm),
+        (0usize..3).prop_map(Worse::Repeat),
+        (0usize..3).prop_map(Worse::StepsFollowed),
+        (0usize..3).prop_map(Worse::CannotRestart),
+        Just(Worse::BagFurther),
+    ]
+}
+
+fn apply(report: &TriageInput, change: &Worse) -> TriageInput {
+    let mut more = report.clone();
+    let n = more.alarms.len();
+    match change {
+        Worse::Observe(word) => more.observations.push(*word),
+        Worse::Alarm(i) => more.alarms.push(care::AlarmReport {
+            kind: care::Alarm::all().nth(*i).unwrap(),
+            times_in_last_30_min: 1,
+            steps_followed: false,
+            cannot_restart: false,
+        }),
+        Worse::Repeat(i) if n > 0 => more.alarms[i % n].times_in_last_30_min += 1,
+        Worse::StepsFollowed(i) if n > 0 => more.alarms[i % n].steps_followed = true,
+        Worse::CannotRestart(i) if n > 0 => more.alarms[i % n].cannot_restart = true,
+        Worse::BagFurther => {
+            if let (Some(progress), Some(plan)) = (more.infusion.as_mut(), report.plan.as_ref()) {
+                let program = plan.program.unwrap();
+                let start = program.vtbi_ml;
+                let given = start - progress.volume_left_ml;
+                let predicted =
+                    (program.rate_ml_per_h * progress.elapsed_min / 60.0).min(program.vtbi_ml);
+                progress.volume_left_ml = if given >= predicted {
+                    progress.volume_left_ml * 0.5
+                } else {
+                    progress.volume_left_ml + (start - progress.volume_left_ml) * 0.5
+                };
+            }
+        }
+        _ => {}
+    }
+    more
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2000))]
+
+    /// Issue 12's guarantees over random reports: monotone levels; emergency answers start with emergency services
+    /// and never say to call the nurse first; the first aid of every rule that fired is in the answer; a critical
+    /// (or unknown) therapy whose pump is stopped always carries the emergency-services fallback with the number.
+    #[test]
+    fn issue_12_guarantees(report in full_report(), change in worse()) {
+        let config = TriageConfig::default();
+        let c = care::content();
+        let a = triage(&report, &config).unwrap();
+        let b = triage(&apply(&report, &change), &config).unwrap();
+        prop_assert!(b.level >= a.level, "{:?} lowered {:?} to {:?}", change, a.level, b.level);
+
+        for out in [&a, &b] {
+            let text = out.steps.join("\n").to_lowercase();
+            if out.level == Level::Emergency {
+                prop_assert_eq!(&out.steps[0], &c.common.emergency_first_step);
+                prop_assert_eq!(out.call[0].role, care::Role::Emergency);
+                prop_assert!(!text.contains("nurse line first") && !text.contains("nurse first"), "{:?}", out.steps);
+            }
+            for reason in &out.reasons {
+                if let Some(rule) = c.rule(&reason.rule) {
+                    for step in &rule.keep_steps {
+                        prop_assert!(out.steps.contains(step), "{} fired but {:?} is missing: {:?}", reason.rule, step, out.steps);
+                    }
+                }
+            }
+        }
+
+        let critical_or_unknown = report.plan.as_ref().is_none_or(|p| p.critical_therapy);
+        let stopped = report.observations.contains(&Observation::PumpStoppedCannotRestart)
+            || report.alarms.iter().any(|al| {
+                al.cannot_restart
+                    || matches!(al.kind.name(), "system_error" | "over_infusion" | "repeated_alarm")
+            });
+        if critical_or_unknown && stopped {
+            let emergency = a.call.iter().find(|e| e.role == care::Role::Emergency);
+            prop_assert!(emergency.is_some(), "no emergency services in {:?}", a.call);
+            if let Some(plan) = &report.plan {
+                let number = &plan.contacts.iter().find(|(r, _)| *r == care::Role::Emergency).unwrap().1.phone;
+                prop_assert_eq!(emergency.unwrap().phone.as_ref(), Some(number));
+            }
+            if a.level != Level::Emergency {
+                prop_assert!(a.steps.join("\n").contains("If you cannot reach anyone"), "{:?}", a.steps);
+            }
+        }
+    }
+}
