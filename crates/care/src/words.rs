@@ -246,6 +246,8 @@ vocabulary! {
         DressingWet => "dressing_wet",
         DressingLoose => "dressing_loose",
         DressingSoiled => "dressing_soiled",
+        Bleeding => "bleeding",
+        ArmSwelling => "arm_swelling",
     }
 }
 
