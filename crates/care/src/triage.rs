@@ -572,7 +572,7 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
                 O::SevereShortnessOfBreath,
                 O::FeelingFaint,
             ]);
-            both(signs, air_context()).and_then(|b| with_line(b))
+            both(signs, air_context()).and_then(&with_line)
         }
         "emergency.breathing_chest" => {
             if central && !air_context().is_empty() {
@@ -615,7 +615,7 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
             } else {
                 f.any(&[O::RapidlySpreadingRedness])
             };
-            both(site, f.any(&SYSTEMIC)).and_then(|b| with_line(b))
+            both(site, f.any(&SYSTEMIC)).and_then(&with_line)
         }
         "emergency.epidural_nerve" if epidural => nonempty(f.any(&EPIDURAL_NERVE)),
         "emergency.low_blood_sugar_pn"
@@ -691,7 +691,7 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
             nonempty(f.any(&[O::ShakySweatyOrLowBloodSugar]))
         }
         "call.site_with_fever" if !(central || epidural) => {
-            both(f.any(&SITE_SIGNS), f.any(&SYSTEMIC)).and_then(|b| with_line(b))
+            both(f.any(&SITE_SIGNS), f.any(&SYSTEMIC)).and_then(&with_line)
         }
         "call.site_signs" => nonempty(f.any(&SITE_SIGNS)),
         "call.site_leak" => nonempty(f.any(&[O::LeakingAtSite])),

@@ -7,6 +7,7 @@
 //! - a sentence ends at `.`, `!` or `?`; a string (a list item, a label) is at least one sentence;
 //! - syllables are groups of vowels (a, e, i, o, u, y) in a word, less a silent final "e" (not "-le") and a silent
 //!   "-es"/"-ed" (not "-ted"/"-ded"), at least one per word.
+//!
 //! The threshold is 8.0 per file (US school grade 8: the usual ceiling for patient information).
 
 use care::SOURCES;
@@ -52,15 +53,10 @@ fn syllables(word: &str) -> usize {
     }
     let n = w.len();
     let ends = |s: &str| w.iter().rev().take(s.len()).rev().copied().eq(s.chars());
-    if groups > 1 && w[n - 1] == 'e' && !ends("le") {
-        groups -= 1;
-    } else if groups > 1
-        && n > 3
-        && (ends("es") || ends("ed"))
-        && !vowel(w[n - 3])
-        && !ends("ted")
-        && !ends("ded")
-    {
+    let silent_e = w[n - 1] == 'e' && !ends("le");
+    let silent_es_ed =
+        n > 3 && (ends("es") || ends("ed")) && !vowel(w[n - 3]) && !ends("ted") && !ends("ded");
+    if groups > 1 && (silent_e || silent_es_ed) {
         groups -= 1;
     }
     groups.max(1)
