@@ -12,7 +12,9 @@
 
 use care::SOURCES;
 
-const SKIPPED_KEYS: [&str; 16] = [
+/// Keys whose strings are not read by patients. `observations` is skipped only where it lists vocabulary words (a
+/// check group); the `[observations]` table of triage.toml holds the patient's labels and is read.
+const SKIPPED_KEYS: [&str; 15] = [
     "id",
     "condition",
     "level",
@@ -20,7 +22,6 @@ const SKIPPED_KEYS: [&str; 16] = [
     "alarm",
     "line",
     "observation",
-    "observations",
     "sign",
     "phase",
     "checklist",
@@ -63,7 +64,9 @@ fn syllables(word: &str) -> usize {
 }
 
 fn texts<'a>(value: &'a toml::Value, key: Option<&str>, out: &mut Vec<&'a str>) {
-    if key.is_some_and(|k| SKIPPED_KEYS.contains(&k)) {
+    if key.is_some_and(|k| SKIPPED_KEYS.contains(&k))
+        || (key == Some("observations") && value.is_array())
+    {
         return;
     }
     match value {
