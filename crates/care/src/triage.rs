@@ -398,6 +398,8 @@ struct Facts<'a> {
     kinds: &'a [TherapyKind],
     /// The program allows patient-controlled boluses (PCA).
     pca: bool,
+    /// The alarms that came back (see `repeated_alarms`), computed once.
+    repeated: Vec<String>,
     /// The content ids the care team's notes are about.
     notes_about: BTreeSet<&'a str>,
     alarms: &'a [AlarmReport],
@@ -486,28 +488,10 @@ fn fixable_by_its_steps(kind: Alarm) -> bool {
     )
 }
 
-/// Evaluates one rule of `RULE_IDS`: `Some(because)` when it matches.
-fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
-    let nonempty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
-    let both = |a: Vec<String>, b: Vec<String>| {
-        if a.is_empty() || b.is_empty() {
-            None
-        } else {
-            Some(a.into_iter().chain(b).collect())
-        }
-    };
-    let pump_stopped = || {
-        let mut because = f.any(&[O::PumpStoppedCannotRestart]);
-        because.extend(
-            f.alarms
-                .iter()
-                .filter(|a| a.cannot_restart)
-                .map(|a| format!("{} (cannot restart)", a.kind)),
-        );
-        because
-    };
-    let repeated: Vec<String> = f
-        .alarms
+/// The alarms that came back in a way the care team must hear of: after the steps were followed; or at all, for an
+/// alarm the patient's steps cannot fix (air_in_line has its own rule); or the pump's own repeated_alarm.
+fn repeated_alarms(alarms: &[AlarmReport], config: &TriageConfig) -> Vec<String> {
+    alarms
         .iter()
         .filter(|a| {
             let repeats = a.times_in_last_30_min >= config.repeat_times_min;
@@ -529,7 +513,29 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
                 }
             )
         })
-        .collect();
+        .collect()
+}
+
+/// Evaluates one rule of `RULE_IDS`: `Some(because)` when it matches.
+fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
+    let nonempty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
+    let both = |a: Vec<String>, b: Vec<String>| {
+        if a.is_empty() || b.is_empty() {
+            None
+        } else {
+            Some(a.into_iter().chain(b).collect())
+        }
+    };
+    let pump_stopped = || {
+        let mut because = f.any(&[O::PumpStoppedCannotRestart]);
+        because.extend(
+            f.alarms
+                .iter()
+                .filter(|a| a.cannot_restart)
+                .map(|a| format!("{} (cannot restart)", a.kind)),
+        );
+        because
+    };
     // The pump is stopped or its infusion interrupted in a way the patient must not or cannot fix.
     let interrupted = || {
         let mut because = pump_stopped();
@@ -538,7 +544,7 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
                 because.push(format!("{} (pump stopped)", Alarm::Core(kind)));
             }
         }
-        because.extend(repeated.iter().cloned());
+        because.extend(f.repeated.iter().cloned());
         because
     };
     let central = f.central_or_unknown();
@@ -646,7 +652,7 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
             vec!["therapy: chemotherapy".to_owned()],
         ),
         "call.pump_stopped" if !f.critical => nonempty(pump_stopped()),
-        "call.repeated_alarm" => nonempty(repeated.clone()),
+        "call.repeated_alarm" => nonempty(f.repeated.clone()),
         "call.air_repeated" => nonempty(
             f.alarms
                 .iter()
@@ -778,6 +784,7 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
             .iter()
             .filter_map(|n| n.about.as_deref())
             .collect(),
+        repeated: repeated_alarms(&input.alarms, config),
         alarms: &input.alarms,
         bag,
     };
