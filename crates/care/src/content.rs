@@ -37,6 +37,10 @@ pub enum ContentError {
 pub struct Common {
     /// "Your care team's own instructions come first": shown at the top of every page and triage result.
     pub care_team_first: String,
+    /// What stands in place of `care_team_first` on an emergency answer: emergency services come first there.
+    pub care_team_first_emergency: String,
+    /// The first step of every emergency answer.
+    pub emergency_first_step: String,
     pub all_clear: String,
     pub no_plan_numbers: String,
     pub roles: BTreeMap<Role, String>,
@@ -190,6 +194,27 @@ pub struct RuleText {
     pub reason: String,
     pub steps: Vec<String>,
     pub call: Vec<Role>,
+    /// The steps (each one of `steps`) that are first aid: they stay in the answer when a more urgent rule fires
+    /// too (clamp, cover, do not push back, stop the pump).
+    #[serde(default)]
+    pub keep_steps: Vec<String>,
+    /// When the rule deliberately departs from the guide's literal words: the id of its row in the clinical
+    /// decisions table of docs/traceability.md (`D1`, …). A test checks both directions.
+    #[serde(default)]
+    pub departure: Option<String>,
+}
+
+/// One group of questions on the symptom-check screen (the server shows them in this order).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct CheckGroup {
+    pub legend: String,
+    #[serde(default)]
+    pub hint: String,
+    /// Whether the screen adds the patient's line (name and where to look) to the hint.
+    #[serde(default)]
+    pub about_line: bool,
+    pub observations: Vec<Observation>,
 }
 
 /// All content, loaded and checked.
@@ -206,6 +231,7 @@ pub struct Content {
     pub tips: Vec<Tip>,
     pub rules: Vec<RuleText>,
     pub observations: BTreeMap<Observation, String>,
+    pub check_groups: Vec<CheckGroup>,
 }
 
 /// The embedded sources, by file name. Exposed so tests and tools can check the files one by one.
@@ -257,6 +283,7 @@ struct RoutinesFile {
 struct TriageFile {
     rules: Vec<RuleText>,
     observations: BTreeMap<Observation, String>,
+    check_groups: Vec<CheckGroup>,
 }
 
 /// The routine pages the screens need, by id.
@@ -304,6 +331,7 @@ impl Content {
             tips: routines.tips,
             rules: triage.rules,
             observations: triage.observations,
+            check_groups: triage.check_groups,
         };
         content.validate()?;
         Ok(content)
@@ -532,6 +560,26 @@ impl Content {
                 )));
             }
         }
+        for observation in Observation::ALL {
+            let groups = self
+                .check_groups
+                .iter()
+                .filter(|g| g.observations.contains(observation))
+                .count();
+            if groups != 1 {
+                return Err(missing(format!(
+                    "observation {observation} in exactly one [[check_groups]] of triage.toml (found {groups})"
+                )));
+            }
+        }
+        for text in [
+            &self.common.care_team_first_emergency,
+            &self.common.emergency_first_step,
+        ] {
+            if text.trim().is_empty() {
+                return Err(invalid("common.toml", "emergency texts must not be empty"));
+            }
+        }
         for id in triage::RULE_IDS {
             if self.rule(id).is_none() {
                 return Err(missing(format!(
@@ -557,6 +605,24 @@ impl Content {
                     &rule.id,
                     "an emergency rule calls emergency services first",
                 ));
+            }
+            if let Some(step) = rule.keep_steps.iter().find(|k| !rule.steps.contains(k)) {
+                return Err(invalid(
+                    &rule.id,
+                    &format!(
+                        "keep_steps must repeat one of the rule's steps word for word: {step:?}"
+                    ),
+                ));
+            }
+            if let Some(d) = &rule.departure {
+                let ok =
+                    d.len() > 1 && d.starts_with('D') && d[1..].chars().all(|c| c.is_ascii_digit());
+                if !ok {
+                    return Err(invalid(
+                        &rule.id,
+                        "departure is a decision id such as \"D1\"",
+                    ));
+                }
             }
             if rule.level == Level::CallCareTeam && rule.call.is_empty() {
                 return Err(invalid(

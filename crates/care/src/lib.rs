@@ -26,9 +26,9 @@ mod words;
 
 pub use alarm::Alarm;
 pub use content::{
-    AlarmGuide, Checklist, ChecklistItem, Common, Content, ContentError, Headings, InfoPage,
-    LineGuide, LogFieldGuide, Outcome, PageKind, ROUTINE_IDS, RuleText, SOURCES, SignGuide,
-    Sources, Tip, content,
+    AlarmGuide, CheckGroup, Checklist, ChecklistItem, Common, Content, ContentError, Headings,
+    InfoPage, LineGuide, LogFieldGuide, Outcome, PageKind, ROUTINE_IDS, RuleText, SOURCES,
+    SignGuide, Sources, Tip, content,
 };
 pub use plan::{
     Contact, Contacts, EndActionName, Escalation, Patient, PersonalNote, PlanBolus, PlanError,
@@ -40,5 +40,6 @@ pub use triage::{
     TriageOutput, TriagePlan, triage, triage_json,
 };
 pub use words::{
-    Level, LineType, LogField, Observation, Phase, ReminderKind, Role, SiteSign, Weekday,
+    Level, LineType, LogField, Observation, Phase, ReminderKind, Role, SiteSign, TherapyKind,
+    Weekday,
 };

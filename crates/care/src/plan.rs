@@ -8,7 +8,7 @@ use jiff::civil::{Date, Time};
 use jiff::tz::TimeZone;
 use serde::{Deserialize, Serialize};
 
-use crate::words::{LineType, ReminderKind, Role, Weekday};
+use crate::words::{LineType, ReminderKind, Role, TherapyKind, Weekday};
 
 /// Why a plan was refused. `Display` starts with the field path (`contacts.nurse.phone: …`).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -54,6 +54,10 @@ pub struct TherapyPlan {
     pub line: LineType,
     /// Whether the care team marked this therapy as one that must not be missed.
     pub critical_therapy: bool,
+    /// What kind of medicine this is (opioid, parenteral nutrition, chemotherapy), so the triage rules for it
+    /// apply. Optional: plans written before it existed load unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub therapy_kinds: Vec<TherapyKind>,
     pub therapy: Therapy,
     pub program: PlanProgram,
     pub schedule: Schedule,

@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 use crate::Alarm;
 use crate::content::content;
 use crate::plan::{Contact, PersonalNote, TherapyPlan};
-use crate::words::{Level, LineType, Observation, Role};
+use crate::words::{Level, LineType, Observation, Role, TherapyKind};
 use pump::AlarmKind;
 
 /// Why a triage request could not be answered. The CLI maps every variant to exit code 2.
@@ -26,21 +26,42 @@ pub enum TriageError {
     Field { path: String, message: String },
 }
 
-/// The ids of the rules whose conditions are written in this file, in evaluation order. The alarm rules
-/// (`alarm.<name>`) come on top, one per alarm guide.
-pub const RULE_IDS: [&str; 24] = [
+/// The ids of the rules whose conditions are written in this file, in evaluation order (most urgent first; within
+/// a level, the order their steps are listed in). The alarm rules (`alarm.<name>`) come on top, one per alarm guide.
+pub const RULE_IDS: [&str; 45] = [
+    "emergency.suspected_air",
     "emergency.breathing_chest",
+    "emergency.allergy",
     "emergency.face_swelling",
     "emergency.faint",
+    "emergency.opioid_sedation",
+    "emergency.drowsy_or_slow_breathing",
+    "emergency.bleeding",
+    "emergency.catheter_broken",
+    "emergency.catheter_out_central",
+    "emergency.catheter_displaced_central",
     "emergency.spreading_redness",
     "emergency.site_with_fever",
-    "emergency.catheter_out_central",
+    "emergency.epidural_nerve",
+    "emergency.low_blood_sugar_pn",
     "emergency.critical_pump_stopped",
+    "call.critical_fallback",
+    "call.catheter_broken_other",
     "call.catheter_out_other",
+    "call.catheter_displaced_other",
+    "call.hazardous_spill",
     "call.pump_stopped",
     "call.repeated_alarm",
     "call.air_repeated",
     "call.occlusion_with_site_signs",
+    "call.bleeding",
+    "call.rash",
+    "call.swollen_arm",
+    "call.epidural_headache",
+    "call.new_body_change",
+    "call.low_blood_sugar_plan",
+    "call.low_blood_sugar",
+    "call.site_with_fever",
     "call.site_signs",
     "call.site_leak",
     "call.dressing",
@@ -61,7 +82,10 @@ pub struct TriageConfig {
     /// The bag counts as emptying at the wrong speed when the volume given differs from the prediction by more
     /// than this fraction of the prediction …
     pub bag_tolerance_fraction: f64,
-    /// … and by more than this many mL (small volumes are within what a patient can read off a bag).
+    /// … and by more than what the program delivers in this many hours (a floor that scales with the rate, so a
+    /// few minutes' worth is never an alarm, at 0.5 mL/h as at 200 mL/h) …
+    pub bag_floor_hours_at_rate: f64,
+    /// … and by more than this many mL (below it no reading of a bag or syringe is meaningful).
     pub bag_tolerance_ml_min: f64,
     /// An alarm counts as "coming back" from this many occurrences in 30 minutes.
     pub repeat_times_min: u32,
@@ -71,7 +95,8 @@ impl Default for TriageConfig {
     fn default() -> Self {
         TriageConfig {
             bag_tolerance_fraction: 0.2,
-            bag_tolerance_ml_min: 5.0,
+            bag_floor_hours_at_rate: 0.1,
+            bag_tolerance_ml_min: 0.2,
             repeat_times_min: 2,
         }
     }
@@ -132,6 +157,8 @@ pub struct InfusionProgress {
 pub struct TriagePlan {
     pub line: Option<LineType>,
     pub critical_therapy: bool,
+    /// What kind of medicine it is (opioid, parenteral nutrition, chemotherapy); empty when not said.
+    pub therapy_kinds: Vec<TherapyKind>,
     /// Contacts by role; a subset is fine.
     pub contacts: Vec<(Role, Contact)>,
     pub program: Option<ProgramView>,
@@ -155,6 +182,7 @@ impl From<&TherapyPlan> for TriagePlan {
         TriagePlan {
             line: Some(plan.line),
             critical_therapy: plan.critical_therapy,
+            therapy_kinds: plan.therapy_kinds.clone(),
             contacts: Role::ALL
                 .iter()
                 .map(|r| (*r, plan.contacts.get(*r).clone()))
@@ -177,6 +205,8 @@ struct PartialPlan {
     line: Option<LineType>,
     #[serde(default)]
     critical_therapy: bool,
+    #[serde(default)]
+    therapy_kinds: Vec<TherapyKind>,
     #[serde(default)]
     contacts: std::collections::BTreeMap<Role, Contact>,
     #[serde(default)]
@@ -217,6 +247,7 @@ impl From<PartialPlan> for TriagePlan {
         TriagePlan {
             line: partial.line,
             critical_therapy: partial.critical_therapy,
+            therapy_kinds: partial.therapy_kinds,
             contacts: partial.contacts.into_iter().collect(),
             program: partial.program.map(|p| ProgramView {
                 rate_ml_per_h: p.rate_ml_per_h,
@@ -361,7 +392,16 @@ pub fn triage_json(json: &str) -> Result<TriageOutput, TriageError> {
 struct Facts<'a> {
     observations: BTreeSet<Observation>,
     line: Option<LineType>,
+    /// Whether a plan was given at all: without one, whether the therapy is critical is not known.
+    plan_known: bool,
     critical: bool,
+    kinds: &'a [TherapyKind],
+    /// The program allows patient-controlled boluses (PCA).
+    pca: bool,
+    /// The alarms that came back (see `repeated_alarms`), computed once.
+    repeated: Vec<String>,
+    /// The content ids the care team's notes are about.
+    notes_about: BTreeSet<&'a str>,
     alarms: &'a [AlarmReport],
     bag: Option<BagCheck>,
 }
@@ -382,6 +422,24 @@ impl Facts<'_> {
             .map(|w| w.name().to_owned())
             .collect()
     }
+
+    fn kind(&self, kind: TherapyKind) -> bool {
+        self.kinds.contains(&kind)
+    }
+
+    /// A central line, or a line of unknown type (treated as central: the safer assumption).
+    fn central_or_unknown(&self) -> bool {
+        self.line.is_none_or(LineType::is_central)
+    }
+
+    fn line_because(&self) -> String {
+        self.line
+            .map_or("line type unknown".to_owned(), |l| format!("line: {l}"))
+    }
+
+    fn alarm(&self, kind: AlarmKind) -> bool {
+        self.alarms.iter().any(|a| a.kind == Alarm::Core(kind))
+    }
 }
 
 use Observation as O;
@@ -394,7 +452,69 @@ const SITE_SIGNS: [Observation; 5] = [
     O::BurningAtSite,
 ];
 const SYSTEMIC: [Observation; 3] = [O::Fever, O::Chills, O::FeelingVeryUnwell];
-const CATHETER_OUT: [Observation; 2] = [O::CatheterCameOut, O::CatheterDisplaced];
+const BREATHING: [Observation; 3] = [
+    O::DifficultyBreathing,
+    O::ChestPain,
+    O::SevereShortnessOfBreath,
+];
+const SEDATION: [Observation; 2] = [O::ConfusedOrHardToWake, O::SlowOrShallowBreathing];
+const EPIDURAL_NERVE: [Observation; 2] = [O::LegWeaknessOrNumbness, O::BladderOrBowelChange];
+const HAZARDOUS_LEAK: [Observation; 4] = [
+    O::BagLeaking,
+    O::LeakingAtSite,
+    O::AccidentalDisconnection,
+    O::CatheterBrokenOrCracked,
+];
+
+/// Alarms whose own guide's steps can fix the cause, so a repeat is the care team's business only once the
+/// steps were followed. Any other alarm that comes back (a door that will not latch, a fault, a flow error) is
+/// a call whether or not the steps were followed; an alarm added later is in this second group by default.
+fn fixable_by_its_steps(kind: Alarm) -> bool {
+    use AlarmKind as K;
+    matches!(
+        kind,
+        Alarm::Core(
+            K::OcclusionDownstream
+                | K::OcclusionUpstream
+                | K::BatteryLow
+                | K::BatteryDepleted
+                | K::MainsLost
+                | K::InfusionNearEnd
+                | K::InfusionComplete
+                | K::PausedTooLong
+                | K::BolusLockedOut
+                | K::HourlyLimitReached
+        )
+    )
+}
+
+/// The alarms that came back in a way the care team must hear of: after the steps were followed; or at all, for an
+/// alarm the patient's steps cannot fix (air_in_line has its own rule); or the pump's own repeated_alarm.
+fn repeated_alarms(alarms: &[AlarmReport], config: &TriageConfig) -> Vec<String> {
+    alarms
+        .iter()
+        .filter(|a| {
+            let repeats = a.times_in_last_30_min >= config.repeat_times_min;
+            (repeats
+                && (a.steps_followed
+                    || (!fixable_by_its_steps(a.kind)
+                        && a.kind != Alarm::Core(AlarmKind::AirInLine))))
+                || a.kind == Alarm::Core(AlarmKind::RepeatedAlarm)
+        })
+        .map(|a| {
+            format!(
+                "{} {}× in 30 min{}",
+                a.kind,
+                a.times_in_last_30_min,
+                if a.steps_followed {
+                    ", steps followed"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect()
+}
 
 /// Evaluates one rule of `RULE_IDS`: `Some(because)` when it matches.
 fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
@@ -416,63 +536,123 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         );
         because
     };
-    let central_or_unknown = f.line.is_none_or(LineType::is_central);
+    // The pump is stopped or its infusion interrupted in a way the patient must not or cannot fix.
+    let interrupted = || {
+        let mut because = pump_stopped();
+        for kind in [AlarmKind::SystemError, AlarmKind::OverInfusion] {
+            if f.alarm(kind) {
+                because.push(format!("{} (pump stopped)", Alarm::Core(kind)));
+            }
+        }
+        because.extend(f.repeated.iter().cloned());
+        because
+    };
+    let central = f.central_or_unknown();
+    let epidural = f.line == Some(LineType::Epidural);
+    // Opioid sedation risk: an opioid, or a line or program used for opioids (epidural, PCA).
+    let opioid_like = f.kind(TherapyKind::Opioid) || epidural || f.pca;
+    let air_context = || {
+        let mut because = f.any(&[O::AccidentalDisconnection, O::CatheterBrokenOrCracked]);
+        if f.alarm(AlarmKind::AirInLine) {
+            because.push("air_in_line".to_owned());
+        }
+        because
+    };
+    let site = || {
+        let mut site = f.any(&SITE_SIGNS);
+        site.extend(f.any(&[O::RapidlySpreadingRedness]));
+        site
+    };
+    let with_line = |because: Vec<String>| {
+        if because.is_empty() {
+            None
+        } else {
+            Some(because.into_iter().chain([f.line_because()]).collect())
+        }
+    };
     match id {
-        "emergency.breathing_chest" => nonempty(f.any(&[
-            O::DifficultyBreathing,
-            O::ChestPain,
-            O::SevereShortnessOfBreath,
-        ])),
+        "emergency.suspected_air" if central => {
+            let signs = f.any(&[
+                O::DifficultyBreathing,
+                O::ChestPain,
+                O::SevereShortnessOfBreath,
+                O::FeelingFaint,
+            ]);
+            both(signs, air_context()).and_then(&with_line)
+        }
+        "emergency.breathing_chest" => {
+            if central && !air_context().is_empty() {
+                None
+            } else {
+                nonempty(f.any(&BREATHING))
+            }
+        }
+        "emergency.allergy" => {
+            let mut severe = f.any(&BREATHING);
+            severe.extend(f.any(&[O::FaceLipTongueThroatSwelling]));
+            both(f.any(&[O::RashOrHives]), severe)
+        }
         "emergency.face_swelling" => nonempty(f.any(&[O::FaceLipTongueThroatSwelling])),
         "emergency.faint" => nonempty(f.any(&[O::FeelingFaint])),
+        "emergency.opioid_sedation" if opioid_like => {
+            let mut because = f.any(&SEDATION);
+            if !because.is_empty() {
+                because.push(if f.kind(TherapyKind::Opioid) {
+                    "therapy: opioid".to_owned()
+                } else if epidural {
+                    "line: epidural".to_owned()
+                } else {
+                    "program: patient-controlled doses".to_owned()
+                });
+            }
+            nonempty(because)
+        }
+        "emergency.drowsy_or_slow_breathing" if !opioid_like => nonempty(f.any(&SEDATION)),
+        "emergency.bleeding" => nonempty(f.any(&[O::BleedingWillNotStop])),
+        "emergency.catheter_broken" if central => with_line(f.any(&[O::CatheterBrokenOrCracked])),
+        "emergency.catheter_out_central" if central => with_line(f.any(&[O::CatheterCameOut])),
+        "emergency.catheter_displaced_central" if central => {
+            with_line(f.any(&[O::CatheterDisplaced]))
+        }
         "emergency.spreading_redness" => nonempty(f.any(&[O::RapidlySpreadingRedness])),
         "emergency.site_with_fever" => {
-            let mut site = f.any(&SITE_SIGNS);
-            site.extend(f.any(&[O::RapidlySpreadingRedness]));
-            both(site, f.any(&SYSTEMIC))
+            let site = if central || epidural {
+                site()
+            } else {
+                f.any(&[O::RapidlySpreadingRedness])
+            };
+            both(site, f.any(&SYSTEMIC)).and_then(&with_line)
         }
-        "emergency.catheter_out_central" if central_or_unknown => {
-            let mut because = f.any(&CATHETER_OUT);
-            if !because.is_empty() {
-                because.push(
-                    f.line
-                        .map_or("line type unknown".to_owned(), |l| format!("line: {l}")),
-                );
-            }
-            nonempty(because).filter(|b| b.len() > 1)
-        }
-        "call.catheter_out_other" if !central_or_unknown => {
-            let because = f.any(&CATHETER_OUT);
+        "emergency.epidural_nerve" if epidural => nonempty(f.any(&EPIDURAL_NERVE)),
+        "emergency.low_blood_sugar_pn"
+            if f.kind(TherapyKind::ParenteralNutrition)
+                && !f.notes_about.contains("call.low_blood_sugar_plan") =>
+        {
             both(
-                because,
-                f.line.map(|l| format!("line: {l}")).into_iter().collect(),
+                f.any(&[O::ShakySweatyOrLowBloodSugar]),
+                vec!["therapy: parenteral_nutrition, no plan instruction".to_owned()],
             )
         }
         "emergency.critical_pump_stopped" if f.critical => {
             both(pump_stopped(), vec!["therapy marked critical".to_owned()])
         }
-        "call.pump_stopped" if !f.critical => nonempty(pump_stopped()),
-        "call.repeated_alarm" => nonempty(
-            f.alarms
-                .iter()
-                .filter(|a| {
-                    (a.steps_followed && a.times_in_last_30_min >= config.repeat_times_min)
-                        || a.kind == Alarm::Core(AlarmKind::RepeatedAlarm)
-                })
-                .map(|a| {
-                    format!(
-                        "{} {}× in 30 min{}",
-                        a.kind,
-                        a.times_in_last_30_min,
-                        if a.steps_followed {
-                            ", steps followed"
-                        } else {
-                            ""
-                        }
-                    )
-                })
-                .collect(),
+        "call.critical_fallback" if f.critical || !f.plan_known => both(
+            interrupted(),
+            vec![if f.critical {
+                "therapy marked critical".to_owned()
+            } else {
+                "no plan: not known whether the therapy is critical".to_owned()
+            }],
         ),
+        "call.catheter_broken_other" if !central => with_line(f.any(&[O::CatheterBrokenOrCracked])),
+        "call.catheter_out_other" if !central => with_line(f.any(&[O::CatheterCameOut])),
+        "call.catheter_displaced_other" if !central => with_line(f.any(&[O::CatheterDisplaced])),
+        "call.hazardous_spill" if f.kind(TherapyKind::Chemotherapy) => both(
+            f.any(&HAZARDOUS_LEAK),
+            vec!["therapy: chemotherapy".to_owned()],
+        ),
+        "call.pump_stopped" if !f.critical => nonempty(pump_stopped()),
+        "call.repeated_alarm" => nonempty(f.repeated.clone()),
         "call.air_repeated" => nonempty(
             f.alarms
                 .iter()
@@ -498,6 +678,27 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
             ]);
             both(occlusions, site)
         }
+        "call.bleeding" => nonempty(f.any(&[O::BleedingAtSite])),
+        "call.rash" => nonempty(f.any(&[O::RashOrHives])),
+        "call.swollen_arm" => nonempty(f.any(&[O::SwollenArmNeckOrShoulder])),
+        "call.epidural_headache" if epidural => nonempty(f.any(&[O::SevereHeadache])),
+        "call.new_body_change" if !epidural => nonempty(f.any(&[
+            O::LegWeaknessOrNumbness,
+            O::BladderOrBowelChange,
+            O::SevereHeadache,
+        ])),
+        "call.low_blood_sugar_plan"
+            if f.kind(TherapyKind::ParenteralNutrition)
+                && f.notes_about.contains("call.low_blood_sugar_plan") =>
+        {
+            nonempty(f.any(&[O::ShakySweatyOrLowBloodSugar]))
+        }
+        "call.low_blood_sugar" if !f.kind(TherapyKind::ParenteralNutrition) => {
+            nonempty(f.any(&[O::ShakySweatyOrLowBloodSugar]))
+        }
+        "call.site_with_fever" if !(central || epidural) => {
+            both(f.any(&SITE_SIGNS), f.any(&SYSTEMIC)).and_then(&with_line)
+        }
         "call.site_signs" => nonempty(f.any(&SITE_SIGNS)),
         "call.site_leak" => nonempty(f.any(&[O::LeakingAtSite])),
         "call.dressing" => nonempty(f.any(&[O::DressingWet, O::DressingLoose, O::DressingSoiled])),
@@ -513,31 +714,27 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
             let faster = bag.given_ml > bag.predicted_high_ml + bag.tolerance_high_ml;
             let slower = bag.given_ml < bag.predicted_low_ml - bag.tolerance_low_ml;
             let predicted = if bag.predicted_low_ml == bag.predicted_high_ml {
-                format!("{:.0} mL", bag.predicted_low_ml)
+                format!("{:.1} mL", bag.predicted_low_ml)
             } else {
                 format!(
-                    "{:.0}–{:.0} mL",
+                    "{:.1}–{:.1} mL",
                     bag.predicted_low_ml, bag.predicted_high_ml
                 )
             };
             let speed = if faster { "faster" } else { "slower" };
             (faster || slower).then(|| {
                 vec![format!(
-                    "{:.0} mL given, program predicts {predicted}: emptying {speed}",
+                    "{:.1} mL given, program predicts {predicted}: emptying {speed}",
                     bag.given_ml
                 )]
             })
         }
         "call.dose_uncertain" => nonempty(f.any(&[O::UnsureIfDoseGiven])),
         "call.fever_unwell" => {
-            let site = f
-                .any(&SITE_SIGNS)
-                .into_iter()
-                .chain(f.any(&[O::RapidlySpreadingRedness]));
-            if site.count() > 0 {
-                None
-            } else {
+            if site().is_empty() {
                 nonempty(f.any(&SYSTEMIC))
+            } else {
+                None
             }
         }
         "self.tubing_kinked" => nonempty(f.any(&[O::TubingKinked])),
@@ -575,7 +772,19 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
     let facts = Facts {
         observations: input.observations.iter().copied().collect(),
         line: plan.line,
+        plan_known: input.plan.is_some(),
         critical: plan.critical_therapy,
+        kinds: &plan.therapy_kinds,
+        pca: plan
+            .program
+            .as_ref()
+            .is_some_and(|p| p.bolus_max_ml_per_h.is_some()),
+        notes_about: plan
+            .notes
+            .iter()
+            .filter_map(|n| n.about.as_deref())
+            .collect(),
+        repeated: repeated_alarms(&input.alarms, config),
         alarms: &input.alarms,
         bag,
     };
@@ -626,32 +835,39 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         .max()
         .unwrap_or(Level::SelfCare);
 
-    // The care team's notes: general ones and those about a matching rule, first.
+    // The care team's notes: general ones and those about a matching rule, first. In an emergency only the notes
+    // about an emergency rule that fired apply: a general note such as "call the nurse line first during office
+    // hours" must never appear in an emergency answer.
     let mut personal_notes: Vec<String> = Vec::new();
     for note in &plan.notes {
         let applies = match &note.about {
-            None => true,
-            Some(about) => reasons.iter().any(|r| &r.rule == about),
+            None => level != Level::Emergency,
+            Some(about) => reasons
+                .iter()
+                .any(|r| &r.rule == about && (level != Level::Emergency || r.level == level)),
         };
         if applies && !personal_notes.contains(&note.text) {
             personal_notes.push(note.text.clone());
         }
     }
 
-    // Steps and calls come from the reasons at the final level only: lower-level advice (an alarm guide's "restart
-    // the pump") could contradict the more urgent one ("do not restart"), and a patient in an emergency needs a
-    // short list. The lower-level reasons stay in `reasons`.
-    // The care team's notes come first, except in an emergency: a general note such as "call the nurse line first"
-    // must never stand before "call emergency services now". The notes then follow the emergency steps.
-    let team_steps: Vec<String> = personal_notes
-        .iter()
-        .map(|n| format!("From your care team: {n}"))
-        .collect();
-    let mut steps: Vec<String> = if level == Level::Emergency {
-        Vec::new()
-    } else {
-        team_steps.clone()
+    // Steps: an emergency starts with calling emergency services; otherwise the care team's notes come first.
+    // Then the steps of every reason at the final level, in rule order; then the first-aid steps (`keep_steps`)
+    // of the lower-level rules that fired too (clamp, cover, do not push back, stop the pump), so escalation
+    // never drops them. Lower-level advice that is not first aid (an alarm guide's "restart the pump") is left
+    // out: it could contradict the more urgent advice. Every step appears once.
+    let mut steps: Vec<String> = Vec::new();
+    let mut push = |step: &String| {
+        if !steps.contains(step) {
+            steps.push(step.clone());
+        }
     };
+    if level == Level::Emergency {
+        push(&c.common.emergency_first_step);
+    }
+    for note in &personal_notes {
+        push(&format!("From your care team: {note}"));
+    }
     let mut roles: Vec<Role> = Vec::new();
     if level == Level::Emergency {
         roles.push(Role::Emergency);
@@ -673,9 +889,7 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
             }
         };
         for step in rule_steps {
-            if !steps.contains(step) {
-                steps.push(step.clone());
-            }
+            push(step);
         }
         for role in rule_call {
             if !roles.contains(role) {
@@ -683,12 +897,19 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
             }
         }
     }
-    if level == Level::Emergency {
-        for step in team_steps {
-            if !steps.contains(&step) {
-                steps.push(step);
+    for reason in reasons.iter().filter(|r| r.level < level) {
+        if let Some(text) = c.rule(&reason.rule) {
+            for step in &text.keep_steps {
+                push(step);
             }
         }
+    }
+    // Below emergency, emergency services are only ever the last resort (the critical-therapy fallback).
+    if level != Level::Emergency
+        && let Some(i) = roles.iter().position(|r| *r == Role::Emergency)
+    {
+        roles.remove(i);
+        roles.push(Role::Emergency);
     }
     let call: Vec<CallEntry> = roles
         .into_iter()
@@ -719,7 +940,11 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         steps,
         call,
         level_text: c.common.levels[&level].clone(),
-        care_team_first: c.common.care_team_first.clone(),
+        care_team_first: if level == Level::Emergency {
+            c.common.care_team_first_emergency.clone()
+        } else {
+            c.common.care_team_first.clone()
+        },
         personal_notes,
         numbers_note,
     })
@@ -791,15 +1016,21 @@ fn bag_check(
     let predicted_low_ml = (program.rate_ml_per_h * hours).min(cap);
     let predicted_high_ml =
         (program.bolus_max_ml_per_h.unwrap_or(program.rate_ml_per_h) * hours).min(cap);
-    let tolerance = |predicted: f64| {
-        (predicted * config.bag_tolerance_fraction).max(config.bag_tolerance_ml_min)
+    let high_rate = program.bolus_max_ml_per_h.unwrap_or(program.rate_ml_per_h);
+    // A fraction of the prediction, with a floor that scales with the rate (a few minutes' worth of the program)
+    // and a tiny absolute one: at 0.5 mL/h as at 200 mL/h, "nothing given in hours" and "three times too fast"
+    // are caught, and ordinary reading error is not.
+    let tolerance = |predicted: f64, rate: f64| {
+        (predicted * config.bag_tolerance_fraction)
+            .max(rate * config.bag_floor_hours_at_rate)
+            .max(config.bag_tolerance_ml_min)
     };
     Ok(BagCheck {
         given_ml: start - progress.volume_left_ml,
         predicted_low_ml,
         predicted_high_ml,
-        tolerance_low_ml: tolerance(predicted_low_ml),
-        tolerance_high_ml: tolerance(predicted_high_ml),
+        tolerance_low_ml: tolerance(predicted_low_ml, program.rate_ml_per_h),
+        tolerance_high_ml: tolerance(predicted_high_ml, high_rate),
     })
 }
 

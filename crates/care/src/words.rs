@@ -122,6 +122,8 @@ vocabulary! {
         PeripheralIv => "peripheral_iv",
         Subcutaneous => "subcutaneous",
         Epidural => "epidural",
+        /// A longer peripheral catheter in the upper arm whose tip stays below the armpit: not a central line.
+        Midline => "midline",
     }
 }
 
@@ -168,6 +170,30 @@ vocabulary! {
         PumpStoppedCannotRestart => "pump_stopped_cannot_restart",
         TubingKinked => "tubing_kinked",
         FeelingOverwhelmed => "feeling_overwhelmed",
+        ConfusedOrHardToWake => "confused_or_hard_to_wake",
+        SlowOrShallowBreathing => "slow_or_shallow_breathing",
+        BleedingAtSite => "bleeding_at_site",
+        BleedingWillNotStop => "bleeding_will_not_stop",
+        RashOrHives => "rash_or_hives",
+        LegWeaknessOrNumbness => "leg_weakness_or_numbness",
+        SevereHeadache => "severe_headache",
+        BladderOrBowelChange => "bladder_or_bowel_change",
+        CatheterBrokenOrCracked => "catheter_broken_or_cracked",
+        SwollenArmNeckOrShoulder => "swollen_arm_neck_or_shoulder",
+        ShakySweatyOrLowBloodSugar => "shaky_sweaty_or_low_blood_sugar",
+    }
+}
+
+vocabulary! {
+    /// What kind of medicine the therapy is, when that changes which triage rules apply. A plan lists none, one
+    /// or more (`therapy_kinds`).
+    pub enum TherapyKind ("therapy kind") {
+        /// An opioid pain medicine (by epidural, PCA or any other line): sedation signs are an emergency.
+        Opioid => "opioid",
+        /// Parenteral nutrition: stopping it suddenly can drop the blood sugar.
+        ParenteralNutrition => "parenteral_nutrition",
+        /// Chemotherapy or another hazardous drug: a leak needs gloves and the spill kit.
+        Chemotherapy => "chemotherapy",
     }
 }
 
@@ -220,6 +246,8 @@ vocabulary! {
         DressingWet => "dressing_wet",
         DressingLoose => "dressing_loose",
         DressingSoiled => "dressing_soiled",
+        Bleeding => "bleeding",
+        ArmSwelling => "arm_swelling",
     }
 }
 

@@ -44,7 +44,7 @@ fn bad_plans_name_the_field_and_the_allowed_values() {
     check(
         ("line = \"picc\"", "line = \"picc2\""),
         &[
-            "line: \"picc2\" is not a line type; use one of picc, central_line, port, peripheral_iv, subcutaneous, epidural",
+            "line: \"picc2\" is not a line type; use one of picc, central_line, port, peripheral_iv, subcutaneous, epidural, midline",
         ],
     );
     check(
@@ -474,4 +474,34 @@ fn limits_build_the_pump_drug_library() {
     // The limits survive the server's JSON form.
     let plan = TherapyPlan::from_toml(ANTIBIOTICS).unwrap();
     assert_eq!(TherapyPlan::from_json(&plan.to_json()).unwrap(), plan);
+}
+
+#[test]
+fn therapy_kinds_are_optional_and_checked() {
+    // A plan written before therapy_kinds existed loads with none, and writes none back.
+    let plan = TherapyPlan::from_toml(ANTIBIOTICS).unwrap();
+    assert!(plan.therapy_kinds.is_empty());
+    assert!(!plan.to_json().contains("therapy_kinds"));
+    // The epidural example marks its opioid; the mark survives the JSON round trip.
+    let plan = TherapyPlan::from_toml(EPIDURAL).unwrap();
+    assert_eq!(plan.therapy_kinds, vec![care::TherapyKind::Opioid]);
+    assert_eq!(TherapyPlan::from_json(&plan.to_json()).unwrap(), plan);
+    check(
+        (
+            "critical_therapy = true",
+            "critical_therapy = true\ntherapy_kinds = [\"parenteral_nutrition\", \"chemotherapy\"]",
+        ),
+        &[],
+    );
+    check(
+        (
+            "critical_therapy = true",
+            "critical_therapy = true\ntherapy_kinds = [\"insulin\"]",
+        ),
+        &[
+            "therapy_kinds",
+            "\"insulin\" is not a therapy kind; use one of opioid, parenteral_nutrition, chemotherapy",
+        ],
+    );
+    check(("line = \"picc\"", "line = \"midline\""), &[]);
 }

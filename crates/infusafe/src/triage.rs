@@ -92,4 +92,62 @@ mod tests {
         );
         check("not json", Err("not valid JSON"));
     }
+
+    /// Issue 12: the new observation words, the `midline` line type and the therapy kinds are accepted; the
+    /// error for an unknown word lists the new words too.
+    #[test]
+    fn new_words_and_midline() {
+        for (word, level) in [
+            ("confused_or_hard_to_wake", "emergency"),
+            ("slow_or_shallow_breathing", "emergency"),
+            ("bleeding_at_site", "call_care_team"),
+            ("bleeding_will_not_stop", "emergency"),
+            ("rash_or_hives", "call_care_team"),
+            ("leg_weakness_or_numbness", "call_care_team"),
+            ("severe_headache", "call_care_team"),
+            ("bladder_or_bowel_change", "call_care_team"),
+            ("catheter_broken_or_cracked", "call_care_team"),
+            ("swollen_arm_neck_or_shoulder", "call_care_team"),
+            ("shaky_sweaty_or_low_blood_sugar", "call_care_team"),
+        ] {
+            check(
+                &format!(r#"{{"plan": {{"line": "midline"}}, "observations": ["{word}"]}}"#),
+                Ok(level),
+            );
+        }
+        check(
+            r#"{"plan": {"line": "epidural", "therapy_kinds": ["opioid"]}, "observations": ["leg_weakness_or_numbness"]}"#,
+            Ok("emergency"),
+        );
+        check(
+            r#"{"plan": {"line": "picc"}, "observations": ["catheter_broken_or_cracked"]}"#,
+            Ok("emergency"),
+        );
+        check(r#"{"plan": {"line": "midline2"}}"#, Err("midline"));
+        check(
+            r#"{"plan": {"therapy_kinds": ["insulin"]}}"#,
+            Err("opioid, parenteral_nutrition, chemotherapy"),
+        );
+        check(
+            r#"{"observations": ["bleeding"]}"#,
+            Err("shaky_sweaty_or_low_blood_sugar"),
+        );
+    }
+
+    /// An emergency answer on the command line starts with calling emergency services.
+    #[test]
+    fn emergency_answers_start_with_emergency_services() {
+        let json = answer(r#"{"plan": {"line": "picc"}, "observations": ["accidental_disconnection", "chest_pain"]}"#)
+            .unwrap();
+        let value: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(value["level"], "emergency");
+        assert_eq!(value["steps"][0], "Call emergency services now.");
+        assert_eq!(value["call"][0]["role"], "emergency");
+        let steps = value["steps"].to_string();
+        assert!(
+            steps.contains("left side") && steps.contains("Close the clamp"),
+            "{steps}"
+        );
+        assert!(!steps.contains("Sit upright"), "{steps}");
+    }
 }

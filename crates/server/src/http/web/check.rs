@@ -16,60 +16,6 @@ use super::common::{self, patient_base, patient_layout};
 use super::patient::outcome_page;
 use super::view::{CheckGroup, CheckOption, CheckPage, Contact, html, html_with_status};
 
-use care::Observation as O;
-
-/// The check's questions, grouped as a person thinks about them: how they feel, the line, the bag and pump.
-const GROUPS: [(&str, &str, &[care::Observation]); 4] = [
-    (
-        "How do you feel right now?",
-        "Tick any that are true.",
-        &[
-            O::DifficultyBreathing,
-            O::SevereShortnessOfBreath,
-            O::ChestPain,
-            O::FaceLipTongueThroatSwelling,
-            O::FeelingFaint,
-            O::Fever,
-            O::Chills,
-            O::FeelingVeryUnwell,
-        ],
-    ),
-    (
-        "Your line and the skin around it",
-        "",
-        &[
-            O::CatheterCameOut,
-            O::CatheterDisplaced,
-            O::RapidlySpreadingRedness,
-            O::NewRednessAtSite,
-            O::WarmthAtSite,
-            O::SwellingAtSite,
-            O::PainAtSite,
-            O::BurningAtSite,
-            O::LeakingAtSite,
-            O::DressingWet,
-            O::DressingLoose,
-            O::DressingSoiled,
-        ],
-    ),
-    (
-        "The bag, the tubing and the pump",
-        "",
-        &[
-            O::PumpStoppedCannotRestart,
-            O::AccidentalDisconnection,
-            O::TubingKinked,
-            O::BagLeaking,
-            O::FluidCloudy,
-            O::FluidParticles,
-            O::BagEmptyingFasterThanUsual,
-            O::BagEmptyingSlowerThanUsual,
-            O::UnsureIfDoseGiven,
-        ],
-    ),
-    ("How you are coping", "", &[O::FeelingOverwhelmed]),
-];
-
 /// The question for an observation: a site sign's own question when there is one, else the triage label.
 fn option_for(observation: care::Observation, checked: bool) -> CheckOption {
     let content = care::content();
@@ -84,12 +30,15 @@ fn option_for(observation: care::Observation, checked: bool) -> CheckOption {
     }
 }
 
+/// The check's questions, grouped as a person thinks about them (how they feel, the line, the bag and pump): the
+/// groups and their words live in `content/triage.toml` (`[[check_groups]]`), which lists every observation.
 fn groups(plan: Option<&care::TherapyPlan>, checked: &[care::Observation]) -> Vec<CheckGroup> {
-    GROUPS
+    care::content()
+        .check_groups
         .iter()
-        .map(|(legend, hint, observations)| {
-            let mut hint = hint.to_string();
-            if legend.starts_with("Your line")
+        .map(|group| {
+            let mut hint = group.hint.clone();
+            if group.about_line
                 && let Some(plan) = plan
             {
                 let line = care::content().line(plan.line);
@@ -97,9 +46,10 @@ fn groups(plan: Option<&care::TherapyPlan>, checked: &[care::Observation]) -> Ve
             }
             CheckGroup {
                 name: "observation",
-                legend: legend.to_string(),
+                legend: group.legend.clone(),
                 hint,
-                options: observations
+                options: group
+                    .observations
                     .iter()
                     .map(|o| option_for(*o, checked.contains(o)))
                     .collect(),
