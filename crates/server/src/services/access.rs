@@ -8,7 +8,7 @@ use serde::Serialize;
 use crate::domain::{EventDraft, Role};
 use crate::error::AppError;
 use crate::services::AppState;
-use crate::services::auth::CurrentUser;
+pub use crate::services::auth::{CurrentUser, require_admin, require_clinician};
 use crate::services::now_ms;
 
 /// Proof that `user` may act on `patient_id`; handlers take one before touching patient data.
@@ -84,26 +84,4 @@ async fn patient_for(
             .await?;
     }
     Ok(access)
-}
-
-/// Only nurses and clinic admins.
-pub fn require_clinician(user: &CurrentUser) -> Result<(), AppError> {
-    if user.role.is_clinician() {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "only the care team (nurses and clinic admins) can do this".into(),
-        ))
-    }
-}
-
-/// Only clinic admins.
-pub fn require_admin(user: &CurrentUser) -> Result<(), AppError> {
-    if user.role == Role::Admin {
-        Ok(())
-    } else {
-        Err(AppError::Forbidden(
-            "only a clinic admin can do this".into(),
-        ))
-    }
 }

@@ -437,7 +437,7 @@ pub async fn reset_password(
     user_id: &str,
     new_password: &str,
 ) -> Result<(), AppError> {
-    crate::services::access::require_admin(admin)?;
+    require_admin(admin)?;
     let target = load_user(state, user_id, String::new(), String::new())
         .await?
         .filter(|u| u.clinic_id == admin.clinic_id)
@@ -588,6 +588,28 @@ pub struct NewUser {
     pub clinic_id: String,
     /// Patients this (patient or caregiver) account is linked to.
     pub patient_ids: Vec<String>,
+}
+
+/// Only nurses and clinic admins.
+pub fn require_clinician(user: &CurrentUser) -> Result<(), AppError> {
+    if user.role.is_clinician() {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "only the care team (nurses and clinic admins) can do this".into(),
+        ))
+    }
+}
+
+/// Only clinic admins.
+pub fn require_admin(user: &CurrentUser) -> Result<(), AppError> {
+    if user.role == Role::Admin {
+        Ok(())
+    } else {
+        Err(AppError::Forbidden(
+            "only a clinic admin can do this".into(),
+        ))
+    }
 }
 
 #[cfg(test)]
