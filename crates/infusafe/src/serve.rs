@@ -24,6 +24,10 @@ pub struct ServeArgs {
     /// Send cookies without the Secure flag. Only for plain HTTP on localhost; production runs behind TLS.
     #[arg(long)]
     insecure_cookies: bool,
+    /// Accept http:// webhook URLs to a loopback address (a receiver on this machine; development only). In
+    /// service, webhooks are https:// only.
+    #[arg(long)]
+    allow_loopback_webhooks: bool,
     /// Seconds without telemetry from an infusing pump before `pump_silent` is raised.
     #[arg(long)]
     pump_silent_after_s: Option<u64>,
@@ -68,6 +72,9 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     if args.insecure_cookies {
         config.secure_cookies = false;
+    }
+    if args.allow_loopback_webhooks {
+        config.allow_loopback_webhooks = true;
     }
     if let Some(s) = args.pump_silent_after_s {
         anyhow::ensure!(s > 0, "--pump-silent-after-s must be at least 1");

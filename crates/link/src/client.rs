@@ -1,5 +1,5 @@
-//! A small HTTP/1.1 client (hyper-util's, plain TCP, no TLS stack to build), used by pumps and by the server's
-//! webhooks, and the pump-link client: an outbox of numbered events that are removed only once the server has
+//! A small HTTP/1.1 client (hyper-util's, with rustls and the Mozilla root certificates for https), used by pumps
+//! and by the server's webhooks, and the pump-link client: an outbox of numbered events that are removed only once the server has
 //! confirmed them, so a failed send is retried without losing or duplicating anything.
 
 use std::collections::VecDeque;
@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -18,7 +19,7 @@ use crate::wire::{
 /// Why a request failed.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    #[error("{url:?} is not a valid http:// URL")]
+    #[error("{url:?} is not a valid http:// or https:// URL")]
     BadUrl { url: String },
     #[error("no answer within {0:?}")]
     Timeout(Duration),
@@ -33,10 +34,10 @@ pub enum ClientError {
 /// Largest response body read.
 pub const RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 
-/// Plain-HTTP client with connection reuse.
+/// HTTP and HTTPS client with connection reuse. HTTPS verifies the server against the Mozilla root certificates.
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 impl Default for HttpClient {
@@ -50,6 +51,23 @@ impl HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(Duration::from_secs(5)));
         connector.set_nodelay(true);
+        connector.enforce_http(false);
+        // ring supports the safe default protocol versions (TLS 1.2 and 1.3); anything else is a build error of
+        // ours, not a runtime condition.
+        let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("ring supports TLS 1.2 and 1.3")
+        .with_root_certificates(rustls::RootCertStore::from_iter(
+            webpki_roots::TLS_SERVER_ROOTS.iter().cloned(),
+        ))
+        .with_no_client_auth();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         HttpClient {
             inner: Client::builder(TokioExecutor::new()).build(connector),
         }
@@ -66,7 +84,7 @@ impl HttpClient {
         let uri: http::Uri = url
             .parse()
             .map_err(|_| ClientError::BadUrl { url: url.into() })?;
-        if uri.scheme_str() != Some("http") || uri.host().is_none() {
+        if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err(ClientError::BadUrl { url: url.into() });
         }
         let mut builder = http::Request::post(uri);

@@ -39,6 +39,9 @@ pub struct ServerConfig {
     pub webhook_attempts_max: u32,
     pub webhook_backoff_first: Duration,
     pub webhook_timeout: Duration,
+    /// Accept `http://` webhook URLs to a loopback address (a receiver on this machine, for development and
+    /// tests). Off by default: in service webhooks are `https://` only.
+    pub allow_loopback_webhooks: bool,
 }
 
 impl ServerConfig {
@@ -61,6 +64,7 @@ impl ServerConfig {
             webhook_attempts_max: 6,
             webhook_backoff_first: Duration::from_secs(2),
             webhook_timeout: Duration::from_secs(10),
+            allow_loopback_webhooks: false,
         }
     }
 
@@ -86,6 +90,9 @@ impl ServerConfig {
         }
         if let Some(secure) = file.secure_cookies {
             self.secure_cookies = secure;
+        }
+        if let Some(allow) = file.allow_loopback_webhooks {
+            self.allow_loopback_webhooks = allow;
         }
         if let Some(s) = file.pump_silent_after_s {
             if s == 0 {
@@ -152,6 +159,7 @@ struct ConfigFile {
     secure_cookies: Option<bool>,
     pump_silent_after_s: Option<u64>,
     session_ttl_h: Option<u64>,
+    allow_loopback_webhooks: Option<bool>,
 }
 
 fn toml_from_str(text: &str) -> Result<ConfigFile, String> {

@@ -606,13 +606,17 @@ impl Board {
     /// Put back what the record says was active at the last stop. Practice alarms are never restored (the
     /// practice pump did not survive the restart; the caller leaves them out).
     pub fn restore(&mut self, patient_id: &str, clinic_id: &str, alarms: Vec<RestoredAlarm>) {
+        let settings = self.settings;
         let live = self.patients.entry(patient_id.into()).or_default();
         live.clinic_id = clinic_id.into();
+        let timing = live.timing(settings);
         for restored in alarms {
             if restored.device_id != "server" && live.device_id.is_none() {
                 live.device_id = Some(restored.device_id.clone());
             }
-            live.alarms.push(restore_alarm(&restored));
+            let mut alarm = restore_alarm(&restored);
+            alarm.view.escalating = escalation::is_open(&alarm.history(), timing);
+            live.alarms.push(alarm);
         }
     }
 

@@ -12,7 +12,11 @@ fn op(summary: &str, auth: &str, body: Option<&str>, ok: &str, errors: &[u16]) -
     );
     // Every operation may meet a database that is away (503, with Retry-After); every body may be too large or
     // not one JSON value of the right shape.
-    let always: &[u16] = if body.is_some() { &[413, 422, 503] } else { &[503] };
+    let always: &[u16] = if body.is_some() {
+        &[413, 422, 503]
+    } else {
+        &[503]
+    };
     for code in errors.iter().chain(always) {
         responses.insert(
             code.to_string(),

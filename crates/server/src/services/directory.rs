@@ -177,6 +177,48 @@ pub async fn clinic_patients(
     store::directory::clinic_patients(&state.db, clinic_id).await
 }
 
+/// A webhook URL the server will call: `https://` with a host and no credentials in it; `http://` only to a
+/// loopback address and only when the server was started with `allow_loopback_webhooks` (development).
+pub fn check_webhook_url(url: &str, allow_loopback: bool) -> Result<(), AppError> {
+    crate::error::plain_text("url", url)?;
+    let invalid = |why: &str| AppError::invalid("url", why.to_string());
+    if url.len() > 500 {
+        return Err(invalid("keep the URL under 500 characters"));
+    }
+    let uri: http::Uri = url.parse().map_err(|_| {
+        invalid("this is not a URL; give one like https://alerts.example.org/infusafe")
+    })?;
+    let authority = uri.authority().map(|a| a.as_str()).unwrap_or("");
+    if authority.contains('@') {
+        return Err(invalid(
+            "put no user name or password in the URL; the receiver checks the signature header instead",
+        ));
+    }
+    let Some(host) = uri.host().filter(|h| !h.is_empty()) else {
+        return Err(invalid(
+            "the URL needs a host, like https://alerts.example.org/infusafe",
+        ));
+    };
+    match uri.scheme_str() {
+        Some("https") => Ok(()),
+        Some("http") if allow_loopback && is_loopback(host) => Ok(()),
+        Some("http") if is_loopback(host) => Err(invalid(
+            "http:// to this machine is for development only (start the server with --allow-loopback-webhooks); in service use https://",
+        )),
+        _ => Err(invalid(
+            "use an https:// URL; patient alerts never travel unencrypted",
+        )),
+    }
+}
+
+fn is_loopback(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Set (or remove, with `None`) a clinic's webhook URL. Returns the signing secret to configure the receiver.
 pub async fn set_webhook(
     state: &AppState,
@@ -184,16 +226,26 @@ pub async fn set_webhook(
     url: Option<&str>,
 ) -> Result<String, AppError> {
     if let Some(u) = url {
-        crate::error::plain_text("url", u)?;
-        let ok = u.len() <= 500
-            && u.starts_with("http://")
-            && u.parse::<http::Uri>().is_ok_and(|uri| uri.host().is_some());
-        if !ok {
-            return Err(AppError::invalid(
-                "url",
-                "give an http:// URL of at most 500 characters (for https, point it at a local TLS relay; see docs/server.md)",
-            ));
-        }
+        check_webhook_url(u, state.config.allow_loopback_webhooks)?;
     }
     store::webhooks::set_url(&state.db, clinic_id, url).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_webhook_url;
+
+    #[test]
+    fn webhook_urls_are_https_without_credentials() {
+        assert!(check_webhook_url("https://alerts.example.org/infusafe", false).is_ok());
+        assert!(check_webhook_url("http://alerts.example.org/infusafe", false).is_err());
+        assert!(check_webhook_url("http://alerts.example.org/infusafe", true).is_err());
+        assert!(check_webhook_url("http://127.0.0.1:9000/hook", false).is_err());
+        assert!(check_webhook_url("http://127.0.0.1:9000/hook", true).is_ok());
+        assert!(check_webhook_url("http://[::1]:9000/hook", true).is_ok());
+        assert!(check_webhook_url("http://127.0.0.1:22/", false).is_err());
+        assert!(check_webhook_url("https://user:secret@alerts.example.org/", false).is_err());
+        assert!(check_webhook_url("ftp://alerts.example.org/", false).is_err());
+        assert!(check_webhook_url("https:///nohost", false).is_err());
+    }
 }

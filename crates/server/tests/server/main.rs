@@ -10,4 +10,5 @@ mod hostile_inputs;
 mod layers;
 mod live_alarms;
 mod sim_pump;
+mod trust;
 mod web_pages;

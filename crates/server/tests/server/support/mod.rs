@@ -123,6 +123,8 @@ pub fn test_config(dir: &std::path::Path, database_url: String) -> ServerConfig 
     c.webhook_backoff_first = Duration::from_millis(50);
     c.webhook_attempts_max = 4;
     c.webhook_timeout = Duration::from_secs(2);
+    // The tests' webhook receivers listen on 127.0.0.1 over plain HTTP.
+    c.allow_loopback_webhooks = true;
     c
 }
 

@@ -86,6 +86,19 @@ impl EventStream {
         }
     }
 
+    /// The stream ends (the server closed it) within `within`; events still arriving before the end are skipped.
+    pub async fn closed_within(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, self.rx.recv()).await {
+                Ok(Some(_)) => continue,
+                Ok(None) => return,
+                Err(_) => panic!("the stream was still open after {within:?}"),
+            }
+        }
+    }
+
     /// The events that have arrived and not been read yet.
     pub fn received(&mut self) -> Vec<(String, Value)> {
         let mut out = Vec::new();
