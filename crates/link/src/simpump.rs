@@ -91,8 +91,27 @@ pub fn telemetry_of(sim: &Simulation) -> Telemetry {
 
 /// A core event as a link event (kind, data), in the record's vocabulary.
 pub fn link_event(sim: &Simulation, event: &Event) -> (String, Value) {
-    let program = sim.pump().status().program;
-    let (kind, data) = match event {
+    let mapped = program_event(event)
+        .or_else(|| infusion_event(sim, event))
+        .or_else(|| alarm_event(sim, event));
+    match mapped {
+        Some((kind, data)) => (kind.to_string(), data),
+        // Events added to the core after this mapping was written keep their name and content.
+        None => {
+            let debug = format!("{event:?}");
+            let name: String = debug
+                .split(|c: char| !c.is_alphanumeric())
+                .next()
+                .unwrap_or("pump_event")
+                .to_string();
+            (snake_case(&name), json!({"detail": debug}))
+        }
+    }
+}
+
+/// Programming and the drug library.
+fn program_event(event: &Event) -> Option<(&'static str, Value)> {
+    Some(match event {
         Event::ProgramAccepted { program } => (
             "program_accepted",
             json!({"rate_ml_per_h": program.rate_ml_per_h(), "vtbi_ml": program.vtbi_ml(), "drug_id": program.drug_id()}),
@@ -118,6 +137,14 @@ pub fn link_event(sim: &Simulation, event: &Event) -> (String, Value) {
         Event::ProgramRejected { error } => {
             ("program_rejected", json!({"error": format!("{error:?}")}))
         }
+        _ => return None,
+    })
+}
+
+/// The infusion's course: start, pause, stop, completion, KVO, state changes, boluses.
+fn infusion_event(sim: &Simulation, event: &Event) -> Option<(&'static str, Value)> {
+    let program = sim.pump().status().program;
+    Some(match event {
         Event::Started => (
             "infusion_started",
             json!({
@@ -142,6 +169,15 @@ pub fn link_event(sim: &Simulation, event: &Event) -> (String, Value) {
             "state_changed",
             json!({"from": from.name(), "to": to.name()}),
         ),
+        Event::BolusGiven { volume_ml } => ("bolus_given", json!({"volume_ml": volume_ml})),
+        Event::BolusDenied { reason } => ("bolus_denied", json!({"reason": format!("{reason:?}")})),
+        _ => return None,
+    })
+}
+
+/// Alarms: raised, acknowledged and silenced at the pump, cleared, escalated by the pump itself.
+fn alarm_event(sim: &Simulation, event: &Event) -> Option<(&'static str, Value)> {
+    Some(match event {
         Event::AlarmRaised {
             alarm,
             priority,
@@ -165,20 +201,8 @@ pub fn link_event(sim: &Simulation, event: &Event) -> (String, Value) {
             "alarm_escalated",
             json!({"alarm": alarm.name(), "unacknowledged_for_s": u32::try_from(unacknowledged_for_ms / 1000).unwrap_or(u32::MAX), "rung": "pump"}),
         ),
-        Event::BolusGiven { volume_ml } => ("bolus_given", json!({"volume_ml": volume_ml})),
-        Event::BolusDenied { reason } => ("bolus_denied", json!({"reason": format!("{reason:?}")})),
-        // Events added to the core after this mapping was written keep their name and content.
-        other => {
-            let debug = format!("{other:?}");
-            let name: String = debug
-                .split(|c: char| !c.is_alphanumeric())
-                .next()
-                .unwrap_or("pump_event")
-                .to_string();
-            return (snake_case(&name), json!({"detail": debug}));
-        }
-    };
-    (kind.to_string(), data)
+        _ => return None,
+    })
 }
 
 fn snake_case(name: &str) -> String {
@@ -244,40 +268,25 @@ pub async fn run(
         let target_ms =
             sim_start_ms + (started.elapsed().as_secs_f64() * config.speed * 1000.0) as u64;
         sim.run_until(target_ms);
-        for e in sim.drain_events() {
-            let (kind, data) = link_event(&sim, &e.event);
-            let at_offset_ms =
-                ((e.at_ms.saturating_sub(sim_start_ms)) as f64 / config.speed) as i64;
-            let at = wall_start
-                .checked_add(jiff::SignedDuration::from_millis(at_offset_ms))
-                .unwrap_or(wall_start);
-            // Never in the future of the wall clock (a fast simulation runs ahead within one step).
-            let at = at.min(jiff::Timestamp::now());
-            client.push(&kind, at, data);
-        }
+        queue_events(
+            &mut sim,
+            &mut client,
+            wall_start,
+            sim_start_ms,
+            config.speed,
+        );
         let now = tokio::time::Instant::now();
         let due = client.outbox_len() > 0
             || now.duration_since(last_sent) >= config.heartbeat_every
             || stopping;
         if due && now >= retry_at {
-            match client.flush(Some(telemetry_of(&sim))).await {
-                Ok(reply) => {
+            match send(&mut sim, &mut client).await {
+                Ok(()) => {
                     last_sent = tokio::time::Instant::now();
                     backoff = Duration::from_millis(250);
-                    for c in &reply.commands {
-                        apply_command(&mut sim, c);
-                    }
                 }
-                Err(ClientError::Status { status, body })
-                    if (400..500).contains(&status) && status != 408 && status != 429 =>
-                {
-                    return Err(SimPumpError::Refused(ClientError::Status { status, body }));
-                }
-                Err(e) => {
-                    eprintln!(
-                        "infusafe pump: the server did not take the batch ({e}); {} events kept, retrying in {backoff:?}",
-                        client.outbox_len()
-                    );
+                Err(Some(refused)) => return Err(refused),
+                Err(None) => {
                     retry_at = tokio::time::Instant::now() + backoff;
                     backoff = (backoff * 2).min(config.backoff_max);
                 }
@@ -285,6 +294,54 @@ pub async fn run(
         }
         if stopping {
             return Ok(());
+        }
+    }
+}
+
+/// Move the simulation's new events into the link client's outbox, stamped with the wall-clock time they
+/// happened at (never in the wall clock's future: a fast simulation runs ahead within one step).
+fn queue_events(
+    sim: &mut Simulation,
+    client: &mut LinkClient,
+    wall_start: jiff::Timestamp,
+    sim_start_ms: u64,
+    speed: f64,
+) {
+    for e in sim.drain_events() {
+        let (kind, data) = link_event(sim, &e.event);
+        let at_offset_ms = ((e.at_ms.saturating_sub(sim_start_ms)) as f64 / speed) as i64;
+        let at = wall_start
+            .checked_add(jiff::SignedDuration::from_millis(at_offset_ms))
+            .unwrap_or(wall_start)
+            .min(jiff::Timestamp::now());
+        client.push(&kind, at, data);
+    }
+}
+
+/// Send the outbox with the current telemetry and apply the server's commands. `Err(Some(_))`: the server
+/// refused the pump for good (a 4xx other than 408/429); `Err(None)`: try again after a back-off.
+async fn send(sim: &mut Simulation, client: &mut LinkClient) -> Result<(), Option<SimPumpError>> {
+    match client.flush(Some(telemetry_of(sim))).await {
+        Ok(reply) => {
+            for c in &reply.commands {
+                apply_command(sim, c);
+            }
+            Ok(())
+        }
+        Err(ClientError::Status { status, body })
+            if (400..500).contains(&status) && status != 408 && status != 429 =>
+        {
+            Err(Some(SimPumpError::Refused(ClientError::Status {
+                status,
+                body,
+            })))
+        }
+        Err(e) => {
+            eprintln!(
+                "infusafe pump: the server did not take the batch ({e}); {} events kept, retrying",
+                client.outbox_len()
+            );
+            Err(None)
         }
     }
 }

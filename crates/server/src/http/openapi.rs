@@ -76,8 +76,6 @@ fn telemetry_schema() -> Value {
 
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
-    let p = patient_param();
-    let alarm = json!({"name": "alarm", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the alarm's id from the snapshot (ev-123, srv-1700000000000), which names exactly one occurrence on one pump; or, for compatibility, its name (occlusion_downstream, pump_silent), which picks a practice alarm before a real one of the same name"});
     json!({
         "openapi": "3.1.0",
         "info": {
@@ -85,69 +83,81 @@ pub fn document() -> Value {
             "version": env!("CARGO_PKG_VERSION"),
             "description": "JSON API of the Infusafe home infusion server. State-changing calls made with the session cookie must send the session's CSRF token in the x-csrf-token header. Errors are {error, message, field?}. See docs/api.md."
         },
-        "paths": {
-            "/healthz": {"get": op("Liveness and database check", "none", None, "200 ok", &[503])},
-            "/api/openapi.json": {"get": op("This document", "none", None, "200 OpenAPI document", &[])},
-            "/api/session": {
-                "post": op("Sign in; sets the session cookie and returns the CSRF token", "none", Some("Login"), "200 session", &[403, 422, 429]),
-                "delete": op("Sign out", "session", None, "204 signed out", &[401, 403])
-            },
-            "/api/me": {"get": op("The signed-in person", "session", None, "200 user", &[401])},
-            "/api/patients": {"get": op("Patients the caller may see", "session", None, "200 list", &[401])},
-            "/api/dashboard": {"get": op("Clinic patients ordered by urgency (nurse, admin)", "session", None, "200 list", &[401, 403])},
-            "/api/dashboard/stream": {"get": op("Server-sent events for the whole clinic (nurse, admin)", "session", None, "200 text/event-stream", &[401, 403])},
-            "/api/patients/{patient_id}": {"parameters": [p], "get": op("Live snapshot: telemetry, link state, active alarms (audited read)", "session", None, "200 snapshot", &[401, 404])},
-            "/api/patients/{patient_id}/alarms": {"parameters": [p], "get": op("Active alarms, highest priority first", "session", None, "200 list", &[401, 404])},
-            "/api/patients/{patient_id}/alarms/{alarm}/acknowledge": {"parameters": [p, alarm], "post": op("Acknowledge an active alarm (recorded with who and when)", "session", Some("Acknowledge"), "200 alarm", &[401, 403, 404, 422])},
-            "/api/patients/{patient_id}/alarms/{alarm}/silence": {"parameters": [p, alarm], "post": op("Silence an alarm's sound for 1-15 minutes (it stays visible and keeps escalating)", "session", Some("Silence"), "200 alarm", &[401, 403, 404, 422])},
-            "/api/patients/{patient_id}/timeline": {"parameters": [p, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}, {"name": "kinds", "in": "query", "schema": {"type": "string"}, "description": "comma-separated event kinds"}], "get": op("The patient's events, newest first (audited read)", "session", None, "200 events", &[401, 404, 422])},
-            "/api/patients/{patient_id}/plan": {
-                "parameters": [p],
-                "get": op("The therapy plan", "session", None, "200 plan", &[401, 404]),
-                "put": op("Save the therapy plan (nurse, admin); send the version you edited", "session", Some("PlanSave"), "200 plan", &[401, 403, 404, 409, 422])
-            },
-            "/api/patients/{patient_id}/stream": {"parameters": [p], "get": op("Server-sent events for one patient: snapshot, alarm, alarm_cleared, acknowledged, silenced, escalation, telemetry", "session", None, "200 text/event-stream", &[401, 404])},
-            "/api/patients/{patient_id}/practice": {"parameters": [p], "get": op("The practice pump's status and the faults and fixes on offer", "session", None, "200 status", &[401, 404])},
-            "/api/patients/{patient_id}/practice/start": {"parameters": [p], "post": op("Start a practice (teaching) pump for the patient (nurse, admin)", "session", None, "200 status", &[401, 403, 404])},
-            "/api/patients/{patient_id}/practice/action": {"parameters": [p], "post": op("Inject a fault (nurse, admin) or press a fix or button (anyone with access) on the practice pump", "session", Some("PracticeAction"), "200 status", &[401, 403, 404, 409, 422])},
-            "/api/patients/{patient_id}/practice/stop": {"parameters": [p], "post": op("Stop the practice pump (nurse, admin)", "session", None, "200 status", &[401, 403, 404])},
-            "/api/admin/patients": {"post": op("Create a patient in the admin's clinic", "session", Some("NewPatient"), "201 created", &[401, 403, 422])},
-            "/api/admin/users": {"post": op("Create an account in the admin's clinic", "session", Some("NewUser"), "201 created", &[401, 403, 409, 422])},
-            "/api/admin/patients/{patient_id}/devices": {"parameters": [p], "post": op("Register a pump for a patient; returns its link token once", "session", Some("NewDevice"), "201 created", &[401, 403, 404, 422])},
-            "/api/admin/webhook": {"put": op("Set or clear the clinic's webhook URL; returns the signing secret", "session", Some("Webhook"), "200 webhook", &[401, 403, 422])},
-            "/api/me/password": {"post": op("Change your own password (the current one is required); your other sessions end", "session", Some("ChangePassword"), "204 changed", &[401, 403, 422, 429])},
-            "/api/admin/users/{user_id}/password": {"parameters": [{"name": "user_id", "in": "path", "required": true, "schema": {"type": "string"}}], "post": op("Reset the password of an account in the admin's clinic; its sessions end", "session", Some("ResetPassword"), "204 reset", &[401, 403, 404, 422])},
-            "/api/admin/devices/{device_id}": {"parameters": [{"name": "device_id", "in": "path", "required": true, "schema": {"type": "string"}}], "delete": op("Revoke a pump's link token (the link refuses it from now on)", "session", None, "204 revoked", &[401, 403, 404])},
-            "/api/link/v1/batch": {"post": op("Pump link: events (idempotent by seq) and telemetry", "device", Some("LinkBatch"), "200 BatchResponse", &[401, 413, 422])},
-            "/api/link/v1/heartbeat": {"post": op("Pump link: heartbeat with optional telemetry", "device", Some("Heartbeat"), "200 BatchResponse", &[401, 422])}
+        "paths": paths(),
+        "components": components(),
+    })
+}
+
+/// Every route with its operations.
+fn paths() -> Value {
+    let p = patient_param();
+    let alarm = json!({"name": "alarm", "in": "path", "required": true, "schema": {"type": "string"}, "description": "the alarm's id from the snapshot (ev-123, srv-1700000000000), which names exactly one occurrence on one pump; or, for compatibility, its name (occlusion_downstream, pump_silent), which picks a practice alarm before a real one of the same name"});
+    json!({
+        "/healthz": {"get": op("Liveness and database check", "none", None, "200 ok", &[503])},
+        "/api/openapi.json": {"get": op("This document", "none", None, "200 OpenAPI document", &[])},
+        "/api/session": {
+            "post": op("Sign in; sets the session cookie and returns the CSRF token", "none", Some("Login"), "200 session", &[403, 422, 429]),
+            "delete": op("Sign out", "session", None, "204 signed out", &[401, 403])
         },
-        "components": {
-            "securitySchemes": {
-                "session": {"type": "apiKey", "in": "cookie", "name": crate::services::auth::SESSION_COOKIE},
-                "device": {"type": "http", "scheme": "bearer", "description": "the pump's device token"}
-            },
-            "responses": {
-                "Error": {"description": "An error that names what is wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
-            },
-            "schemas": {
-                "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
-                "Login": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {"username": text(1, 100), "password": {"type": "string", "maxLength": 1000}}},
-                "Acknowledge": {"type": "object", "additionalProperties": false, "properties": {"note": nullable(text(0, 1000))}},
-                "Silence": {"type": "object", "additionalProperties": false, "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 15, "default": 2}}},
-                "PlanSave": {"type": "object", "required": ["plan"], "additionalProperties": false, "properties": {"plan": {"type": "object"}, "version": {"type": ["integer", "null"], "minimum": 1}}},
-                "PracticeAction": {"type": "object", "required": ["action"], "additionalProperties": false, "properties": {"action": {"enum": ["kink", "closed_clamp", "air", "low_battery", "door", "system_error", "unkink", "open_clamp", "close_door", "plug_in", "acknowledge", "silence", "resume", "start"]}}},
-                "NewPatient": {"type": "object", "required": ["display_name"], "additionalProperties": false, "properties": {"display_name": text(1, 200)}},
-                "NewUser": {"type": "object", "required": ["username", "display_name", "password", "role"], "additionalProperties": false, "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9._@-]+$"}, "display_name": text(1, 200), "password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}, "role": {"enum": ["patient", "caregiver", "nurse", "admin"]}, "patient_ids": {"type": "array", "maxItems": 20, "items": {"type": "string"}}}},
-                "NewDevice": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": text(1, 200)}},
-                "Webhook": {"type": "object", "additionalProperties": false, "properties": {"url": nullable(text(1, 500))}},
-                "ChangePassword": {"type": "object", "required": ["current_password", "new_password"], "additionalProperties": false, "properties": {"current_password": {"type": "string", "maxLength": 1000}, "new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},
-                "ResetPassword": {"type": "object", "required": ["new_password"], "additionalProperties": false, "properties": {"new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},
-                "Telemetry": telemetry_schema(),
-                "LinkEvent": {"type": "object", "required": ["seq", "occurred_at", "kind"], "additionalProperties": false, "properties": {"seq": {"type": "integer", "minimum": 0, "maximum": link::PUMP_SEQ_MAX - 1}, "occurred_at": {"type": "string", "format": "date-time"}, "kind": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}, "data": {"type": ["object", "null"]}}},
-                "LinkBatch": {"type": "object", "additionalProperties": false, "properties": {"events": {"type": "array", "maxItems": link::LINK_BATCH_EVENTS_MAX, "items": {"$ref": "#/components/schemas/LinkEvent"}}, "telemetry": nullable(json!({"$ref": "#/components/schemas/Telemetry"}))}},
-                "Heartbeat": {"type": "object", "additionalProperties": false, "properties": {"telemetry": nullable(json!({"$ref": "#/components/schemas/Telemetry"}))}},
-                "BatchResponse": {"type": "object", "properties": {"accepted": {"type": "array", "items": {"type": "integer"}}, "duplicates": {"type": "array", "items": {"type": "integer"}}, "commands": {"type": "array", "items": {"type": "object"}}}}
-            }
+        "/api/me": {"get": op("The signed-in person", "session", None, "200 user", &[401])},
+        "/api/patients": {"get": op("Patients the caller may see", "session", None, "200 list", &[401])},
+        "/api/dashboard": {"get": op("Clinic patients ordered by urgency (nurse, admin)", "session", None, "200 list", &[401, 403])},
+        "/api/dashboard/stream": {"get": op("Server-sent events for the whole clinic (nurse, admin)", "session", None, "200 text/event-stream", &[401, 403])},
+        "/api/patients/{patient_id}": {"parameters": [p], "get": op("Live snapshot: telemetry, link state, active alarms (audited read)", "session", None, "200 snapshot", &[401, 404])},
+        "/api/patients/{patient_id}/alarms": {"parameters": [p], "get": op("Active alarms, highest priority first", "session", None, "200 list", &[401, 404])},
+        "/api/patients/{patient_id}/alarms/{alarm}/acknowledge": {"parameters": [p, alarm], "post": op("Acknowledge an active alarm (recorded with who and when)", "session", Some("Acknowledge"), "200 alarm", &[401, 403, 404, 422])},
+        "/api/patients/{patient_id}/alarms/{alarm}/silence": {"parameters": [p, alarm], "post": op("Silence an alarm's sound for 1-15 minutes (it stays visible and keeps escalating)", "session", Some("Silence"), "200 alarm", &[401, 403, 404, 422])},
+        "/api/patients/{patient_id}/timeline": {"parameters": [p, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}, {"name": "kinds", "in": "query", "schema": {"type": "string"}, "description": "comma-separated event kinds"}], "get": op("The patient's events, newest first (audited read)", "session", None, "200 events", &[401, 404, 422])},
+        "/api/patients/{patient_id}/plan": {
+            "parameters": [p],
+            "get": op("The therapy plan", "session", None, "200 plan", &[401, 404]),
+            "put": op("Save the therapy plan (nurse, admin); send the version you edited", "session", Some("PlanSave"), "200 plan", &[401, 403, 404, 409, 422])
+        },
+        "/api/patients/{patient_id}/stream": {"parameters": [p], "get": op("Server-sent events for one patient: snapshot, alarm, alarm_cleared, acknowledged, silenced, escalation, telemetry", "session", None, "200 text/event-stream", &[401, 404])},
+        "/api/patients/{patient_id}/practice": {"parameters": [p], "get": op("The practice pump's status and the faults and fixes on offer", "session", None, "200 status", &[401, 404])},
+        "/api/patients/{patient_id}/practice/start": {"parameters": [p], "post": op("Start a practice (teaching) pump for the patient (nurse, admin)", "session", None, "200 status", &[401, 403, 404])},
+        "/api/patients/{patient_id}/practice/action": {"parameters": [p], "post": op("Inject a fault (nurse, admin) or press a fix or button (anyone with access) on the practice pump", "session", Some("PracticeAction"), "200 status", &[401, 403, 404, 409, 422])},
+        "/api/patients/{patient_id}/practice/stop": {"parameters": [p], "post": op("Stop the practice pump (nurse, admin)", "session", None, "200 status", &[401, 403, 404])},
+        "/api/admin/patients": {"post": op("Create a patient in the admin's clinic", "session", Some("NewPatient"), "201 created", &[401, 403, 422])},
+        "/api/admin/users": {"post": op("Create an account in the admin's clinic", "session", Some("NewUser"), "201 created", &[401, 403, 409, 422])},
+        "/api/admin/patients/{patient_id}/devices": {"parameters": [p], "post": op("Register a pump for a patient; returns its link token once", "session", Some("NewDevice"), "201 created", &[401, 403, 404, 422])},
+        "/api/admin/webhook": {"put": op("Set or clear the clinic's webhook URL; returns the signing secret", "session", Some("Webhook"), "200 webhook", &[401, 403, 422])},
+        "/api/me/password": {"post": op("Change your own password (the current one is required); your other sessions end", "session", Some("ChangePassword"), "204 changed", &[401, 403, 422, 429])},
+        "/api/admin/users/{user_id}/password": {"parameters": [{"name": "user_id", "in": "path", "required": true, "schema": {"type": "string"}}], "post": op("Reset the password of an account in the admin's clinic; its sessions end", "session", Some("ResetPassword"), "204 reset", &[401, 403, 404, 422])},
+        "/api/admin/devices/{device_id}": {"parameters": [{"name": "device_id", "in": "path", "required": true, "schema": {"type": "string"}}], "delete": op("Revoke a pump's link token (the link refuses it from now on)", "session", None, "204 revoked", &[401, 403, 404])},
+        "/api/link/v1/batch": {"post": op("Pump link: events (idempotent by seq) and telemetry", "device", Some("LinkBatch"), "200 BatchResponse", &[401, 413, 422])},
+        "/api/link/v1/heartbeat": {"post": op("Pump link: heartbeat with optional telemetry", "device", Some("Heartbeat"), "200 BatchResponse", &[401, 422])}
+    })
+}
+
+/// Security schemes, the error response and the body schemas, as strict as the server.
+fn components() -> Value {
+    json!({
+        "securitySchemes": {
+            "session": {"type": "apiKey", "in": "cookie", "name": crate::services::auth::SESSION_COOKIE},
+            "device": {"type": "http", "scheme": "bearer", "description": "the pump's device token"}
+        },
+        "responses": {
+            "Error": {"description": "An error that names what is wrong", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        },
+        "schemas": {
+            "Error": {"type": "object", "required": ["error", "message"], "properties": {"error": {"type": "string"}, "message": {"type": "string"}, "field": {"type": "string"}}},
+            "Login": {"type": "object", "required": ["username", "password"], "additionalProperties": false, "properties": {"username": text(1, 100), "password": {"type": "string", "maxLength": 1000}}},
+            "Acknowledge": {"type": "object", "additionalProperties": false, "properties": {"note": nullable(text(0, 1000))}},
+            "Silence": {"type": "object", "additionalProperties": false, "properties": {"minutes": {"type": "integer", "minimum": 1, "maximum": 15, "default": 2}}},
+            "PlanSave": {"type": "object", "required": ["plan"], "additionalProperties": false, "properties": {"plan": {"type": "object"}, "version": {"type": ["integer", "null"], "minimum": 1}}},
+            "PracticeAction": {"type": "object", "required": ["action"], "additionalProperties": false, "properties": {"action": {"enum": ["kink", "closed_clamp", "air", "low_battery", "door", "system_error", "unkink", "open_clamp", "close_door", "plug_in", "acknowledge", "silence", "resume", "start"]}}},
+            "NewPatient": {"type": "object", "required": ["display_name"], "additionalProperties": false, "properties": {"display_name": text(1, 200)}},
+            "NewUser": {"type": "object", "required": ["username", "display_name", "password", "role"], "additionalProperties": false, "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9._@-]+$"}, "display_name": text(1, 200), "password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}, "role": {"enum": ["patient", "caregiver", "nurse", "admin"]}, "patient_ids": {"type": "array", "maxItems": 20, "items": {"type": "string"}}}},
+            "NewDevice": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": text(1, 200)}},
+            "Webhook": {"type": "object", "additionalProperties": false, "properties": {"url": nullable(text(1, 500))}},
+            "ChangePassword": {"type": "object", "required": ["current_password", "new_password"], "additionalProperties": false, "properties": {"current_password": {"type": "string", "maxLength": 1000}, "new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},
+            "ResetPassword": {"type": "object", "required": ["new_password"], "additionalProperties": false, "properties": {"new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},
+            "Telemetry": telemetry_schema(),
+            "LinkEvent": {"type": "object", "required": ["seq", "occurred_at", "kind"], "additionalProperties": false, "properties": {"seq": {"type": "integer", "minimum": 0, "maximum": link::PUMP_SEQ_MAX - 1}, "occurred_at": {"type": "string", "format": "date-time"}, "kind": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}, "data": {"type": ["object", "null"]}}},
+            "LinkBatch": {"type": "object", "additionalProperties": false, "properties": {"events": {"type": "array", "maxItems": link::LINK_BATCH_EVENTS_MAX, "items": {"$ref": "#/components/schemas/LinkEvent"}}, "telemetry": nullable(json!({"$ref": "#/components/schemas/Telemetry"}))}},
+            "Heartbeat": {"type": "object", "additionalProperties": false, "properties": {"telemetry": nullable(json!({"$ref": "#/components/schemas/Telemetry"}))}},
+            "BatchResponse": {"type": "object", "properties": {"accepted": {"type": "array", "items": {"type": "integer"}}, "duplicates": {"type": "array", "items": {"type": "integer"}}, "commands": {"type": "array", "items": {"type": "object"}}}}
         }
     })
 }

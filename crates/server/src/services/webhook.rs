@@ -93,77 +93,117 @@ async fn deliver(db: Db, journal: Journal, config: ServerConfig, n: Notification
         }
     };
     let notification_id = new_id("ntf");
-    let Some(url) = url else {
-        let _ = journal
-            .append_one(EventDraft::system(&n.patient_id, Kind::EscalationSent, now_ms(), json!({"escalation_id": notification_id, "to": "care team screens (no webhook configured)", "priority": "urgent", "reason": n.kind, "delivered": false, "body": n.body})))
-            .await;
-        return;
+    let (to, outcome) = match url {
+        None => (
+            "care team screens (no webhook configured)".to_string(),
+            json!({"delivered": false}),
+        ),
+        Some(url) => {
+            let request = Delivery::new(&n, &notification_id, &url, &secret);
+            let (delivered, attempts) = request.attempt_all(&db, &config, &n.clinic_id).await;
+            (
+                format!("webhook {url}"),
+                json!({"delivered": delivered, "attempts": attempts}),
+            )
+        }
     };
-    let mut body_value = n.body.clone();
-    if let Some(obj) = body_value.as_object_mut() {
-        obj.insert("notification_id".into(), json!(notification_id));
-        obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
-    }
-    let body = body_value.to_string().into_bytes();
-    let signature = sign(&secret, &body);
-    let client = HttpClient::new();
-    let mut backoff = config.webhook_backoff_first;
-    let mut delivered = false;
-    let mut attempts = 0;
-    for attempt in 1..=config.webhook_attempts_max {
-        attempts = attempt;
-        let headers = [
-            ("content-type", "application/json".to_string()),
-            (SIGNATURE_HEADER, signature.clone()),
-            (NOTIFICATION_HEADER, notification_id.clone()),
-        ];
-        let result = client
-            .post(&url, &headers, body.clone(), config.webhook_timeout)
-            .await;
-        let (status, error) = match &result {
-            Ok((status, _)) => (
-                Some(i64::from(*status)),
-                if (200..300).contains(status) {
-                    None
-                } else {
-                    Some(format!("HTTP {status}"))
-                },
-            ),
-            Err(e) => (None, Some(e.to_string())),
-        };
-        delivered = error.is_none();
-        let record = Attempt {
-            id: new_id("wha"),
-            clinic_id: n.clinic_id.clone(),
-            notification_id: notification_id.clone(),
-            attempt: i64::from(attempt),
-            at_ms: now_ms(),
-            status_code: status,
-            error,
-            delivered,
-        };
-        let stored = crate::store::webhooks::insert_attempt(&db, &record).await;
-        if let Err(e) = stored {
-            eprintln!("infusafe server: could not store a webhook attempt: {e}");
-        }
-        if delivered {
-            break;
-        }
-        if attempt < config.webhook_attempts_max {
-            tokio::time::sleep(backoff).await;
-            backoff = backoff
-                .saturating_mul(2)
-                .min(std::time::Duration::from_secs(300));
-        }
+    let mut payload = json!({"escalation_id": notification_id, "to": to, "priority": "urgent", "reason": n.kind, "body": n.body});
+    if let (Some(p), Some(o)) = (payload.as_object_mut(), outcome.as_object()) {
+        p.extend(o.clone());
     }
     let _ = journal
         .append_one(EventDraft::system(
             &n.patient_id,
             Kind::EscalationSent,
             now_ms(),
-            json!({"escalation_id": notification_id, "to": format!("webhook {url}"), "priority": "urgent", "reason": n.kind, "delivered": delivered, "attempts": attempts, "body": n.body}),
+            payload,
         ))
         .await;
+}
+
+/// One notification's signed request, sent until it is delivered or the attempts run out.
+struct Delivery {
+    url: String,
+    notification_id: String,
+    body: Vec<u8>,
+    signature: String,
+}
+
+impl Delivery {
+    fn new(n: &Notification, notification_id: &str, url: &str, secret: &str) -> Delivery {
+        let mut body_value = n.body.clone();
+        if let Some(obj) = body_value.as_object_mut() {
+            obj.insert("notification_id".into(), json!(notification_id));
+            obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
+        }
+        let body = body_value.to_string().into_bytes();
+        Delivery {
+            url: url.to_string(),
+            notification_id: notification_id.to_string(),
+            signature: sign(secret, &body),
+            body,
+        }
+    }
+
+    /// Send with back-off (doubling, at most 5 minutes) until a 2xx or the last attempt, storing every attempt.
+    /// Returns whether it was delivered and after how many attempts.
+    async fn attempt_all(&self, db: &Db, config: &ServerConfig, clinic_id: &str) -> (bool, u32) {
+        let client = HttpClient::new();
+        let mut backoff = config.webhook_backoff_first;
+        for attempt in 1..=config.webhook_attempts_max {
+            let (status, error) = self.send(&client, config).await;
+            let delivered = error.is_none();
+            let record = Attempt {
+                id: new_id("wha"),
+                clinic_id: clinic_id.to_string(),
+                notification_id: self.notification_id.clone(),
+                attempt: i64::from(attempt),
+                at_ms: now_ms(),
+                status_code: status,
+                error,
+                delivered,
+            };
+            if let Err(e) = crate::store::webhooks::insert_attempt(db, &record).await {
+                eprintln!("infusafe server: could not store a webhook attempt: {e}");
+            }
+            if delivered {
+                return (true, attempt);
+            }
+            if attempt < config.webhook_attempts_max {
+                tokio::time::sleep(backoff).await;
+                backoff = backoff
+                    .saturating_mul(2)
+                    .min(std::time::Duration::from_secs(300));
+            }
+        }
+        (false, config.webhook_attempts_max)
+    }
+
+    /// One attempt: the status (if the receiver answered) and the error (if it was not a 2xx).
+    async fn send(
+        &self,
+        client: &HttpClient,
+        config: &ServerConfig,
+    ) -> (Option<i64>, Option<String>) {
+        let headers = [
+            ("content-type", "application/json".to_string()),
+            (SIGNATURE_HEADER, self.signature.clone()),
+            (NOTIFICATION_HEADER, self.notification_id.clone()),
+        ];
+        match client
+            .post(
+                &self.url,
+                &headers,
+                self.body.clone(),
+                config.webhook_timeout,
+            )
+            .await
+        {
+            Ok((status, _)) if (200..300).contains(&status) => (Some(i64::from(status)), None),
+            Ok((status, _)) => (Some(i64::from(status)), Some(format!("HTTP {status}"))),
+            Err(e) => (None, Some(e.to_string())),
+        }
+    }
 }
 
 #[cfg(test)]

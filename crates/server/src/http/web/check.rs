@@ -89,9 +89,38 @@ pub async fn submit(
     body: axum::body::Bytes,
 ) -> Result<Response, AppError> {
     let access = access::patient_for_action(&state, &user, &patient_id).await?;
-    let pairs = common::form_pairs(&body)?;
+    let observations = observations_of(&common::form_pairs(&body)?)?;
+    let plan = parsed_plan(common::load_plan(&state, &access).await);
+    if observations.is_empty() {
+        return Ok(nothing_ticked(&state, &access, plan.as_ref()).await);
+    }
+    let input = care::TriageInput {
+        plan: plan.as_ref().map(care::triage::TriagePlan::from),
+        observations: observations.clone(),
+        alarms: alarm_reports(&state, &access).await?,
+        infusion: None,
+    };
+    let output = care::triage(&input, &care::triage::TriageConfig::default())
+        .map_err(|e| AppError::invalid("observation", e.to_string()))?;
+    let headline = headline(output.level);
+    record_check(
+        &state,
+        &user,
+        &patient_id,
+        &observations,
+        &output,
+        &headline,
+    )
+    .await?;
+    let mut layout = patient_layout(&state, &access, "What to do", "check", false).await;
+    layout.notice = Some("Your answers were saved to your record.".into());
+    Ok(html(&result_page(layout, &output, headline, &patient_id)))
+}
+
+/// The ticked observations, each once, in the order ticked.
+fn observations_of(pairs: &[(String, String)]) -> Result<Vec<care::Observation>, AppError> {
     let mut observations = Vec::new();
-    for (k, v) in &pairs {
+    for (k, v) in pairs {
         if k == "observation" {
             let o = care::Observation::parse(v)
                 .map_err(|message| AppError::invalid("observation", message))?;
@@ -100,55 +129,62 @@ pub async fn submit(
             }
         }
     }
-    let plan_value = common::load_plan(&state, &access).await;
-    let plan = parsed_plan(plan_value);
-    if observations.is_empty() {
-        let layout = patient_layout(&state, &access, "Something's wrong?", "check", false).await;
-        let emergency = common::emergency_contact(&layout.contacts);
-        return Ok(html_with_status(
-            axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-            &CheckPage {
-                emergency,
-                errors: vec!["Tick at least one thing that is wrong. If nothing on the list fits and you are worried, call your nurse.".into()],
-                groups: groups(plan.as_ref(), &[]),
-                action: format!("{}/check", patient_base(&patient_id)),
-                layout,
-            },
-        ));
-    }
+    Ok(observations)
+}
 
-    // What the pump shows now counts too: an alarm that keeps coming back changes the answer.
-    let snapshot = crate::services::alarms::snapshot(&state, &access);
-    let now = now_ms();
+/// The check again, saying that something must be ticked.
+async fn nothing_ticked(
+    state: &AppState,
+    access: &access::PatientAccess,
+    plan: Option<&care::TherapyPlan>,
+) -> Response {
+    let layout = patient_layout(state, access, "Something's wrong?", "check", false).await;
+    let emergency = common::emergency_contact(&layout.contacts);
+    html_with_status(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        &CheckPage {
+            emergency,
+            errors: vec!["Tick at least one thing that is wrong. If nothing on the list fits and you are worried, call your nurse.".into()],
+            groups: groups(plan, &[]),
+            action: format!("{}/check", patient_base(&access.patient_id)),
+            layout,
+        },
+    )
+}
+
+/// What the pump shows now counts too: an alarm that keeps coming back changes the answer.
+async fn alarm_reports(
+    state: &AppState,
+    access: &access::PatientAccess,
+) -> Result<Vec<care::triage::AlarmReport>, AppError> {
+    let snapshot = crate::services::alarms::snapshot(state, access);
     let recent = crate::services::records::timeline(
-        &state,
-        &patient_id,
+        state,
+        &access.patient_id,
         &["alarm_raised".to_string(), "alarm_step_done".to_string()],
         500,
         1,
     )
     .await?;
-    let alarms = snapshot
+    let since = now_ms() - 30 * 60_000;
+    let about = |e: &crate::services::records::Entry, kind: &str, alarm: &str| {
+        e.kind == kind
+            && e.occurred_at.as_millisecond() >= since
+            && e.payload.get("alarm").and_then(Value::as_str) == Some(alarm)
+    };
+    Ok(snapshot
         .active_alarms
         .iter()
         .filter_map(|a| {
             let kind = care::Alarm::from_name(&a.alarm)?;
             let times = recent
                 .iter()
-                .filter(|e| {
-                    e.kind == "alarm_raised"
-                        && e.occurred_at.as_millisecond() >= now - 30 * 60_000
-                        && e.payload.get("alarm").and_then(Value::as_str) == Some(a.alarm.as_str())
-                })
+                .filter(|e| about(e, "alarm_raised", &a.alarm))
                 .count()
                 .max(1);
             // "I did this" on any step of this alarm in the last 30 minutes: the guide's steps were followed,
             // so a return of the alarm means the care team should hear of it.
-            let steps_followed = recent.iter().any(|e| {
-                e.kind == "alarm_step_done"
-                    && e.occurred_at.as_millisecond() >= now - 30 * 60_000
-                    && e.payload.get("alarm").and_then(Value::as_str) == Some(a.alarm.as_str())
-            });
+            let steps_followed = recent.iter().any(|e| about(e, "alarm_step_done", &a.alarm));
             Some(care::triage::AlarmReport {
                 kind,
                 times_in_last_30_min: u32::try_from(times).unwrap_or(u32::MAX),
@@ -156,31 +192,35 @@ pub async fn submit(
                 cannot_restart: false,
             })
         })
-        .collect();
-    let input = care::TriageInput {
-        plan: plan.as_ref().map(care::triage::TriagePlan::from),
-        observations: observations.clone(),
-        alarms,
-        infusion: None,
-    };
-    let output = care::triage(&input, &care::triage::TriageConfig::default())
-        .map_err(|e| AppError::invalid("observation", e.to_string()))?;
+        .collect())
+}
 
-    let headline = match output.level {
+fn headline(level: care::Level) -> String {
+    match level {
         care::Level::Emergency => "This is an emergency".to_string(),
         care::Level::CallCareTeam => "Call your care team now".to_string(),
         _ => "Follow these steps".to_string(),
-    };
+    }
+}
+
+/// The check and its answer in the record (`symptom_check`, plus the words the timeline shows).
+async fn record_check(
+    state: &AppState,
+    user: &WebUser,
+    patient_id: &str,
+    observations: &[care::Observation],
+    output: &care::TriageOutput,
+    headline: &str,
+) -> Result<(), AppError> {
     crate::services::records::append(
-        &state,
+        state,
         EventDraft::new(
-            &patient_id,
+            patient_id,
             record::Kind::SymptomCheck,
             user.role.origin(),
             Some(&user.id),
             crate::services::now_ms(),
             json!({
-                // The record's `symptom_check` shape, plus the words the timeline shows.
                 "symptoms": observations.iter().map(|o| o.name()).collect::<Vec<_>>(),
                 "triage": output.level.name(),
                 "reasons": output.reasons.iter().map(|r| r.rule.clone()).collect::<Vec<_>>(),
@@ -190,11 +230,12 @@ pub async fn submit(
         ),
     )
     .await?;
+    Ok(())
+}
 
-    let mut layout = patient_layout(&state, &access, "What to do", "check", false).await;
-    layout.notice = Some("Your answers were saved to your record.".into());
-    // The call list from triage is in order and starts with the emergency number on an emergency.
-    let triage_calls: Vec<Contact> = output
+/// The triage's call list as contacts, in its order (it starts with the emergency number on an emergency).
+fn triage_contacts(output: &care::TriageOutput) -> Vec<Contact> {
+    output
         .call
         .iter()
         .filter_map(|c| {
@@ -212,25 +253,33 @@ pub async fn submit(
             }
             c
         })
-        .collect();
+        .collect()
+}
+
+/// The answer page: level, steps (care puts the care team's own notes first), reasons and whom to call.
+fn result_page(
+    layout: super::view::Layout,
+    output: &care::TriageOutput,
+    headline: String,
+    patient_id: &str,
+) -> super::view::ResultPage {
     let roles: Vec<String> = output
         .call
         .iter()
         .map(|c| c.role.name().to_string())
         .collect();
-    // `steps` already starts with the care team's own notes (care puts them first).
-    let steps = output.steps.clone();
     let reasons = output.reasons.iter().map(|r| r.text.clone()).collect();
     let mut page = outcome_page(
         layout,
         output.level,
         headline,
         output.level_text.clone(),
-        steps,
+        output.steps.clone(),
         &roles,
         reasons,
-        format!("{}/check", patient_base(&patient_id)),
+        format!("{}/check", patient_base(patient_id)),
     );
+    let triage_calls = triage_contacts(output);
     if !triage_calls.is_empty() {
         if output.level == care::Level::Emergency {
             page.emergency = triage_calls
@@ -244,5 +293,5 @@ pub async fn submit(
             .filter(|c| Some(c) != page.emergency.as_ref())
             .collect();
     }
-    Ok(html(&page))
+    page
 }
