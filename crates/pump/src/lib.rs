@@ -28,6 +28,7 @@ mod engine;
 pub mod harness;
 mod library;
 mod program;
+mod stroke;
 mod types;
 
 pub use alarm::{

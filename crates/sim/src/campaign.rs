@@ -723,7 +723,7 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 next_fault_ms = now + rng.exponential(mean_gap_ms) as u64;
                 let rate_now = match sim.motor() {
                     MotorCommand::Run { rate_ml_per_h } => rate_ml_per_h,
-                    MotorCommand::Stopped => 0.0,
+                    MotorCommand::Stopped | MotorCommand::Reverse { .. } => 0.0,
                 };
                 let (actions, deadline) = inject(kind, &mut rng, &config.plant, &cfg, rate_now);
                 if let Some(j) = log.as_deref_mut() {

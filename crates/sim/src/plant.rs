@@ -35,6 +35,11 @@ pub struct PlantConfig {
     pub container: ContainerKind,
     /// Volume in the container when the run starts. Default 100 mL (a common antibiotic bag).
     pub reservoir_ml: f64,
+    /// Fluid a bag or cassette holds beyond its label volume (`reservoir_ml` and `new_container` are
+    /// label volumes), as a fraction of it. Default 0.05 (design estimate: makers fill small-volume
+    /// bags above the label so that at least the label volume can be delivered; a few percent is
+    /// typical). A syringe holds exactly what it was filled with.
+    pub container_overfill_fraction: f64,
     /// Hydrostatic head of the container above the pump. Default 15 mmHg (a bag hung 20 cm above
     /// the pump, 20 × 0.736).
     pub upstream_head_mmhg: f64,
@@ -115,6 +120,7 @@ impl Default for PlantConfig {
         PlantConfig {
             container: ContainerKind::Bag,
             reservoir_ml: 100.0,
+            container_overfill_fraction: 0.05,
             upstream_head_mmhg: 15.0,
             upstream_compliance_ul_per_mmhg: 0.5,
             stroke_volume_ul: 50.0,
@@ -167,10 +173,24 @@ impl std::fmt::Display for PlantConfigError {
 }
 
 impl PlantConfig {
+    /// What a container holds per mL of label volume.
+    fn fill_factor(&self) -> f64 {
+        match self.container {
+            ContainerKind::Bag | ContainerKind::Cassette => 1.0 + self.container_overfill_fraction,
+            ContainerKind::Syringe => 1.0,
+        }
+    }
+
     /// Checks every number is finite and within what the model represents.
     pub fn validate(&self) -> Result<(), PlantConfigError> {
         let checks: &[(&'static str, f64, f64, f64)] = &[
             ("reservoir_ml", self.reservoir_ml, 0.0, 10_000.0),
+            (
+                "container_overfill_fraction",
+                self.container_overfill_fraction,
+                0.0,
+                0.5,
+            ),
             ("upstream_head_mmhg", self.upstream_head_mmhg, -200.0, 200.0),
             (
                 "upstream_compliance_ul_per_mmhg",
@@ -474,7 +494,7 @@ impl Plant {
             door_closed: cfg.door_closed,
             mains: cfg.mains,
             now_ms: 0,
-            reservoir_ul: cfg.reservoir_ml * 1000.0,
+            reservoir_ul: cfg.reservoir_ml * 1000.0 * cfg.fill_factor(),
             upstream_mmhg: cfg.upstream_head_mmhg,
             air_pending_ul: cfg.unprimed_air_ul,
             motor_position_ul: 0.0,
@@ -572,7 +592,8 @@ impl Plant {
                 self.cfg.pump_height_cm = height_cm.clamp(-200.0, 200.0)
             }
             PlantEvent::NewContainer { volume_ml } => {
-                self.reservoir_ul = volume_ml.clamp(0.0, 10_000.0) * 1000.0;
+                self.reservoir_ul =
+                    volume_ml.clamp(0.0, 10_000.0) * 1000.0 * self.cfg.fill_factor();
                 self.upstream_mmhg = self.cfg.upstream_head_mmhg;
             }
         }
@@ -642,6 +663,32 @@ impl Plant {
                 }
             }
         }
+        // Relief: the motor runs backwards and draws fluid from the downstream line back towards
+        // the container (exactly as commanded: the speed faults act on forward motion).
+        let mut reverse_j = 0.0;
+        if let MotorCommand::Reverse { rate_ml_per_h } = motor
+            && powered
+            && !self.faults.motor_stalled
+        {
+            let back = (rate_ml_per_h.max(0.0) / 3.6 * dt_s).min(self.motor_position_ul);
+            if back > 0.0 {
+                self.commanded_ul -= back;
+                self.motor_position_ul -= back;
+                if !self.faults.encoder_dead {
+                    self.encoder_ul -= back;
+                }
+                let stroke = self.cfg.stroke_volume_ul;
+                while self.next_stroke_at_ul - stroke > self.motor_position_ul + 1e-9 {
+                    self.next_stroke_at_ul -= stroke;
+                }
+                if self.door_closed {
+                    self.line_mmhg -= back / self.cfg.line_compliance_ul_per_mmhg;
+                    self.reservoir_ul += back;
+                    self.pumped_ul -= back;
+                }
+                reverse_j = back / stroke * self.cfg.motor_energy_per_stroke_j;
+            }
+        }
         let cfg = &self.cfg;
 
         // Upstream: with an open clamp and fluid left, the container's head refills the segment.
@@ -686,7 +733,7 @@ impl Plant {
         };
 
         // Power: electronics always, the motor per stroke; mains powers everything and charges.
-        let motor_j = strokes_this_tick as f64 * cfg.motor_energy_per_stroke_j;
+        let motor_j = strokes_this_tick as f64 * cfg.motor_energy_per_stroke_j + reverse_j;
         let load_w = cfg.electronics_power_w + motor_j * k.inv_dt_s;
         if self.mains {
             self.energy_wh = (self.energy_wh + k.charge_wh).min(cfg.battery_capacity_wh);
