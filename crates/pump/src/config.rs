@@ -126,8 +126,11 @@ pub struct Config {
     /// ...or when the end is nearer than this at the present rate. Default 5 min (Medfusion:
     /// near-empty alert configurable 1–240 min before the end).
     pub near_end_ms: u64,
-    /// `battery_low` (LOW) when on battery and fewer minutes are left. Default 30 min (design choice:
-    /// time for a patient at home to find the charger).
+    /// `battery_low` (LOW) when on battery and fewer minutes are left. Default 40 min: IEC
+    /// 60601-2-24 asks for the low-battery warning at least 30 min before the pump stops, and it
+    /// stops at `battery_depleted_minutes` (3 min) of the gauge's estimate; the other 7 min are a
+    /// design allowance for the estimate when the load rises (boluses). Also time for a patient at
+    /// home to find the charger.
     pub battery_low_minutes: f64,
     /// `battery_low` becomes MEDIUM below this. Default 10 min (Open PCA: at least 10 min on battery).
     pub battery_low_medium_minutes: f64,
@@ -225,7 +228,7 @@ impl Default for Config {
             reservoir_empty_ml: 0.5,
             near_end_ml: 1.0,
             near_end_ms: 5 * 60_000,
-            battery_low_minutes: 30.0,
+            battery_low_minutes: 40.0,
             battery_low_medium_minutes: 10.0,
             battery_depleted_minutes: 3.0,
             overheat_c: 55.0,

@@ -740,7 +740,9 @@ impl Plant {
         } else {
             self.energy_wh = (self.energy_wh - load_w * k.hours).max(0.0);
         }
-        // The gauge estimates minutes left from the load averaged over about ten minutes.
+        // The gauge estimates minutes left from the load averaged over about a minute (a stroke's
+        // energy is then spread over the minute, so at low rates the estimate does not jump with
+        // each stroke, and a change of rate shows within minutes).
         self.load_w_average += (load_w - self.load_w_average) * k.gauge_alpha;
 
         // Heat: each stroke warms the mechanism, which cools towards the room (and a failing motor's
@@ -773,7 +775,7 @@ impl Plant {
             inv_dt_s: 1.0 / dt_s.max(1e-9),
             hours: dt_s / 3600.0,
             charge_wh: cfg.battery_capacity_wh * cfg.charge_percent_per_h / 100.0 * dt_s / 3600.0,
-            gauge_alpha: (dt_s / 600.0).min(1.0),
+            gauge_alpha: (dt_s / 60.0).min(1.0),
             thermal_alpha: (dt_s / cfg.thermal_time_constant_s).min(1.0),
         };
     }
