@@ -523,6 +523,13 @@ impl Pump {
         self.counted_ul
     }
 
+    /// Whether the per-stroke monitor can tell a disconnected line now: it has learned the line
+    /// (baseline and how fast each pulse drains) and the pulses keep settling between strokes.
+    /// Not at rates where the strokes come faster than the line drains (docs/pump-core.md).
+    pub fn line_monitor_armed(&self) -> bool {
+        self.watch.disconnection_armed()
+    }
+
     /// One active alarm, if it is active.
     pub fn alarm(&self, kind: AlarmKind) -> Option<&ActiveAlarm> {
         self.alarms[kind.index()].as_ref()

@@ -20,8 +20,13 @@ const POST_FRAMES: u32 = 3;
 const LEVEL_ALPHA: f64 = 0.25;
 /// Weight of each new stroke in the learned venous baseline and half-life.
 const LEARN_ALPHA: f64 = 0.125;
+/// Weight of each new stroke in the learned venous baseline once learned: a pump moved up or down
+/// changes it at once, and the pulses still drain as before.
+const BASELINE_ALPHA: f64 = 0.5;
 /// Strokes needed before the learned baseline and half-life are trusted.
 const LEARN_STROKES: u32 = 4;
+/// The disconnection monitor counts as armed while a half-life sample came within this many strokes.
+const ARMED_STROKES: u32 = 8;
 /// A pulse that has not halved within this many frames is not used for the half-life.
 const HALF_LIFE_FRAMES_MAX: u32 = 600;
 
@@ -73,6 +78,8 @@ pub(crate) struct StrokeWatch {
     baseline_ref: f64,
     half_life_ref_ms: f64,
     suspect: u8,
+    /// Strokes since the last half-life sample (the monitor is armed while samples keep coming).
+    strokes_since_sample: u32,
     /// Lowest and highest baseline of the suspect strokes so far (an open line sits still).
     suspect_low: f64,
     suspect_high: f64,
@@ -104,6 +111,12 @@ impl StrokeWatch {
     /// The learned venous baseline, once trusted.
     pub(crate) fn venous_baseline(&self) -> Option<f64> {
         (self.learned >= LEARN_STROKES).then_some(self.baseline_ref)
+    }
+
+    /// Whether the disconnection monitor can judge the line now: it has learned the line's
+    /// baseline and half-life, and the pulses keep settling between strokes (recent samples).
+    pub(crate) fn disconnection_armed(&self) -> bool {
+        self.learned >= LEARN_STROKES && self.strokes_since_sample <= ARMED_STROKES
     }
 
     /// Forget the episode and any half-life measurement (the motor stopped or reversed).
@@ -177,6 +190,7 @@ impl StrokeWatch {
             self.strokes = 0;
         }
         self.strokes = self.strokes.saturating_add(count);
+        self.strokes_since_sample = self.strokes_since_sample.saturating_add(count);
         self.pre_level = pre;
         self.in_post = true;
         self.post_sum = pressure;
@@ -257,6 +271,7 @@ impl StrokeWatch {
     /// One pulse's half-life and the baseline before it: learn them, or count them as a sign of
     /// a line open to the room.
     fn half_life_sample(&mut self, half_life_ms: f64, baseline: f64, c: &Config) {
+        self.strokes_since_sample = 0;
         if self.learned < LEARN_STROKES {
             if self.learned == 0 {
                 self.baseline_ref = baseline;
@@ -294,12 +309,17 @@ impl StrokeWatch {
             }
         } else {
             self.suspect = 0;
-            if half_life_ms > 2.0 * self.half_life_ref_ms {
-                // A partly blocked line (a bent arm, a kink): its pulses stack, and its level is
-                // no venous baseline to learn.
+            let ratio = half_life_ms / self.half_life_ref_ms.max(1e-9);
+            if !(c.disconnect_half_life_fraction..=1.0 / c.disconnect_half_life_fraction)
+                .contains(&ratio)
+            {
+                // A partly blocked line (a bent arm, a kink: pulses drain slower and stack), or
+                // pulses measured on a level still draining: no venous baseline to learn.
                 return;
             }
-            self.baseline_ref += LEARN_ALPHA * (baseline - self.baseline_ref);
+            // A pulse that drains as it always did: the line still ends in the vein. Follow its
+            // baseline quickly (the pump was moved up or down), its half-life slowly.
+            self.baseline_ref += BASELINE_ALPHA * (baseline - self.baseline_ref);
             self.half_life_ref_ms += LEARN_ALPHA * (half_life_ms - self.half_life_ref_ms);
         }
     }

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 
+/// The line resistance a bent arm's `arm_bend_resistance_factor` refers to: the default line's
+/// 0.3 mmHg·s/µL. A bend adds (factor − 1) × this to any line.
+pub const ARM_BEND_REFERENCE_RESISTANCE: f64 = 0.3;
+
 /// 1 cm of water column in mmHg: hydrostatic offsets (bag height, pump moved up or down).
 pub const MMHG_PER_CM_WATER: f64 = 0.735_56;
 
@@ -74,8 +78,9 @@ pub struct PlantConfig {
     /// Peak pressure rise at the catheter from one cough. Default 40 mmHg (coughing raises
     /// intrathoracic and central venous pressure by tens of mmHg).
     pub cough_peak_mmhg: f64,
-    /// A bent arm multiplies the line resistance by this. Default 20 (a partial occlusion that a
-    /// healthy line tolerates for seconds).
+    /// A bent arm multiplies the default line's resistance by this: it adds (factor − 1) × 0.3
+    /// mmHg·s/µL to whatever line is in use (a local narrowing at the elbow does not scale with the
+    /// rest of the line). Default 20 (a partial occlusion that a healthy line tolerates for seconds).
     pub arm_bend_resistance_factor: f64,
     /// Air in the line at the start (an unprimed or badly primed line). Default 0 µL.
     pub unprimed_air_ul: f64,
@@ -589,7 +594,15 @@ impl Plant {
                 f.arm_bent_until_ms = self.now_ms.saturating_add(duration_ms)
             }
             PlantEvent::MovePump { height_cm } => {
-                self.cfg.pump_height_cm = height_cm.clamp(-200.0, 200.0)
+                // The water column between the pump and the catheter changes at once: the line's
+                // pressure at the pump (and the sensor's reading) steps with it, no flow needed.
+                let height_cm = height_cm.clamp(-200.0, 200.0);
+                let step = (height_cm - self.cfg.pump_height_cm) * MMHG_PER_CM_WATER;
+                self.line_mmhg -= step;
+                if self.faults.pressure_sensor_stuck.is_none() {
+                    self.reading_mmhg -= step;
+                }
+                self.cfg.pump_height_cm = height_cm;
             }
             PlantEvent::NewContainer { volume_ml } => {
                 self.reservoir_ul =
@@ -616,7 +629,10 @@ impl Plant {
             r /= open * open;
         }
         if self.now_ms < self.faults.arm_bent_until_ms {
-            r *= self.cfg.arm_bend_resistance_factor;
+            // The bend is a local narrowing at the elbow: it adds its own resistance, the default
+            // line's times (factor − 1), whatever the rest of the line is (with the default line
+            // this is the line's resistance times the factor).
+            r += (self.cfg.arm_bend_resistance_factor - 1.0) * ARM_BEND_REFERENCE_RESISTANCE;
         }
         r
     }

@@ -5,7 +5,7 @@
 use sim::{CampaignConfig, FaultKind, campaign};
 
 fn short(jobs: usize) -> CampaignConfig {
-    let mut c = CampaignConfig::new(6, 2024);
+    let mut c = CampaignConfig::new(10, 2024);
     // Two-hour patient-days with faults 40 times as frequent as at home keep the debug test short
     // while still injecting a few dozen faults.
     c.day_ms = 2 * 3_600_000;
