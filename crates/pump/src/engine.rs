@@ -755,13 +755,14 @@ impl Pump {
         self.update_relief();
     }
 
-    /// Where relief brings the line back to: the baseline before the held pulses, else the level
-    /// when the pump last started, plus `relief_margin_mmhg`.
+    /// Where relief brings the line back to: the venous baseline the stroke monitor learned, else
+    /// the level before the held pulses or where the line was last seen draining, else the level
+    /// when the pump last started; plus `relief_margin_mmhg`.
     fn relief_target(&self) -> f64 {
         let base = self
             .watch
-            .baseline()
-            .or(self.watch.venous_baseline())
+            .venous_baseline()
+            .or(self.watch.baseline())
             .or(self.run_start_level)
             .unwrap_or(0.0);
         base + self.config.relief_margin_mmhg

@@ -227,9 +227,8 @@ impl StrokeWatch {
             if self.post_n >= POST_FRAMES {
                 self.close_post();
                 if self.episode && self.post_seg_rise < c.occlusion_stroke_rise_mmhg / 2.0 {
-                    // No visible pulse at all: this stroke says the line drains at once.
+                    // No visible pulse: this stroke is no evidence of a held line.
                     self.episode = false;
-                    self.open_baseline = Some(self.level);
                 }
             }
         } else {
@@ -333,7 +332,9 @@ impl StrokeWatch {
         if lost.abs() > tolerance {
             // The pulses drained (or the baseline moved under them): the line is open.
             self.episode = false;
-            self.open_baseline = Some(self.level);
+            if lost > 0.0 {
+                self.open_baseline = Some(self.level);
+            }
             return;
         }
         let held_ms = now_ms.saturating_sub(self.episode_start_ms);
