@@ -140,7 +140,7 @@ impl StrokeWatch {
         let stroke_ul = c.stroke_volume_ul;
         let whole = if stroke_ul > 0.0 {
             let n = encoder_total_ul / stroke_ul;
-            if n.is_finite() && n >= 0.0 && n < 9.0e15 {
+            if (0.0..9.0e15).contains(&n) {
                 n as i64
             } else {
                 0
@@ -164,7 +164,11 @@ impl StrokeWatch {
             return;
         }
         if new_strokes > 0 {
-            self.stroke(now_ms, pressure, new_strokes as u32);
+            self.stroke(
+                now_ms,
+                pressure,
+                new_strokes.min(i64::from(u32::MAX)) as u32,
+            );
         } else {
             self.between_strokes(pressure, c);
         }

@@ -43,7 +43,7 @@ fn run(rate_ml_per_h: f64, bolus_every_min: Option<u64>) -> (f64, f64) {
         sim.run_until(minute * 60_000);
         sim.discard_events();
         if let Some(every) = bolus_every_min
-            && minute % every == 0
+            && minute.is_multiple_of(every)
         {
             let _ = sim.apply(Action::Bolus);
         }
