@@ -51,11 +51,12 @@ pub enum AlarmKind {
     RepeatedAlarm,
     BolusLockedOut,
     HourlyLimitReached,
+    LineDisconnected,
 }
 
 impl AlarmKind {
     /// Every alarm kind, in declaration order.
-    pub const ALL: [AlarmKind; 17] = [
+    pub const ALL: [AlarmKind; 18] = [
         AlarmKind::OcclusionDownstream,
         AlarmKind::OcclusionUpstream,
         AlarmKind::AirInLine,
@@ -73,6 +74,7 @@ impl AlarmKind {
         AlarmKind::RepeatedAlarm,
         AlarmKind::BolusLockedOut,
         AlarmKind::HourlyLimitReached,
+        AlarmKind::LineDisconnected,
     ];
 
     /// The public, serialized name (a contract: never rename).
@@ -95,6 +97,7 @@ impl AlarmKind {
             AlarmKind::RepeatedAlarm => "repeated_alarm",
             AlarmKind::BolusLockedOut => "bolus_locked_out",
             AlarmKind::HourlyLimitReached => "hourly_limit_reached",
+            AlarmKind::LineDisconnected => "line_disconnected",
         }
     }
 
@@ -112,7 +115,8 @@ impl AlarmKind {
             | AlarmKind::DoorOpen
             | AlarmKind::BatteryDepleted
             | AlarmKind::SystemError
-            | AlarmKind::OverInfusion => Priority::High,
+            | AlarmKind::OverInfusion
+            | AlarmKind::LineDisconnected => Priority::High,
             // Reversible harm, prompt onset (therapy interrupted or about to be).
             AlarmKind::OcclusionUpstream
             | AlarmKind::ReservoirEmpty
@@ -140,7 +144,8 @@ impl AlarmKind {
             | AlarmKind::BatteryDepleted
             | AlarmKind::SystemError
             | AlarmKind::OverInfusion
-            | AlarmKind::RepeatedAlarm => MotorEffect::Stop,
+            | AlarmKind::RepeatedAlarm
+            | AlarmKind::LineDisconnected => MotorEffect::Stop,
             AlarmKind::HourlyLimitReached => MotorEffect::Kvo,
             AlarmKind::InfusionNearEnd
             | AlarmKind::InfusionComplete
@@ -223,6 +228,22 @@ pub enum AlarmDetail {
     Pressure {
         pressure_mmhg: f64,
         limit_mmhg: f64,
+    },
+    /// `occlusion_downstream` from the per-stroke detector: the stroke pulses stayed in the line
+    /// (`rise_mmhg` above the level before the first held stroke, `lost_mmhg` leaked away since)
+    /// for `held_ms` over `strokes` strokes.
+    HeldPulses {
+        rise_mmhg: f64,
+        lost_mmhg: f64,
+        strokes: u32,
+        held_ms: u64,
+    },
+    /// `line_disconnected`: the baseline fell `drop_mmhg` below the learned venous baseline and the
+    /// stroke pulses decay with `half_life_ms` instead of the learned `reference_half_life_ms`.
+    LineOpen {
+        drop_mmhg: f64,
+        half_life_ms: f64,
+        reference_half_life_ms: f64,
     },
     /// Over / under infusion: the measured and expected volumes over the check window.
     Flow {
@@ -313,6 +334,27 @@ impl core::fmt::Display for AlarmDetail {
                     "pressure {pressure_mmhg:.0} mmHg beyond the limit of {limit_mmhg:.0} mmHg"
                 )
             }
+            AlarmDetail::HeldPulses {
+                rise_mmhg,
+                lost_mmhg,
+                strokes,
+                held_ms,
+            } => write!(
+                f,
+                "{strokes} pump strokes stayed in the line for {} s: pressure up {rise_mmhg:.0} mmHg, \
+                 only {lost_mmhg:.0} mmHg drained away",
+                held_ms / 1000
+            ),
+            AlarmDetail::LineOpen {
+                drop_mmhg,
+                half_life_ms,
+                reference_half_life_ms,
+            } => write!(
+                f,
+                "line pressure {drop_mmhg:.0} mmHg below the vein's and each stroke drains in \
+                 {half_life_ms:.0} ms instead of {reference_half_life_ms:.0} ms: the line no longer \
+                 ends in a vein"
+            ),
             AlarmDetail::Flow {
                 measured_ml,
                 expected_ml,

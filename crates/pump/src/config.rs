@@ -57,6 +57,51 @@ pub struct Config {
     pub occlusion_downstream_mmhg: f64,
     /// Upstream occlusion: suction below this. Default −51.7 mmHg = 1 psi suction (Open PCA).
     pub occlusion_upstream_mmhg: f64,
+    /// Per-stroke occlusion detector: a stroke's pressure pulse counts only if it rises at least
+    /// this much above the level before the stroke, and an episode of held pulses must have risen
+    /// this much in total before it may alarm. Default 10 mmHg (design estimate: 60 % of the
+    /// smallest pulse in the supported lines, one 50 µL stroke into 3 µL/mmHg = 16.7 mmHg, and
+    /// about three times the noise of the averaged readings at 3 mmHg sensor noise).
+    pub occlusion_stroke_rise_mmhg: f64,
+    /// Per-stroke occlusion detector: how much of the stacked rise may have leaked away for the
+    /// pulses still to count as held (an open line lets them decay towards the venous baseline).
+    /// Default 0.1 (design estimate: an open line with the slowest plausible time constant of a
+    /// healthy line, 3 mmHg·s/µL × 3 µL/mmHg = 9 s, loses everything in 30 s; a bent arm at 20 ×
+    /// that resistance still loses 15 % in 30 s).
+    pub occlusion_flat_fraction: f64,
+    /// Per-stroke occlusion detector: absolute allowance for noise in the "held" test, added to
+    /// `occlusion_flat_fraction` of the rise. Default 3 mmHg (design estimate: about three standard
+    /// deviations of the difference of two averaged readings at 2 mmHg sensor noise).
+    pub occlusion_flat_mmhg: f64,
+    /// Per-stroke occlusion detector: the held pulses must have lasted this long since the first
+    /// held stroke before `occlusion_downstream` is raised. Default 30 s (design estimate: longer
+    /// than three time constants of the slowest healthy line, so any open line has visibly decayed,
+    /// and short enough for the 60 s at 10 mL/h, where a stroke comes every 18 s).
+    pub occlusion_confirm_ms: u64,
+    /// Pressure relief after a downstream occlusion: the motor runs backwards at this rate until
+    /// the line pressure is back near the baseline. Default 120 mL/h (design estimate: relieves the
+    /// 0.7 mL stored at the 517 mmHg default limit in the 1.3 µL/mmHg line in about 20 s; still
+    /// under 0.1 mL per 3 s, so the stop comes within one sensor period of the target).
+    pub relief_rate_ml_per_h: f64,
+    /// Relief stops once the line pressure is within this of the open-line baseline. Default 5 mmHg
+    /// (design estimate: leaves at most 5 × 3 = 15 µL stored in the softest supported line, against
+    /// ECRI's 0.5 mL and the 0.05 mL).
+    pub relief_margin_mmhg: f64,
+    /// Relief never draws back more than this. Default 3500 µL (design estimate: the most a line of
+    /// 3 µL/mmHg can store at ECRI's highest limit, 1034 mmHg, plus 10 %). Zero switches relief off
+    /// (the occlusion test uses it to show the bolus without relief).
+    pub relief_max_ul: f64,
+    /// Disconnection detector: the baseline before the strokes must have fallen at least this far
+    /// below the learned venous baseline. Default 4 mmHg (design estimate: half of a typical
+    /// peripheral venous pressure of 8 mmHg; a line open to the room reads the room, not the vein).
+    pub disconnect_drop_mmhg: f64,
+    /// Disconnection detector: a stroke's pulse must decay with a half-life below this fraction of
+    /// the learned one (the catheter's resistance is gone from the path). Default 0.75 (design
+    /// estimate; the simulator's line loses half its resistance with the catheter).
+    pub disconnect_half_life_fraction: f64,
+    /// Disconnection detector: this many consecutive strokes must show both signs. Default 3 (design
+    /// estimate: at 5 mL/h three strokes take 108 s, inside the 5 minutes).
+    pub disconnect_strokes: u8,
     /// One bubble larger than this raises `air_in_line`. Default 100 µL (large-volume pumps offer
     /// 50–500 µL; a home patient is alone, so we take the sensitive end of the common settings).
     pub air_single_bubble_ul: f64,
@@ -81,8 +126,11 @@ pub struct Config {
     /// ...or when the end is nearer than this at the present rate. Default 5 min (Medfusion:
     /// near-empty alert configurable 1–240 min before the end).
     pub near_end_ms: u64,
-    /// `battery_low` (LOW) when on battery and fewer minutes are left. Default 30 min (design choice:
-    /// time for a patient at home to find the charger).
+    /// `battery_low` (LOW) when on battery and fewer minutes are left. Default 40 min: IEC
+    /// 60601-2-24 asks for the low-battery warning at least 30 min before the pump stops, and it
+    /// stops at `battery_depleted_minutes` (3 min) of the gauge's estimate; the other 7 min are a
+    /// design allowance for the estimate when the load rises (boluses). Also time for a patient at
+    /// home to find the charger.
     pub battery_low_minutes: f64,
     /// `battery_low` becomes MEDIUM below this. Default 10 min (Open PCA: at least 10 min on battery).
     pub battery_low_medium_minutes: f64,
@@ -162,6 +210,16 @@ impl Default for Config {
             bolus_rate_ml_per_h: 60.0,
             occlusion_downstream_mmhg: 517.0,
             occlusion_upstream_mmhg: -51.7,
+            occlusion_stroke_rise_mmhg: 10.0,
+            occlusion_flat_fraction: 0.1,
+            occlusion_flat_mmhg: 3.0,
+            occlusion_confirm_ms: 30_000,
+            relief_rate_ml_per_h: 120.0,
+            relief_margin_mmhg: 5.0,
+            relief_max_ul: 3500.0,
+            disconnect_drop_mmhg: 4.0,
+            disconnect_half_life_fraction: 0.75,
+            disconnect_strokes: 3,
             air_single_bubble_ul: 100.0,
             air_trace_ul: 5.0,
             air_bubble_gap_ul: 50.0,
@@ -170,7 +228,7 @@ impl Default for Config {
             reservoir_empty_ml: 0.5,
             near_end_ml: 1.0,
             near_end_ms: 5 * 60_000,
-            battery_low_minutes: 30.0,
+            battery_low_minutes: 40.0,
             battery_low_medium_minutes: 10.0,
             battery_depleted_minutes: 3.0,
             overheat_c: 55.0,
@@ -296,6 +354,40 @@ impl Config {
                 field: "occlusion_upstream_mmhg",
                 value: self.occlusion_upstream_mmhg,
                 why: "must be a negative pressure (suction)",
+            });
+        }
+        positive(
+            "occlusion_stroke_rise_mmhg",
+            self.occlusion_stroke_rise_mmhg,
+        )?;
+        fraction("occlusion_flat_fraction", self.occlusion_flat_fraction)?;
+        positive("occlusion_flat_mmhg", self.occlusion_flat_mmhg)?;
+        if self.occlusion_confirm_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "occlusion_confirm_ms",
+                value: 0.0,
+                why: "must be above zero",
+            });
+        }
+        positive("relief_rate_ml_per_h", self.relief_rate_ml_per_h)?;
+        positive("relief_margin_mmhg", self.relief_margin_mmhg)?;
+        if !(self.relief_max_ul.is_finite() && self.relief_max_ul >= 0.0) {
+            return Err(ConfigError::Invalid {
+                field: "relief_max_ul",
+                value: self.relief_max_ul,
+                why: "must be zero (no relief) or a positive volume",
+            });
+        }
+        positive("disconnect_drop_mmhg", self.disconnect_drop_mmhg)?;
+        fraction(
+            "disconnect_half_life_fraction",
+            self.disconnect_half_life_fraction,
+        )?;
+        if self.disconnect_strokes == 0 {
+            return Err(ConfigError::Invalid {
+                field: "disconnect_strokes",
+                value: 0.0,
+                why: "must be at least one stroke",
             });
         }
         positive("air_single_bubble_ul", self.air_single_bubble_ul)?;

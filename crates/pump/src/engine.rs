@@ -15,6 +15,7 @@ use crate::alarm::{Priority, SensorField};
 use crate::config::Config;
 use crate::library::DrugLibrary;
 use crate::program::{self, EndAction, LimitBreach, Program, ProgramRequest};
+use crate::stroke::StrokeWatch;
 use crate::types::{
     BolusDenial, Command, CommandError, Event, Input, MotorCommand, SelfTest, SensorFrame, State,
     Status, TimedEvent,
@@ -251,6 +252,15 @@ struct BolusRun {
     volume_ul: f64,
 }
 
+/// Pressure relief in progress after a downstream occlusion.
+#[derive(Debug, Clone, Copy)]
+struct Relief {
+    /// Stop when the smoothed line pressure is at or below this.
+    target_mmhg: f64,
+    /// Volume the relief may still draw back.
+    left_ul: f64,
+}
+
 /// A program waiting for soft-limit confirmation, and the state to return to if it is cancelled.
 #[derive(Debug, Clone)]
 struct Pending {
@@ -311,6 +321,15 @@ pub struct Pump {
 
     /// The first system fault; never cleared (power cycle or service only).
     fault: Option<AlarmDetail>,
+    /// The per-stroke line monitor (occlusion and disconnection verdicts).
+    watch: StrokeWatch,
+    /// Pressure relief in progress.
+    relief: Option<Relief>,
+    /// Smoothed line pressure when the pump last started running (relief target of last resort).
+    run_start_level: Option<f64>,
+    /// Volume commanded backwards since the last frame: the encoder and controller totals may go
+    /// down by this much.
+    reverse_allowance_ul: f64,
     /// When the pump entered `Paused` or `Programmed` (for `paused_too_long`).
     waiting_since_ms: u64,
     stops: [StopHistory; ALARM_KINDS],
@@ -368,6 +387,10 @@ impl Pump {
             under_slight_since_ms: None,
             over_raised_ms: None,
             fault: None,
+            watch: StrokeWatch::default(),
+            relief: None,
+            run_start_level: None,
+            reverse_allowance_ul: 0.0,
             waiting_since_ms: now_ms,
             stops: [StopHistory::default(); ALARM_KINDS],
             repeated: None,
@@ -500,6 +523,13 @@ impl Pump {
         self.counted_ul
     }
 
+    /// Whether the per-stroke monitor can tell a disconnected line now: it has learned the line
+    /// (baseline and how fast each pulse drains) and the pulses keep settling between strokes.
+    /// Not at rates where the strokes come faster than the line drains (docs/pump-core.md).
+    pub fn line_monitor_armed(&self) -> bool {
+        self.watch.disconnection_armed()
+    }
+
     /// One active alarm, if it is active.
     pub fn alarm(&self, kind: AlarmKind) -> Option<&ActiveAlarm> {
         self.alarms[kind.index()].as_ref()
@@ -594,13 +624,30 @@ impl Pump {
             return;
         }
         let elapsed_ms = (now_ms - previous) as f64;
-        if let MotorCommand::Run { rate_ml_per_h } = self.motor {
-            let moved = ul_per_ms(rate_ml_per_h) * elapsed_ms;
-            self.flow.expected_ul += moved;
-            if self.program.is_some() {
-                self.counted_ul += moved;
-                self.delivered_record_ul += moved;
+        match self.motor {
+            MotorCommand::Run { rate_ml_per_h } => {
+                let moved = ul_per_ms(rate_ml_per_h) * elapsed_ms;
+                self.flow.expected_ul += moved;
+                if self.program.is_some() {
+                    self.counted_ul += moved;
+                    self.delivered_record_ul += moved;
+                }
             }
+            MotorCommand::Reverse { rate_ml_per_h } => {
+                // Relief draws fluid back from the line: it was counted when it was pushed, and it
+                // will be counted again when it is pushed again.
+                let moved = ul_per_ms(rate_ml_per_h) * elapsed_ms;
+                self.flow.expected_ul -= moved;
+                self.reverse_allowance_ul += moved;
+                if let Some(r) = &mut self.relief {
+                    r.left_ul -= moved;
+                }
+                if self.program.is_some() {
+                    self.counted_ul -= moved;
+                    self.delivered_record_ul -= moved;
+                }
+            }
+            MotorCommand::Stopped => {}
         }
         self.now_ms = now_ms;
         if let Some(deadline) = self.deadline_ms
@@ -653,7 +700,9 @@ impl Pump {
         let counted_ul = if self.program.is_some() {
             let before_ul = self.delivered_measured_ul.max(self.delivered_controller_ul);
             self.delivered_measured_ul += moved_ul;
-            self.delivered_controller_ul += controller_ul.max(0.0);
+            // Negative only during relief, within what the core commanded backwards (checked in
+            // `implausible`).
+            self.delivered_controller_ul += controller_ul;
             let after_ul = self.delivered_measured_ul.max(self.delivered_controller_ul);
             self.counted_ul = after_ul;
             self.delivered_record_ul = self.delivered_measured_ul;
@@ -680,16 +729,76 @@ impl Pump {
         }
         self.flow.measured_ul += moved_ul;
         self.flow.controller_ul += controller_ul.max(0.0);
-        if self
-            .motor_check
-            .add(controller_ul, moved_ul, &FlowLimits::of(&self.config))
-        {
+        if self.motor_check.add(
+            controller_ul.max(0.0),
+            moved_ul.max(0.0),
+            &FlowLimits::of(&self.config),
+        ) {
             self.raise_fault(AlarmDetail::MotorEncoderMismatch {
                 commanded_ul: self.motor_check.controller_ul,
                 measured_ul: self.motor_check.measured_ul,
             });
         }
         self.check_flow();
+        self.reverse_allowance_ul = 0.0;
+
+        // The line's response to each stroke, and the relief after an occlusion.
+        let forward = matches!(self.motor, MotorCommand::Run { .. }) && moved_ul >= 0.0;
+        self.watch.frame(
+            now,
+            f.downstream_pressure_mmhg,
+            f.motor_volume_ul_total,
+            forward,
+            &self.config,
+        );
+        self.watch.update_disconnected(forward, &self.config);
+        self.update_relief();
+    }
+
+    /// Where relief brings the line back to: the venous baseline the stroke monitor learned, else
+    /// the level before the held pulses or where the line was last seen draining, else the level
+    /// when the pump last started; plus `relief_margin_mmhg`.
+    fn relief_target(&self) -> f64 {
+        let base = self
+            .watch
+            .venous_baseline()
+            .or(self.watch.baseline())
+            .or(self.run_start_level)
+            .unwrap_or(0.0);
+        base + self.config.relief_margin_mmhg
+    }
+
+    /// Ends the relief once the line is back near its baseline (or the volume cap is used), and
+    /// clears the per-stroke occlusion verdict once the line has relaxed.
+    fn update_relief(&mut self) {
+        let Some(level) = self.watch.level() else {
+            return;
+        };
+        if let Some(r) = self.relief
+            && (level <= r.target_mmhg || r.left_ul <= 0.0)
+        {
+            self.relief = None;
+        }
+        if self.watch.occluded.is_some()
+            && self.relief.is_none()
+            && !self.state.motor_should_run()
+            && level <= self.relief_target()
+        {
+            self.watch.occluded = None;
+        }
+    }
+
+    /// Relief may run now: after `occlusion_downstream` stopped the pump, door closed, no fault,
+    /// battery not depleted, volume left.
+    fn relief_allowed(&self) -> bool {
+        let Some(r) = self.relief else { return false };
+        let Some(s) = self.sensors else { return false };
+        r.left_ul > 0.0
+            && self.state == State::StoppedByAlarm
+            && self.fault.is_none()
+            && self.alarm(AlarmKind::OcclusionDownstream).is_some()
+            && s.door_closed
+            && (s.mains_present || s.battery_minutes_left >= self.config.battery_depleted_minutes)
     }
 
     /// One bubble is the air of consecutive frames until `air_bubble_gap_ul` of liquid has passed
@@ -735,13 +844,15 @@ impl Pump {
             }
         }
         const ROUNDING_UL: f64 = 0.001;
+        // Relief runs the mechanism backwards: the totals may go down by what was commanded.
+        let allowed_ul = ROUNDING_UL + self.reverse_allowance_ul * 1.001;
         if let Some(last) = self.encoder_ul_last
-            && f.motor_volume_ul_total < last - ROUNDING_UL
+            && f.motor_volume_ul_total < last - allowed_ul
         {
             return Some((SensorField::MotorVolume, f.motor_volume_ul_total));
         }
         if let Some(last) = self.controller_ul_last
-            && f.commanded_volume_ul_total < last - ROUNDING_UL
+            && f.commanded_volume_ul_total < last - allowed_ul
         {
             return Some((SensorField::CommandedVolume, f.commanded_volume_ul_total));
         }
@@ -1208,7 +1319,7 @@ impl Pump {
         }
         let now = self.now_ms;
         // Sensor watchdog: the motor should run but frames stopped.
-        if self.state.motor_should_run() {
+        if self.state.motor_should_run() || matches!(self.motor, MotorCommand::Reverse { .. }) {
             let last = self.last_frame_ms.unwrap_or(0);
             if now.saturating_sub(last) > self.config.sensor_timeout_ms {
                 let late_by_ms = now - last - self.config.sensor_timeout_ms;
@@ -1333,6 +1444,8 @@ impl Pump {
             || self.hourly_limited
             || self.hourly_denied
             || self.bubble_ul > 0.0
+            || self.watch.occluded.is_some()
+            || self.watch.disconnected.is_some()
             || self.now_ms < self.lockout_until_ms
             || self.air.total() > c.air_accumulated_ul_max
             || matches!(self.state, State::Complete | State::Kvo)
@@ -1372,8 +1485,8 @@ impl Pump {
         let s = self.sensors;
         let none = AlarmDetail::None;
         match kind {
-            AlarmKind::OcclusionDownstream => match s {
-                Some(s) if s.downstream_pressure_mmhg > c.occlusion_downstream_mmhg => (
+            AlarmKind::OcclusionDownstream => match (s, self.watch.occluded) {
+                (Some(s), _) if s.downstream_pressure_mmhg > c.occlusion_downstream_mmhg => (
                     true,
                     running,
                     AlarmDetail::Pressure {
@@ -1381,7 +1494,12 @@ impl Pump {
                         limit_mmhg: c.occlusion_downstream_mmhg,
                     },
                 ),
+                (_, Some(detail)) => (true, running, detail),
                 _ => (false, false, none),
+            },
+            AlarmKind::LineDisconnected => match self.watch.disconnected {
+                Some(detail) => (true, running, detail),
+                None => (false, false, none),
             },
             AlarmKind::OcclusionUpstream => match s {
                 Some(s) if s.upstream_pressure_mmhg < c.occlusion_upstream_mmhg => (
@@ -1536,6 +1654,15 @@ impl Pump {
             priority,
             detail,
         });
+        if kind == AlarmKind::OcclusionDownstream {
+            // Back the mechanism off until the line is near its baseline again, so the bolus
+            // stored in the line is not released into the patient when the line opens.
+            self.relief = Some(Relief {
+                target_mmhg: self.relief_target(),
+                // Never more than this program has pushed into the line.
+                left_ul: self.config.relief_max_ul.min(self.counted_ul.max(0.0)),
+            });
+        }
     }
 
     fn raise_fault(&mut self, detail: AlarmDetail) {
@@ -1631,18 +1758,29 @@ impl Pump {
         None
     }
 
+    /// What is left in the container, when the container (not the VTBI) limits the infusion: it
+    /// holds less than the dose, or the dose is delivered and KVO keeps drawing from it. The volume
+    /// entered is the label volume, which a container delivers at least (bags carry overfill for
+    /// their dead space), so a container of exactly the dose ends with `infusion_complete`, not
+    /// with `reservoir_empty` half a millilitre earlier.
     fn reservoir_left_ul(&self) -> Option<f64> {
-        let reservoir_ml = self.program.as_ref()?.reservoir_ml()?;
+        let p = self.program.as_ref()?;
+        let reservoir_ml = p.reservoir_ml()?;
+        if reservoir_ml >= p.vtbi_ml() && self.state != State::Kvo {
+            return None;
+        }
         Some(reservoir_ml * 1000.0 - self.counted_ul)
     }
 
+    /// The container is about to run out before the dose is complete (a new container is needed).
+    /// The end of the dose itself is announced by `infusion_complete` alone.
     fn near_end(&self) -> bool {
         let Some(p) = &self.program else { return false };
         let c = &self.config;
-        let mut left_ul = p.vtbi_ml() * 1000.0 - self.counted_ul;
-        if let Some(reservoir_left) = self.reservoir_left_ul() {
-            left_ul = left_ul.min(reservoir_left - c.reservoir_empty_ml * 1000.0);
-        }
+        let Some(reservoir_left) = self.reservoir_left_ul() else {
+            return false;
+        };
+        let left_ul = reservoir_left - c.reservoir_empty_ml * 1000.0;
         left_ul <= c.near_end_ml * 1000.0
             || left_ul <= ul_per_ms(p.rate_ml_per_h()) * c.near_end_ms as f64
     }
@@ -1651,6 +1789,14 @@ impl Pump {
     /// raw stop conditions, so a missing alarm can never let the motor run). Rate arbitration
     /// (Open PCA): stop > KVO (hourly limit) > patient bolus > basal.
     fn compute_motor(&self) -> MotorCommand {
+        if self.relief_allowed() {
+            let rate = self.config.relief_rate_ml_per_h;
+            if rate.is_finite() && rate > 0.0 {
+                return MotorCommand::Reverse {
+                    rate_ml_per_h: rate,
+                };
+            }
+        }
         if !self.state.motor_should_run()
             || self.top_stop_alarm().is_some()
             || self.stop_condition().is_some()
@@ -1692,7 +1838,12 @@ impl Pump {
             let t = t.max(now.saturating_add(1));
             deadline = Some(deadline.map_or(t, |d| d.min(t)));
         };
-        if self.state.motor_should_run() && self.fault.is_none() {
+        if let (MotorCommand::Reverse { rate_ml_per_h }, Some(r)) = (self.motor, self.relief) {
+            at(now.saturating_add(ms_to_deliver(r.left_ul, rate_ml_per_h)));
+        }
+        if (self.state.motor_should_run() || matches!(self.motor, MotorCommand::Reverse { .. }))
+            && self.fault.is_none()
+        {
             at(self
                 .last_frame_ms
                 .unwrap_or(now)
@@ -1746,6 +1897,12 @@ impl Pump {
             self.end_bolus();
         }
         self.state = to;
+        if to.motor_should_run() && !from.motor_should_run() {
+            self.run_start_level = self.watch.level();
+        }
+        if to != State::StoppedByAlarm {
+            self.relief = None;
+        }
         if matches!(to, State::Paused | State::Programmed) {
             self.waiting_since_ms = self.now_ms;
         }

@@ -95,8 +95,42 @@ pub enum SensorChange {
         percent: f64,
         minutes_left: f64,
     },
+    /// The downstream reading answers the strokes like a real line: `jump_mmhg` per stroke (50 µL
+    /// at the default stroke volume), keeping `keep` of the excess over `base_mmhg` per frame
+    /// (1.0: a blocked line; about 0.77 a line in a vein, 0.5 a line open to the room). Relief
+    /// lowers it in proportion to the volume drawn back. `DownstreamPressure` ends it.
+    Line {
+        base_mmhg: f64,
+        jump_mmhg: f64,
+        keep: f64,
+    },
+    /// A line in a vein (`LINE_IN_VEIN`) that comes apart after this many strokes (`LINE_OPEN`).
+    LineComesApart {
+        after_strokes: u32,
+    },
     /// Everything back to healthy values (the operator fixed whatever was wrong).
     AllNormal,
+}
+
+impl SensorChange {
+    /// A line in a vein at 8 mmHg, 1.3 µL/mmHg, pulses halving in about 0.27 s.
+    pub const LINE_IN_VEIN: SensorChange = SensorChange::Line {
+        base_mmhg: 8.0,
+        jump_mmhg: 38.0,
+        keep: 0.77,
+    };
+    /// The same line fallen open to the room: 0 mmHg, pulses draining twice as fast.
+    pub const LINE_OPEN: SensorChange = SensorChange::Line {
+        base_mmhg: 0.0,
+        jump_mmhg: 38.0,
+        keep: 0.5,
+    };
+    /// The same line blocked: every pulse stays.
+    pub const LINE_BLOCKED: SensorChange = SensorChange::Line {
+        base_mmhg: 8.0,
+        jump_mmhg: 38.0,
+        keep: 1.0,
+    };
 }
 
 /// The simulated world around the core.
@@ -116,6 +150,11 @@ struct Plant {
     encoder_reading_factor: f64,
     controller_ul_total: f64,
     encoder_ul_total: f64,
+    /// `SensorChange::Line`: (base, jump per stroke, kept per frame) and the excess now.
+    line: Option<(f64, f64, f64)>,
+    line_excess_mmhg: f64,
+    /// Strokes until the line comes apart (`SensorChange::LineComesApart`).
+    line_apart_in: Option<u32>,
 }
 
 impl Plant {
@@ -135,11 +174,18 @@ impl Plant {
             encoder_reading_factor: 1.0,
             controller_ul_total: 0.0,
             encoder_ul_total: 0.0,
+            line: None,
+            line_excess_mmhg: 0.0,
+            line_apart_in: None,
         }
     }
 
     fn frame(&mut self) -> SensorFrame {
         let air = core::mem::take(&mut self.pending_air_ul);
+        if let Some((base, _, keep)) = self.line {
+            self.downstream_mmhg = base + self.line_excess_mmhg;
+            self.line_excess_mmhg *= keep;
+        }
         SensorFrame {
             downstream_pressure_mmhg: self.downstream_mmhg,
             upstream_pressure_mmhg: self.upstream_mmhg,
@@ -311,7 +357,30 @@ impl Harness {
         let p = &mut self.plant;
         match change {
             SensorChange::Door { closed } => p.door_closed = closed,
-            SensorChange::DownstreamPressure { mmhg } => p.downstream_mmhg = mmhg,
+            SensorChange::DownstreamPressure { mmhg } => {
+                p.downstream_mmhg = mmhg;
+                p.line = None;
+                p.line_apart_in = None;
+            }
+            SensorChange::Line {
+                base_mmhg,
+                jump_mmhg,
+                keep,
+            } => {
+                p.line = Some((base_mmhg, jump_mmhg, keep));
+                p.line_apart_in = None;
+            }
+            SensorChange::LineComesApart { after_strokes } => {
+                if let SensorChange::Line {
+                    base_mmhg,
+                    jump_mmhg,
+                    keep,
+                } = SensorChange::LINE_IN_VEIN
+                {
+                    p.line = Some((base_mmhg, jump_mmhg, keep));
+                }
+                p.line_apart_in = Some(after_strokes);
+            }
             SensorChange::UpstreamPressure { mmhg } => p.upstream_mmhg = mmhg,
             SensorChange::Bubble { ul } => p.pending_air_ul += ul,
             SensorChange::Battery {
@@ -378,12 +447,50 @@ impl Harness {
     /// The mechanism moves at the commanded rate from `now_ms` to `t`.
     fn move_plant(&mut self, t: u64) {
         let elapsed_ms = t.saturating_sub(self.now_ms) as f64;
+        if let MotorCommand::Reverse { rate_ml_per_h } = self.pump.motor_command() {
+            // Relief: the mechanism runs backwards exactly as commanded (net totals go down).
+            let back = rate_ml_per_h / 3600.0 * elapsed_ms;
+            if let Some((_, jump, _)) = self.plant.line {
+                let stroke = self.pump.config().stroke_volume_ul.max(1e-9);
+                self.plant.line_excess_mmhg -= back / stroke * jump;
+            }
+            self.plant.controller_ul_total = (self.plant.controller_ul_total - back).max(0.0);
+            self.plant.encoder_ul_total = (self.plant.encoder_ul_total - back).max(0.0);
+            self.delivered_total_ul -= back;
+            if self.pump.state() != State::Kvo {
+                self.delivered_at_rate_ul -= back;
+            }
+        }
         if let MotorCommand::Run { rate_ml_per_h } = self.pump.motor_command() {
             let sane = |f: f64| if f.is_finite() && f >= 0.0 { f } else { 1.0 };
             let commanded = rate_ml_per_h / 3600.0 * elapsed_ms * sane(self.plant.mechanism_factor);
             let moved = commanded * sane(self.plant.encoder_factor);
             self.plant.controller_ul_total += commanded;
+            let before = self.plant.encoder_ul_total;
             self.plant.encoder_ul_total += moved * sane(self.plant.encoder_reading_factor);
+            if let Some((_, jump, _)) = self.plant.line {
+                let stroke = self.pump.config().stroke_volume_ul.max(1e-9);
+                let strokes =
+                    (self.plant.encoder_ul_total / stroke).floor() - (before / stroke).floor();
+                if strokes.is_finite() {
+                    let strokes = strokes.clamp(0.0, 1.0e6);
+                    self.plant.line_excess_mmhg += jump * strokes;
+                    if let Some(left) = self.plant.line_apart_in {
+                        let left = left.saturating_sub(strokes as u32);
+                        self.plant.line_apart_in = Some(left);
+                        if left == 0
+                            && let SensorChange::Line {
+                                base_mmhg,
+                                jump_mmhg,
+                                keep,
+                            } = SensorChange::LINE_OPEN
+                        {
+                            self.plant.line = Some((base_mmhg, jump_mmhg, keep));
+                            self.plant.line_apart_in = None;
+                        }
+                    }
+                }
+            }
             self.delivered_total_ul += moved;
             if self.pump.state() != State::Kvo {
                 self.delivered_at_rate_ul += moved;
@@ -518,11 +625,22 @@ impl Harness {
             if !f.mains_present && f.battery_minutes_left < c.battery_depleted_minutes {
                 return Err(String::from("motor runs on a depleted battery"));
             }
+            // The container volume entered is its label volume, which it delivers at least: a
+            // container of at least the dose is followed to the end of the dose (then, in KVO, to
+            // its reserve); a shorter one stops at its reserve.
             if let Some(reservoir) = self.reservoir_ul
                 && self.honest
-                && reservoir - self.delivered_total_ul < c.reservoir_empty_ml * 1000.0 - 1e-6
             {
-                return Err(String::from("motor runs with the reservoir empty"));
+                let holds_the_dose =
+                    self.vtbi_ul.is_some_and(|v| reservoir >= v) && state != State::Kvo;
+                let empty = if holds_the_dose {
+                    reservoir + c.stroke_volume_ul - self.delivered_total_ul < 0.0
+                } else {
+                    reservoir - self.delivered_total_ul < c.reservoir_empty_ml * 1000.0 - 1e-6
+                };
+                if empty {
+                    return Err(String::from("motor runs with the reservoir empty"));
+                }
             }
             let Some(p) = pump.program() else {
                 return Err(String::from("motor runs without a program"));
@@ -536,6 +654,40 @@ impl Harness {
                 return Err(format!(
                     "commanded {rate_ml_per_h} mL/h above the allowed {ceiling} mL/h"
                 ));
+            }
+        }
+
+        // Relief (the motor backwards) only after a downstream occlusion stopped the pump, with the
+        // door closed, no system fault, a battery that is not depleted, at the relief rate.
+        if let MotorCommand::Reverse { rate_ml_per_h } = motor {
+            if state != State::StoppedByAlarm {
+                return Err(format!("motor reverses in state {state:?}"));
+            }
+            if pump.alarm(AlarmKind::OcclusionDownstream).is_none() {
+                return Err(String::from(
+                    "motor reverses without an occlusion_downstream alarm",
+                ));
+            }
+            if pump.alarm(AlarmKind::SystemError).is_some() {
+                return Err(String::from("motor reverses with a system error"));
+            }
+            if !(rate_ml_per_h.is_finite()
+                && rate_ml_per_h > 0.0
+                && rate_ml_per_h <= c.relief_rate_ml_per_h)
+            {
+                return Err(format!(
+                    "reverse rate {rate_ml_per_h} mL/h is not within (0, {}]",
+                    c.relief_rate_ml_per_h
+                ));
+            }
+            let Some(f) = &self.last_frame else {
+                return Err(String::from("motor reverses before any sensor frame"));
+            };
+            if !f.door_closed {
+                return Err(String::from("motor reverses with the door open"));
+            }
+            if !f.mains_present && f.battery_minutes_left < c.battery_depleted_minutes {
+                return Err(String::from("motor reverses on a depleted battery"));
             }
         }
 
@@ -646,9 +798,17 @@ pub fn decode(bytes: &[u8]) -> Vec<Step> {
             19 => Step::AcknowledgeAll,
             20..=21 => Step::Command(Command::PatientBolus),
             22 => Step::Sensors(SensorChange::Door { closed: r.flag() }),
-            23 => Step::Sensors(SensorChange::DownstreamPressure {
-                mmhg: r.pick(&[0.0, 40.0, 300.0, 516.0, 600.0, 1200.0]),
-            }),
+            23 => match r.next().unwrap_or(0) % 3 {
+                0 => Step::Sensors(r.pick(&[
+                    SensorChange::LINE_IN_VEIN,
+                    SensorChange::LINE_OPEN,
+                    SensorChange::LINE_BLOCKED,
+                    SensorChange::LineComesApart { after_strokes: 8 },
+                ])),
+                _ => Step::Sensors(SensorChange::DownstreamPressure {
+                    mmhg: r.pick(&[0.0, 40.0, 300.0, 516.0, 600.0, 1200.0]),
+                }),
+            },
             24 => Step::Sensors(SensorChange::UpstreamPressure {
                 mmhg: r.pick(&[0.0, -10.0, -60.0, -200.0]),
             }),

@@ -14,6 +14,7 @@
 //! priorities, motor effects; the annunciation), `program` and `library` (program validation against
 //! the pump's limits and the drug library), `config` (every threshold with its source), `engine`
 //! (the state machine and alarm engine; `compute_motor` is the one place that decides the motor),
+//! `stroke` (the per-stroke line monitor: held pulses, a line no longer in a vein),
 //! `harness` (a test driver and the invariant checks shared by the tests and the fuzz target).
 //! The full design — transition table, alarm table, defaults and their sources, invariants, how a
 //! driver runs the loop — is in `docs/pump-core.md`.
@@ -28,6 +29,7 @@ mod engine;
 pub mod harness;
 mod library;
 mod program;
+mod stroke;
 mod types;
 
 pub use alarm::{

@@ -175,7 +175,16 @@ pub enum SelfTest {
 #[cfg_attr(feature = "serde", serde(rename_all = "snake_case"))]
 pub enum MotorCommand {
     Stopped,
-    Run { rate_ml_per_h: f64 },
+    Run {
+        rate_ml_per_h: f64,
+    },
+    /// Pressure relief: the mechanism runs backwards at this rate, drawing fluid from the blocked
+    /// downstream line back towards the container. Only after `occlusion_downstream` stopped the
+    /// pump, with the door closed, no system fault and a battery that is not depleted, and only
+    /// until the line pressure is back near its baseline (see docs/pump-core.md, "Pressure relief").
+    Reverse {
+        rate_ml_per_h: f64,
+    },
 }
 
 /// The documented states of the pump. See `docs/pump-core.md` for the transition table.

@@ -16,6 +16,8 @@ use pump::{
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Motor {
     Stopped,
+    /// Pressure relief: runs backwards at `Config::relief_rate_ml_per_h`.
+    Relieves,
     /// Keeps running at the programmed rate.
     Runs,
     /// Runs at this (KVO) rate.
@@ -105,6 +107,13 @@ fn check(case: Case) {
     let motor = h.pump().motor_command();
     match case.motor {
         Motor::Stopped => assert_eq!(motor, MotorCommand::Stopped, "{name}: motor"),
+        Motor::Relieves => assert_eq!(
+            motor,
+            MotorCommand::Reverse {
+                rate_ml_per_h: Config::default().relief_rate_ml_per_h
+            },
+            "{name}: motor"
+        ),
         Motor::Runs => {
             let rate = case.program.rate_ml_per_h;
             assert_eq!(
@@ -214,10 +223,72 @@ fn occlusion_downstream() {
             sense(SensorChange::DownstreamPressure { mmhg: 600.0 }),
             run(200),
         ],
-        motor: Motor::Stopped,
+        // Pressure relief backs the mechanism off (here the harness line keeps its 600 mmHg, so
+        // relief ends at the volume this program pushed).
+        motor: Motor::Relieves,
         remove_cause: vec![
             sense(SensorChange::DownstreamPressure { mmhg: 40.0 }),
             run(200),
+        ],
+        clears: Clears::AfterCauseAndAck,
+    });
+}
+
+/// Frames of a line answering each stroke: the pressure jumps by `jump` at each stroke of a pump
+/// running at `rate` since `started_ms`, then drains towards `base` keeping `keep` of its excess per
+/// 100 ms frame (1.0: a blocked line). From `from_ms` to `to_ms`, with `excess` carried in and out.
+fn line_frames(
+    steps: &mut Vec<Step>,
+    (from_ms, to_ms): (u64, u64),
+    (started_ms, rate): (u64, f64),
+    (base, jump, keep): (f64, f64, f64),
+    excess: &mut f64,
+) {
+    let strokes = |t: u64| ((rate / 3600.0 * (t - started_ms) as f64) / 50.0).floor();
+    let mut t = from_ms;
+    while t < to_ms {
+        let next = t + 100;
+        *excess = *excess * keep + jump * (strokes(next) - strokes(t));
+        steps.push(sense(SensorChange::DownstreamPressure {
+            mmhg: base + *excess,
+        }));
+        steps.push(run(100));
+        t = next;
+    }
+}
+
+#[test]
+fn line_disconnected() {
+    // The check's set-up starts the pump at 200 ms and hands over at 1200 ms; 37 mL/h puts the
+    // strokes (every 4.86 s) between frames. Two minutes in a vein (8 mmHg, pulses halve in about
+    // 2.6 frames), then the line open to the room (0 mmHg, the catheter's resistance gone).
+    let mut raise = Vec::new();
+    let mut excess = 0.0;
+    let started = (200, 37.0);
+    line_frames(
+        &mut raise,
+        (1200, 121_200),
+        started,
+        (8.0, 30.0, 0.77),
+        &mut excess,
+    );
+    line_frames(
+        &mut raise,
+        (121_200, 181_200),
+        started,
+        (0.0, 30.0, 0.5),
+        &mut excess,
+    );
+    check(Case {
+        alarm: AlarmKind::LineDisconnected,
+        priority: Priority::High,
+        program: basal(37.0, 100.0),
+        raise,
+        motor: Motor::Stopped,
+        // Reconnected (by the nurse, with a new line): the vein's pressure is back.
+        remove_cause: vec![
+            sense(SensorChange::DownstreamPressure { mmhg: 8.0 }),
+            run(2000),
         ],
         clears: Clears::AfterCauseAndAck,
     });
@@ -408,16 +479,48 @@ fn reservoir_empty() {
 
 #[test]
 fn infusion_near_end() {
-    // 10 mL at 60 mL/h: 5 minutes before the end is at 5 mL.
+    // A 10 mL container for a 20 mL dose at 60 mL/h: 5 minutes before the container's end
+    // (10 − 0.5 mL reserve) is at 4.5 mL. The end of the dose itself has no reminder (see
+    // `a_normal_dose_ends_with_infusion_complete_alone`).
+    let mut program = basal(60.0, 20.0);
+    program.reservoir_ml = Some(10.0);
     check(Case {
         alarm: AlarmKind::InfusionNearEnd,
         priority: Priority::Low,
-        program: basal(60.0, 10.0),
+        program,
         raise: vec![run(5 * 60_000)],
         motor: Motor::Runs,
         remove_cause: vec![run(6 * 60_000)],
         clears: Clears::AfterCauseAndAck,
     });
+}
+
+#[test]
+fn a_normal_dose_ends_with_infusion_complete_alone() {
+    // A container of exactly the dose (the label volume, which a bag delivers at least): no
+    // near-end reminder, no reservoir_empty half a millilitre early, just infusion_complete.
+    let mut h = Harness::new(Config::default());
+    let mut program = basal(60.0, 10.0);
+    program.reservoir_ml = Some(10.0);
+    step_all(
+        &mut h,
+        &[
+            run(200),
+            command(Command::Program(program)),
+            command(Command::Start),
+        ],
+    );
+    step_all(&mut h, &minutes(11));
+    assert_eq!(h.pump().state(), State::Complete);
+    let raised: Vec<AlarmKind> = h
+        .events()
+        .iter()
+        .filter_map(|e| match e {
+            Event::AlarmRaised { alarm, .. } => Some(*alarm),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(raised, [AlarmKind::InfusionComplete]);
 }
 
 #[test]
@@ -1024,6 +1127,7 @@ fn every_alarm_kind_has_a_case_above() {
         AlarmKind::RepeatedAlarm,
         AlarmKind::BolusLockedOut,
         AlarmKind::HourlyLimitReached,
+        AlarmKind::LineDisconnected,
     ];
     for kind in AlarmKind::ALL {
         assert!(covered.contains(&kind), "{} has no case", kind.name());

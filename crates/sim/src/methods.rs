@@ -149,27 +149,44 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-/// Pressure limits of the occlusion test: ECRI's adjustable range, 2 psi to 20 psi.
+/// Pressure limits of the occlusion test: ECRI's adjustable range, 2 psi to 20 psi (the first two
+/// rows), then the pump's default limit (the third row).
 pub const OCCLUSION_LIMITS_MMHG: [f64; 2] = [103.4, 1034.0];
 /// Longest we wait for an occlusion alarm before reporting that none came.
 pub const OCCLUSION_WAIT_MS_MAX: u64 = 24 * 3_600_000;
 /// Steady flow before the occlusion (the line must be at its working pressure first).
 pub const OCCLUSION_WARMUP_MS: u64 = 15 * 60_000;
+/// After the alarm, how long the line stays closed before it is opened: time for the pressure
+/// relief to finish (it stops on its own when the line is back near its baseline).
+pub const OCCLUSION_RELIEF_WAIT_MS: u64 = 5 * 60_000;
 
 /// One row of the occlusion test.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct OcclusionRow {
     pub limit_mmhg: f64,
-    /// Time from closing the line to `occlusion_downstream`; `None`: no alarm within 24 h.
+    /// Time from closing the line to `occlusion_downstream` (the per-stroke detector and the
+    /// pressure limit together, as the pump runs); `None`: no alarm within 24 h.
     pub time_to_alarm_s: Option<f64>,
-    /// What physics predicts: line compliance × (limit − working pressure) / rate.
+    /// What physics predicts for the pressure limit alone: line compliance × (limit − working
+    /// pressure) / rate.
     pub predicted_time_s: f64,
-    /// Volume that reached the patient in the minute after the line was opened again, mL.
+    /// Time to `occlusion_downstream` with the per-stroke detector switched off (the fixed pressure
+    /// limit alone, the behaviour before issue 11); `None`: no alarm within 24 h.
+    pub time_to_alarm_limit_only_s: Option<f64>,
+    /// Volume that reached the patient in the minute after the line was opened again, mL, with
+    /// pressure relief (the pump as it runs: the line is opened once relief has finished).
     pub bolus_ml: f64,
     /// What physics predicts: compliance × (pressure at release − venous pressure).
     pub predicted_bolus_ml: f64,
     /// Line pressure when the line was opened, mmHg.
     pub pressure_at_release_mmhg: f64,
+    /// The same test with pressure relief switched off (`relief_max_ul = 0`): the bolus the line
+    /// stored at the alarm, mL.
+    pub bolus_without_relief_ml: f64,
+    /// Line pressure when the line was opened, without relief, mmHg.
+    pub pressure_at_release_without_relief_mmhg: f64,
+    /// Whether this row is the pump's default limit (`pump::Config::default()`).
+    pub default_limit: bool,
 }
 
 /// The occlusion test at one rate.
@@ -180,14 +197,33 @@ pub struct OcclusionResult {
     pub rows: Vec<OcclusionRow>,
 }
 
-/// Runs the occlusion test at `rate` for the lowest and highest pressure limit.
+/// Runs the occlusion test at `rate` for ECRI's lowest and highest pressure limit, then for the
+/// pump's default limit; each with and without pressure relief, and with the pressure limit alone.
 pub fn occlusion(rate_ml_per_h: f64, cfg: &MethodConfig) -> Result<OcclusionResult, MethodError> {
     check_rate(rate_ml_per_h)?;
     let mut rows = Vec::new();
-    for limit_mmhg in OCCLUSION_LIMITS_MMHG {
+    let default_limit = pump::Config::default().occlusion_downstream_mmhg;
+    for (limit_mmhg, is_default) in OCCLUSION_LIMITS_MMHG
+        .into_iter()
+        .map(|l| (l, false))
+        .chain([(default_limit, true)])
+    {
         let mut c = cfg.clone();
         c.pump.occlusion_downstream_mmhg = limit_mmhg;
-        rows.push(occlusion_at(rate_ml_per_h, limit_mmhg, &c)?);
+        let with_relief = occlusion_at(rate_ml_per_h, limit_mmhg, &c)?;
+        let mut no_relief = c.clone();
+        no_relief.pump.relief_max_ul = 0.0;
+        let without = occlusion_at(rate_ml_per_h, limit_mmhg, &no_relief)?;
+        let mut limit_only = c.clone();
+        limit_only.pump.occlusion_stroke_rise_mmhg = 1.0e9;
+        let limit_only = occlusion_at(rate_ml_per_h, limit_mmhg, &limit_only)?;
+        rows.push(OcclusionRow {
+            time_to_alarm_limit_only_s: limit_only.time_to_alarm_s,
+            bolus_without_relief_ml: without.bolus_ml,
+            pressure_at_release_without_relief_mmhg: without.pressure_at_release_mmhg,
+            default_limit: is_default,
+            ..with_relief
+        });
     }
     Ok(OcclusionResult {
         rate_ml_per_h,
@@ -201,9 +237,15 @@ fn occlusion_at(
     limit_mmhg: f64,
     cfg: &MethodConfig,
 ) -> Result<OcclusionRow, MethodError> {
-    let hours = (OCCLUSION_WARMUP_MS + OCCLUSION_WAIT_MS_MAX) as f64 / 3_600_000.0;
+    let hours = (OCCLUSION_WARMUP_MS + OCCLUSION_WAIT_MS_MAX + OCCLUSION_RELIEF_WAIT_MS) as f64
+        / 3_600_000.0
+        + 0.1;
     let mut sim = started(rate_ml_per_h, hours, cfg)?;
-    sim.run_until(OCCLUSION_WARMUP_MS);
+    // The line closes at a point of the stroke cycle drawn from the seed (a real occlusion does
+    // not wait for a stroke), so the median over seeds is the median over the cycle.
+    let stroke_ms = cfg.plant.stroke_volume_ul / (rate_ml_per_h / 3.6) * 1000.0;
+    let phase = crate::rng::Rng::new(cfg.seed ^ 0x0cc1_u64).unit();
+    sim.run_until(OCCLUSION_WARMUP_MS + (phase * stroke_ms) as u64);
     sim.discard_events();
     let working_mmhg = sim.plant().downstream_pressure_mmhg;
     let t0 = sim.now_ms();
@@ -221,6 +263,18 @@ fn occlusion_at(
             break;
         }
     }
+    // The line stays closed while the pump relieves the pressure (the motor backs off, then
+    // stops by itself), as a patient takes a moment to find the clamp.
+    let wait_until = sim.now_ms() + OCCLUSION_RELIEF_WAIT_MS;
+    while sim.now_ms() < wait_until {
+        sim.step();
+        sim.discard_events();
+        if !matches!(sim.motor(), pump::MotorCommand::Reverse { .. })
+            && sim.now_ms() > alarm_at.unwrap_or(0) + 1_000
+        {
+            break;
+        }
+    }
     let p = &cfg.plant;
     let pressure_at_release_mmhg = sim.plant().downstream_pressure_mmhg;
     let before_ml = sim.plant().delivered_to_patient_ml;
@@ -234,6 +288,7 @@ fn occlusion_at(
         limit_mmhg,
         time_to_alarm_s: alarm_at.map(|t| (t - t0) as f64 / 1000.0),
         predicted_time_s: round3(predicted_time_s),
+        time_to_alarm_limit_only_s: None,
         bolus_ml: round3(bolus_ml),
         predicted_bolus_ml: round3(
             p.line_compliance_ul_per_mmhg
@@ -241,6 +296,9 @@ fn occlusion_at(
                 / 1000.0,
         ),
         pressure_at_release_mmhg: round3(pressure_at_release_mmhg),
+        bolus_without_relief_ml: round3(bolus_ml),
+        pressure_at_release_without_relief_mmhg: round3(pressure_at_release_mmhg),
+        default_limit: false,
     })
 }
 
@@ -274,21 +332,29 @@ impl OcclusionResult {
             self.rate_ml_per_h, self.seed
         );
         out.push_str(
-            "limit (mmHg)   time to alarm   predicted   bolus on release   predicted bolus\n",
+            "limit (mmHg)   time to alarm   predicted   limit alone   bolus on release   predicted bolus   without relief\n",
         );
-        for r in &self.rows {
-            let t = r
-                .time_to_alarm_s
-                .map_or("no alarm in 24h".to_string(), crate::methods::fmt_s);
+        let time = |t: Option<f64>| t.map_or("no alarm in 24h".to_string(), fmt_s);
+        let mut rows: Vec<&OcclusionRow> = self.rows.iter().collect();
+        rows.sort_by(|a, b| a.limit_mmhg.total_cmp(&b.limit_mmhg));
+        for r in rows {
             out.push_str(&format!(
-                "{:>12.0}   {:>13}   {:>9}   {:>13.3} mL   {:>12.3} mL\n",
+                "{:>12.0}   {:>13}   {:>9}   {:>11}   {:>13.3} mL   {:>12.3} mL   {:>11.3} mL{}\n",
                 r.limit_mmhg,
-                t,
+                time(r.time_to_alarm_s),
                 fmt_s(r.predicted_time_s),
+                time(r.time_to_alarm_limit_only_s),
                 r.bolus_ml,
-                r.predicted_bolus_ml
+                r.predicted_bolus_ml,
+                r.bolus_without_relief_ml,
+                if r.default_limit { "   (default)" } else { "" }
             ));
         }
+        out.push_str(
+            "\ntime to alarm: per-stroke detector and pressure limit; predicted and limit alone: the \
+             pressure limit only.\nbolus on release: the line is opened after the pressure relief \
+             finished; without relief: opened at the alarm.\n",
+        );
         out
     }
 }

@@ -12,6 +12,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::rng::Rng;
 
+/// The line resistance a bent arm's `arm_bend_resistance_factor` refers to: the default line's
+/// 0.3 mmHg·s/µL. A bend adds (factor − 1) × this to any line.
+pub const ARM_BEND_REFERENCE_RESISTANCE: f64 = 0.3;
+
 /// 1 cm of water column in mmHg: hydrostatic offsets (bag height, pump moved up or down).
 pub const MMHG_PER_CM_WATER: f64 = 0.735_56;
 
@@ -35,6 +39,11 @@ pub struct PlantConfig {
     pub container: ContainerKind,
     /// Volume in the container when the run starts. Default 100 mL (a common antibiotic bag).
     pub reservoir_ml: f64,
+    /// Fluid a bag or cassette holds beyond its label volume (`reservoir_ml` and `new_container` are
+    /// label volumes), as a fraction of it. Default 0.05 (design estimate: makers fill small-volume
+    /// bags above the label so that at least the label volume can be delivered; a few percent is
+    /// typical). A syringe holds exactly what it was filled with.
+    pub container_overfill_fraction: f64,
     /// Hydrostatic head of the container above the pump. Default 15 mmHg (a bag hung 20 cm above
     /// the pump, 20 × 0.736).
     pub upstream_head_mmhg: f64,
@@ -69,8 +78,9 @@ pub struct PlantConfig {
     /// Peak pressure rise at the catheter from one cough. Default 40 mmHg (coughing raises
     /// intrathoracic and central venous pressure by tens of mmHg).
     pub cough_peak_mmhg: f64,
-    /// A bent arm multiplies the line resistance by this. Default 20 (a partial occlusion that a
-    /// healthy line tolerates for seconds).
+    /// A bent arm multiplies the default line's resistance by this: it adds (factor − 1) × 0.3
+    /// mmHg·s/µL to whatever line is in use (a local narrowing at the elbow does not scale with the
+    /// rest of the line). Default 20 (a partial occlusion that a healthy line tolerates for seconds).
     pub arm_bend_resistance_factor: f64,
     /// Air in the line at the start (an unprimed or badly primed line). Default 0 µL.
     pub unprimed_air_ul: f64,
@@ -115,6 +125,7 @@ impl Default for PlantConfig {
         PlantConfig {
             container: ContainerKind::Bag,
             reservoir_ml: 100.0,
+            container_overfill_fraction: 0.05,
             upstream_head_mmhg: 15.0,
             upstream_compliance_ul_per_mmhg: 0.5,
             stroke_volume_ul: 50.0,
@@ -167,10 +178,24 @@ impl std::fmt::Display for PlantConfigError {
 }
 
 impl PlantConfig {
+    /// What a container holds per mL of label volume.
+    fn fill_factor(&self) -> f64 {
+        match self.container {
+            ContainerKind::Bag | ContainerKind::Cassette => 1.0 + self.container_overfill_fraction,
+            ContainerKind::Syringe => 1.0,
+        }
+    }
+
     /// Checks every number is finite and within what the model represents.
     pub fn validate(&self) -> Result<(), PlantConfigError> {
         let checks: &[(&'static str, f64, f64, f64)] = &[
             ("reservoir_ml", self.reservoir_ml, 0.0, 10_000.0),
+            (
+                "container_overfill_fraction",
+                self.container_overfill_fraction,
+                0.0,
+                0.5,
+            ),
             ("upstream_head_mmhg", self.upstream_head_mmhg, -200.0, 200.0),
             (
                 "upstream_compliance_ul_per_mmhg",
@@ -474,7 +499,7 @@ impl Plant {
             door_closed: cfg.door_closed,
             mains: cfg.mains,
             now_ms: 0,
-            reservoir_ul: cfg.reservoir_ml * 1000.0,
+            reservoir_ul: cfg.reservoir_ml * 1000.0 * cfg.fill_factor(),
             upstream_mmhg: cfg.upstream_head_mmhg,
             air_pending_ul: cfg.unprimed_air_ul,
             motor_position_ul: 0.0,
@@ -569,10 +594,19 @@ impl Plant {
                 f.arm_bent_until_ms = self.now_ms.saturating_add(duration_ms)
             }
             PlantEvent::MovePump { height_cm } => {
-                self.cfg.pump_height_cm = height_cm.clamp(-200.0, 200.0)
+                // The water column between the pump and the catheter changes at once: the line's
+                // pressure at the pump (and the sensor's reading) steps with it, no flow needed.
+                let height_cm = height_cm.clamp(-200.0, 200.0);
+                let step = (height_cm - self.cfg.pump_height_cm) * MMHG_PER_CM_WATER;
+                self.line_mmhg -= step;
+                if self.faults.pressure_sensor_stuck.is_none() {
+                    self.reading_mmhg -= step;
+                }
+                self.cfg.pump_height_cm = height_cm;
             }
             PlantEvent::NewContainer { volume_ml } => {
-                self.reservoir_ul = volume_ml.clamp(0.0, 10_000.0) * 1000.0;
+                self.reservoir_ul =
+                    volume_ml.clamp(0.0, 10_000.0) * 1000.0 * self.cfg.fill_factor();
                 self.upstream_mmhg = self.cfg.upstream_head_mmhg;
             }
         }
@@ -595,7 +629,10 @@ impl Plant {
             r /= open * open;
         }
         if self.now_ms < self.faults.arm_bent_until_ms {
-            r *= self.cfg.arm_bend_resistance_factor;
+            // The bend is a local narrowing at the elbow: it adds its own resistance, the default
+            // line's times (factor − 1), whatever the rest of the line is (with the default line
+            // this is the line's resistance times the factor).
+            r += (self.cfg.arm_bend_resistance_factor - 1.0) * ARM_BEND_REFERENCE_RESISTANCE;
         }
         r
     }
@@ -642,6 +679,32 @@ impl Plant {
                 }
             }
         }
+        // Relief: the motor runs backwards and draws fluid from the downstream line back towards
+        // the container (exactly as commanded: the speed faults act on forward motion).
+        let mut reverse_j = 0.0;
+        if let MotorCommand::Reverse { rate_ml_per_h } = motor
+            && powered
+            && !self.faults.motor_stalled
+        {
+            let back = (rate_ml_per_h.max(0.0) / 3.6 * dt_s).min(self.motor_position_ul);
+            if back > 0.0 {
+                self.commanded_ul -= back;
+                self.motor_position_ul -= back;
+                if !self.faults.encoder_dead {
+                    self.encoder_ul -= back;
+                }
+                let stroke = self.cfg.stroke_volume_ul;
+                while self.next_stroke_at_ul - stroke > self.motor_position_ul + 1e-9 {
+                    self.next_stroke_at_ul -= stroke;
+                }
+                if self.door_closed {
+                    self.line_mmhg -= back / self.cfg.line_compliance_ul_per_mmhg;
+                    self.reservoir_ul += back;
+                    self.pumped_ul -= back;
+                }
+                reverse_j = back / stroke * self.cfg.motor_energy_per_stroke_j;
+            }
+        }
         let cfg = &self.cfg;
 
         // Upstream: with an open clamp and fluid left, the container's head refills the segment.
@@ -686,14 +749,16 @@ impl Plant {
         };
 
         // Power: electronics always, the motor per stroke; mains powers everything and charges.
-        let motor_j = strokes_this_tick as f64 * cfg.motor_energy_per_stroke_j;
+        let motor_j = strokes_this_tick as f64 * cfg.motor_energy_per_stroke_j + reverse_j;
         let load_w = cfg.electronics_power_w + motor_j * k.inv_dt_s;
         if self.mains {
             self.energy_wh = (self.energy_wh + k.charge_wh).min(cfg.battery_capacity_wh);
         } else {
             self.energy_wh = (self.energy_wh - load_w * k.hours).max(0.0);
         }
-        // The gauge estimates minutes left from the load averaged over about ten minutes.
+        // The gauge estimates minutes left from the load averaged over about a minute (a stroke's
+        // energy is then spread over the minute, so at low rates the estimate does not jump with
+        // each stroke, and a change of rate shows within minutes).
         self.load_w_average += (load_w - self.load_w_average) * k.gauge_alpha;
 
         // Heat: each stroke warms the mechanism, which cools towards the room (and a failing motor's
@@ -726,7 +791,7 @@ impl Plant {
             inv_dt_s: 1.0 / dt_s.max(1e-9),
             hours: dt_s / 3600.0,
             charge_wh: cfg.battery_capacity_wh * cfg.charge_percent_per_h / 100.0 * dt_s / 3600.0,
-            gauge_alpha: (dt_s / 600.0).min(1.0),
+            gauge_alpha: (dt_s / 60.0).min(1.0),
             thermal_alpha: (dt_s / cfg.thermal_time_constant_s).min(1.0),
         };
     }

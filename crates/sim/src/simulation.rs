@@ -479,7 +479,7 @@ impl Simulation {
 fn rate_of(motor: MotorCommand) -> f64 {
     match motor {
         MotorCommand::Run { rate_ml_per_h } => rate_ml_per_h,
-        MotorCommand::Stopped => 0.0,
+        MotorCommand::Stopped | MotorCommand::Reverse { .. } => 0.0,
     }
 }
 

@@ -5,7 +5,7 @@
 use sim::{CampaignConfig, FaultKind, campaign};
 
 fn short(jobs: usize) -> CampaignConfig {
-    let mut c = CampaignConfig::new(6, 2024);
+    let mut c = CampaignConfig::new(10, 2024);
     // Two-hour patient-days with faults 40 times as frequent as at home keep the debug test short
     // while still injecting a few dozen faults.
     c.day_ms = 2 * 3_600_000;
@@ -59,9 +59,11 @@ fn short_campaign_finds_no_unexplained_violation_and_is_identical_for_any_thread
 #[test]
 fn the_checkers_catch_a_missed_alarm() {
     // A checker that cannot fail proves nothing: with the occlusion limit above the mechanism's
-    // stall pressure, a kink can never reach the limit, and the detection checker must say so.
+    // stall pressure, a kink can never reach the limit; with the per-stroke detector made blind
+    // (no pulse is ever large enough), nothing else sees it, and the detection checker must say so.
     let mut c = short(1);
     c.pump.occlusion_downstream_mmhg = 5_000.0;
+    c.pump.occlusion_stroke_rise_mmhg = 1.0e9;
     c.pump.motor_encoder_mismatch_ul = 1.0e9;
     c.fault_mix = sim::FaultMix::Realistic;
     let report = campaign(&c, &|_| {});

@@ -7,17 +7,20 @@ fn time_to_occlusion_scales_with_one_over_rate_and_matches_compliance() {
     let cfg = MethodConfig::default();
     let slow = occlusion(5.0, &cfg).expect("runs");
     let fast = occlusion(50.0, &cfg).expect("runs");
+    assert_eq!(slow.rows.len(), 3);
+    assert!(slow.rows[2].default_limit && !slow.rows[0].default_limit);
     for (s, f) in slow.rows.iter().zip(&fast.rows) {
-        let ts = s.time_to_alarm_s.expect("slow alarms");
-        let tf = f.time_to_alarm_s.expect("fast alarms");
+        // The pressure limit alone: ten times the rate, a tenth of the time (strokes of 50 µL
+        // quantize the volume), and compliance × pressure rise / rate within a stroke plus a
+        // sensor period.
+        let ts = s.time_to_alarm_limit_only_s.expect("slow alarms");
+        let tf = f.time_to_alarm_limit_only_s.expect("fast alarms");
         let ratio = ts / tf;
-        // Ten times the rate, a tenth of the time; strokes of 50 µL quantize the volume.
         assert!(
             (7.0..=13.0).contains(&ratio),
             "limit {}: {ts} s vs {tf} s, ratio {ratio}",
             s.limit_mmhg
         );
-        // Compliance × pressure rise / rate, within a stroke plus a sensor period.
         let stroke_s = 50.0 / (5.0 / 3.6);
         assert!(
             (ts - s.predicted_time_s).abs() <= stroke_s + 1.0,
@@ -25,12 +28,34 @@ fn time_to_occlusion_scales_with_one_over_rate_and_matches_compliance() {
             s.limit_mmhg,
             s.predicted_time_s
         );
-        // The bolus on release is the line's stored volume: compliance × pressure above venous.
+        // The per-stroke detector is never slower than the limit, and at 5 mL/h (a stroke every
+        // 36 s) needs at most two strokes and its 30 s confirmation.
+        let detector = s.time_to_alarm_s.expect("alarms");
+        assert!(detector <= ts + 0.2, "{s:?}");
+        assert!(detector <= 2.0 * stroke_s + 31.0, "{s:?}");
+        // Without relief, the bolus on release is the line's stored volume: compliance × pressure
+        // above venous. With relief it is at most 0.05 mL at every limit.
+        assert!(
+            (s.bolus_without_relief_ml
+                - predicted_stored_ml(s.pressure_at_release_without_relief_mmhg))
+            .abs()
+                < 0.02,
+            "{s:?}"
+        );
+        assert!(s.bolus_ml <= 0.05 && f.bolus_ml <= 0.05, "{s:?} {f:?}");
         assert!((s.bolus_ml - s.predicted_bolus_ml).abs() < 0.02, "{s:?}");
     }
-    // The higher limit stores more volume: a longer wait and a bigger bolus.
-    assert!(slow.rows[1].time_to_alarm_s > slow.rows[0].time_to_alarm_s);
-    assert!(slow.rows[1].bolus_ml > 5.0 * slow.rows[0].bolus_ml);
+    // The higher limit alone means a longer wait; the detector alarms before the pressure builds,
+    // so even without relief the line holds at most the two strokes it judged (0.1 mL).
+    assert!(slow.rows[1].time_to_alarm_limit_only_s > slow.rows[0].time_to_alarm_limit_only_s);
+    for r in &slow.rows {
+        assert!(r.bolus_without_relief_ml <= 0.12, "{r:?}");
+    }
+}
+
+/// Default line: 1.3 µL/mmHg above a venous pressure of 8 mmHg.
+fn predicted_stored_ml(pressure_mmhg: f64) -> f64 {
+    1.3 * (pressure_mmhg - 8.0).max(0.0) / 1000.0
 }
 
 #[test]

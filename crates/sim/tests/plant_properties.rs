@@ -59,6 +59,8 @@ proptest! {
             drug_id: None,
         };
         let plant = PlantConfig { reservoir_ml: 30.0, ..PlantConfig::default() };
+        // A 30 mL bag holds its overfill too.
+        let content_ml = 30.0 * (1.0 + plant.container_overfill_fraction);
         let mut sim = Simulation::with_program(Some(&program), plant, pump::Config::default(), pump::DrugLibrary::default(), seed);
         let _ = sim.apply(Action::Start);
         let mut schedule = actions;
@@ -75,8 +77,8 @@ proptest! {
             let r = sim.plant();
             // Volume: nothing appears from nowhere, the container never goes negative.
             prop_assert!(r.reservoir_ml >= -1e-9);
-            prop_assert!(r.pumped_ml <= 30.0 + 1e-6);
-            prop_assert!(r.pumped_ml + r.reservoir_ml <= 30.0 + 1e-6);
+            prop_assert!(r.pumped_ml <= content_ml + 1e-6);
+            prop_assert!(r.pumped_ml + r.reservoir_ml <= content_ml + 1e-6);
             // The core has seen this tick's frame: an open door means a stopped motor.
             if !r.door_closed {
                 prop_assert_eq!(sim.motor(), MotorCommand::Stopped);

@@ -1,0 +1,370 @@
+//! The per-stroke line monitor: each stroke of the mechanism is a small experiment on the line.
+//!
+//! A stroke pushes one stroke volume into the downstream line and its pressure jumps. In an open
+//! line the pulse drains into the vein and the pressure falls back towards the venous baseline
+//! within a few time constants (R·C, 0.15–9 s for healthy lines); in a blocked line nothing drains,
+//! the pulse stays, and the next stroke stacks on it. A line whose end is no longer in a vein drains
+//! towards the room instead: its baseline falls and (without the catheter's resistance) the pulses
+//! drain faster. This module watches the pressure of every frame against the strokes the encoder
+//! reports and gives two verdicts, `occluded` and `disconnected`; the engine turns them into alarms.
+//!
+//! No allocation, no floating-point library functions (`no_std` without `libm`): only sums,
+//! averages and linear interpolation. See docs/pump-core.md, "Occlusion per stroke".
+
+use crate::alarm::AlarmDetail;
+use crate::config::Config;
+
+/// Frames averaged right after a stroke to read the pulse (0.3 s at the default period).
+const POST_FRAMES: u32 = 3;
+/// Weight of each new frame in the smoothed pressure level between strokes.
+const LEVEL_ALPHA: f64 = 0.25;
+/// Weight of each new stroke in the learned venous baseline and half-life.
+const LEARN_ALPHA: f64 = 0.125;
+/// Weight of each new stroke in the learned venous baseline once learned: a pump moved up or down
+/// changes it at once, and the pulses still drain as before.
+const BASELINE_ALPHA: f64 = 0.5;
+/// Strokes needed before the learned baseline and half-life are trusted.
+const LEARN_STROKES: u32 = 4;
+/// The disconnection monitor counts as armed while a half-life sample came within this many strokes.
+const ARMED_STROKES: u32 = 8;
+/// A pulse that has not halved within this many frames is not used for the half-life.
+const HALF_LIFE_FRAMES_MAX: u32 = 600;
+
+/// Pressure response of the line, stroke by stroke.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StrokeWatch {
+    /// Whole strokes the encoder has counted (encoder total / stroke volume).
+    strokes_seen: Option<i64>,
+    /// Smoothed pressure; restarted at the mean of the frames right after each stroke.
+    level: f64,
+    level_valid: bool,
+
+    // ---- occlusion: the current episode of held pulses ----
+    episode: bool,
+    episode_start_ms: u64,
+    /// Level before the first stroke of the episode.
+    episode_p0: f64,
+    /// Sum of the pulses of the episode.
+    rise: f64,
+    /// What drained away over the completed segments of the episode.
+    lost: f64,
+    strokes: u32,
+    /// Reading the pulse of the latest stroke.
+    in_post: bool,
+    post_sum: f64,
+    post_n: u32,
+    /// Level before the latest stroke.
+    pre_level: f64,
+    /// Mean of the frames right after the latest stroke.
+    seg_first: f64,
+    /// Pulse of the latest stroke (its mean right after minus the level before).
+    post_seg_rise: f64,
+    /// Level at which the line was last seen open (a pulse drained).
+    open_baseline: Option<f64>,
+
+    // ---- disconnection: half-life of each pulse ----
+    measuring: bool,
+    hl_pre: f64,
+    hl_half: f64,
+    hl_prev_excess: f64,
+    hl_frames: u32,
+    /// First excess of the pulse being measured.
+    hl_first: f64,
+    /// Half-life found; waiting until `hl_check_frame` to see the pulse really drained to its
+    /// baseline and sits still (a stacked or draining line gives no clean half-life).
+    hl_found_ms: Option<f64>,
+    hl_check_frame: u32,
+    learned: u32,
+    baseline_ref: f64,
+    half_life_ref_ms: f64,
+    suspect: u8,
+    /// Strokes since the last half-life sample (the monitor is armed while samples keep coming).
+    strokes_since_sample: u32,
+    /// Lowest and highest baseline of the suspect strokes so far (an open line sits still).
+    suspect_low: f64,
+    suspect_high: f64,
+
+    /// Verdicts.
+    pub(crate) occluded: Option<AlarmDetail>,
+    pub(crate) disconnected: Option<AlarmDetail>,
+}
+
+impl StrokeWatch {
+    /// The smoothed pressure now (the reading itself before any frame was smoothed).
+    pub(crate) fn level(&self) -> Option<f64> {
+        self.level_valid.then_some(self.level)
+    }
+
+    /// Where the relief should bring the line back to: the level before the held pulses, or the
+    /// level at which the line was last seen open.
+    pub(crate) fn baseline(&self) -> Option<f64> {
+        if self.episode {
+            Some(match self.open_baseline {
+                Some(b) => b.min(self.episode_p0),
+                None => self.episode_p0,
+            })
+        } else {
+            self.open_baseline
+        }
+    }
+
+    /// The learned venous baseline, once trusted.
+    pub(crate) fn venous_baseline(&self) -> Option<f64> {
+        (self.learned >= LEARN_STROKES).then_some(self.baseline_ref)
+    }
+
+    /// Whether the disconnection monitor can judge the line now: it has learned the line's
+    /// baseline and half-life, and the pulses keep settling between strokes (recent samples).
+    pub(crate) fn disconnection_armed(&self) -> bool {
+        self.learned >= LEARN_STROKES && self.strokes_since_sample <= ARMED_STROKES
+    }
+
+    /// Forget the episode and any half-life measurement (the motor stopped or reversed).
+    pub(crate) fn pause(&mut self) {
+        self.episode = false;
+        self.in_post = false;
+        self.measuring = false;
+        self.suspect = 0;
+    }
+
+    /// One sensor frame. `forward` says whether the motor ran forwards since the last frame (only
+    /// then are new strokes experiments on the line).
+    pub(crate) fn frame(
+        &mut self,
+        now_ms: u64,
+        pressure: f64,
+        encoder_total_ul: f64,
+        forward: bool,
+        c: &Config,
+    ) {
+        let stroke_ul = c.stroke_volume_ul;
+        let whole = if stroke_ul > 0.0 {
+            let n = encoder_total_ul / stroke_ul;
+            if (0.0..9.0e15).contains(&n) {
+                n as i64
+            } else {
+                0
+            }
+        } else {
+            0
+        };
+        let new_strokes = match self.strokes_seen {
+            Some(seen) => whole - seen,
+            None => 0,
+        };
+        self.strokes_seen = Some(whole);
+        if !self.level_valid {
+            self.level = pressure;
+            self.level_valid = true;
+            return;
+        }
+        if !forward || new_strokes < 0 {
+            self.pause();
+            self.level += LEVEL_ALPHA * (pressure - self.level);
+            return;
+        }
+        if new_strokes > 0 {
+            self.stroke(
+                now_ms,
+                pressure,
+                new_strokes.min(i64::from(u32::MAX)) as u32,
+            );
+        } else {
+            self.between_strokes(pressure, c);
+        }
+        self.judge_occlusion(now_ms, c);
+    }
+
+    fn stroke(&mut self, now_ms: u64, pressure: f64, count: u32) {
+        let pre = self.level;
+        if self.in_post {
+            // The previous stroke's pulse was still being read: close it with what we have.
+            self.close_post();
+        }
+        // Half-life: a new stroke ends any measurement in progress.
+        self.measuring = false;
+        if self.episode {
+            self.lost += self.seg_first - pre;
+        } else {
+            self.episode = true;
+            self.episode_start_ms = now_ms;
+            self.episode_p0 = pre;
+            self.rise = 0.0;
+            self.lost = 0.0;
+            self.strokes = 0;
+        }
+        self.strokes = self.strokes.saturating_add(count);
+        self.strokes_since_sample = self.strokes_since_sample.saturating_add(count);
+        self.pre_level = pre;
+        self.in_post = true;
+        self.post_sum = pressure;
+        self.post_n = 1;
+        self.seg_first = pressure;
+        self.level = pressure;
+        // Start reading this pulse's half-life.
+        let excess = pressure - pre;
+        if excess > 0.0 {
+            self.measuring = true;
+            self.hl_pre = pre;
+            self.hl_half = excess / 2.0;
+            self.hl_prev_excess = excess;
+            self.hl_first = excess;
+            self.hl_frames = 0;
+            self.hl_found_ms = None;
+        }
+    }
+
+    fn close_post(&mut self) {
+        self.in_post = false;
+        self.seg_first = self.post_sum / f64::from(self.post_n.max(1));
+        self.level = self.seg_first;
+        let seg_rise = self.seg_first - self.pre_level;
+        self.rise += seg_rise;
+        self.post_seg_rise = seg_rise;
+    }
+
+    fn between_strokes(&mut self, pressure: f64, c: &Config) {
+        if self.in_post {
+            self.post_sum += pressure;
+            self.post_n += 1;
+            self.level = self.post_sum / f64::from(self.post_n);
+            if self.post_n >= POST_FRAMES {
+                self.close_post();
+                if self.episode && self.post_seg_rise < c.occlusion_stroke_rise_mmhg / 2.0 {
+                    // No visible pulse: this stroke is no evidence of a held line.
+                    self.episode = false;
+                }
+            }
+        } else {
+            self.level += LEVEL_ALPHA * (pressure - self.level);
+        }
+        if self.measuring {
+            self.hl_frames += 1;
+            let excess = pressure - self.hl_pre;
+            if let Some(half_life_ms) = self.hl_found_ms {
+                if self.hl_frames >= self.hl_check_frame {
+                    self.measuring = false;
+                    if excess.abs() <= 0.15 * self.hl_first + c.occlusion_flat_mmhg {
+                        self.half_life_sample(half_life_ms.max(1.0), self.hl_pre, c);
+                    }
+                }
+            } else if excess <= self.hl_half {
+                // Linear interpolation between the last two frames.
+                let span = self.hl_prev_excess - excess;
+                let part = if span > 0.0 {
+                    ((self.hl_prev_excess - self.hl_half) / span).clamp(0.0, 1.0)
+                } else {
+                    1.0
+                };
+                let half_life_ms =
+                    (f64::from(self.hl_frames) - 1.0 + part) * c.sensor_period_ms as f64;
+                // Four more half-lives (at least three frames) to see it settle.
+                self.hl_found_ms = Some(half_life_ms);
+                let period = (c.sensor_period_ms as f64).max(1.0);
+                let more = (4.0 * half_life_ms / period) as u32;
+                self.hl_check_frame = self.hl_frames.saturating_add(more.max(3));
+            } else if self.hl_frames >= HALF_LIFE_FRAMES_MAX {
+                self.measuring = false;
+            } else {
+                self.hl_prev_excess = excess;
+            }
+        }
+    }
+
+    /// One pulse's half-life and the baseline before it: learn them, or count them as a sign of
+    /// a line open to the room.
+    fn half_life_sample(&mut self, half_life_ms: f64, baseline: f64, c: &Config) {
+        self.strokes_since_sample = 0;
+        if self.learned < LEARN_STROKES {
+            if self.learned == 0 {
+                self.baseline_ref = baseline;
+                self.half_life_ref_ms = half_life_ms;
+            } else {
+                self.baseline_ref += LEARN_ALPHA * 2.0 * (baseline - self.baseline_ref);
+                self.half_life_ref_ms += LEARN_ALPHA * 2.0 * (half_life_ms - self.half_life_ref_ms);
+            }
+            self.learned += 1;
+            return;
+        }
+        let drop = self.baseline_ref - baseline;
+        let fast = half_life_ms <= c.disconnect_half_life_fraction * self.half_life_ref_ms;
+        if drop >= c.disconnect_drop_mmhg && fast {
+            if self.suspect == 0 {
+                self.suspect_low = baseline;
+                self.suspect_high = baseline;
+            }
+            self.suspect_low = self.suspect_low.min(baseline);
+            self.suspect_high = self.suspect_high.max(baseline);
+            if self.suspect_high - self.suspect_low > c.disconnect_drop_mmhg {
+                // Still moving (a stacked line draining after a bend, a pump being moved): an
+                // open end sits at the room's pressure. Start counting again from this stroke.
+                self.suspect = 0;
+                self.suspect_low = baseline;
+                self.suspect_high = baseline;
+            }
+            self.suspect = self.suspect.saturating_add(1);
+            if self.suspect >= c.disconnect_strokes && self.disconnected.is_none() {
+                self.disconnected = Some(AlarmDetail::LineOpen {
+                    drop_mmhg: drop,
+                    half_life_ms,
+                    reference_half_life_ms: self.half_life_ref_ms,
+                });
+            }
+        } else {
+            self.suspect = 0;
+            let ratio = half_life_ms / self.half_life_ref_ms.max(1e-9);
+            if !(c.disconnect_half_life_fraction..=1.0 / c.disconnect_half_life_fraction)
+                .contains(&ratio)
+            {
+                // A partly blocked line (a bent arm, a kink: pulses drain slower and stack), or
+                // pulses measured on a level still draining: no venous baseline to learn.
+                return;
+            }
+            // A pulse that drains as it always did: the line still ends in the vein. Follow its
+            // baseline quickly (the pump was moved up or down), its half-life slowly.
+            self.baseline_ref += BASELINE_ALPHA * (baseline - self.baseline_ref);
+            self.half_life_ref_ms += LEARN_ALPHA * (half_life_ms - self.half_life_ref_ms);
+        }
+    }
+
+    fn judge_occlusion(&mut self, now_ms: u64, c: &Config) {
+        if !self.episode || self.in_post {
+            return;
+        }
+        let lost = self.lost + (self.seg_first - self.level);
+        let tolerance = c.occlusion_flat_fraction * self.rise + c.occlusion_flat_mmhg;
+        if lost.abs() > tolerance {
+            // The pulses drained (or the baseline moved under them): the line is open.
+            self.episode = false;
+            if lost > 0.0 {
+                self.open_baseline = Some(self.level);
+            }
+            return;
+        }
+        let held_ms = now_ms.saturating_sub(self.episode_start_ms);
+        if self.rise >= c.occlusion_stroke_rise_mmhg
+            && held_ms >= c.occlusion_confirm_ms
+            && self.occluded.is_none()
+        {
+            self.occluded = Some(AlarmDetail::HeldPulses {
+                rise_mmhg: self.level - self.episode_p0,
+                lost_mmhg: lost,
+                strokes: self.strokes,
+                held_ms,
+            });
+        }
+    }
+
+    /// The disconnection verdict holds while the line stays below the learned venous baseline once
+    /// the pump has stopped (while it runs, the pulses themselves lift the level).
+    pub(crate) fn update_disconnected(&mut self, pumping: bool, c: &Config) {
+        if self.disconnected.is_some()
+            && !pumping
+            && self.level_valid
+            && self.level > self.baseline_ref - c.disconnect_drop_mmhg / 2.0
+        {
+            self.disconnected = None;
+            self.suspect = 0;
+        }
+    }
+}

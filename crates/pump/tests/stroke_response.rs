@@ -1,0 +1,194 @@
+//! The per-stroke line monitor through the shared harness (every invariant checked after every
+//! call): a line that answers each stroke with a pressure pulse, drained (open line) or held
+//! (blocked line). The simulator's scenarios and campaign test the same detector on its physics;
+//! these rows pin the rules themselves.
+
+use pump::harness::{Harness, SensorChange, Step};
+use pump::{AlarmDetail, AlarmKind, Command, Config, EndAction, MotorCommand, ProgramRequest};
+
+/// Pressure of a line at every frame: jumps by `jump` at each stroke, keeps `keep` of its excess
+/// over `base` per 100 ms frame, plus a small deterministic noise of `noise` mmHg.
+struct Line {
+    base: f64,
+    jump: f64,
+    keep: f64,
+    noise: f64,
+    excess: f64,
+    seed: u64,
+}
+
+impl Line {
+    fn reading(&mut self, strokes: f64) -> f64 {
+        self.excess = self.excess * self.keep + self.jump * strokes;
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let u = (self.seed >> 11) as f64 / (1u64 << 53) as f64 - 0.5;
+        self.base + self.excess + self.noise * 3.46 * u
+    }
+}
+
+/// Starts a pump at `rate` and returns the harness at the start.
+fn start(rate: f64) -> Harness {
+    let mut h = Harness::new(Config::default());
+    for step in [
+        Step::Sensors(SensorChange::DownstreamPressure { mmhg: 8.0 }),
+        Step::Run { ms: 200 },
+        Step::Command(Command::Program(ProgramRequest::continuous(
+            rate,
+            500.0,
+            EndAction::Stop,
+        ))),
+        Step::Command(Command::Start),
+    ] {
+        h.step(&step).unwrap();
+    }
+    h
+}
+
+/// Runs `ms` of frames with the line answering the strokes; the strokes follow the motor command
+/// (forwards: one per 50 µL; relief backwards lowers the pressure by volume / compliance).
+fn run_line(h: &mut Harness, line: &mut Line, ms: u64, compliance: f64, pumped_ul: &mut f64) {
+    let end = h.now_ms() + ms;
+    while h.now_ms() < end {
+        let (forward, back) = match h.pump().motor_command() {
+            MotorCommand::Run { rate_ml_per_h } => (rate_ml_per_h / 36.0, 0.0),
+            MotorCommand::Reverse { rate_ml_per_h } => (0.0, rate_ml_per_h / 36.0),
+            MotorCommand::Stopped => (0.0, 0.0),
+        };
+        let before = (*pumped_ul / 50.0).floor();
+        *pumped_ul += forward;
+        let strokes = (*pumped_ul / 50.0).floor() - before;
+        line.excess -= back / compliance;
+        let p = line.reading(strokes);
+        h.step(&Step::Sensors(SensorChange::DownstreamPressure { mmhg: p }))
+            .unwrap();
+        h.step(&Step::Run { ms: 100 })
+            .unwrap_or_else(|e| panic!("invariant broken: {e}"));
+    }
+}
+
+fn raised_at(h: &Harness, kind: AlarmKind) -> Option<u64> {
+    h.pump().alarm(kind).map(|a| a.raised_at_ms)
+}
+
+#[test]
+fn a_blocked_line_is_noticed_after_one_held_stroke_at_1_ml_per_h() {
+    // 3 µL/mmHg (the softest supported line): one 50 µL stroke is 16.7 mmHg. Open (τ 9 s) for
+    // ten minutes, then blocked: the next stroke's pulse stays.
+    let mut h = start(1.0);
+    let mut pumped = 0.0;
+    let keep_open = 0.989; // e^(−0.1/9)
+    let mut line = Line {
+        base: 8.0,
+        jump: 16.7,
+        keep: keep_open,
+        noise: 1.0,
+        excess: 0.0,
+        seed: 1,
+    };
+    run_line(&mut h, &mut line, 600_000, 3.0, &mut pumped);
+    assert_eq!(raised_at(&h, AlarmKind::OcclusionDownstream), None);
+    let blocked_at = h.now_ms();
+    line.keep = 1.0;
+    run_line(&mut h, &mut line, 300_000, 3.0, &mut pumped);
+    let at = raised_at(&h, AlarmKind::OcclusionDownstream).expect("occlusion noticed");
+    // One stroke every 180 s, then the 30 s confirmation.
+    assert!(
+        at - blocked_at <= 180_000 + 31_000,
+        "{} ms",
+        at - blocked_at
+    );
+    let alarm = h.pump().alarm(AlarmKind::OcclusionDownstream).unwrap();
+    assert!(
+        matches!(alarm.detail, AlarmDetail::HeldPulses { .. }),
+        "{alarm:?}"
+    );
+    // Relief ran and brought the held pulse back near the baseline; the verdict then cleared.
+    assert!(line.excess < 8.0, "excess left {}", line.excess);
+    assert!(
+        !h.pump()
+            .alarm(AlarmKind::OcclusionDownstream)
+            .unwrap()
+            .condition_present
+    );
+    assert_eq!(h.pump().motor_command(), MotorCommand::Stopped);
+}
+
+#[test]
+fn a_blocked_line_at_10_ml_per_h_within_a_minute() {
+    let mut h = start(10.0);
+    let mut pumped = 0.0;
+    let mut line = Line {
+        base: 8.0,
+        jump: 16.7,
+        keep: 0.989,
+        noise: 2.0,
+        excess: 0.0,
+        seed: 2,
+    };
+    run_line(&mut h, &mut line, 300_000, 3.0, &mut pumped);
+    let blocked_at = h.now_ms();
+    line.keep = 1.0;
+    run_line(&mut h, &mut line, 120_000, 3.0, &mut pumped);
+    let at = raised_at(&h, AlarmKind::OcclusionDownstream).expect("occlusion noticed");
+    assert!(at - blocked_at <= 60_000, "{} ms", at - blocked_at);
+}
+
+#[test]
+fn open_lines_bends_and_moves_are_no_occlusion() {
+    for (rate, keep, seed) in [(1.0, 0.989, 3), (10.0, 0.77, 4), (100.0, 0.77, 5)] {
+        let mut h = start(rate);
+        let mut pumped = 0.0;
+        let mut line = Line {
+            base: 8.0,
+            jump: 38.0,
+            keep,
+            noise: 2.0,
+            excess: 0.0,
+            seed,
+        };
+        run_line(&mut h, &mut line, 300_000, 1.3, &mut pumped);
+        // The arm bent for two minutes: 20 × the resistance (τ 7.8 s in a 1.3 µL/mmHg line).
+        line.keep = 0.987;
+        run_line(&mut h, &mut line, 120_000, 1.3, &mut pumped);
+        line.keep = keep;
+        run_line(&mut h, &mut line, 60_000, 1.3, &mut pumped);
+        // The pump moved 60 cm down, then 60 cm up: ±44 mmHg on the reading.
+        for base in [52.0, -36.0, 8.0] {
+            line.base = base;
+            run_line(&mut h, &mut line, 400_000, 1.3, &mut pumped);
+        }
+        assert_eq!(
+            raised_at(&h, AlarmKind::OcclusionDownstream),
+            None,
+            "{rate} mL/h: {:?}",
+            h.pump().alarm(AlarmKind::OcclusionDownstream)
+        );
+        assert_eq!(
+            raised_at(&h, AlarmKind::LineDisconnected),
+            None,
+            "{rate} mL/h: {:?}",
+            h.pump().alarm(AlarmKind::LineDisconnected)
+        );
+    }
+}
+
+#[test]
+fn the_harness_line_that_comes_apart_is_noticed() {
+    // The property tests' line model (`SensorChange::LineComesApart`): eight strokes in a vein,
+    // then open to the room.
+    let mut h = start(25.0);
+    h.step(&Step::Sensors(SensorChange::LineComesApart {
+        after_strokes: 8,
+    }))
+    .unwrap();
+    h.step(&Step::Run { ms: 120_000 }).unwrap();
+    assert!(
+        h.pump().alarm(AlarmKind::LineDisconnected).is_some(),
+        "{:?}",
+        h.pump().active_alarms().collect::<Vec<_>>()
+    );
+    assert_eq!(h.pump().motor_command(), MotorCommand::Stopped);
+}
