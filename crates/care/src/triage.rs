@@ -517,59 +517,92 @@ fn repeated_alarms(alarms: &[AlarmReport], config: &TriageConfig) -> Vec<String>
 }
 
 /// Evaluates one rule of `RULE_IDS`: `Some(because)` when it matches.
+///
+/// The rules are grouped by theme; every id has its arm in exactly one group (a rule id is never repeated), so
+/// at most one group can answer for it and the others fall through to `None`.
 fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
-    let nonempty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
-    let both = |a: Vec<String>, b: Vec<String>| {
-        if a.is_empty() || b.is_empty() {
-            None
-        } else {
-            Some(a.into_iter().chain(b).collect())
-        }
-    };
-    let pump_stopped = || {
-        let mut because = f.any(&[O::PumpStoppedCannotRestart]);
+    emergency_body(id, f)
+        .or_else(|| emergency_line_or_pump(id, f))
+        .or_else(|| call_line_or_pump(id, f, config))
+        .or_else(|| call_body(id, f))
+        .or_else(|| call_site_bag_or_self(id, f))
+}
+
+/// `Some(v)` when `v` is not empty.
+fn nonempty(v: Vec<String>) -> Option<Vec<String>> {
+    if v.is_empty() { None } else { Some(v) }
+}
+
+/// Both lists, joined, when neither is empty.
+fn both(a: Vec<String>, b: Vec<String>) -> Option<Vec<String>> {
+    if a.is_empty() || b.is_empty() {
+        None
+    } else {
+        Some(a.into_iter().chain(b).collect())
+    }
+}
+
+impl Facts<'_> {
+    fn epidural(&self) -> bool {
+        self.line == Some(LineType::Epidural)
+    }
+
+    /// Opioid sedation risk: an opioid, or a line or program used for opioids (epidural, PCA).
+    fn opioid_like(&self) -> bool {
+        self.kind(TherapyKind::Opioid) || self.epidural() || self.pca
+    }
+
+    fn pump_stopped(&self) -> Vec<String> {
+        let mut because = self.any(&[O::PumpStoppedCannotRestart]);
         because.extend(
-            f.alarms
+            self.alarms
                 .iter()
                 .filter(|a| a.cannot_restart)
                 .map(|a| format!("{} (cannot restart)", a.kind)),
         );
         because
-    };
-    // The pump is stopped or its infusion interrupted in a way the patient must not or cannot fix.
-    let interrupted = || {
-        let mut because = pump_stopped();
+    }
+
+    /// The pump is stopped or its infusion interrupted in a way the patient must not or cannot fix.
+    fn interrupted(&self) -> Vec<String> {
+        let mut because = self.pump_stopped();
         for kind in [AlarmKind::SystemError, AlarmKind::OverInfusion] {
-            if f.alarm(kind) {
+            if self.alarm(kind) {
                 because.push(format!("{} (pump stopped)", Alarm::Core(kind)));
             }
         }
-        because.extend(f.repeated.iter().cloned());
+        because.extend(self.repeated.iter().cloned());
         because
-    };
-    let central = f.central_or_unknown();
-    let epidural = f.line == Some(LineType::Epidural);
-    // Opioid sedation risk: an opioid, or a line or program used for opioids (epidural, PCA).
-    let opioid_like = f.kind(TherapyKind::Opioid) || epidural || f.pca;
-    let air_context = || {
-        let mut because = f.any(&[O::AccidentalDisconnection, O::CatheterBrokenOrCracked]);
-        if f.alarm(AlarmKind::AirInLine) {
+    }
+
+    fn air_context(&self) -> Vec<String> {
+        let mut because = self.any(&[O::AccidentalDisconnection, O::CatheterBrokenOrCracked]);
+        if self.alarm(AlarmKind::AirInLine) {
             because.push("air_in_line".to_owned());
         }
         because
-    };
-    let site = || {
-        let mut site = f.any(&SITE_SIGNS);
-        site.extend(f.any(&[O::RapidlySpreadingRedness]));
+    }
+
+    fn site(&self) -> Vec<String> {
+        let mut site = self.any(&SITE_SIGNS);
+        site.extend(self.any(&[O::RapidlySpreadingRedness]));
         site
-    };
-    let with_line = |because: Vec<String>| {
+    }
+
+    /// `because` with the line type added, when not empty.
+    fn with_line(&self, because: Vec<String>) -> Option<Vec<String>> {
         if because.is_empty() {
             None
         } else {
-            Some(because.into_iter().chain([f.line_because()]).collect())
+            Some(because.into_iter().chain([self.line_because()]).collect())
         }
-    };
+    }
+}
+
+/// Emergency rules about breathing, allergy, fainting, sedation and bleeding.
+fn emergency_body(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    let opioid_like = f.opioid_like();
     match id {
         "emergency.suspected_air" if central => {
             let signs = f.any(&[
@@ -578,10 +611,10 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
                 O::SevereShortnessOfBreath,
                 O::FeelingFaint,
             ]);
-            both(signs, air_context()).and_then(&with_line)
+            both(signs, f.air_context()).and_then(|b| f.with_line(b))
         }
         "emergency.breathing_chest" => {
-            if central && !air_context().is_empty() {
+            if central && !f.air_context().is_empty() {
                 None
             } else {
                 nonempty(f.any(&BREATHING))
@@ -594,34 +627,46 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         }
         "emergency.face_swelling" => nonempty(f.any(&[O::FaceLipTongueThroatSwelling])),
         "emergency.faint" => nonempty(f.any(&[O::FeelingFaint])),
-        "emergency.opioid_sedation" if opioid_like => {
-            let mut because = f.any(&SEDATION);
-            if !because.is_empty() {
-                because.push(if f.kind(TherapyKind::Opioid) {
-                    "therapy: opioid".to_owned()
-                } else if epidural {
-                    "line: epidural".to_owned()
-                } else {
-                    "program: patient-controlled doses".to_owned()
-                });
-            }
-            nonempty(because)
-        }
+        "emergency.opioid_sedation" if opioid_like => opioid_sedation(f),
         "emergency.drowsy_or_slow_breathing" if !opioid_like => nonempty(f.any(&SEDATION)),
         "emergency.bleeding" => nonempty(f.any(&[O::BleedingWillNotStop])),
-        "emergency.catheter_broken" if central => with_line(f.any(&[O::CatheterBrokenOrCracked])),
-        "emergency.catheter_out_central" if central => with_line(f.any(&[O::CatheterCameOut])),
+        _ => None,
+    }
+}
+
+/// Sedation signs, with what makes the therapy opioid-like.
+fn opioid_sedation(f: &Facts<'_>) -> Option<Vec<String>> {
+    let mut because = f.any(&SEDATION);
+    if !because.is_empty() {
+        because.push(if f.kind(TherapyKind::Opioid) {
+            "therapy: opioid".to_owned()
+        } else if f.epidural() {
+            "line: epidural".to_owned()
+        } else {
+            "program: patient-controlled doses".to_owned()
+        });
+    }
+    nonempty(because)
+}
+
+/// Emergency rules about the catheter, the site, the epidural, parenteral nutrition and a critical pump.
+fn emergency_line_or_pump(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    let epidural = f.epidural();
+    match id {
+        "emergency.catheter_broken" if central => f.with_line(f.any(&[O::CatheterBrokenOrCracked])),
+        "emergency.catheter_out_central" if central => f.with_line(f.any(&[O::CatheterCameOut])),
         "emergency.catheter_displaced_central" if central => {
-            with_line(f.any(&[O::CatheterDisplaced]))
+            f.with_line(f.any(&[O::CatheterDisplaced]))
         }
         "emergency.spreading_redness" => nonempty(f.any(&[O::RapidlySpreadingRedness])),
         "emergency.site_with_fever" => {
             let site = if central || epidural {
-                site()
+                f.site()
             } else {
                 f.any(&[O::RapidlySpreadingRedness])
             };
-            both(site, f.any(&SYSTEMIC)).and_then(&with_line)
+            both(site, f.any(&SYSTEMIC)).and_then(|b| f.with_line(b))
         }
         "emergency.epidural_nerve" if epidural => nonempty(f.any(&EPIDURAL_NERVE)),
         "emergency.low_blood_sugar_pn"
@@ -634,24 +679,34 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
             )
         }
         "emergency.critical_pump_stopped" if f.critical => {
-            both(pump_stopped(), vec!["therapy marked critical".to_owned()])
+            both(f.pump_stopped(), vec!["therapy marked critical".to_owned()])
         }
+        _ => None,
+    }
+}
+
+/// Call rules about the catheter, a hazardous spill, the pump and its alarms.
+fn call_line_or_pump(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    match id {
         "call.critical_fallback" if f.critical || !f.plan_known => both(
-            interrupted(),
+            f.interrupted(),
             vec![if f.critical {
                 "therapy marked critical".to_owned()
             } else {
                 "no plan: not known whether the therapy is critical".to_owned()
             }],
         ),
-        "call.catheter_broken_other" if !central => with_line(f.any(&[O::CatheterBrokenOrCracked])),
-        "call.catheter_out_other" if !central => with_line(f.any(&[O::CatheterCameOut])),
-        "call.catheter_displaced_other" if !central => with_line(f.any(&[O::CatheterDisplaced])),
+        "call.catheter_broken_other" if !central => {
+            f.with_line(f.any(&[O::CatheterBrokenOrCracked]))
+        }
+        "call.catheter_out_other" if !central => f.with_line(f.any(&[O::CatheterCameOut])),
+        "call.catheter_displaced_other" if !central => f.with_line(f.any(&[O::CatheterDisplaced])),
         "call.hazardous_spill" if f.kind(TherapyKind::Chemotherapy) => both(
             f.any(&HAZARDOUS_LEAK),
             vec!["therapy: chemotherapy".to_owned()],
         ),
-        "call.pump_stopped" if !f.critical => nonempty(pump_stopped()),
+        "call.pump_stopped" if !f.critical => nonempty(f.pump_stopped()),
         "call.repeated_alarm" => nonempty(f.repeated.clone()),
         "call.air_repeated" => nonempty(
             f.alarms
@@ -663,21 +718,32 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
                 .map(|a| format!("{} {}× in 30 min", a.kind, a.times_in_last_30_min))
                 .collect(),
         ),
-        "call.occlusion_with_site_signs" => {
-            let occlusions: Vec<String> = f
-                .alarms
-                .iter()
-                .filter(|a| a.kind.is_occlusion())
-                .map(|a| a.kind.to_string())
-                .collect();
-            let site = f.any(&[
-                O::PainAtSite,
-                O::SwellingAtSite,
-                O::NewRednessAtSite,
-                O::RapidlySpreadingRedness,
-            ]);
-            both(occlusions, site)
-        }
+        "call.occlusion_with_site_signs" => occlusion_with_site_signs(f),
+        _ => None,
+    }
+}
+
+/// An occlusion alarm together with signs at the site.
+fn occlusion_with_site_signs(f: &Facts<'_>) -> Option<Vec<String>> {
+    let occlusions: Vec<String> = f
+        .alarms
+        .iter()
+        .filter(|a| a.kind.is_occlusion())
+        .map(|a| a.kind.to_string())
+        .collect();
+    let site = f.any(&[
+        O::PainAtSite,
+        O::SwellingAtSite,
+        O::NewRednessAtSite,
+        O::RapidlySpreadingRedness,
+    ]);
+    both(occlusions, site)
+}
+
+/// Call rules about bleeding, rash, swelling, nerves and blood sugar.
+fn call_body(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let epidural = f.epidural();
+    match id {
         "call.bleeding" => nonempty(f.any(&[O::BleedingAtSite])),
         "call.rash" => nonempty(f.any(&[O::RashOrHives])),
         "call.swollen_arm" => nonempty(f.any(&[O::SwollenArmNeckOrShoulder])),
@@ -696,8 +762,17 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         "call.low_blood_sugar" if !f.kind(TherapyKind::ParenteralNutrition) => {
             nonempty(f.any(&[O::ShakySweatyOrLowBloodSugar]))
         }
+        _ => None,
+    }
+}
+
+/// Call rules about the site, the dressing, the fluid, the bag and the dose; and the self-care rules.
+fn call_site_bag_or_self(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    let epidural = f.epidural();
+    match id {
         "call.site_with_fever" if !(central || epidural) => {
-            both(f.any(&SITE_SIGNS), f.any(&SYSTEMIC)).and_then(&with_line)
+            both(f.any(&SITE_SIGNS), f.any(&SYSTEMIC)).and_then(|b| f.with_line(b))
         }
         "call.site_signs" => nonempty(f.any(&SITE_SIGNS)),
         "call.site_leak" => nonempty(f.any(&[O::LeakingAtSite])),
@@ -709,29 +784,10 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         "call.bag_speed_reported" => {
             nonempty(f.any(&[O::BagEmptyingFasterThanUsual, O::BagEmptyingSlowerThanUsual]))
         }
-        "call.bag_speed_measured" => {
-            let bag = f.bag.as_ref()?;
-            let faster = bag.given_ml > bag.predicted_high_ml + bag.tolerance_high_ml;
-            let slower = bag.given_ml < bag.predicted_low_ml - bag.tolerance_low_ml;
-            let predicted = if bag.predicted_low_ml == bag.predicted_high_ml {
-                format!("{:.1} mL", bag.predicted_low_ml)
-            } else {
-                format!(
-                    "{:.1}–{:.1} mL",
-                    bag.predicted_low_ml, bag.predicted_high_ml
-                )
-            };
-            let speed = if faster { "faster" } else { "slower" };
-            (faster || slower).then(|| {
-                vec![format!(
-                    "{:.1} mL given, program predicts {predicted}: emptying {speed}",
-                    bag.given_ml
-                )]
-            })
-        }
+        "call.bag_speed_measured" => f.bag.as_ref().and_then(bag_speed_measured),
         "call.dose_uncertain" => nonempty(f.any(&[O::UnsureIfDoseGiven])),
         "call.fever_unwell" => {
-            if site().is_empty() {
+            if f.site().is_empty() {
                 nonempty(f.any(&SYSTEMIC))
             } else {
                 None
@@ -742,6 +798,27 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         // Evaluated last, on the result: see `triage`.
         _ => None,
     }
+}
+
+/// The bag emptied faster or slower than the program predicts, beyond the tolerance.
+fn bag_speed_measured(bag: &BagCheck) -> Option<Vec<String>> {
+    let faster = bag.given_ml > bag.predicted_high_ml + bag.tolerance_high_ml;
+    let slower = bag.given_ml < bag.predicted_low_ml - bag.tolerance_low_ml;
+    let predicted = if bag.predicted_low_ml == bag.predicted_high_ml {
+        format!("{:.1} mL", bag.predicted_low_ml)
+    } else {
+        format!(
+            "{:.1}–{:.1} mL",
+            bag.predicted_low_ml, bag.predicted_high_ml
+        )
+    };
+    let speed = if faster { "faster" } else { "slower" };
+    (faster || slower).then(|| {
+        vec![format!(
+            "{:.1} mL given, program predicts {predicted}: emptying {speed}",
+            bag.given_ml
+        )]
+    })
 }
 
 /// The rules in evaluation order (the static ones; alarm rules are added per reported alarm).
