@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::Alarm;
-use crate::content::content;
+use crate::content::{Content, content};
 use crate::plan::{Contact, PersonalNote, TherapyPlan};
 use crate::words::{Level, LineType, Observation, Role, TherapyKind};
 use pump::AlarmKind;
@@ -829,11 +829,49 @@ pub fn rule_ids() -> impl Iterator<Item = &'static str> {
 /// Triage a report. Pure: the same input always gives the same output.
 pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput, TriageError> {
     let c = content();
-    let field = |path: &str, message: String| TriageError::Field {
+    check_alarm_counts(&input.alarms)?;
+    let plan = input.plan.clone().unwrap_or_default();
+    let facts = facts(input, &plan, config)?;
+    let reasons = reasons(c, input, &facts, config);
+    let level = reasons
+        .iter()
+        .map(|r| r.level)
+        .max()
+        .unwrap_or(Level::SelfCare);
+    let personal_notes = personal_notes(&plan, &reasons, level);
+    let steps = steps(c, &reasons, level, &personal_notes);
+    let call = call_entries(c, &plan, roles(c, &reasons, level));
+    let numbers_note = call
+        .iter()
+        .any(|entry| entry.phone.is_none())
+        .then(|| c.common.no_plan_numbers.clone());
+
+    Ok(TriageOutput {
+        level,
+        reasons,
+        steps,
+        call,
+        level_text: c.common.levels[&level].clone(),
+        care_team_first: if level == Level::Emergency {
+            c.common.care_team_first_emergency.clone()
+        } else {
+            c.common.care_team_first.clone()
+        },
+        personal_notes,
+        numbers_note,
+    })
+}
+
+fn field(path: &str, message: String) -> TriageError {
+    TriageError::Field {
         path: path.to_owned(),
         message,
-    };
-    for (i, alarm) in input.alarms.iter().enumerate() {
+    }
+}
+
+/// Every alarm counts itself, so it went off at least once.
+fn check_alarm_counts(alarms: &[AlarmReport]) -> Result<(), TriageError> {
+    for (i, alarm) in alarms.iter().enumerate() {
         if alarm.times_in_last_30_min == 0 {
             return Err(field(
                 &format!("alarms[{i}].times_in_last_30_min"),
@@ -841,12 +879,20 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
             ));
         }
     }
-    let plan = input.plan.clone().unwrap_or_default();
+    Ok(())
+}
+
+/// The facts the rules see: the report with `plan` (the report's plan or the default one) applied.
+fn facts<'a>(
+    input: &'a TriageInput,
+    plan: &'a TriagePlan,
+    config: &TriageConfig,
+) -> Result<Facts<'a>, TriageError> {
     let bag = match input.infusion {
         None => None,
         Some(progress) => Some(bag_check(&progress, plan.program.as_ref(), config)?),
     };
-    let facts = Facts {
+    Ok(Facts {
         observations: input.observations.iter().copied().collect(),
         line: plan.line,
         plan_known: input.plan.is_some(),
@@ -864,11 +910,20 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         repeated: repeated_alarms(&input.alarms, config),
         alarms: &input.alarms,
         bag,
-    };
+    })
+}
 
+/// Every matching rule, then one reason per reported alarm; "no concerns" when nothing matched. Most urgent
+/// first; within a level, rule order.
+fn reasons(
+    c: &Content,
+    input: &TriageInput,
+    facts: &Facts<'_>,
+    config: &TriageConfig,
+) -> Vec<Reason> {
     let mut reasons: Vec<Reason> = Vec::new();
     for id in rule_ids() {
-        if let Some(because) = evaluate(id, &facts, config) {
+        if let Some(because) = evaluate(id, facts, config) {
             let text = c
                 .rule(id)
                 .expect("every rule has words: checked by Content::validate");
@@ -906,15 +961,13 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
     }
     // Most urgent first; within a level, rule order (stable sort).
     reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
-    let level = reasons
-        .iter()
-        .map(|r| r.level)
-        .max()
-        .unwrap_or(Level::SelfCare);
+    reasons
+}
 
-    // The care team's notes: general ones and those about a matching rule, first. In an emergency only the notes
-    // about an emergency rule that fired apply: a general note such as "call the nurse line first during office
-    // hours" must never appear in an emergency answer.
+/// The care team's notes: general ones and those about a matching rule, first. In an emergency only the notes
+/// about an emergency rule that fired apply: a general note such as "call the nurse line first during office
+/// hours" must never appear in an emergency answer.
+fn personal_notes(plan: &TriagePlan, reasons: &[Reason], level: Level) -> Vec<String> {
     let mut personal_notes: Vec<String> = Vec::new();
     for note in &plan.notes {
         let applies = match &note.about {
@@ -927,12 +980,34 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
             personal_notes.push(note.text.clone());
         }
     }
+    personal_notes
+}
 
-    // Steps: an emergency starts with calling emergency services; otherwise the care team's notes come first.
-    // Then the steps of every reason at the final level, in rule order; then the first-aid steps (`keep_steps`)
-    // of the lower-level rules that fired too (clamp, cover, do not push back, stop the pump), so escalation
-    // never drops them. Lower-level advice that is not first aid (an alarm guide's "restart the pump") is left
-    // out: it could contradict the more urgent advice. Every step appears once.
+/// The steps and whom to call of one reason. An alarm rule's steps are its guide's first steps followed by what
+/// not to do ("do not keep restarting").
+fn rule_steps_and_call<'c>(c: &'c Content, reason: &Reason) -> (Vec<&'c String>, &'c [Role]) {
+    match c.rule(&reason.rule) {
+        Some(text) => (text.steps.iter().collect(), &text.call),
+        None => {
+            let guide = c
+                .alarms
+                .iter()
+                .find(|g| g.id == reason.rule)
+                .expect("alarm rules come from guides");
+            (
+                guide.steps.iter().chain(&guide.do_not).collect(),
+                &guide.call,
+            )
+        }
+    }
+}
+
+/// Steps: an emergency starts with calling emergency services; otherwise the care team's notes come first.
+/// Then the steps of every reason at the final level, in rule order; then the first-aid steps (`keep_steps`)
+/// of the lower-level rules that fired too (clamp, cover, do not push back, stop the pump), so escalation
+/// never drops them. Lower-level advice that is not first aid (an alarm guide's "restart the pump") is left
+/// out: it could contradict the more urgent advice. Every step appears once.
+fn steps(c: &Content, reasons: &[Reason], level: Level, personal_notes: &[String]) -> Vec<String> {
     let mut steps: Vec<String> = Vec::new();
     let mut push = |step: &String| {
         if !steps.contains(step) {
@@ -942,42 +1017,35 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
     if level == Level::Emergency {
         push(&c.common.emergency_first_step);
     }
-    for note in &personal_notes {
+    for note in personal_notes {
         push(&format!("From your care team: {note}"));
     }
-    let mut roles: Vec<Role> = Vec::new();
-    if level == Level::Emergency {
-        roles.push(Role::Emergency);
-    }
     for reason in reasons.iter().filter(|r| r.level == level) {
-        // An alarm rule's steps are its guide's first steps followed by what not to do ("do not keep restarting").
-        let (rule_steps, rule_call): (Vec<&String>, &[Role]) = match c.rule(&reason.rule) {
-            Some(text) => (text.steps.iter().collect(), &text.call),
-            None => {
-                let guide = c
-                    .alarms
-                    .iter()
-                    .find(|g| g.id == reason.rule)
-                    .expect("alarm rules come from guides");
-                (
-                    guide.steps.iter().chain(&guide.do_not).collect(),
-                    &guide.call,
-                )
-            }
-        };
-        for step in rule_steps {
+        for step in rule_steps_and_call(c, reason).0 {
             push(step);
-        }
-        for role in rule_call {
-            if !roles.contains(role) {
-                roles.push(*role);
-            }
         }
     }
     for reason in reasons.iter().filter(|r| r.level < level) {
         if let Some(text) = c.rule(&reason.rule) {
             for step in &text.keep_steps {
                 push(step);
+            }
+        }
+    }
+    steps
+}
+
+/// Whom to call, in order: emergency services first in an emergency, then the roles of every reason at the final
+/// level, in rule order, each once.
+fn roles(c: &Content, reasons: &[Reason], level: Level) -> Vec<Role> {
+    let mut roles: Vec<Role> = Vec::new();
+    if level == Level::Emergency {
+        roles.push(Role::Emergency);
+    }
+    for reason in reasons.iter().filter(|r| r.level == level) {
+        for role in rule_steps_and_call(c, reason).1 {
+            if !roles.contains(role) {
+                roles.push(*role);
             }
         }
     }
@@ -988,7 +1056,12 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         roles.remove(i);
         roles.push(Role::Emergency);
     }
-    let call: Vec<CallEntry> = roles
+    roles
+}
+
+/// The call list: each role with the plan's contact for it when there is one, else the role's label.
+fn call_entries(c: &Content, plan: &TriagePlan, roles: Vec<Role>) -> Vec<CallEntry> {
+    roles
         .into_iter()
         .map(|role| {
             let contact = plan
@@ -1005,26 +1078,7 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
                 hours: contact.and_then(|c| c.hours.clone()),
             }
         })
-        .collect();
-    let numbers_note = call
-        .iter()
-        .any(|entry| entry.phone.is_none())
-        .then(|| c.common.no_plan_numbers.clone());
-
-    Ok(TriageOutput {
-        level,
-        reasons,
-        steps,
-        call,
-        level_text: c.common.levels[&level].clone(),
-        care_team_first: if level == Level::Emergency {
-            c.common.care_team_first_emergency.clone()
-        } else {
-            c.common.care_team_first.clone()
-        },
-        personal_notes,
-        numbers_note,
-    })
+        .collect()
 }
 
 fn bag_check(
@@ -1032,13 +1086,19 @@ fn bag_check(
     program: Option<&ProgramView>,
     config: &TriageConfig,
 ) -> Result<BagCheck, TriageError> {
-    let field = |path: &str, message: String| TriageError::Field {
-        path: path.to_owned(),
-        message,
-    };
     let Some(program) = program else {
         return Err(field("infusion", "needs plan.program (rate_ml_per_h and vtbi_ml) to compare the bag with; give the plan, or report bag_emptying_faster_than_usual / bag_emptying_slower_than_usual instead".to_owned()));
     };
+    check_bag_numbers(progress, program)?;
+    let start = start_volume(progress, program)?;
+    Ok(predict_bag(progress, program, start, config))
+}
+
+/// The program's rate and VTBI, and the reported elapsed time and volume left, are usable numbers.
+fn check_bag_numbers(
+    progress: &InfusionProgress,
+    program: &ProgramView,
+) -> Result<(), TriageError> {
     if !(program.rate_ml_per_h.is_finite() && program.rate_ml_per_h > 0.0) {
         return Err(field(
             "plan.program.rate_ml_per_h",
@@ -1069,6 +1129,12 @@ fn bag_check(
             ),
         ));
     }
+    Ok(())
+}
+
+/// What was in the container at the start (reported, else the reservoir, else the VTBI), checked against what is
+/// left.
+fn start_volume(progress: &InfusionProgress, program: &ProgramView) -> Result<f64, TriageError> {
     let start = progress
         .start_volume_ml
         .or(program.reservoir_ml)
@@ -1088,6 +1154,16 @@ fn bag_check(
             ),
         ));
     }
+    Ok(start)
+}
+
+/// What the program predicts has been given by now, and how far off a reading may be.
+fn predict_bag(
+    progress: &InfusionProgress,
+    program: &ProgramView,
+    start: f64,
+    config: &TriageConfig,
+) -> BagCheck {
     let hours = progress.elapsed_min / 60.0;
     let cap = program.vtbi_ml.min(start);
     let predicted_low_ml = (program.rate_ml_per_h * hours).min(cap);
@@ -1102,13 +1178,13 @@ fn bag_check(
             .max(rate * config.bag_floor_hours_at_rate)
             .max(config.bag_tolerance_ml_min)
     };
-    Ok(BagCheck {
+    BagCheck {
         given_ml: start - progress.volume_left_ml,
         predicted_low_ml,
         predicted_high_ml,
         tolerance_low_ml: tolerance(predicted_low_ml, program.rate_ml_per_h),
         tolerance_high_ml: tolerance(predicted_high_ml, high_rate),
-    })
+    }
 }
 
 /// One row of the rules table in docs/care.md.
