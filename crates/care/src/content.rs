@@ -392,12 +392,18 @@ impl Content {
     }
 
     fn validate(&self) -> Result<(), ContentError> {
-        let invalid = |id: &str, message: &str| ContentError::Invalid {
-            id: id.to_owned(),
-            message: message.to_owned(),
-        };
-        let missing = |what: String| ContentError::Missing { what };
+        self.validate_ids()?;
+        self.validate_common()?;
+        self.validate_checklists()?;
+        self.validate_alarms()?;
+        self.validate_sites()?;
+        self.validate_routines()?;
+        self.validate_observations()?;
+        self.validate_rules()
+    }
 
+    /// Ids are unique across all files and well formed.
+    fn validate_ids(&self) -> Result<(), ContentError> {
         let mut seen = BTreeSet::new();
         for id in self.ids() {
             if !seen.insert(id) {
@@ -415,8 +421,11 @@ impl Content {
                 ));
             }
         }
+        Ok(())
+    }
 
-        // Every text a patient reads must say something.
+    /// The shared texts of common.toml: every text a patient reads must say something.
+    fn validate_common(&self) -> Result<(), ContentError> {
         if self.common.care_team_first.trim().is_empty() {
             return Err(invalid("common.care_team_first", "must not be empty"));
         }
@@ -444,7 +453,11 @@ impl Content {
                 )));
             }
         }
+        Ok(())
+    }
 
+    /// Checklists (one per phase, none empty) and their items.
+    fn validate_checklists(&self) -> Result<(), ContentError> {
         for checklist in &self.checklists {
             if !checklist.id.starts_with("checklist.") {
                 return Err(invalid(
@@ -465,34 +478,44 @@ impl Content {
             }
         }
         for item in &self.items {
-            if !self.checklists.iter().any(|c| c.id == item.checklist) {
-                return Err(ContentError::UnknownReference {
-                    from: item.id.clone(),
-                    to: item.checklist.clone(),
-                });
-            }
-            for text in [&item.group, &item.check, &item.problem] {
-                if text.trim().is_empty() {
-                    return Err(invalid(
-                        &item.id,
-                        "group, check and problem must not be empty",
-                    ));
-                }
-            }
-            if item.on_problem.steps.is_empty() {
+            self.validate_item(item)?;
+        }
+        Ok(())
+    }
+
+    /// One checklist item: it belongs to a checklist, says something, and a problem leads somewhere.
+    fn validate_item(&self, item: &ChecklistItem) -> Result<(), ContentError> {
+        if !self.checklists.iter().any(|c| c.id == item.checklist) {
+            return Err(ContentError::UnknownReference {
+                from: item.id.clone(),
+                to: item.checklist.clone(),
+            });
+        }
+        for text in [&item.group, &item.check, &item.problem] {
+            if text.trim().is_empty() {
                 return Err(invalid(
                     &item.id,
-                    "a problem must lead to at least one step",
-                ));
-            }
-            if item.on_problem.level > Level::SelfCare && item.on_problem.call.is_empty() {
-                return Err(invalid(
-                    &item.id,
-                    "a problem that needs a call must say whom to call",
+                    "group, check and problem must not be empty",
                 ));
             }
         }
+        if item.on_problem.steps.is_empty() {
+            return Err(invalid(
+                &item.id,
+                "a problem must lead to at least one step",
+            ));
+        }
+        if item.on_problem.level > Level::SelfCare && item.on_problem.call.is_empty() {
+            return Err(invalid(
+                &item.id,
+                "a problem that needs a call must say whom to call",
+            ));
+        }
+        Ok(())
+    }
 
+    /// Exactly one guide per alarm, each complete and none an emergency.
+    fn validate_alarms(&self) -> Result<(), ContentError> {
         for alarm in Alarm::all() {
             let guides = self.alarms.iter().filter(|g| g.alarm == alarm).count();
             if guides != 1 {
@@ -521,7 +544,11 @@ impl Content {
                 ));
             }
         }
+        Ok(())
+    }
 
+    /// Site checks for every line type and every sign.
+    fn validate_sites(&self) -> Result<(), ContentError> {
         for line in LineType::ALL {
             let guide = self.lines.iter().find(|g| g.line == *line);
             match guide {
@@ -537,7 +564,11 @@ impl Content {
                 return Err(missing(format!("a site check for sign {sign}")));
             }
         }
+        Ok(())
+    }
 
+    /// The routine pages the screens need, words for every log field, and some tips.
+    fn validate_routines(&self) -> Result<(), ContentError> {
         for id in ROUTINE_IDS {
             match self.page(id) {
                 Some(page) if page.kind == PageKind::Routine => {}
@@ -552,7 +583,11 @@ impl Content {
         if self.tips.is_empty() {
             return Err(missing("quick safety tips".to_owned()));
         }
+        Ok(())
+    }
 
+    /// Every observation has a label and sits in exactly one check group.
+    fn validate_observations(&self) -> Result<(), ContentError> {
         for observation in Observation::ALL {
             if !self.observations.contains_key(observation) {
                 return Err(missing(format!(
@@ -572,6 +607,11 @@ impl Content {
                 )));
             }
         }
+        Ok(())
+    }
+
+    /// The emergency texts, and the words of exactly the triage rules the code knows.
+    fn validate_rules(&self) -> Result<(), ContentError> {
         for text in [
             &self.common.care_team_first_emergency,
             &self.common.emergency_first_step,
@@ -588,51 +628,65 @@ impl Content {
             }
         }
         for rule in &self.rules {
-            if !triage::RULE_IDS.contains(&rule.id.as_str()) {
-                return Err(ContentError::UnknownReference {
-                    from: "triage.toml".to_owned(),
-                    to: rule.id.clone(),
-                });
-            }
-            if rule.steps.is_empty() || rule.reason.trim().is_empty() {
-                return Err(invalid(
-                    &rule.id,
-                    "a rule needs a reason and at least one step",
-                ));
-            }
-            if rule.level == Level::Emergency && rule.call.first() != Some(&Role::Emergency) {
-                return Err(invalid(
-                    &rule.id,
-                    "an emergency rule calls emergency services first",
-                ));
-            }
-            if let Some(step) = rule.keep_steps.iter().find(|k| !rule.steps.contains(k)) {
-                return Err(invalid(
-                    &rule.id,
-                    &format!(
-                        "keep_steps must repeat one of the rule's steps word for word: {step:?}"
-                    ),
-                ));
-            }
-            if let Some(d) = &rule.departure {
-                let ok =
-                    d.len() > 1 && d.starts_with('D') && d[1..].chars().all(|c| c.is_ascii_digit());
-                if !ok {
-                    return Err(invalid(
-                        &rule.id,
-                        "departure is a decision id such as \"D1\"",
-                    ));
-                }
-            }
-            if rule.level == Level::CallCareTeam && rule.call.is_empty() {
-                return Err(invalid(
-                    &rule.id,
-                    "a call_care_team rule must say whom to call",
-                ));
-            }
+            validate_rule(rule)?;
         }
         Ok(())
     }
+}
+
+/// The words of one triage rule: known to the code, complete, and consistent with its level.
+fn validate_rule(rule: &RuleText) -> Result<(), ContentError> {
+    if !triage::RULE_IDS.contains(&rule.id.as_str()) {
+        return Err(ContentError::UnknownReference {
+            from: "triage.toml".to_owned(),
+            to: rule.id.clone(),
+        });
+    }
+    if rule.steps.is_empty() || rule.reason.trim().is_empty() {
+        return Err(invalid(
+            &rule.id,
+            "a rule needs a reason and at least one step",
+        ));
+    }
+    if rule.level == Level::Emergency && rule.call.first() != Some(&Role::Emergency) {
+        return Err(invalid(
+            &rule.id,
+            "an emergency rule calls emergency services first",
+        ));
+    }
+    if let Some(step) = rule.keep_steps.iter().find(|k| !rule.steps.contains(k)) {
+        return Err(invalid(
+            &rule.id,
+            &format!("keep_steps must repeat one of the rule's steps word for word: {step:?}"),
+        ));
+    }
+    if let Some(d) = &rule.departure {
+        let ok = d.len() > 1 && d.starts_with('D') && d[1..].chars().all(|c| c.is_ascii_digit());
+        if !ok {
+            return Err(invalid(
+                &rule.id,
+                "departure is a decision id such as \"D1\"",
+            ));
+        }
+    }
+    if rule.level == Level::CallCareTeam && rule.call.is_empty() {
+        return Err(invalid(
+            &rule.id,
+            "a call_care_team rule must say whom to call",
+        ));
+    }
+    Ok(())
+}
+
+fn invalid(id: &str, message: &str) -> ContentError {
+    ContentError::Invalid {
+        id: id.to_owned(),
+        message: message.to_owned(),
+    }
+}
+
+fn missing(what: String) -> ContentError {
+    ContentError::Missing { what }
 }
 
 /// The texts of the content files, one per file (see [`SOURCES`]).

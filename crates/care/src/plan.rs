@@ -358,6 +358,16 @@ impl TherapyPlan {
         non_empty("therapy.name", &self.therapy.name)?;
         non_empty("therapy.drug", &self.therapy.drug)?;
         non_empty("therapy.concentration", &self.therapy.concentration)?;
+        self.validate_time_zone()?;
+        self.program.validate()?;
+        self.validate_limits()?;
+        self.validate_schedule()?;
+        self.validate_contacts()?;
+        self.validate_escalation()?;
+        self.validate_notes()
+    }
+
+    fn validate_time_zone(&self) -> Result<(), PlanError> {
         if TimeZone::get(&self.time_zone).is_err() {
             return Err(invalid(
                 "time_zone",
@@ -367,9 +377,11 @@ impl TherapyPlan {
                 ),
             ));
         }
-        self.program.validate()?;
-        self.validate_limits()?;
+        Ok(())
+    }
 
+    /// The schedule ends no earlier than it starts, and every reminder is well formed.
+    fn validate_schedule(&self) -> Result<(), PlanError> {
         if let Some(end) = self.schedule.end_date
             && end < self.schedule.start_date
         {
@@ -384,7 +396,11 @@ impl TherapyPlan {
         for (i, entry) in self.schedule.reminders.iter().enumerate() {
             entry.validate(&format!("schedule.reminders[{i}]"))?;
         }
+        Ok(())
+    }
 
+    /// Every contact's phone is a phone number.
+    fn validate_contacts(&self) -> Result<(), PlanError> {
         for role in Role::ALL {
             let contact = self.contacts.get(*role);
             let path = format!("contacts.{role}.phone");
@@ -400,7 +416,11 @@ impl TherapyPlan {
                 ));
             }
         }
+        Ok(())
+    }
 
+    /// Each escalation step is between 1 minute and `Escalation::STEP_MIN_MAX`.
+    fn validate_escalation(&self) -> Result<(), PlanError> {
         let e = &self.escalation;
         for (path, value) in [
             ("escalation.patient_to_nurse_min", e.patient_to_nurse_min),
@@ -416,7 +436,11 @@ impl TherapyPlan {
                 ));
             }
         }
+        Ok(())
+    }
 
+    /// Every note says something, and a note about something names a content id.
+    fn validate_notes(&self) -> Result<(), PlanError> {
         let content = crate::content();
         for (i, note) in self.notes.iter().enumerate() {
             non_empty(&format!("notes[{i}].text"), &note.text)?;
@@ -487,6 +511,24 @@ impl TherapyPlan {
         let Some(entry) = self.library_entry()? else {
             return Ok(());
         };
+        for (path, value, limits_path, limits) in self.limit_checks(entry)? {
+            check_limit(
+                path,
+                value,
+                limits_path,
+                limits,
+                self.program.soft_limit_override_confirmed,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// The program's values with the limits each must respect: (path, value, limits path, limits). A bolus
+    /// without bolus limits is refused.
+    fn limit_checks(
+        &self,
+        entry: pump::DrugEntry,
+    ) -> Result<Vec<(&'static str, f64, &'static str, pump::Limits)>, PlanError> {
         let p = &self.program;
         let mut checks = vec![
             (
@@ -516,43 +558,7 @@ impl TherapyPlan {
                 bolus_limits,
             ));
         }
-        for (path, value, limits_path, limits) in checks {
-            let zone = limits.zone(value);
-            let allowed = format!(
-                "use {} to {} (typical {})",
-                limits.lower_soft(),
-                limits.upper_soft(),
-                limits.typical()
-            );
-            match zone {
-                pump::LimitZone::Within => {}
-                pump::LimitZone::BelowLowerHard | pump::LimitZone::AboveUpperHard => {
-                    return Err(invalid(
-                        path,
-                        format!(
-                            "{value} is {} hard limit {} of {limits_path}; the pump refuses it — {allowed}, never outside {} to {}",
-                            zone.side(),
-                            limits.limit_for(zone),
-                            limits.lower_hard(),
-                            limits.upper_hard()
-                        ),
-                    ));
-                }
-                pump::LimitZone::BelowLowerSoft | pump::LimitZone::AboveUpperSoft => {
-                    if !p.soft_limit_override_confirmed {
-                        return Err(invalid(
-                            path,
-                            format!(
-                                "{value} is {} soft limit {} of {limits_path}; {allowed}, or, if the prescriber confirmed this value, set program.soft_limit_override_confirmed = true",
-                                zone.side(),
-                                limits.limit_for(zone)
-                            ),
-                        ));
-                    }
-                }
-            }
-        }
-        Ok(())
+        Ok(checks)
     }
 
     /// How long one infusion runs, in minutes, from the program (VTBI / rate).
@@ -731,6 +737,52 @@ fn positive(path: &str, value: f64) -> Result<(), PlanError> {
             path,
             format!("{value} is not allowed; use a number greater than 0"),
         ));
+    }
+    Ok(())
+}
+
+/// One program value against its limits: outside a hard limit is refused, outside a soft limit only allowed when
+/// `override_confirmed`.
+fn check_limit(
+    path: &str,
+    value: f64,
+    limits_path: &str,
+    limits: pump::Limits,
+    override_confirmed: bool,
+) -> Result<(), PlanError> {
+    let zone = limits.zone(value);
+    let allowed = format!(
+        "use {} to {} (typical {})",
+        limits.lower_soft(),
+        limits.upper_soft(),
+        limits.typical()
+    );
+    match zone {
+        pump::LimitZone::Within => {}
+        pump::LimitZone::BelowLowerHard | pump::LimitZone::AboveUpperHard => {
+            return Err(invalid(
+                path,
+                format!(
+                    "{value} is {} hard limit {} of {limits_path}; the pump refuses it — {allowed}, never outside {} to {}",
+                    zone.side(),
+                    limits.limit_for(zone),
+                    limits.lower_hard(),
+                    limits.upper_hard()
+                ),
+            ));
+        }
+        pump::LimitZone::BelowLowerSoft | pump::LimitZone::AboveUpperSoft => {
+            if !override_confirmed {
+                return Err(invalid(
+                    path,
+                    format!(
+                        "{value} is {} soft limit {} of {limits_path}; {allowed}, or, if the prescriber confirmed this value, set program.soft_limit_override_confirmed = true",
+                        zone.side(),
+                        limits.limit_for(zone)
+                    ),
+                ));
+            }
+        }
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde::{Deserialize, Serialize};
 
 use crate::Alarm;
-use crate::content::content;
+use crate::content::{Content, content};
 use crate::plan::{Contact, PersonalNote, TherapyPlan};
 use crate::words::{Level, LineType, Observation, Role, TherapyKind};
 use pump::AlarmKind;
@@ -517,59 +517,92 @@ fn repeated_alarms(alarms: &[AlarmReport], config: &TriageConfig) -> Vec<String>
 }
 
 /// Evaluates one rule of `RULE_IDS`: `Some(because)` when it matches.
+///
+/// The rules are grouped by theme; every id has its arm in exactly one group (a rule id is never repeated), so
+/// at most one group can answer for it and the others fall through to `None`.
 fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
-    let nonempty = |v: Vec<String>| if v.is_empty() { None } else { Some(v) };
-    let both = |a: Vec<String>, b: Vec<String>| {
-        if a.is_empty() || b.is_empty() {
-            None
-        } else {
-            Some(a.into_iter().chain(b).collect())
-        }
-    };
-    let pump_stopped = || {
-        let mut because = f.any(&[O::PumpStoppedCannotRestart]);
+    emergency_body(id, f)
+        .or_else(|| emergency_line_or_pump(id, f))
+        .or_else(|| call_line_or_pump(id, f, config))
+        .or_else(|| call_body(id, f))
+        .or_else(|| call_site_bag_or_self(id, f))
+}
+
+/// `Some(v)` when `v` is not empty.
+fn nonempty(v: Vec<String>) -> Option<Vec<String>> {
+    if v.is_empty() { None } else { Some(v) }
+}
+
+/// Both lists, joined, when neither is empty.
+fn both(a: Vec<String>, b: Vec<String>) -> Option<Vec<String>> {
+    if a.is_empty() || b.is_empty() {
+        None
+    } else {
+        Some(a.into_iter().chain(b).collect())
+    }
+}
+
+impl Facts<'_> {
+    fn epidural(&self) -> bool {
+        self.line == Some(LineType::Epidural)
+    }
+
+    /// Opioid sedation risk: an opioid, or a line or program used for opioids (epidural, PCA).
+    fn opioid_like(&self) -> bool {
+        self.kind(TherapyKind::Opioid) || self.epidural() || self.pca
+    }
+
+    fn pump_stopped(&self) -> Vec<String> {
+        let mut because = self.any(&[O::PumpStoppedCannotRestart]);
         because.extend(
-            f.alarms
+            self.alarms
                 .iter()
                 .filter(|a| a.cannot_restart)
                 .map(|a| format!("{} (cannot restart)", a.kind)),
         );
         because
-    };
-    // The pump is stopped or its infusion interrupted in a way the patient must not or cannot fix.
-    let interrupted = || {
-        let mut because = pump_stopped();
+    }
+
+    /// The pump is stopped or its infusion interrupted in a way the patient must not or cannot fix.
+    fn interrupted(&self) -> Vec<String> {
+        let mut because = self.pump_stopped();
         for kind in [AlarmKind::SystemError, AlarmKind::OverInfusion] {
-            if f.alarm(kind) {
+            if self.alarm(kind) {
                 because.push(format!("{} (pump stopped)", Alarm::Core(kind)));
             }
         }
-        because.extend(f.repeated.iter().cloned());
+        because.extend(self.repeated.iter().cloned());
         because
-    };
-    let central = f.central_or_unknown();
-    let epidural = f.line == Some(LineType::Epidural);
-    // Opioid sedation risk: an opioid, or a line or program used for opioids (epidural, PCA).
-    let opioid_like = f.kind(TherapyKind::Opioid) || epidural || f.pca;
-    let air_context = || {
-        let mut because = f.any(&[O::AccidentalDisconnection, O::CatheterBrokenOrCracked]);
-        if f.alarm(AlarmKind::AirInLine) {
+    }
+
+    fn air_context(&self) -> Vec<String> {
+        let mut because = self.any(&[O::AccidentalDisconnection, O::CatheterBrokenOrCracked]);
+        if self.alarm(AlarmKind::AirInLine) {
             because.push("air_in_line".to_owned());
         }
         because
-    };
-    let site = || {
-        let mut site = f.any(&SITE_SIGNS);
-        site.extend(f.any(&[O::RapidlySpreadingRedness]));
+    }
+
+    fn site(&self) -> Vec<String> {
+        let mut site = self.any(&SITE_SIGNS);
+        site.extend(self.any(&[O::RapidlySpreadingRedness]));
         site
-    };
-    let with_line = |because: Vec<String>| {
+    }
+
+    /// `because` with the line type added, when not empty.
+    fn with_line(&self, because: Vec<String>) -> Option<Vec<String>> {
         if because.is_empty() {
             None
         } else {
-            Some(because.into_iter().chain([f.line_because()]).collect())
+            Some(because.into_iter().chain([self.line_because()]).collect())
         }
-    };
+    }
+}
+
+/// Emergency rules about breathing, allergy, fainting, sedation and bleeding.
+fn emergency_body(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    let opioid_like = f.opioid_like();
     match id {
         "emergency.suspected_air" if central => {
             let signs = f.any(&[
@@ -578,10 +611,10 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
                 O::SevereShortnessOfBreath,
                 O::FeelingFaint,
             ]);
-            both(signs, air_context()).and_then(&with_line)
+            both(signs, f.air_context()).and_then(|b| f.with_line(b))
         }
         "emergency.breathing_chest" => {
-            if central && !air_context().is_empty() {
+            if central && !f.air_context().is_empty() {
                 None
             } else {
                 nonempty(f.any(&BREATHING))
@@ -594,34 +627,46 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         }
         "emergency.face_swelling" => nonempty(f.any(&[O::FaceLipTongueThroatSwelling])),
         "emergency.faint" => nonempty(f.any(&[O::FeelingFaint])),
-        "emergency.opioid_sedation" if opioid_like => {
-            let mut because = f.any(&SEDATION);
-            if !because.is_empty() {
-                because.push(if f.kind(TherapyKind::Opioid) {
-                    "therapy: opioid".to_owned()
-                } else if epidural {
-                    "line: epidural".to_owned()
-                } else {
-                    "program: patient-controlled doses".to_owned()
-                });
-            }
-            nonempty(because)
-        }
+        "emergency.opioid_sedation" if opioid_like => opioid_sedation(f),
         "emergency.drowsy_or_slow_breathing" if !opioid_like => nonempty(f.any(&SEDATION)),
         "emergency.bleeding" => nonempty(f.any(&[O::BleedingWillNotStop])),
-        "emergency.catheter_broken" if central => with_line(f.any(&[O::CatheterBrokenOrCracked])),
-        "emergency.catheter_out_central" if central => with_line(f.any(&[O::CatheterCameOut])),
+        _ => None,
+    }
+}
+
+/// Sedation signs, with what makes the therapy opioid-like.
+fn opioid_sedation(f: &Facts<'_>) -> Option<Vec<String>> {
+    let mut because = f.any(&SEDATION);
+    if !because.is_empty() {
+        because.push(if f.kind(TherapyKind::Opioid) {
+            "therapy: opioid".to_owned()
+        } else if f.epidural() {
+            "line: epidural".to_owned()
+        } else {
+            "program: patient-controlled doses".to_owned()
+        });
+    }
+    nonempty(because)
+}
+
+/// Emergency rules about the catheter, the site, the epidural, parenteral nutrition and a critical pump.
+fn emergency_line_or_pump(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    let epidural = f.epidural();
+    match id {
+        "emergency.catheter_broken" if central => f.with_line(f.any(&[O::CatheterBrokenOrCracked])),
+        "emergency.catheter_out_central" if central => f.with_line(f.any(&[O::CatheterCameOut])),
         "emergency.catheter_displaced_central" if central => {
-            with_line(f.any(&[O::CatheterDisplaced]))
+            f.with_line(f.any(&[O::CatheterDisplaced]))
         }
         "emergency.spreading_redness" => nonempty(f.any(&[O::RapidlySpreadingRedness])),
         "emergency.site_with_fever" => {
             let site = if central || epidural {
-                site()
+                f.site()
             } else {
                 f.any(&[O::RapidlySpreadingRedness])
             };
-            both(site, f.any(&SYSTEMIC)).and_then(&with_line)
+            both(site, f.any(&SYSTEMIC)).and_then(|b| f.with_line(b))
         }
         "emergency.epidural_nerve" if epidural => nonempty(f.any(&EPIDURAL_NERVE)),
         "emergency.low_blood_sugar_pn"
@@ -634,24 +679,34 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
             )
         }
         "emergency.critical_pump_stopped" if f.critical => {
-            both(pump_stopped(), vec!["therapy marked critical".to_owned()])
+            both(f.pump_stopped(), vec!["therapy marked critical".to_owned()])
         }
+        _ => None,
+    }
+}
+
+/// Call rules about the catheter, a hazardous spill, the pump and its alarms.
+fn call_line_or_pump(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    match id {
         "call.critical_fallback" if f.critical || !f.plan_known => both(
-            interrupted(),
+            f.interrupted(),
             vec![if f.critical {
                 "therapy marked critical".to_owned()
             } else {
                 "no plan: not known whether the therapy is critical".to_owned()
             }],
         ),
-        "call.catheter_broken_other" if !central => with_line(f.any(&[O::CatheterBrokenOrCracked])),
-        "call.catheter_out_other" if !central => with_line(f.any(&[O::CatheterCameOut])),
-        "call.catheter_displaced_other" if !central => with_line(f.any(&[O::CatheterDisplaced])),
+        "call.catheter_broken_other" if !central => {
+            f.with_line(f.any(&[O::CatheterBrokenOrCracked]))
+        }
+        "call.catheter_out_other" if !central => f.with_line(f.any(&[O::CatheterCameOut])),
+        "call.catheter_displaced_other" if !central => f.with_line(f.any(&[O::CatheterDisplaced])),
         "call.hazardous_spill" if f.kind(TherapyKind::Chemotherapy) => both(
             f.any(&HAZARDOUS_LEAK),
             vec!["therapy: chemotherapy".to_owned()],
         ),
-        "call.pump_stopped" if !f.critical => nonempty(pump_stopped()),
+        "call.pump_stopped" if !f.critical => nonempty(f.pump_stopped()),
         "call.repeated_alarm" => nonempty(f.repeated.clone()),
         "call.air_repeated" => nonempty(
             f.alarms
@@ -663,21 +718,32 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
                 .map(|a| format!("{} {}× in 30 min", a.kind, a.times_in_last_30_min))
                 .collect(),
         ),
-        "call.occlusion_with_site_signs" => {
-            let occlusions: Vec<String> = f
-                .alarms
-                .iter()
-                .filter(|a| a.kind.is_occlusion())
-                .map(|a| a.kind.to_string())
-                .collect();
-            let site = f.any(&[
-                O::PainAtSite,
-                O::SwellingAtSite,
-                O::NewRednessAtSite,
-                O::RapidlySpreadingRedness,
-            ]);
-            both(occlusions, site)
-        }
+        "call.occlusion_with_site_signs" => occlusion_with_site_signs(f),
+        _ => None,
+    }
+}
+
+/// An occlusion alarm together with signs at the site.
+fn occlusion_with_site_signs(f: &Facts<'_>) -> Option<Vec<String>> {
+    let occlusions: Vec<String> = f
+        .alarms
+        .iter()
+        .filter(|a| a.kind.is_occlusion())
+        .map(|a| a.kind.to_string())
+        .collect();
+    let site = f.any(&[
+        O::PainAtSite,
+        O::SwellingAtSite,
+        O::NewRednessAtSite,
+        O::RapidlySpreadingRedness,
+    ]);
+    both(occlusions, site)
+}
+
+/// Call rules about bleeding, rash, swelling, nerves and blood sugar.
+fn call_body(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let epidural = f.epidural();
+    match id {
         "call.bleeding" => nonempty(f.any(&[O::BleedingAtSite])),
         "call.rash" => nonempty(f.any(&[O::RashOrHives])),
         "call.swollen_arm" => nonempty(f.any(&[O::SwollenArmNeckOrShoulder])),
@@ -696,8 +762,17 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         "call.low_blood_sugar" if !f.kind(TherapyKind::ParenteralNutrition) => {
             nonempty(f.any(&[O::ShakySweatyOrLowBloodSugar]))
         }
+        _ => None,
+    }
+}
+
+/// Call rules about the site, the dressing, the fluid, the bag and the dose; and the self-care rules.
+fn call_site_bag_or_self(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
+    let central = f.central_or_unknown();
+    let epidural = f.epidural();
+    match id {
         "call.site_with_fever" if !(central || epidural) => {
-            both(f.any(&SITE_SIGNS), f.any(&SYSTEMIC)).and_then(&with_line)
+            both(f.any(&SITE_SIGNS), f.any(&SYSTEMIC)).and_then(|b| f.with_line(b))
         }
         "call.site_signs" => nonempty(f.any(&SITE_SIGNS)),
         "call.site_leak" => nonempty(f.any(&[O::LeakingAtSite])),
@@ -709,29 +784,10 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
         "call.bag_speed_reported" => {
             nonempty(f.any(&[O::BagEmptyingFasterThanUsual, O::BagEmptyingSlowerThanUsual]))
         }
-        "call.bag_speed_measured" => {
-            let bag = f.bag.as_ref()?;
-            let faster = bag.given_ml > bag.predicted_high_ml + bag.tolerance_high_ml;
-            let slower = bag.given_ml < bag.predicted_low_ml - bag.tolerance_low_ml;
-            let predicted = if bag.predicted_low_ml == bag.predicted_high_ml {
-                format!("{:.1} mL", bag.predicted_low_ml)
-            } else {
-                format!(
-                    "{:.1}–{:.1} mL",
-                    bag.predicted_low_ml, bag.predicted_high_ml
-                )
-            };
-            let speed = if faster { "faster" } else { "slower" };
-            (faster || slower).then(|| {
-                vec![format!(
-                    "{:.1} mL given, program predicts {predicted}: emptying {speed}",
-                    bag.given_ml
-                )]
-            })
-        }
+        "call.bag_speed_measured" => f.bag.as_ref().and_then(bag_speed_measured),
         "call.dose_uncertain" => nonempty(f.any(&[O::UnsureIfDoseGiven])),
         "call.fever_unwell" => {
-            if site().is_empty() {
+            if f.site().is_empty() {
                 nonempty(f.any(&SYSTEMIC))
             } else {
                 None
@@ -744,6 +800,27 @@ fn evaluate(id: &str, f: &Facts<'_>, config: &TriageConfig) -> Option<Vec<String
     }
 }
 
+/// The bag emptied faster or slower than the program predicts, beyond the tolerance.
+fn bag_speed_measured(bag: &BagCheck) -> Option<Vec<String>> {
+    let faster = bag.given_ml > bag.predicted_high_ml + bag.tolerance_high_ml;
+    let slower = bag.given_ml < bag.predicted_low_ml - bag.tolerance_low_ml;
+    let predicted = if bag.predicted_low_ml == bag.predicted_high_ml {
+        format!("{:.1} mL", bag.predicted_low_ml)
+    } else {
+        format!(
+            "{:.1}–{:.1} mL",
+            bag.predicted_low_ml, bag.predicted_high_ml
+        )
+    };
+    let speed = if faster { "faster" } else { "slower" };
+    (faster || slower).then(|| {
+        vec![format!(
+            "{:.1} mL given, program predicts {predicted}: emptying {speed}",
+            bag.given_ml
+        )]
+    })
+}
+
 /// The rules in evaluation order (the static ones; alarm rules are added per reported alarm).
 pub fn rule_ids() -> impl Iterator<Item = &'static str> {
     RULE_IDS.into_iter()
@@ -752,11 +829,49 @@ pub fn rule_ids() -> impl Iterator<Item = &'static str> {
 /// Triage a report. Pure: the same input always gives the same output.
 pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput, TriageError> {
     let c = content();
-    let field = |path: &str, message: String| TriageError::Field {
+    check_alarm_counts(&input.alarms)?;
+    let plan = input.plan.clone().unwrap_or_default();
+    let facts = facts(input, &plan, config)?;
+    let reasons = reasons(c, input, &facts, config);
+    let level = reasons
+        .iter()
+        .map(|r| r.level)
+        .max()
+        .unwrap_or(Level::SelfCare);
+    let personal_notes = personal_notes(&plan, &reasons, level);
+    let steps = steps(c, &reasons, level, &personal_notes);
+    let call = call_entries(c, &plan, roles(c, &reasons, level));
+    let numbers_note = call
+        .iter()
+        .any(|entry| entry.phone.is_none())
+        .then(|| c.common.no_plan_numbers.clone());
+
+    Ok(TriageOutput {
+        level,
+        reasons,
+        steps,
+        call,
+        level_text: c.common.levels[&level].clone(),
+        care_team_first: if level == Level::Emergency {
+            c.common.care_team_first_emergency.clone()
+        } else {
+            c.common.care_team_first.clone()
+        },
+        personal_notes,
+        numbers_note,
+    })
+}
+
+fn field(path: &str, message: String) -> TriageError {
+    TriageError::Field {
         path: path.to_owned(),
         message,
-    };
-    for (i, alarm) in input.alarms.iter().enumerate() {
+    }
+}
+
+/// Every alarm counts itself, so it went off at least once.
+fn check_alarm_counts(alarms: &[AlarmReport]) -> Result<(), TriageError> {
+    for (i, alarm) in alarms.iter().enumerate() {
         if alarm.times_in_last_30_min == 0 {
             return Err(field(
                 &format!("alarms[{i}].times_in_last_30_min"),
@@ -764,12 +879,20 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
             ));
         }
     }
-    let plan = input.plan.clone().unwrap_or_default();
+    Ok(())
+}
+
+/// The facts the rules see: the report with `plan` (the report's plan or the default one) applied.
+fn facts<'a>(
+    input: &'a TriageInput,
+    plan: &'a TriagePlan,
+    config: &TriageConfig,
+) -> Result<Facts<'a>, TriageError> {
     let bag = match input.infusion {
         None => None,
         Some(progress) => Some(bag_check(&progress, plan.program.as_ref(), config)?),
     };
-    let facts = Facts {
+    Ok(Facts {
         observations: input.observations.iter().copied().collect(),
         line: plan.line,
         plan_known: input.plan.is_some(),
@@ -787,11 +910,20 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         repeated: repeated_alarms(&input.alarms, config),
         alarms: &input.alarms,
         bag,
-    };
+    })
+}
 
+/// Every matching rule, then one reason per reported alarm; "no concerns" when nothing matched. Most urgent
+/// first; within a level, rule order.
+fn reasons(
+    c: &Content,
+    input: &TriageInput,
+    facts: &Facts<'_>,
+    config: &TriageConfig,
+) -> Vec<Reason> {
     let mut reasons: Vec<Reason> = Vec::new();
     for id in rule_ids() {
-        if let Some(because) = evaluate(id, &facts, config) {
+        if let Some(because) = evaluate(id, facts, config) {
             let text = c
                 .rule(id)
                 .expect("every rule has words: checked by Content::validate");
@@ -829,15 +961,13 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
     }
     // Most urgent first; within a level, rule order (stable sort).
     reasons.sort_by_key(|r| std::cmp::Reverse(r.level));
-    let level = reasons
-        .iter()
-        .map(|r| r.level)
-        .max()
-        .unwrap_or(Level::SelfCare);
+    reasons
+}
 
-    // The care team's notes: general ones and those about a matching rule, first. In an emergency only the notes
-    // about an emergency rule that fired apply: a general note such as "call the nurse line first during office
-    // hours" must never appear in an emergency answer.
+/// The care team's notes: general ones and those about a matching rule, first. In an emergency only the notes
+/// about an emergency rule that fired apply: a general note such as "call the nurse line first during office
+/// hours" must never appear in an emergency answer.
+fn personal_notes(plan: &TriagePlan, reasons: &[Reason], level: Level) -> Vec<String> {
     let mut personal_notes: Vec<String> = Vec::new();
     for note in &plan.notes {
         let applies = match &note.about {
@@ -850,12 +980,34 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
             personal_notes.push(note.text.clone());
         }
     }
+    personal_notes
+}
 
-    // Steps: an emergency starts with calling emergency services; otherwise the care team's notes come first.
-    // Then the steps of every reason at the final level, in rule order; then the first-aid steps (`keep_steps`)
-    // of the lower-level rules that fired too (clamp, cover, do not push back, stop the pump), so escalation
-    // never drops them. Lower-level advice that is not first aid (an alarm guide's "restart the pump") is left
-    // out: it could contradict the more urgent advice. Every step appears once.
+/// The steps and whom to call of one reason. An alarm rule's steps are its guide's first steps followed by what
+/// not to do ("do not keep restarting").
+fn rule_steps_and_call<'c>(c: &'c Content, reason: &Reason) -> (Vec<&'c String>, &'c [Role]) {
+    match c.rule(&reason.rule) {
+        Some(text) => (text.steps.iter().collect(), &text.call),
+        None => {
+            let guide = c
+                .alarms
+                .iter()
+                .find(|g| g.id == reason.rule)
+                .expect("alarm rules come from guides");
+            (
+                guide.steps.iter().chain(&guide.do_not).collect(),
+                &guide.call,
+            )
+        }
+    }
+}
+
+/// Steps: an emergency starts with calling emergency services; otherwise the care team's notes come first.
+/// Then the steps of every reason at the final level, in rule order; then the first-aid steps (`keep_steps`)
+/// of the lower-level rules that fired too (clamp, cover, do not push back, stop the pump), so escalation
+/// never drops them. Lower-level advice that is not first aid (an alarm guide's "restart the pump") is left
+/// out: it could contradict the more urgent advice. Every step appears once.
+fn steps(c: &Content, reasons: &[Reason], level: Level, personal_notes: &[String]) -> Vec<String> {
     let mut steps: Vec<String> = Vec::new();
     let mut push = |step: &String| {
         if !steps.contains(step) {
@@ -865,42 +1017,35 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
     if level == Level::Emergency {
         push(&c.common.emergency_first_step);
     }
-    for note in &personal_notes {
+    for note in personal_notes {
         push(&format!("From your care team: {note}"));
     }
-    let mut roles: Vec<Role> = Vec::new();
-    if level == Level::Emergency {
-        roles.push(Role::Emergency);
-    }
     for reason in reasons.iter().filter(|r| r.level == level) {
-        // An alarm rule's steps are its guide's first steps followed by what not to do ("do not keep restarting").
-        let (rule_steps, rule_call): (Vec<&String>, &[Role]) = match c.rule(&reason.rule) {
-            Some(text) => (text.steps.iter().collect(), &text.call),
-            None => {
-                let guide = c
-                    .alarms
-                    .iter()
-                    .find(|g| g.id == reason.rule)
-                    .expect("alarm rules come from guides");
-                (
-                    guide.steps.iter().chain(&guide.do_not).collect(),
-                    &guide.call,
-                )
-            }
-        };
-        for step in rule_steps {
+        for step in rule_steps_and_call(c, reason).0 {
             push(step);
-        }
-        for role in rule_call {
-            if !roles.contains(role) {
-                roles.push(*role);
-            }
         }
     }
     for reason in reasons.iter().filter(|r| r.level < level) {
         if let Some(text) = c.rule(&reason.rule) {
             for step in &text.keep_steps {
                 push(step);
+            }
+        }
+    }
+    steps
+}
+
+/// Whom to call, in order: emergency services first in an emergency, then the roles of every reason at the final
+/// level, in rule order, each once.
+fn roles(c: &Content, reasons: &[Reason], level: Level) -> Vec<Role> {
+    let mut roles: Vec<Role> = Vec::new();
+    if level == Level::Emergency {
+        roles.push(Role::Emergency);
+    }
+    for reason in reasons.iter().filter(|r| r.level == level) {
+        for role in rule_steps_and_call(c, reason).1 {
+            if !roles.contains(role) {
+                roles.push(*role);
             }
         }
     }
@@ -911,7 +1056,12 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
         roles.remove(i);
         roles.push(Role::Emergency);
     }
-    let call: Vec<CallEntry> = roles
+    roles
+}
+
+/// The call list: each role with the plan's contact for it when there is one, else the role's label.
+fn call_entries(c: &Content, plan: &TriagePlan, roles: Vec<Role>) -> Vec<CallEntry> {
+    roles
         .into_iter()
         .map(|role| {
             let contact = plan
@@ -928,26 +1078,7 @@ pub fn triage(input: &TriageInput, config: &TriageConfig) -> Result<TriageOutput
                 hours: contact.and_then(|c| c.hours.clone()),
             }
         })
-        .collect();
-    let numbers_note = call
-        .iter()
-        .any(|entry| entry.phone.is_none())
-        .then(|| c.common.no_plan_numbers.clone());
-
-    Ok(TriageOutput {
-        level,
-        reasons,
-        steps,
-        call,
-        level_text: c.common.levels[&level].clone(),
-        care_team_first: if level == Level::Emergency {
-            c.common.care_team_first_emergency.clone()
-        } else {
-            c.common.care_team_first.clone()
-        },
-        personal_notes,
-        numbers_note,
-    })
+        .collect()
 }
 
 fn bag_check(
@@ -955,13 +1086,19 @@ fn bag_check(
     program: Option<&ProgramView>,
     config: &TriageConfig,
 ) -> Result<BagCheck, TriageError> {
-    let field = |path: &str, message: String| TriageError::Field {
-        path: path.to_owned(),
-        message,
-    };
     let Some(program) = program else {
         return Err(field("infusion", "needs plan.program (rate_ml_per_h and vtbi_ml) to compare the bag with; give the plan, or report bag_emptying_faster_than_usual / bag_emptying_slower_than_usual instead".to_owned()));
     };
+    check_bag_numbers(progress, program)?;
+    let start = start_volume(progress, program)?;
+    Ok(predict_bag(progress, program, start, config))
+}
+
+/// The program's rate and VTBI, and the reported elapsed time and volume left, are usable numbers.
+fn check_bag_numbers(
+    progress: &InfusionProgress,
+    program: &ProgramView,
+) -> Result<(), TriageError> {
     if !(program.rate_ml_per_h.is_finite() && program.rate_ml_per_h > 0.0) {
         return Err(field(
             "plan.program.rate_ml_per_h",
@@ -992,6 +1129,12 @@ fn bag_check(
             ),
         ));
     }
+    Ok(())
+}
+
+/// What was in the container at the start (reported, else the reservoir, else the VTBI), checked against what is
+/// left.
+fn start_volume(progress: &InfusionProgress, program: &ProgramView) -> Result<f64, TriageError> {
     let start = progress
         .start_volume_ml
         .or(program.reservoir_ml)
@@ -1011,6 +1154,16 @@ fn bag_check(
             ),
         ));
     }
+    Ok(start)
+}
+
+/// What the program predicts has been given by now, and how far off a reading may be.
+fn predict_bag(
+    progress: &InfusionProgress,
+    program: &ProgramView,
+    start: f64,
+    config: &TriageConfig,
+) -> BagCheck {
     let hours = progress.elapsed_min / 60.0;
     let cap = program.vtbi_ml.min(start);
     let predicted_low_ml = (program.rate_ml_per_h * hours).min(cap);
@@ -1025,13 +1178,13 @@ fn bag_check(
             .max(rate * config.bag_floor_hours_at_rate)
             .max(config.bag_tolerance_ml_min)
     };
-    Ok(BagCheck {
+    BagCheck {
         given_ml: start - progress.volume_left_ml,
         predicted_low_ml,
         predicted_high_ml,
         tolerance_low_ml: tolerance(predicted_low_ml, program.rate_ml_per_h),
         tolerance_high_ml: tolerance(predicted_high_ml, high_rate),
-    })
+    }
 }
 
 /// One row of the rules table in docs/care.md.
