@@ -28,7 +28,7 @@ pub enum TriageError {
 
 /// The ids of the rules whose conditions are written in this file, in evaluation order (most urgent first; within
 /// a level, the order their steps are listed in). The alarm rules (`alarm.<name>`) come on top, one per alarm guide.
-pub const RULE_IDS: [&str; 45] = [
+pub const RULE_IDS: [&str; 46] = [
     "emergency.suspected_air",
     "emergency.breathing_chest",
     "emergency.allergy",
@@ -38,6 +38,7 @@ pub const RULE_IDS: [&str; 45] = [
     "emergency.drowsy_or_slow_breathing",
     "emergency.bleeding",
     "emergency.catheter_broken",
+    "emergency.line_disconnected_central",
     "emergency.catheter_out_central",
     "emergency.catheter_displaced_central",
     "emergency.spreading_redness",
@@ -577,8 +578,10 @@ impl Facts<'_> {
 
     fn air_context(&self) -> Vec<String> {
         let mut because = self.any(&[O::AccidentalDisconnection, O::CatheterBrokenOrCracked]);
-        if self.alarm(AlarmKind::AirInLine) {
-            because.push("air_in_line".to_owned());
+        for kind in [AlarmKind::AirInLine, AlarmKind::LineDisconnected] {
+            if self.alarm(kind) {
+                because.push(kind.name().to_owned());
+            }
         }
         because
     }
@@ -655,6 +658,14 @@ fn emergency_line_or_pump(id: &str, f: &Facts<'_>) -> Option<Vec<String>> {
     let epidural = f.epidural();
     match id {
         "emergency.catheter_broken" if central => f.with_line(f.any(&[O::CatheterBrokenOrCracked])),
+        "emergency.line_disconnected_central" if central => {
+            let detected = f.alarm(AlarmKind::LineDisconnected);
+            f.with_line(if detected {
+                vec![AlarmKind::LineDisconnected.name().to_owned()]
+            } else {
+                vec![]
+            })
+        }
         "emergency.catheter_out_central" if central => f.with_line(f.any(&[O::CatheterCameOut])),
         "emergency.catheter_displaced_central" if central => {
             f.with_line(f.any(&[O::CatheterDisplaced]))
