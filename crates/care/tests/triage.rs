@@ -342,11 +342,26 @@ fn self_care_and_alarms() {
                 "call.critical_fallback",
             ],
             "system_error" | "over_infusion" => vec![guide.id.as_str(), "call.critical_fallback"],
+            // Without a plan the line counts as central, where a line the pump finds disconnected is an
+            // emergency (clinical decision D6); the guide's own level holds on a peripheral line.
+            "line_disconnected" => {
+                check(
+                    json!({"plan": {"line": "peripheral_iv"}, "alarms": [{"kind": alarm.name()}]}),
+                    guide.level.name(),
+                    &[guide.id.as_str()],
+                );
+                vec![guide.id.as_str(), "emergency.line_disconnected_central"]
+            }
             _ => vec![guide.id.as_str()],
+        };
+        let level = if alarm.name() == "line_disconnected" {
+            "emergency"
+        } else {
+            guide.level.name()
         };
         check(
             json!({"alarms": [{"kind": alarm.name()}]}),
-            guide.level.name(),
+            level,
             &expected,
         );
     }
