@@ -191,10 +191,22 @@ struct PatientLive {
 }
 
 impl PatientLive {
-    fn position(&self, alarm: &str, teaching: bool) -> Option<usize> {
+    /// The alarm of that name raised by that pump: a pump's events only ever touch its own alarms, so a second
+    /// pump on the same patient can neither clear nor acknowledge the first one's, and a practice pump never a
+    /// real one's.
+    fn position(&self, alarm: &str, device_id: &str) -> Option<usize> {
+        self.alarms.iter().position(|x| {
+            x.view.alarm == alarm
+                && x.device_id.as_deref() == Some(device_id)
+                && !x.view.raised_by_server
+        })
+    }
+
+    /// The practice alarm of that name, if any (for actions by name).
+    fn practice_position(&self, alarm: &str) -> Option<usize> {
         self.alarms
             .iter()
-            .position(|x| x.view.alarm == alarm && x.view.teaching == teaching)
+            .position(|x| x.view.alarm == alarm && x.view.teaching)
     }
 
     /// The active alarm an action names: by its id (`ev-…`, `srv-…`; alarm names never contain `-`), or by
@@ -204,7 +216,7 @@ impl PatientLive {
         if alarm.contains('-') {
             return self.alarms.iter().position(|x| x.view.id == alarm);
         }
-        self.position(alarm, true)
+        self.practice_position(alarm)
             .or_else(|| self.alarms.iter().position(|x| x.view.alarm == alarm))
     }
 
@@ -603,6 +615,28 @@ impl Board {
         effects
     }
 
+    /// Rungs the board decided but the shell could not record (the database was away): forget them, so the next
+    /// tick decides, records and announces them again. A page is never lost to a failed write.
+    pub fn escalations_not_recorded(&mut self, drafts: &[EventDraft]) {
+        let settings = self.settings;
+        for d in drafts {
+            let id = d.payload["alarm_id"].as_str().unwrap_or("");
+            let Some(rung) = Rung::from_name(d.payload["rung"].as_str().unwrap_or("")) else {
+                continue;
+            };
+            let Some(live) = self.patients.get_mut(&d.patient_id) else {
+                continue;
+            };
+            let timing = live.timing(settings);
+            if let Some(a) = live.alarms.iter_mut().find(|a| a.view.id == id)
+                && a.view.escalation >= Some(rung)
+            {
+                a.view.escalation = rung.previous();
+                a.view.escalating = escalation::is_open(&a.history(), timing);
+            }
+        }
+    }
+
     /// Put back what the record says was active at the last stop. Practice alarms are never restored (the
     /// practice pump did not survive the restart; the caller leaves them out).
     pub fn restore(&mut self, patient_id: &str, clinic_id: &str, alarms: Vec<RestoredAlarm>) {
@@ -745,7 +779,7 @@ fn apply_pump_event(
     let at = now_ms;
     let publish = |kind, data| message(kind, &device.patient_id, &device.clinic_id, now_ms, data);
     match Kind::from_name(&event.kind) {
-        Some(Kind::AlarmRaised) if live.position(alarm, device.teaching).is_none() => {
+        Some(Kind::AlarmRaised) if live.position(alarm, &device.id).is_none() => {
             let priority = event
                 .data
                 .get("priority")
@@ -765,13 +799,13 @@ fn apply_pump_event(
             });
         }
         Some(Kind::AlarmCleared) => {
-            if let Some(pos) = live.position(alarm, device.teaching) {
+            if let Some(pos) = live.position(alarm, &device.id) {
                 live.alarms.remove(pos);
                 effects.push(publish(MessageKind::AlarmCleared, json!({"alarm": alarm})));
             }
         }
         Some(Kind::AlarmAcknowledged) => {
-            if let Some(pos) = live.position(alarm, device.teaching) {
+            if let Some(pos) = live.position(alarm, &device.id) {
                 // A press on the pump itself is the patient side acknowledging.
                 let ack = AckView {
                     by_user_id: None,
@@ -981,7 +1015,9 @@ fn restore_alarm(restored: &RestoredAlarm) -> LiveAlarm {
                     note: e.payload["note"].as_str().map(str::to_string),
                 });
             }
-            Some(Kind::AlarmEscalated) => {
+            // Only the server's own record of a rung counts: a pump's `alarm_escalated` (its own reminder, or a
+            // forged one) never tells the ladder that the nurse was paged.
+            Some(Kind::AlarmEscalated) if e.source == record::Source::System => {
                 let rung = Rung::from_name(e.payload["rung"].as_str().unwrap_or(""));
                 if rung > alarm.view.escalation {
                     alarm.view.escalation = rung;

@@ -30,6 +30,15 @@ impl Rung {
         }
     }
 
+    /// The rung below this one (`None` below the patient's screen).
+    pub fn previous(self) -> Option<Rung> {
+        match self {
+            Rung::Patient => None,
+            Rung::Nurse => Some(Rung::Patient),
+            Rung::OnCall => Some(Rung::Nurse),
+        }
+    }
+
     pub fn from_name(name: &str) -> Option<Rung> {
         [Rung::Patient, Rung::Nurse, Rung::OnCall]
             .into_iter()

@@ -275,6 +275,41 @@ fn the_plan_timing_replaces_the_default() {
 }
 
 #[test]
+fn a_rung_that_could_not_be_recorded_is_decided_again() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 41)],
+        None,
+    );
+    let out = b.tick(5 * MINUTE_MS);
+    let drafts: Vec<_> = out
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        rungs(&out),
+        [("occlusion_downstream".into(), "nurse".into())]
+    );
+    // The record refused the write: the board forgets the rung, and the next tick pages again.
+    b.escalations_not_recorded(&drafts);
+    let again = b.tick(5 * MINUTE_MS + 200);
+    assert_eq!(
+        rungs(&again),
+        [("occlusion_downstream".into(), "nurse".into())]
+    );
+    assert_eq!(notices(&again).len(), 1);
+    assert!(
+        rungs(&b.tick(5 * MINUTE_MS + 400)).is_empty(),
+        "once recorded, once only"
+    );
+}
+
+#[test]
 fn medium_and_low_alarms_stay_on_the_patient_screen() {
     let mut b = board();
     let out = b.batch(
@@ -403,6 +438,53 @@ fn an_acknowledgement_belongs_to_the_pump_that_raised_the_alarm() {
     assert_eq!(d.payload["alarm_id"], "ev-11");
     assert!(b.batch(3_000, &second, &[], None).commands.is_empty());
     assert_eq!(b.batch(3_000, &pump(false), &[], None).commands.len(), 1);
+}
+
+#[test]
+fn a_pump_touches_only_its_own_alarms() {
+    let mut b = board();
+    let second = Device {
+        id: "dev_second".into(),
+        ..pump(false)
+    };
+    b.batch(0, &pump(false), &[raised("air_in_line", "high", 31)], None);
+    // The second pump clears and acknowledges "air_in_line": not its alarm, nothing changes.
+    b.batch(
+        1_000,
+        &second,
+        &[
+            event(Kind::AlarmCleared, 1_000, json!({"alarm": "air_in_line"})),
+            event(
+                Kind::AlarmAcknowledged,
+                1_000,
+                json!({"alarm": "air_in_line"}),
+            ),
+        ],
+        None,
+    );
+    let snap = b.snapshot(1_000, PATIENT);
+    assert_eq!(snap.active_alarms.len(), 1);
+    assert!(snap.active_alarms[0].acknowledgements.is_empty());
+    // Its own alarm of the same name stands beside the first, and clears on its own.
+    b.batch(2_000, &second, &[raised("air_in_line", "high", 32)], None);
+    assert_eq!(b.snapshot(2_000, PATIENT).active_alarms.len(), 2);
+    b.batch(
+        3_000,
+        &pump(false),
+        &[event(
+            Kind::AlarmCleared,
+            3_000,
+            json!({"alarm": "air_in_line"}),
+        )],
+        None,
+    );
+    let left = b.snapshot(3_000, PATIENT).active_alarms;
+    assert_eq!(left.len(), 1);
+    assert_eq!(left[0].id, "ev-32");
+    assert_eq!(
+        rungs(&b.tick(2_000 + 5 * MINUTE_MS)),
+        [("air_in_line".into(), "nurse".into())]
+    );
 }
 
 #[test]
@@ -704,6 +786,30 @@ fn a_restored_alarm_keeps_its_acknowledgements_and_rung() {
     assert!(
         b.tick(60 * MINUTE_MS).is_empty(),
         "the nurse acknowledged: no on-call after a restart"
+    );
+}
+
+#[test]
+fn a_pump_claiming_a_rung_does_not_stop_the_ladder_after_a_restart() {
+    let mut b = Board::new(settings());
+    b.restore(
+        PATIENT,
+        CLINIC,
+        vec![restored(vec![history(
+            Kind::AlarmEscalated,
+            0,
+            record::Source::Pump,
+            json!({"alarm": "occlusion_downstream", "rung": "on_call"}),
+        )])],
+    );
+    assert_eq!(b.snapshot(0, PATIENT).active_alarms[0].escalation, None);
+    let out = b.tick(5 * MINUTE_MS);
+    assert_eq!(
+        rungs(&out),
+        [
+            ("occlusion_downstream".into(), "patient".into()),
+            ("occlusion_downstream".into(), "nurse".into())
+        ]
     );
 }
 

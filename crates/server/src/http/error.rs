@@ -95,3 +95,26 @@ pub fn html_error_page(status: StatusCode, message: &str) -> Response {
     )
         .into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use axum::response::IntoResponse;
+
+    use super::*;
+
+    #[test]
+    fn an_unavailable_database_is_503_with_retry_after() {
+        let response =
+            AppError::Unavailable("the database is not answering".into()).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            response
+                .headers()
+                .get(header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok()),
+            Some(UNAVAILABLE_RETRY_AFTER_S)
+        );
+        let internal = AppError::internal("boom").into_response();
+        assert!(internal.headers().get(header::RETRY_AFTER).is_none());
+    }
+}

@@ -10,7 +10,9 @@ use serde_json::json;
 
 use crate::domain::board::{BatchOutcome, EscalationNotice};
 pub use crate::domain::{AlarmView, PatientSnapshot, PatientSummary};
-use crate::domain::{Board, BoardError, Effect, EventDraft, LiveMessage, Person, Settings};
+use crate::domain::{
+    Board, BoardError, Effect, EventDraft, EventKind, LiveMessage, Person, Settings,
+};
 use crate::error::AppError;
 use crate::services::AppState;
 use crate::services::access::PatientAccess;
@@ -58,8 +60,28 @@ impl From<BoardError> for AppError {
 }
 
 /// Carry out the board's effects: records first (one transaction), then messages and notifications in order.
-/// If the record cannot be written, nothing is announced and the error is returned.
+/// If the record cannot be written, nothing is announced, the rungs decided in these effects are handed back to
+/// the board (so the next tick pages again), and the error is returned.
 pub async fn carry_out(state: &AppState, effects: Vec<Effect>) -> Result<(), AppError> {
+    let escalations: Vec<EventDraft> = effects
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) if d.kind == EventKind::Record(record::Kind::AlarmEscalated) => {
+                Some(d.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    let result = carry_out_in_order(state, effects).await;
+    if result.is_err() && !escalations.is_empty() {
+        state
+            .board
+            .with(|b| b.escalations_not_recorded(&escalations));
+    }
+    result
+}
+
+async fn carry_out_in_order(state: &AppState, effects: Vec<Effect>) -> Result<(), AppError> {
     let (records, announcements): (Vec<Effect>, Vec<Effect>) = effects
         .into_iter()
         .partition(|e| matches!(e, Effect::Record(_)));

@@ -163,19 +163,41 @@ pub struct LoginLimiter {
     inner: Arc<Mutex<HashMap<String, VecDeque<Instant>>>>,
 }
 
-/// Keys tracked at most: beyond this the oldest state is dropped (a password-spraying attack cannot grow memory
-/// without bound; the per-address key is re-created by the next attempt).
+/// Keys tracked at most: beyond this, keys with no attempt inside the window are dropped first, then the
+/// per-(user, address) keys; the per-account and per-address counts are kept, so filling the table never wipes a
+/// lockout.
 pub const LIMITER_KEYS_MAX: usize = 100_000;
 
+/// Attempts allowed per account from all addresses together, as a multiple of the per-(user, address) limit: a
+/// guesser rotating addresses meets this, while a person's typos from one address meet the smaller limit first.
+pub const LIMITER_ACCOUNT_FACTOR: u32 = 4;
+
 impl LoginLimiter {
-    fn keys(username: &str, ip: Option<IpAddr>) -> [String; 2] {
-        let ip = ip
-            .map(|i| i.to_string())
-            .unwrap_or_else(|| "unknown".into());
+    /// (user, address), address, account. IPv6 addresses count per /64 (one household or host's block).
+    fn keys(username: &str, ip: Option<IpAddr>) -> [String; 3] {
+        let ip = match ip {
+            Some(IpAddr::V6(v6)) => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+            Some(v4) => v4.to_string(),
+            None => "unknown".into(),
+        };
+        let user = username.to_lowercase();
         [
-            format!("u:{}|{ip}", username.to_lowercase()),
+            format!("u:{user}|{ip}"),
             format!("ip:{ip}"),
+            format!("acct:{user}"),
         ]
+    }
+
+    /// Make room without forgetting a lockout: drop keys whose attempts are all outside the window, then the
+    /// per-(user, address) keys.
+    fn make_room(map: &mut HashMap<String, VecDeque<Instant>>, now: Instant, window: Duration) {
+        map.retain(|_, q| q.back().is_some_and(|t| now.duration_since(*t) <= window));
+        if map.len() >= LIMITER_KEYS_MAX {
+            map.retain(|k, _| !k.starts_with("u:"));
+        }
     }
 
     /// Count one attempt now, or `Err(seconds)` while the caller must wait (nothing is counted then). Per address
@@ -190,7 +212,12 @@ impl LoginLimiter {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         let keys = Self::keys(username, ip);
-        for (key, limit) in keys.iter().zip([max, max.saturating_mul(10)]) {
+        let limits = [
+            max,
+            max.saturating_mul(10),
+            max.saturating_mul(LIMITER_ACCOUNT_FACTOR),
+        ];
+        for (key, limit) in keys.iter().zip(limits) {
             if let Some(q) = map.get_mut(key) {
                 while q.front().is_some_and(|t| now.duration_since(*t) > window) {
                     q.pop_front();
@@ -204,7 +231,7 @@ impl LoginLimiter {
             }
         }
         if map.len() >= LIMITER_KEYS_MAX {
-            map.clear();
+            Self::make_room(&mut map, now, window);
         }
         for key in keys {
             map.entry(key).or_default().push_back(now);
@@ -216,10 +243,12 @@ impl LoginLimiter {
     /// this attempt reserved, so only failures count against a household.
     pub fn succeeded(&self, username: &str, ip: Option<IpAddr>) {
         let mut map = self.inner.lock().unwrap_or_else(|p| p.into_inner());
-        let [user_key, ip_key] = Self::keys(username, ip);
+        let [user_key, ip_key, account_key] = Self::keys(username, ip);
         map.remove(&user_key);
-        if let Some(q) = map.get_mut(&ip_key) {
-            q.pop_back();
+        for key in [ip_key, account_key] {
+            if let Some(q) = map.get_mut(&key) {
+                q.pop_back();
+            }
         }
     }
 }
@@ -639,6 +668,28 @@ mod tests {
         for _ in 0..3 {
             assert!(l.reserve("bob", ip, 3, Duration::from_secs(60)).is_ok());
         }
+    }
+
+    #[test]
+    fn rotating_addresses_meets_the_account_limit() {
+        let l = LoginLimiter::default();
+        let window = Duration::from_secs(60);
+        let passed = (0..100u16)
+            .filter(|i| {
+                let ip = Some(IpAddr::from([0x2001, 0xdb8, *i, 0, 0, 0, 0, 1]));
+                l.reserve("nurse", ip, 5, window).is_ok()
+            })
+            .count();
+        assert_eq!(passed, 5 * LIMITER_ACCOUNT_FACTOR as usize);
+        // Addresses inside one IPv6 /64 count as one.
+        let l = LoginLimiter::default();
+        let same_block = (0..20u16)
+            .filter(|i| {
+                let ip = Some(IpAddr::from([0x2001, 0xdb8, 1, 1, 0, 0, 0, *i]));
+                l.reserve("ann", ip, 5, window).is_ok()
+            })
+            .count();
+        assert_eq!(same_block, 5);
     }
 
     #[test]

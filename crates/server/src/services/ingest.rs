@@ -68,10 +68,12 @@ async fn check_correction(
         .store()
         .timeline(&record::TimelineQuery::all(patient))
         .await
-        .map_err(AppError::internal)?;
+        .map_err(|e| AppError::from(crate::journal::JournalError::Record(e)))?;
+    // The pump's own words only: events the server or a person wrote about this pump (an acknowledgement,
+    // `pump_silent`, a rung, the clock-skew note) carry its device id too, and are not the pump's to correct.
     let own = events
         .iter()
-        .any(|e| e.id.0 == id && e.device_id == device.id);
+        .any(|e| e.id.0 == id && e.device_id == device.id && e.source == record::Source::Pump);
     if own {
         Ok(())
     } else {

@@ -36,36 +36,47 @@ async fn active_alarms(
     let active: Vec<_> = store
         .active_alarms(&patient)
         .await
-        .map_err(AppError::internal)?
+        .map_err(|e| AppError::from(crate::journal::JournalError::Record(e)))?
         .into_iter()
         .filter(|a| !teaching.contains(&a.device_id))
         .collect();
-    let Some(first) = active.iter().map(|a| a.raised_at).min() else {
+    if active.is_empty() {
         return Ok(vec![]);
-    };
+    }
+    // Every time below is the server's (when the record received the event), never a pump's clock: a pump
+    // stamping its alarm 2000-01-01 must not make the ladder think the nurse is long overdue after a restart.
     let query = record::TimelineQuery {
         patient,
-        from: Some(first),
+        from: None,
         to: None,
         kinds: vec![
+            record::Kind::AlarmRaised.name().into(),
             record::Kind::AlarmAcknowledged.name().into(),
             record::Kind::AlarmEscalated.name().into(),
         ],
         limit: None,
     };
-    let history = store.timeline(&query).await.map_err(AppError::internal)?;
+    let history = store
+        .timeline(&query)
+        .await
+        .map_err(|e| AppError::from(crate::journal::JournalError::Record(e)))?;
     Ok(active
         .into_iter()
         .map(|a| RestoredAlarm {
             raised_event: a.raised_event.0,
             priority: pump::Priority::from_name(&a.priority).unwrap_or(pump::Priority::High),
-            raised_at_ms: a.raised_at.as_millisecond(),
+            raised_at_ms: history
+                .iter()
+                .find(|e| e.id == a.raised_event)
+                .map(|e| e.recorded_at)
+                .unwrap_or(a.raised_at)
+                .as_millisecond(),
             history: history
                 .iter()
-                .filter(|e| e.device_id == a.device_id)
+                .filter(|e| e.device_id == a.device_id && e.kind != "alarm_raised")
                 .map(|e| RestoredEvent {
                     kind: e.kind.clone(),
-                    at_ms: e.occurred_at.as_millisecond(),
+                    at_ms: e.recorded_at.as_millisecond(),
                     source: e.source,
                     actor: e.actor.clone(),
                     payload: serde_json::from_str(&e.payload).unwrap_or_default(),
