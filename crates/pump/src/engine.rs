@@ -978,179 +978,202 @@ impl Pump {
 
     // ---------------------------------------------------------------- commands
 
+    /// Dispatch only: each command's decision and state change live in its own function below.
     fn command(&mut self, command: Command) -> Result<(), CommandError> {
         let name = command.name();
-        let not_allowed = |state: State| {
-            if state == State::Fault {
-                CommandError::SystemFault
-            } else {
-                CommandError::NotAllowed {
-                    command: name,
-                    state,
-                }
-            }
-        };
         match command {
-            Command::Program(request) => match self.state {
-                State::Idle
-                | State::AwaitingConfirmation
-                | State::Programmed
-                | State::Stopped
-                | State::Complete
-                | State::StoppedByAlarm => self.program_request(&request),
-                State::Infusing | State::Paused | State::Kvo | State::Fault => {
-                    Err(not_allowed(self.state))
-                }
-            },
-            Command::ConfirmOverride => {
-                if self.state == State::Fault {
-                    return Err(CommandError::SystemFault);
-                }
-                let Some(pending) = self.pending.take() else {
-                    return Err(CommandError::NothingToConfirm);
-                };
-                for b in &pending.breaches {
-                    self.emit(Event::LimitOverrideConfirmed {
-                        field: b.field,
-                        value: b.value,
-                        zone: b.zone,
-                        limit: b.limit,
-                    });
-                }
-                let mut program = pending.program;
-                program.overrides_confirmed = true;
-                self.accept_program(program);
-                Ok(())
-            }
-            Command::CancelOverride => {
-                if self.state == State::Fault {
-                    return Err(CommandError::SystemFault);
-                }
-                let Some(pending) = self.pending.take() else {
-                    return Err(CommandError::NothingToConfirm);
-                };
-                self.emit(Event::OverrideCancelled);
-                self.set_state(pending.return_to);
-                Ok(())
-            }
-            Command::Start => match self.state {
-                State::Programmed | State::Stopped => {
-                    self.may_run()?;
-                    if self.vtbi_reached() {
-                        return Err(CommandError::ProgramComplete);
-                    }
-                    self.emit(Event::Started);
-                    self.set_state(State::Infusing);
-                    Ok(())
-                }
-                State::Idle
-                | State::AwaitingConfirmation
-                | State::Infusing
-                | State::Paused
-                | State::StoppedByAlarm
-                | State::Complete
-                | State::Kvo
-                | State::Fault => Err(not_allowed(self.state)),
-            },
-            Command::Pause => match self.state {
-                State::Infusing => {
-                    self.emit(Event::Paused);
-                    self.set_state(State::Paused);
-                    Ok(())
-                }
-                State::Idle
-                | State::AwaitingConfirmation
-                | State::Programmed
-                | State::Paused
-                | State::StoppedByAlarm
-                | State::Complete
-                | State::Kvo
-                | State::Stopped
-                | State::Fault => Err(not_allowed(self.state)),
-            },
-            Command::Resume => match self.state {
-                State::Paused | State::StoppedByAlarm => {
-                    self.may_run()?;
-                    let to = self.running_state_for_program();
-                    self.emit(Event::Resumed);
-                    self.set_state(to);
-                    Ok(())
-                }
-                State::Idle
-                | State::AwaitingConfirmation
-                | State::Programmed
-                | State::Infusing
-                | State::Complete
-                | State::Kvo
-                | State::Stopped
-                | State::Fault => Err(not_allowed(self.state)),
-            },
-            Command::Stop => match self.state {
-                State::Programmed
-                | State::Infusing
-                | State::Paused
-                | State::StoppedByAlarm
-                | State::Complete
-                | State::Kvo => {
-                    self.emit(Event::Stopped);
-                    self.set_state(State::Stopped);
-                    Ok(())
-                }
-                State::Idle | State::AwaitingConfirmation | State::Stopped | State::Fault => {
-                    Err(not_allowed(self.state))
-                }
-            },
-            Command::SilenceAudio => {
-                let until_ms = self.now_ms.saturating_add(self.config.audio_pause_ms);
-                let mut any = false;
-                for kind in AlarmKind::ALL {
-                    let Some(alarm) = &mut self.alarms[kind.index()] else {
-                        continue;
-                    };
-                    if alarm.acknowledged {
-                        continue;
-                    }
-                    alarm.audio_paused_until_ms = Some(until_ms);
-                    any = true;
-                    self.emit(Event::AlarmSilenced {
-                        alarm: kind,
-                        until_ms,
-                    });
-                }
-                if any {
-                    Ok(())
-                } else {
-                    Err(CommandError::NothingToSilence)
-                }
-            }
-            Command::Acknowledge(kind) => {
-                let Some(alarm) = &mut self.alarms[kind.index()] else {
-                    return Err(CommandError::NoSuchAlarm { alarm: kind });
-                };
-                if alarm.acknowledged {
-                    return Ok(());
-                }
-                alarm.acknowledged = true;
-                self.emit(Event::AlarmAcknowledged { alarm: kind });
-                match kind {
-                    // The operator has seen the pattern: count afresh.
-                    AlarmKind::RepeatedAlarm => {
-                        if let Some(AlarmDetail::Repeated { alarm, .. }) = self.repeated.take() {
-                            self.stops[alarm.index()] = StopHistory::default();
-                        }
-                    }
-                    // Acknowledging air means the operator removed it (primed the line).
-                    AlarmKind::AirInLine => {
-                        self.air.clear();
-                        self.bubble_ul = 0.0;
-                        self.bubble_run = BubbleRun::default();
-                    }
-                    _ => {}
-                }
-                Ok(())
-            }
+            Command::Program(request) => self.program_command(name, &request),
+            Command::ConfirmOverride => self.confirm_override(),
+            Command::CancelOverride => self.cancel_override(),
+            Command::Start => self.start_command(name),
+            Command::Pause => self.pause_command(name),
+            Command::Resume => self.resume_command(name),
+            Command::Stop => self.stop_command(name),
+            Command::SilenceAudio => self.silence_audio(),
+            Command::Acknowledge(kind) => self.acknowledge(kind),
             Command::PatientBolus => self.patient_bolus(),
         }
+    }
+
+    fn program_command(
+        &mut self,
+        name: &'static str,
+        request: &ProgramRequest,
+    ) -> Result<(), CommandError> {
+        match self.state {
+            State::Idle
+            | State::AwaitingConfirmation
+            | State::Programmed
+            | State::Stopped
+            | State::Complete
+            | State::StoppedByAlarm => self.program_request(request),
+            State::Infusing | State::Paused | State::Kvo | State::Fault => {
+                Err(not_allowed(name, self.state))
+            }
+        }
+    }
+
+    fn confirm_override(&mut self) -> Result<(), CommandError> {
+        if self.state == State::Fault {
+            return Err(CommandError::SystemFault);
+        }
+        let Some(pending) = self.pending.take() else {
+            return Err(CommandError::NothingToConfirm);
+        };
+        for b in &pending.breaches {
+            self.emit(Event::LimitOverrideConfirmed {
+                field: b.field,
+                value: b.value,
+                zone: b.zone,
+                limit: b.limit,
+            });
+        }
+        let mut program = pending.program;
+        program.overrides_confirmed = true;
+        self.accept_program(program);
+        Ok(())
+    }
+
+    fn cancel_override(&mut self) -> Result<(), CommandError> {
+        if self.state == State::Fault {
+            return Err(CommandError::SystemFault);
+        }
+        let Some(pending) = self.pending.take() else {
+            return Err(CommandError::NothingToConfirm);
+        };
+        self.emit(Event::OverrideCancelled);
+        self.set_state(pending.return_to);
+        Ok(())
+    }
+
+    fn start_command(&mut self, name: &'static str) -> Result<(), CommandError> {
+        match self.state {
+            State::Programmed | State::Stopped => {
+                self.may_run()?;
+                if self.vtbi_reached() {
+                    return Err(CommandError::ProgramComplete);
+                }
+                self.emit(Event::Started);
+                self.set_state(State::Infusing);
+                Ok(())
+            }
+            State::Idle
+            | State::AwaitingConfirmation
+            | State::Infusing
+            | State::Paused
+            | State::StoppedByAlarm
+            | State::Complete
+            | State::Kvo
+            | State::Fault => Err(not_allowed(name, self.state)),
+        }
+    }
+
+    fn pause_command(&mut self, name: &'static str) -> Result<(), CommandError> {
+        match self.state {
+            State::Infusing => {
+                self.emit(Event::Paused);
+                self.set_state(State::Paused);
+                Ok(())
+            }
+            State::Idle
+            | State::AwaitingConfirmation
+            | State::Programmed
+            | State::Paused
+            | State::StoppedByAlarm
+            | State::Complete
+            | State::Kvo
+            | State::Stopped
+            | State::Fault => Err(not_allowed(name, self.state)),
+        }
+    }
+
+    fn resume_command(&mut self, name: &'static str) -> Result<(), CommandError> {
+        match self.state {
+            State::Paused | State::StoppedByAlarm => {
+                self.may_run()?;
+                let to = self.running_state_for_program();
+                self.emit(Event::Resumed);
+                self.set_state(to);
+                Ok(())
+            }
+            State::Idle
+            | State::AwaitingConfirmation
+            | State::Programmed
+            | State::Infusing
+            | State::Complete
+            | State::Kvo
+            | State::Stopped
+            | State::Fault => Err(not_allowed(name, self.state)),
+        }
+    }
+
+    fn stop_command(&mut self, name: &'static str) -> Result<(), CommandError> {
+        match self.state {
+            State::Programmed
+            | State::Infusing
+            | State::Paused
+            | State::StoppedByAlarm
+            | State::Complete
+            | State::Kvo => {
+                self.emit(Event::Stopped);
+                self.set_state(State::Stopped);
+                Ok(())
+            }
+            State::Idle | State::AwaitingConfirmation | State::Stopped | State::Fault => {
+                Err(not_allowed(name, self.state))
+            }
+        }
+    }
+
+    fn silence_audio(&mut self) -> Result<(), CommandError> {
+        let until_ms = self.now_ms.saturating_add(self.config.audio_pause_ms);
+        let mut any = false;
+        for kind in AlarmKind::ALL {
+            let Some(alarm) = &mut self.alarms[kind.index()] else {
+                continue;
+            };
+            if alarm.acknowledged {
+                continue;
+            }
+            alarm.audio_paused_until_ms = Some(until_ms);
+            any = true;
+            self.emit(Event::AlarmSilenced {
+                alarm: kind,
+                until_ms,
+            });
+        }
+        if any {
+            Ok(())
+        } else {
+            Err(CommandError::NothingToSilence)
+        }
+    }
+
+    fn acknowledge(&mut self, kind: AlarmKind) -> Result<(), CommandError> {
+        let Some(alarm) = &mut self.alarms[kind.index()] else {
+            return Err(CommandError::NoSuchAlarm { alarm: kind });
+        };
+        if alarm.acknowledged {
+            return Ok(());
+        }
+        alarm.acknowledged = true;
+        self.emit(Event::AlarmAcknowledged { alarm: kind });
+        match kind {
+            // The operator has seen the pattern: count afresh.
+            AlarmKind::RepeatedAlarm => {
+                if let Some(AlarmDetail::Repeated { alarm, .. }) = self.repeated.take() {
+                    self.stops[alarm.index()] = StopHistory::default();
+                }
+            }
+            // Acknowledging air means the operator removed it (primed the line).
+            AlarmKind::AirInLine => {
+                self.air.clear();
+                self.bubble_ul = 0.0;
+                self.bubble_run = BubbleRun::default();
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     fn program_request(&mut self, request: &ProgramRequest) -> Result<(), CommandError> {
@@ -1947,6 +1970,15 @@ impl Pump {
                 });
             }
         }
+    }
+}
+
+/// The refusal of `command` in `state`: a fault outranks "not allowed here".
+fn not_allowed(command: &'static str, state: State) -> CommandError {
+    if state == State::Fault {
+        CommandError::SystemFault
+    } else {
+        CommandError::NotAllowed { command, state }
     }
 }
 

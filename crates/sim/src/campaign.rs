@@ -453,10 +453,22 @@ pub fn replay_day(config: &CampaignConfig, day_seed: u64) -> (Vec<Violation>, Ve
 /// One patient-day: a random therapy, random faults, a patient who responds to alarms, checkers
 /// after every tick.
 fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>) -> DayResult {
-    let mut rng = Rng::new(seed);
-    let mut result = DayResult::default();
+    let mut day = Day::new(config, seed, journal);
+    while day.sim.now_ms() < config.day_ms {
+        day.tick();
+    }
+    day.finish()
+}
 
-    // The therapy: rates log-uniform 0.5–250 mL/h (home pain pumps to hydration), a day's volume.
+/// The therapy of one patient-day.
+struct Therapy {
+    rate: f64,
+    vtbi: f64,
+    kvo: Option<f64>,
+}
+
+/// Rates log-uniform 0.5–250 mL/h (home pain pumps to hydration), a day's volume.
+fn draw_therapy(rng: &mut Rng, config: &CampaignConfig) -> Therapy {
     let rate = (rng.log_uniform(0.5, 250.0) * 10.0).round() / 10.0;
     let vtbi = (rate * config.day_ms as f64 / 3_600_000.0 * rng.uniform(0.9, 1.3))
         .clamp(1.0, 9_000.0)
@@ -466,11 +478,16 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
     } else {
         None
     };
+    Therapy { rate, vtbi, kvo }
+}
+
+/// The day's plant: a container for the VTBI, mains or battery, and (with `draw_physics`) the
+/// patient's line and vein (issue 11's ranges): compliance 0.5–3 µL/mmHg, resistance
+/// 0.3–3 mmHg·s/µL, venous pressure 5–10 mmHg, venous and sensor noise of several mmHg.
+fn draw_plant(rng: &mut Rng, config: &CampaignConfig, vtbi: f64) -> PlantConfig {
     let mut plant = config.plant.clone();
     plant.reservoir_ml = vtbi + 10.0;
     plant.mains = rng.chance(0.7);
-    // The patient's line and vein (issue 11's ranges): compliance 0.5–3 µL/mmHg, resistance
-    // 0.3–3 mmHg·s/µL, venous pressure 5–10 mmHg, venous and sensor noise of several mmHg.
     if config.draw_physics {
         plant.line_compliance_ul_per_mmhg = rng.log_uniform(0.5, 3.0);
         plant.line_resistance_mmhg_s_per_ul = rng.log_uniform(0.3, 3.0);
@@ -478,156 +495,279 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
         plant.venous_noise_mmhg = rng.uniform(0.5, 3.0);
         plant.pressure_sensor_noise_mmhg = rng.uniform(0.3, 2.0);
     }
-    let day_plant = plant.clone();
-    let program = ProgramSpec {
-        rate_ml_per_h: rate,
-        vtbi_ml: vtbi,
-        kvo_ml_per_h: kvo,
-        bolus_ml: None,
-        lockout_min: None,
-        max_ml_per_h: None,
-        reservoir_ml: None,
-        drug_id: None,
-    };
-    let mut sim = Simulation::with_program(
-        Some(&program),
-        plant,
-        config.pump.clone(),
-        pump::DrugLibrary::default(),
-        rng.next_u64(),
-    );
-    let stroke_ul = config.plant.stroke_volume_ul;
-    let _ = sim.apply(Action::Start);
+    plant
+}
 
-    let total_rate: f64 =
-        FaultKind::ALL.iter().map(|k| k.rate_per_day()).sum::<f64>() * config.fault_rate_scale;
-    let mean_gap_ms = DAY_MS as f64 / total_rate.max(1e-9);
-    let mut next_fault_ms = rng.exponential(mean_gap_ms) as u64;
-    // Harmless disturbances of daily life (coughs, a bent arm, the pump moved): any alarm they
-    // cause shows as unexplained, i.e. a nuisance alarm.
-    let nuisance_gap_ms = DAY_MS as f64 / NUISANCE_PER_DAY;
-    let mut next_nuisance_ms = rng.exponential(nuisance_gap_ms) as u64;
-    let mut fault: Option<ActiveFault> = None;
-    let mut respond_at_ms: Option<u64> = None;
-    let mut acknowledge_at_ms: Option<u64> = None;
-    let mut explained_upto = 0usize;
-    let mut door_seen_open = false;
-    let mut kvo_commanded_ul = 0.0;
-    let mut vtbi_reported = false;
-    let mut silent_reported = false;
-    let mut over_reported = false;
-    let mut last_injected: Option<FaultKind> = None;
-    let mut device_fault = false;
-    let mut last_position_ul = 0.0;
-    let mut still_since_commanded_ul = 0.0;
-    let cfg = config.pump.clone();
-    let mut log = journal;
+/// Alarms that follow from the therapy itself, not from an injected fault: the end of the
+/// infusion, a container the pump's count (1 % off, like a real set) thinks still holds fluid, a
+/// battery drained on a day off mains.
+fn alarm_is_consequence(kind: AlarmKind, reservoir_ml: f64, mains: bool) -> bool {
+    let container_dry =
+        reservoir_ml < 1.0 && matches!(kind, AlarmKind::OcclusionUpstream | AlarmKind::AirInLine);
+    let battery_drained =
+        !mains && matches!(kind, AlarmKind::BatteryLow | AlarmKind::BatteryDepleted);
+    container_dry
+        || battery_drained
+        || matches!(
+            kind,
+            AlarmKind::PausedTooLong
+                | AlarmKind::RepeatedAlarm
+                | AlarmKind::InfusionNearEnd
+                | AlarmKind::InfusionComplete
+                | AlarmKind::ReservoirEmpty
+        )
+}
 
-    let violate = |result: &mut DayResult,
-                   at_ms: u64,
-                   check: &'static str,
-                   fault: Option<FaultKind>,
-                   message: String| {
-        if result.violations.len() < VIOLATIONS_PER_DAY_MAX {
-            result.violations.push(Violation {
-                day_seed: seed,
+/// A device fault stays for the rest of the day (only service removes it): every later alarm may
+/// be its consequence.
+fn is_device_fault(kind: FaultKind) -> bool {
+    matches!(
+        kind,
+        FaultKind::MotorStall
+            | FaultKind::EncoderFault
+            | FaultKind::MotorRunaway
+            | FaultKind::Overheat
+            | FaultKind::SelfTestFail
+    )
+}
+
+/// A harmless disturbance of daily life: a cough, a bent arm, the pump moved.
+fn draw_nuisance(rng: &mut Rng) -> Action {
+    match rng.below(3) {
+        0 => Action::Cough,
+        1 => Action::BendArm {
+            duration_ms: rng.uniform(5_000.0, 120_000.0) as u64,
+        },
+        _ => Action::MovePump {
+            height_cm: rng.uniform(-60.0, 60.0).round(),
+        },
+    }
+}
+
+/// The state of one patient-day's tick loop: the simulation, the checkers' memory, the fault in
+/// progress and the patient's pending reactions. Only [`Day::tick`]'s steps change it.
+struct Day<'a> {
+    config: &'a CampaignConfig,
+    seed: u64,
+    rng: Rng,
+    result: DayResult,
+    sim: Simulation,
+    rate: f64,
+    vtbi: f64,
+    day_plant: PlantConfig,
+    stroke_ul: f64,
+    cfg: pump::Config,
+    mean_gap_ms: f64,
+    next_fault_ms: u64,
+    nuisance_gap_ms: f64,
+    next_nuisance_ms: u64,
+    fault: Option<ActiveFault>,
+    respond_at_ms: Option<u64>,
+    acknowledge_at_ms: Option<u64>,
+    explained_upto: usize,
+    door_seen_open: bool,
+    kvo_commanded_ul: f64,
+    vtbi_reported: bool,
+    silent_reported: bool,
+    over_reported: bool,
+    last_injected: Option<FaultKind>,
+    device_fault: bool,
+    last_position_ul: f64,
+    still_since_commanded_ul: f64,
+    log: Option<&'a mut Vec<String>>,
+}
+
+impl<'a> Day<'a> {
+    /// Setup of the day: the therapy, the plant, the started pump and the first fault and
+    /// nuisance times (in this order of random draws).
+    fn new(config: &'a CampaignConfig, seed: u64, journal: Option<&'a mut Vec<String>>) -> Self {
+        let mut rng = Rng::new(seed);
+        let therapy = draw_therapy(&mut rng, config);
+        let plant = draw_plant(&mut rng, config, therapy.vtbi);
+        let day_plant = plant.clone();
+        let program = ProgramSpec {
+            rate_ml_per_h: therapy.rate,
+            vtbi_ml: therapy.vtbi,
+            kvo_ml_per_h: therapy.kvo,
+            bolus_ml: None,
+            lockout_min: None,
+            max_ml_per_h: None,
+            reservoir_ml: None,
+            drug_id: None,
+        };
+        let mut sim = Simulation::with_program(
+            Some(&program),
+            plant,
+            config.pump.clone(),
+            pump::DrugLibrary::default(),
+            rng.next_u64(),
+        );
+        let _ = sim.apply(Action::Start);
+
+        let total_rate: f64 =
+            FaultKind::ALL.iter().map(|k| k.rate_per_day()).sum::<f64>() * config.fault_rate_scale;
+        let mean_gap_ms = DAY_MS as f64 / total_rate.max(1e-9);
+        let next_fault_ms = rng.exponential(mean_gap_ms) as u64;
+        // Harmless disturbances of daily life (coughs, a bent arm, the pump moved): any alarm they
+        // cause shows as unexplained, i.e. a nuisance alarm.
+        let nuisance_gap_ms = DAY_MS as f64 / NUISANCE_PER_DAY;
+        let next_nuisance_ms = rng.exponential(nuisance_gap_ms) as u64;
+        Day {
+            config,
+            seed,
+            rng,
+            result: DayResult::default(),
+            sim,
+            rate: therapy.rate,
+            vtbi: therapy.vtbi,
+            day_plant,
+            stroke_ul: config.plant.stroke_volume_ul,
+            cfg: config.pump.clone(),
+            mean_gap_ms,
+            next_fault_ms,
+            nuisance_gap_ms,
+            next_nuisance_ms,
+            fault: None,
+            respond_at_ms: None,
+            acknowledge_at_ms: None,
+            explained_upto: 0,
+            door_seen_open: false,
+            kvo_commanded_ul: 0.0,
+            vtbi_reported: false,
+            silent_reported: false,
+            over_reported: false,
+            last_injected: None,
+            device_fault: false,
+            last_position_ul: 0.0,
+            still_since_commanded_ul: 0.0,
+            log: journal,
+        }
+    }
+
+    /// One tick: step the simulation, run the checkers, then the patient, the nuisances and the
+    /// fault injection.
+    fn tick(&mut self) {
+        let commanded_before = self.sim.plant_model().commanded_ul();
+        let state_before = self.sim.pump().state();
+        self.sim.step();
+        self.sim.discard_events();
+        let now = self.sim.now_ms();
+        if state_before == State::Kvo {
+            self.kvo_commanded_ul += self.sim.plant_model().commanded_ul() - commanded_before;
+        }
+        self.check_door(now, commanded_before);
+        self.check_delivery(now);
+        self.attribute_alarms(now);
+        self.check_detection(now);
+        self.drop_missed_fault();
+        self.patient_responds(now);
+        self.patient_acknowledges(now);
+        self.maybe_nuisance(now);
+        self.maybe_inject(now);
+    }
+
+    fn violate(
+        &mut self,
+        at_ms: u64,
+        check: &'static str,
+        fault: Option<FaultKind>,
+        message: String,
+    ) {
+        if self.result.violations.len() < VIOLATIONS_PER_DAY_MAX {
+            self.result.violations.push(Violation {
+                day_seed: self.seed,
                 at_ms,
                 check,
                 fault,
-                rate_ml_per_h: rate,
+                rate_ml_per_h: self.rate,
                 message,
             });
         } else {
-            result.violations_not_listed += 1;
+            self.result.violations_not_listed += 1;
         }
-    };
+    }
 
-    while sim.now_ms() < config.day_ms {
-        let commanded_before = sim.plant_model().commanded_ul();
-        let state_before = sim.pump().state();
-        sim.step();
-        sim.discard_events();
-        let now = sim.now_ms();
-        if state_before == State::Kvo {
-            kvo_commanded_ul += sim.plant_model().commanded_ul() - commanded_before;
-        }
-
-        // Checker: no motor motion with the door open once the core has seen it open.
-        if door_seen_open && sim.plant_model().commanded_ul() > commanded_before {
-            violate(
-                &mut result,
+    /// Checker: no motor motion with the door open once the core has seen it open.
+    fn check_door(&mut self, now: u64, commanded_before: f64) {
+        if self.door_seen_open && self.sim.plant_model().commanded_ul() > commanded_before {
+            let fault = self.fault.map(|f| f.kind);
+            self.violate(
                 now,
                 "door",
-                fault.map(|f| f.kind),
+                fault,
                 "the motor moved with the door open".to_string(),
             );
         }
-        door_seen_open = !sim.plant_model().door_closed();
+        self.door_seen_open = !self.sim.plant_model().door_closed();
+    }
 
-        // Checker: no delivery beyond tolerance. The controller never commands more than the VTBI plus
-        // one stroke (KVO volume is on top by design), and the mechanism never pushes more than the
-        // stroke accuracy plus ECRI's 0.5 mL unplanned bolus beyond what was commanded.
-        let commanded = sim.plant_model().commanded_ul();
-        let pumped = sim.plant_model().pumped_ul();
-        let bias = config.plant.stroke_volume_bias_fraction.abs()
-            + 4.0 * config.plant.stroke_volume_noise_fraction;
-        if !vtbi_reported
+    /// Checker: no delivery beyond tolerance. The controller never commands more than the VTBI plus
+    /// one stroke (KVO volume is on top by design), and the mechanism never pushes more than the
+    /// stroke accuracy plus ECRI's 0.5 mL unplanned bolus beyond what was commanded.
+    fn check_delivery(&mut self, now: u64) {
+        let commanded = self.sim.plant_model().commanded_ul();
+        let pumped = self.sim.plant_model().pumped_ul();
+        let bias = self.config.plant.stroke_volume_bias_fraction.abs()
+            + 4.0 * self.config.plant.stroke_volume_noise_fraction;
+        let (vtbi, kvo_commanded_ul, stroke_ul) =
+            (self.vtbi, self.kvo_commanded_ul, self.stroke_ul);
+        if !self.vtbi_reported
             && pumped > (vtbi * 1000.0 + kvo_commanded_ul) * (1.0 + bias) + 2.0 * stroke_ul
         {
-            vtbi_reported = true;
-            violate(
-                &mut result,
+            self.vtbi_reported = true;
+            self.violate(
                 now,
                 "vtbi",
-                last_injected,
+                self.last_injected,
                 format!(
                     "the mechanism pushed {pumped:.1} µL, more than VTBI {vtbi} mL + {kvo_commanded_ul:.1} µL of KVO + stroke accuracy"
                 ),
             );
         }
-        // Checker: no silent stop. While the core says it infuses and no alarm is listed, the
-        // mechanism must be moving: a commanded volume of three mismatch limits with no motion is
-        // a patient silently getting nothing.
-        let position = sim.plant_model().motor_position_ul();
-        // Any motion counts (relief runs the mechanism backwards).
-        if (position - last_position_ul).abs() > 1e-9 {
-            last_position_ul = position;
-            still_since_commanded_ul = commanded;
-        }
-        let silent = matches!(sim.pump().state(), State::Infusing | State::Kvo)
-            && sim.pump().active_alarms().next().is_none()
-            && commanded - still_since_commanded_ul > 3.0 * cfg.motor_encoder_mismatch_ul;
-        if silent && !silent_reported {
-            silent_reported = true;
-            violate(
-                &mut result,
-                now,
-                "silent_no_flow",
-                fault.map(|f| f.kind),
-                format!(
-                    "the pump shows {} with no alarm, but the mechanism has not moved for {:.0} µL commanded",
-                    sim.pump().state().name(),
-                    commanded - still_since_commanded_ul
-                ),
-            );
-        }
-        if !over_reported && pumped > commanded * (1.0 + bias) + 2.0 * stroke_ul + 500.0 {
-            over_reported = true;
-            violate(
-                &mut result,
+        self.check_silent_stop(now, commanded);
+        if !self.over_reported && pumped > commanded * (1.0 + bias) + 2.0 * stroke_ul + 500.0 {
+            self.over_reported = true;
+            self.violate(
                 now,
                 "over_delivery",
-                last_injected,
+                self.last_injected,
                 format!(
                     "the mechanism pushed {:.1} µL for {:.1} µL commanded",
                     pumped, commanded
                 ),
             );
         }
+    }
 
-        // Attribute new alarms to the active fault, or count them as unexplained.
-        let history = sim.alarm_history();
-        if let Some(f) = &mut fault
+    /// Checker: no silent stop. While the core says it infuses and no alarm is listed, the
+    /// mechanism must be moving: a commanded volume of three mismatch limits with no motion is
+    /// a patient silently getting nothing.
+    fn check_silent_stop(&mut self, now: u64, commanded: f64) {
+        let position = self.sim.plant_model().motor_position_ul();
+        // Any motion counts (relief runs the mechanism backwards).
+        if (position - self.last_position_ul).abs() > 1e-9 {
+            self.last_position_ul = position;
+            self.still_since_commanded_ul = commanded;
+        }
+        let silent = matches!(self.sim.pump().state(), State::Infusing | State::Kvo)
+            && self.sim.pump().active_alarms().next().is_none()
+            && commanded - self.still_since_commanded_ul > 3.0 * self.cfg.motor_encoder_mismatch_ul;
+        if silent && !self.silent_reported {
+            self.silent_reported = true;
+            let fault = self.fault.map(|f| f.kind);
+            let message = format!(
+                "the pump shows {} with no alarm, but the mechanism has not moved for {:.0} µL commanded",
+                self.sim.pump().state().name(),
+                commanded - self.still_since_commanded_ul
+            );
+            self.violate(now, "silent_no_flow", fault, message);
+        }
+    }
+
+    /// Attribute new alarms to the active fault, or count them as unexplained.
+    fn attribute_alarms(&mut self, now: u64) {
+        let history = self.sim.alarm_history();
+        if let Some(f) = &mut self.fault
             && f.outcome.is_none()
             && let Some(a) = history[f.alarms_before..]
                 .iter()
@@ -637,217 +777,227 @@ fn run_day(config: &CampaignConfig, seed: u64, journal: Option<&mut Vec<String>>
                 after_ms: a.raised_at_ms - f.at_ms,
             });
         }
-        for a in &history[explained_upto..] {
-            let explained = device_fault || fault.is_some_and(|f| a.raised_at_ms >= f.at_ms);
-            // Alarms that follow from the therapy itself, not from an injected fault: the end of
-            // the infusion, a container the pump's count (1 % off, like a real set) thinks still
-            // holds fluid, a battery drained on a day off mains.
-            let container_dry = sim.plant().reservoir_ml < 1.0
-                && matches!(a.kind, AlarmKind::OcclusionUpstream | AlarmKind::AirInLine);
-            let battery_drained = !sim.plant().mains
-                && matches!(a.kind, AlarmKind::BatteryLow | AlarmKind::BatteryDepleted);
-            let consequence = container_dry
-                || battery_drained
-                || matches!(
-                    a.kind,
-                    AlarmKind::PausedTooLong
-                        | AlarmKind::RepeatedAlarm
-                        | AlarmKind::InfusionNearEnd
-                        | AlarmKind::InfusionComplete
-                        | AlarmKind::ReservoirEmpty
-                );
+        for a in &history[self.explained_upto..] {
+            let explained =
+                self.device_fault || self.fault.is_some_and(|f| a.raised_at_ms >= f.at_ms);
+            let consequence = alarm_is_consequence(
+                a.kind,
+                self.sim.plant().reservoir_ml,
+                self.sim.plant().mains,
+            );
             if !explained && !consequence {
-                result.unexplained.push(a.kind);
+                self.result.unexplained.push(a.kind);
                 if a.kind == AlarmKind::OcclusionDownstream
-                    && sim.pump().alarm(a.kind).is_some_and(|active| {
+                    && self.sim.pump().alarm(a.kind).is_some_and(|active| {
                         matches!(active.detail, pump::AlarmDetail::Pressure { .. })
                     })
                 {
-                    result.unexplained_by_limit += 1;
+                    self.result.unexplained_by_limit += 1;
                 }
-                if let Some(j) = log.as_deref_mut() {
+                if let Some(j) = self.log.as_deref_mut() {
                     j.push(format!("{now:>9} ms  unexplained alarm {}", a.kind.name()));
                 }
             }
         }
-        explained_upto = history.len();
+        self.explained_upto = history.len();
+    }
 
-        // Checker: every injected fault alarmed within its deadline.
-        if let Some(f) = &mut fault
-            && f.outcome.is_none()
-        {
-            let stopped_otherwise = !matches!(sim.motor(), MotorCommand::Run { .. })
-                && sim
-                    .pump()
-                    .active_alarms()
-                    .any(|a| !f.kind.detected_by().contains(&a.kind));
-            let overdue = match f.deadline {
-                Deadline::AfterMs(ms) => now > f.at_ms + ms,
-                Deadline::AfterCommandedUl(ul) => {
-                    sim.plant_model().commanded_ul() - f.commanded_at_ul > ul
-                }
-            };
-            if stopped_otherwise && !overdue {
-                f.outcome = Some(Outcome::Masked);
-            } else if overdue {
-                f.outcome = Some(Outcome::Missed);
-                violate(
-                    &mut result,
-                    now,
-                    "detection",
-                    Some(f.kind),
-                    format!(
-                        "{} injected at {} ms not alarmed ({:?} passed; rate {rate} mL/h, state {})",
-                        f.kind.name(),
-                        f.at_ms,
-                        f.deadline,
-                        sim.pump().state().name()
-                    ),
-                );
-            }
+    /// Checker: every injected fault alarmed within its deadline.
+    fn check_detection(&mut self, now: u64) {
+        let Some(mut f) = self.fault else {
+            return;
+        };
+        if f.outcome.is_some() {
+            return;
         }
-        // A missed fault will call nobody: judge it now and remove its cause, so one miss does not
-        // hide the rest of the day.
-        if let Some(f) = fault
+        let stopped_otherwise = !matches!(self.sim.motor(), MotorCommand::Run { .. })
+            && self
+                .sim
+                .pump()
+                .active_alarms()
+                .any(|a| !f.kind.detected_by().contains(&a.kind));
+        let overdue = match f.deadline {
+            Deadline::AfterMs(ms) => now > f.at_ms + ms,
+            Deadline::AfterCommandedUl(ul) => {
+                self.sim.plant_model().commanded_ul() - f.commanded_at_ul > ul
+            }
+        };
+        if stopped_otherwise && !overdue {
+            f.outcome = Some(Outcome::Masked);
+        } else if overdue {
+            f.outcome = Some(Outcome::Missed);
+            let message = format!(
+                "{} injected at {} ms not alarmed ({:?} passed; rate {} mL/h, state {})",
+                f.kind.name(),
+                f.at_ms,
+                f.deadline,
+                self.rate,
+                self.sim.pump().state().name()
+            );
+            self.violate(now, "detection", Some(f.kind), message);
+        }
+        self.fault = Some(f);
+    }
+
+    /// A missed fault will call nobody: judge it now and remove its cause, so one miss does not
+    /// hide the rest of the day.
+    fn drop_missed_fault(&mut self) {
+        if let Some(f) = self.fault
             && f.outcome == Some(Outcome::Missed)
         {
-            result.injected.push((f.kind, Outcome::Missed));
+            self.result.injected.push((f.kind, Outcome::Missed));
             for action in fix(f.kind) {
-                let _ = sim.apply(*action);
+                let _ = self.sim.apply(*action);
             }
-            fault = None;
+            self.fault = None;
         }
+    }
 
-        // The patient: some minutes after an alarm sounds, fixes what is visibly wrong, acknowledges
-        // and resumes, as the guide tells them to.
-        let sounding = sim.pump().active_alarms().any(|a| !a.acknowledged);
-        if sounding && respond_at_ms.is_none() && acknowledge_at_ms.is_none() {
-            respond_at_ms = Some(now + rng.uniform(30_000.0, 300_000.0) as u64);
+    /// The patient: some minutes after an alarm sounds, fixes what is visibly wrong, acknowledges
+    /// and resumes, as the guide tells them to.
+    fn patient_responds(&mut self, now: u64) {
+        let sounding = self.sim.pump().active_alarms().any(|a| !a.acknowledged);
+        if sounding && self.respond_at_ms.is_none() && self.acknowledge_at_ms.is_none() {
+            self.respond_at_ms = Some(now + self.rng.uniform(30_000.0, 300_000.0) as u64);
         }
-        if let Some(t) = respond_at_ms
+        if let Some(t) = self.respond_at_ms
             && now >= t
         {
-            respond_at_ms = None;
+            self.respond_at_ms = None;
             // The patient only knows about a fault the pump told them about: one not judged yet
             // (another alarm called them) stays in place and keeps being judged.
-            if let Some(f) = fault
+            if let Some(f) = self.fault
                 && let Some(outcome) = f.outcome
             {
-                fault = None;
+                self.fault = None;
                 for action in fix(f.kind) {
-                    let _ = sim.apply(*action);
+                    let _ = self.sim.apply(*action);
                 }
-                result.injected.push((f.kind, outcome));
+                self.result.injected.push((f.kind, outcome));
             }
             // The pump must see the fix in a sensor frame before the alarm's condition is gone.
-            acknowledge_at_ms = Some(now + 5_000);
+            self.acknowledge_at_ms = Some(now + 5_000);
         }
-        if let Some(t) = acknowledge_at_ms
-            && now >= t
+    }
+
+    /// The patient acknowledges and resumes. The guide: after a system error, stop using the pump
+    /// and call support; do not keep restarting an alarm that repeats. The patient resumes after
+    /// anything else.
+    fn patient_acknowledges(&mut self, now: u64) {
+        let Some(t) = self.acknowledge_at_ms else {
+            return;
+        };
+        if now < t {
+            return;
+        }
+        self.acknowledge_at_ms = None;
+        let give_up = self.sim.pump().active_alarms().any(|a| {
+            matches!(
+                a.kind,
+                AlarmKind::SystemError | AlarmKind::OverInfusion | AlarmKind::RepeatedAlarm
+            )
+        });
+        let _ = self.sim.apply(Action::Acknowledge { alarm: None });
+        if !give_up
+            && matches!(
+                self.sim.pump().state(),
+                State::StoppedByAlarm | State::Paused
+            )
         {
-            acknowledge_at_ms = None;
-            // The guide: after a system error, stop using the pump and call support; do not keep
-            // restarting an alarm that repeats. The patient resumes after anything else.
-            let give_up = sim.pump().active_alarms().any(|a| {
-                matches!(
-                    a.kind,
-                    AlarmKind::SystemError | AlarmKind::OverInfusion | AlarmKind::RepeatedAlarm
-                )
-            });
-            let _ = sim.apply(Action::Acknowledge { alarm: None });
-            if !give_up && matches!(sim.pump().state(), State::StoppedByAlarm | State::Paused) {
-                let _ = sim.apply(Action::Resume);
-            }
-            if let Some(j) = log.as_deref_mut() {
-                j.push(format!(
-                    "{now:>9} ms  patient responded; state {}",
-                    sim.pump().state().name()
-                ));
-            }
+            let _ = self.sim.apply(Action::Resume);
         }
-
-        if now >= next_nuisance_ms {
-            next_nuisance_ms = now + rng.exponential(nuisance_gap_ms) as u64;
-            let action = match rng.below(3) {
-                0 => Action::Cough,
-                1 => Action::BendArm {
-                    duration_ms: rng.uniform(5_000.0, 120_000.0) as u64,
-                },
-                _ => Action::MovePump {
-                    height_cm: rng.uniform(-60.0, 60.0).round(),
-                },
-            };
-            let _ = sim.apply(action);
-        }
-
-        // Inject the next fault while the pump is infusing and no other fault is in progress.
-        if now >= next_fault_ms {
-            let infusing = matches!(sim.pump().state(), State::Infusing | State::Kvo)
-                && matches!(sim.motor(), MotorCommand::Run { .. });
-            let quiet = sim.pump().active_alarms().next().is_none();
-            let kind = pick_fault(&mut rng, config.fault_mix);
-            // Unplugging a pump that runs on battery changes nothing: not a fault to judge.
-            let meaningful = (!matches!(kind, FaultKind::MainsUnplugged) || sim.plant().mains)
-                // The disconnection monitor reads pulses that settle between strokes: injected
-                // only while the pump says it can judge (docs/pump-core.md, "Where physics cannot
-                // tell"); the report counts the days it could not.
-                && (kind != FaultKind::LineDisconnected || sim.pump().line_monitor_armed());
-            if !(fault.is_none() && infusing && quiet && meaningful) {
-                // Not now: the pump is busy with another fault or not infusing. Try again in a
-                // minute, so the faults still arrive at their rate over infusing time.
-                next_fault_ms = now + 60_000;
-            } else {
-                next_fault_ms = now + rng.exponential(mean_gap_ms) as u64;
-                let rate_now = match sim.motor() {
-                    MotorCommand::Run { rate_ml_per_h } => rate_ml_per_h,
-                    MotorCommand::Stopped | MotorCommand::Reverse { .. } => 0.0,
-                };
-                let (actions, deadline) = inject(kind, &mut rng, &day_plant, &cfg, rate_now);
-                if let Some(j) = log.as_deref_mut() {
-                    j.push(format!(
-                        "{now:>9} ms  inject {} ({:?})",
-                        kind.name(),
-                        deadline
-                    ));
-                }
-                for a in &actions {
-                    let _ = sim.apply(*a);
-                }
-                last_injected = Some(kind);
-                // A device fault stays for the rest of the day (only service removes it): every
-                // later alarm may be its consequence.
-                device_fault |= matches!(
-                    kind,
-                    FaultKind::MotorStall
-                        | FaultKind::EncoderFault
-                        | FaultKind::MotorRunaway
-                        | FaultKind::Overheat
-                        | FaultKind::SelfTestFail
-                );
-                fault = Some(ActiveFault {
-                    kind,
-                    at_ms: now,
-                    commanded_at_ul: sim.plant_model().commanded_ul(),
-                    deadline,
-                    alarms_before: sim.alarm_history().len(),
-                    outcome: None,
-                });
-            }
+        if let Some(j) = self.log.as_deref_mut() {
+            j.push(format!(
+                "{now:>9} ms  patient responded; state {}",
+                self.sim.pump().state().name()
+            ));
         }
     }
-    if let Some(f) = fault {
+
+    fn maybe_nuisance(&mut self, now: u64) {
+        if now >= self.next_nuisance_ms {
+            self.next_nuisance_ms = now + self.rng.exponential(self.nuisance_gap_ms) as u64;
+            let action = draw_nuisance(&mut self.rng);
+            let _ = self.sim.apply(action);
+        }
+    }
+
+    /// Inject the next fault while the pump is infusing and no other fault is in progress.
+    fn maybe_inject(&mut self, now: u64) {
+        if now < self.next_fault_ms {
+            return;
+        }
+        let infusing = matches!(self.sim.pump().state(), State::Infusing | State::Kvo)
+            && matches!(self.sim.motor(), MotorCommand::Run { .. });
+        let quiet = self.sim.pump().active_alarms().next().is_none();
+        let kind = pick_fault(&mut self.rng, self.config.fault_mix);
+        // Unplugging a pump that runs on battery changes nothing: not a fault to judge.
+        let meaningful = (!matches!(kind, FaultKind::MainsUnplugged) || self.sim.plant().mains)
+            // The disconnection monitor reads pulses that settle between strokes: injected
+            // only while the pump says it can judge (docs/pump-core.md, "Where physics cannot
+            // tell"); the report counts the days it could not.
+            && (kind != FaultKind::LineDisconnected || self.sim.pump().line_monitor_armed());
+        if !(self.fault.is_none() && infusing && quiet && meaningful) {
+            // Not now: the pump is busy with another fault or not infusing. Try again in a
+            // minute, so the faults still arrive at their rate over infusing time.
+            self.next_fault_ms = now + 60_000;
+        } else {
+            self.next_fault_ms = now + self.rng.exponential(self.mean_gap_ms) as u64;
+            self.inject(now, kind);
+        }
+    }
+
+    fn inject(&mut self, now: u64, kind: FaultKind) {
+        let rate_now = match self.sim.motor() {
+            MotorCommand::Run { rate_ml_per_h } => rate_ml_per_h,
+            MotorCommand::Stopped | MotorCommand::Reverse { .. } => 0.0,
+        };
+        let (actions, deadline) = inject(kind, &mut self.rng, &self.day_plant, &self.cfg, rate_now);
+        if let Some(j) = self.log.as_deref_mut() {
+            j.push(format!(
+                "{now:>9} ms  inject {} ({:?})",
+                kind.name(),
+                deadline
+            ));
+        }
+        for a in &actions {
+            let _ = self.sim.apply(*a);
+        }
+        self.last_injected = Some(kind);
+        self.device_fault |= is_device_fault(kind);
+        self.fault = Some(ActiveFault {
+            kind,
+            at_ms: now,
+            commanded_at_ul: self.sim.plant_model().commanded_ul(),
+            deadline,
+            alarms_before: self.sim.alarm_history().len(),
+            outcome: None,
+        });
+    }
+
+    /// The summary: a fault still in progress counts as masked; the journal gets the pump's lines.
+    fn finish(self) -> DayResult {
+        let Day {
+            mut result,
+            fault,
+            sim,
+            log,
+            ..
+        } = self;
+        if let Some(f) = fault {
+            result
+                .injected
+                .push((f.kind, f.outcome.unwrap_or(Outcome::Masked)));
+        }
+        result.alarms_raised = sim.alarm_history().len() as u64;
+        if let Some(j) = log {
+            for line in sim.journal() {
+                j.push(format!("{:>9} ms  {}", line.at_ms, line.text));
+            }
+            j.sort();
+        }
         result
-            .injected
-            .push((f.kind, f.outcome.unwrap_or(Outcome::Masked)));
     }
-    result.alarms_raised = sim.alarm_history().len() as u64;
-    if let Some(j) = log {
-        for line in sim.journal() {
-            j.push(format!("{:>9} ms  {}", line.at_ms, line.text));
-        }
-        j.sort();
-    }
-    result
 }
 
 fn pick_fault(rng: &mut Rng, mix: FaultMix) -> FaultKind {
