@@ -200,6 +200,11 @@ pub fn check_webhook_url(url: &str, allow_loopback: bool) -> Result<(), AppError
         ));
     };
     match uri.scheme_str() {
+        Some("https") if is_internal(host) && !(allow_loopback && is_loopback(host)) => {
+            Err(invalid(
+                "this address is inside a private network or this machine; give the public https:// address of your alerting service",
+            ))
+        }
         Some("https") => Ok(()),
         Some("http") if allow_loopback && is_loopback(host) => Ok(()),
         Some("http") if is_loopback(host) => Err(invalid(
@@ -208,6 +213,40 @@ pub fn check_webhook_url(url: &str, allow_loopback: bool) -> Result<(), AppError
         _ => Err(invalid(
             "use an https:// URL; patient alerts never travel unencrypted",
         )),
+    }
+}
+
+/// A literal address no webhook should reach from the server: this machine, private and link-local networks
+/// (cloud metadata services live there), unspecified, multicast and documentation ranges. Names are not resolved
+/// here; a name that resolves inward is the clinic admin's configuration.
+fn is_internal(host: &str) -> bool {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    match host.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V4(v4)) => {
+            v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_multicast()
+                || v4.is_broadcast()
+                || v4.is_documentation()
+                || v4.octets()[0] == 100 && (64..128).contains(&v4.octets()[1])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => {
+            let first = v6.segments()[0];
+            v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00
+                || (first & 0xffc0) == 0xfe80
+                || v6
+                    .to_ipv4_mapped()
+                    .is_some_and(|v4| is_internal(&v4.to_string()))
+        }
+        Err(_) => false,
     }
 }
 
@@ -247,5 +286,19 @@ mod tests {
         assert!(check_webhook_url("https://user:secret@alerts.example.org/", false).is_err());
         assert!(check_webhook_url("ftp://alerts.example.org/", false).is_err());
         assert!(check_webhook_url("https:///nohost", false).is_err());
+        for internal in [
+            "https://169.254.169.254/latest/meta-data",
+            "https://10.0.0.5/hook",
+            "https://192.168.1.1/hook",
+            "https://127.0.0.1/hook",
+            "https://[::1]/hook",
+            "https://[fd00::1]/hook",
+            "https://[::ffff:10.0.0.1]/hook",
+            "https://localhost/hook",
+        ] {
+            assert!(check_webhook_url(internal, false).is_err(), "{internal}");
+        }
+        assert!(check_webhook_url("https://127.0.0.1:9443/hook", true).is_ok());
+        assert!(check_webhook_url("https://203.0.114.7/hook", false).is_ok());
     }
 }
