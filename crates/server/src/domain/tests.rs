@@ -62,11 +62,11 @@ fn patient() -> Person {
     }
 }
 
-/// A pump event whose pump clock said `at_ms` (the board is given it as a skew from its receipt, which the tests
-/// take to be the same time unless they say otherwise).
-fn event(kind: Kind, at_ms: i64, data: Value) -> PumpEvent {
+/// A stored pump event with this record id, its pump clock agreeing with the server's (the board decides on
+/// receipt time; a test that needs a wrong clock sets `clock_skew_ms` itself).
+fn event(kind: Kind, record_id: i64, data: Value) -> PumpEvent {
     PumpEvent {
-        record_id: at_ms,
+        record_id,
         kind: kind.name().into(),
         data,
         clock_skew_ms: 0,
