@@ -81,11 +81,13 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   await patient.locator('.alarm .notice').waitFor();
   assert.match(await patient.locator('.alarm .notice').innerText(), /acknowledged/i);
 
-  // The nurse's dashboard lists the alarm at the top, with the patient's acknowledgement.
+  // The nurse's dashboard lists the practice alarm, badged, with the patient's acknowledgement (below any real
+  // alarm of another patient: practice never outranks a real alarm).
   await nurse.goto(`${BASE}/nurse`);
-  const row = nurse.locator('ul.patients > li').first();
+  const row = nurse.locator(`ul.patients > li:has(a[href="/nurse/patients/${patientId}"])`);
   await row.locator('[data-alarm-id^="occlusion"]').waitFor();
   assert.match(await row.innerText(), /Acknowledged by/);
+  assert.ok(await row.locator('[data-alarm-id^="occlusion"] .badge.teaching').count() >= 1, 'the practice alarm is badged Practice on the dashboard');
   await checkAxe(nurse, 'dashboard with an alarm');
   await shot(nurse, 'nurse-dashboard-alarm-desktop');
   // The nurse acknowledges with a note.

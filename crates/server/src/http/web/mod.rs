@@ -5,6 +5,7 @@
 //! Every handler checks access through `crate::access` (which audits reads) and every form carries the
 //! session's CSRF token, checked by the router-wide guard in `crate::auth`. See docs/screens.md.
 
+pub mod alarm;
 pub mod assets;
 pub mod card;
 pub mod charts;
@@ -37,18 +38,19 @@ pub fn routes() -> Router<AppState> {
             "/p/{patient_id}/what-to-do/{item_id}",
             get(patient::what_to_do),
         )
-        .route("/p/{patient_id}/pump", get(patient::pump))
+        .route("/p/{patient_id}/pump", get(alarm::pump))
         .route(
             "/p/{patient_id}/alarms/{alarm}/step",
-            post(patient::alarm_step),
+            post(alarm::alarm_step),
         )
-        .route(
-            "/p/{patient_id}/alarms/{alarm}/ack",
-            post(patient::alarm_ack),
-        )
+        .route("/p/{patient_id}/alarms/{alarm}/ack", post(alarm::alarm_ack))
         .route(
             "/p/{patient_id}/check",
             get(check::form).post(check::submit),
+        )
+        .route(
+            "/p/{patient_id}/check/result/{check_id}",
+            get(check::result),
         )
         .route("/p/{patient_id}/log", get(log::page))
         .route("/p/{patient_id}/reminders", get(reminders::page))

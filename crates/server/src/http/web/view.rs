@@ -25,13 +25,39 @@ pub struct Layout {
     pub notice: Option<String>,
     pub body_class: &'static str,
     pub asset_version: &'static str,
+    /// The patient's most urgent active alarm, on every page the patient or a caregiver sees (never a nurse's):
+    /// rendered by the server so it shows without JavaScript, refreshed live with the page's other parts.
+    pub banner: Option<AlarmBanner>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NavLink {
     pub href: String,
-    pub label: &'static str,
+    pub label: String,
     pub current: bool,
+}
+
+/// The active-alarm banner: the alarm in plain words with the pump's own word, step 1, what happens next, and
+/// the two actions (open the steps, acknowledge), small enough to sit above the fold on a phone.
+#[derive(Debug, Clone)]
+pub struct AlarmBanner {
+    pub id: String,
+    pub title: String,
+    /// What the pump's own screen shows ("Occlusion"); empty for an alarm the server raised.
+    pub screen: String,
+    pub priority: String,
+    pub priority_label: String,
+    pub teaching: bool,
+    pub first_step: String,
+    pub steps_href: String,
+    /// Who was alerted, who acknowledged, and what happens next and when.
+    pub status: Vec<String>,
+    pub acknowledged: bool,
+    pub ack_action: String,
+    /// The page to come back to after acknowledging from the banner.
+    pub back: String,
+    /// More active alarms besides this one.
+    pub more: usize,
 }
 
 /// A phone number to call, with who answers it.
@@ -160,6 +186,12 @@ pub struct AlarmGuideView {
     /// Stable for one occurrence: the alarm name and when it was raised.
     pub id: String,
     pub title: String,
+    /// What the pump's own screen shows ("Occlusion"); empty for an alarm the server raised.
+    pub screen: String,
+    /// The care team's own notes for this alarm (general ones first): shown before the guide's steps.
+    pub care_notes: Vec<String>,
+    /// Who acknowledged (with their note), who was alerted, and what happens next and when.
+    pub status: Vec<String>,
     pub priority: String,
     pub priority_label: String,
     pub meaning: String,
@@ -171,7 +203,6 @@ pub struct AlarmGuideView {
     pub call_when: Vec<String>,
     pub calls: Vec<Contact>,
     pub acknowledged: bool,
-    pub acknowledged_label: String,
     pub teaching: bool,
     pub step_action: String,
     pub ack_action: String,
@@ -209,6 +240,8 @@ pub struct PumpView {
 #[template(path = "pump.html")]
 pub struct PumpPage {
     pub layout: Layout,
+    /// "My pump", or "Alex's pump" for a caregiver or a clinician.
+    pub heading: String,
     pub alarm: Option<AlarmGuideView>,
     pub other_alarms: Vec<AlarmLine>,
     pub pump: Option<PumpView>,
