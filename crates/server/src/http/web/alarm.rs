@@ -2,7 +2,7 @@
 //! team's notes first, what happens next and when, numbered steps and whom to call), the banner every other
 //! patient page carries during an alarm, and the two actions ("I did this", acknowledge).
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use serde_json::{Value, json};
 
@@ -284,6 +284,7 @@ pub async fn pump(
     State(state): State<AppState>,
     user: WebUser,
     Path(patient_id): Path<String>,
+    Query(done): Query<super::practice::Done>,
 ) -> Result<Response, AppError> {
     let access = common::read_access(&state, &user, &patient_id).await?;
     let snapshot = crate::services::alarms::snapshot(&state, &access);
@@ -295,7 +296,8 @@ pub async fn pump(
     } else {
         "Pump alarm".to_string()
     };
-    let layout = patient_layout(&state, &access, &title, "pump", true).await;
+    let mut layout = patient_layout(&state, &access, &title, "pump", true).await;
+    layout.notice = super::practice::done_notice(done.done());
 
     let words = PersonWords::new(&user, &access.display_name);
     let mut alarm = None;

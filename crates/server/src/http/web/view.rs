@@ -397,6 +397,17 @@ pub struct FaultButton {
 pub struct PracticeButtons {
     pub action: String,
     pub buttons: Vec<FaultButton>,
+    pub screen: Option<PumpScreen>,
+}
+
+/// The practice pump's own display, as the real pump's screen would show it: its state, the word on its screen
+/// during an alarm, and what the pump needs next (a stopped pump senses no blocked line).
+pub struct PumpScreen {
+    pub state_label: String,
+    pub state_class: &'static str,
+    pub detail: String,
+    pub alarm_word: String,
+    pub hint: String,
 }
 
 #[derive(Template)]
@@ -409,6 +420,8 @@ pub struct PracticePage {
     pub patient_pump_href: String,
     pub faults: Vec<FaultButton>,
     pub fault_action: String,
+    pub fixes: Vec<FaultButton>,
+    pub screen: Option<PumpScreen>,
     pub start_action: String,
     pub stop_action: String,
     pub patient_href: String,
