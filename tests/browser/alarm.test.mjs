@@ -98,8 +98,12 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   // Stop the practice pump; the record marks its events as practice.
   await nurse.goto(`${BASE}/nurse/patients/${patientId}/practice`);
   await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.danger')]);
+  // Practice stays out of the patient's log unless "Show practice" is chosen; then it is badged.
   await patient.goto(`${patientBase}/log?kind=alarms&days=1`);
-  assert.ok(await patient.locator('.timeline .badge.teaching').count() >= 1, 'teaching events are marked as practice in the record');
+  assert.equal(await patient.locator('.timeline .badge.teaching').count(), 0, 'practice events stay out of the log by default');
+  await patient.check('#f-practice');
+  await Promise.all([patient.waitForLoadState('load'), patient.click('form.filters button[type=submit]')]);
+  assert.ok(await patient.locator('.timeline .badge.teaching').count() >= 1, 'with Show practice, teaching events are listed and marked as practice');
   await patient.context().close();
   await nurse.context().close();
 });

@@ -907,3 +907,29 @@ async fn reads_are_audited_once_per_reading_session_not_per_refresh() {
     );
     assert_eq!(reads(&web.timeline_kinds(&web.world.p1).await), before + 2);
 }
+
+/// A caregiver reads the patient's name where the patient reads "my" and "your"; the patient reads "your".
+#[tokio::test]
+async fn a_caregiver_reads_the_patients_name() {
+    let web = Web::start().await;
+    let caregiver = web.session(Some(User::Caregiver1)).await;
+    let patient = web.session(Some(User::Patient1)).await;
+    // Askama escapes the apostrophe.
+    let pat = |what: &str| format!("Pat&#39;s {what}");
+    let today = web.get("/p/{p1}/today", &caregiver).await.text();
+    assert!(today.contains(&pat("next infusion")), "{today}");
+    assert!(
+        today.contains(&pat("pump")),
+        "the navigation says whose pump"
+    );
+    assert!(!today.contains("My pump") && !today.contains("Your next infusion"));
+    let log = web.get("/p/{p1}/log", &caregiver).await.text();
+    assert!(log.contains(&pat("log")), "{log}");
+    let pump = web.get("/p/{p1}/pump", &caregiver).await.text();
+    assert!(
+        pump.contains(&format!("<h1>{}</h1>", pat("pump"))),
+        "{pump}"
+    );
+    let own = web.get("/p/{p1}/today", &patient).await.text();
+    assert!(own.contains("Your next infusion") && own.contains("My pump"));
+}

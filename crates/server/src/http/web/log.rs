@@ -85,6 +85,9 @@ pub struct LogQuery {
     kind: Option<String>,
     #[serde(default)]
     days: Option<String>,
+    /// `practice=1`: include the practice pump's events (left out by default).
+    #[serde(default)]
+    practice: Option<String>,
 }
 
 /// What the filters resolved to: unknown values fall back to the defaults instead of failing, because
@@ -92,6 +95,8 @@ pub struct LogQuery {
 pub struct Filter {
     pub kind: &'static str,
     pub days: u32,
+    /// Show events of the practice pump (teaching); without it they stay out of the log and its charts.
+    pub practice: bool,
 }
 
 impl Filter {
@@ -107,7 +112,12 @@ impl Filter {
             .and_then(|d| d.parse().ok())
             .filter(|d| PERIODS.iter().any(|p| p.0 == *d))
             .unwrap_or(7);
-        Filter { kind, days }
+        let practice = matches!(q.practice.as_deref(), Some("1" | "on" | "true" | "yes"));
+        Filter {
+            kind,
+            days,
+            practice,
+        }
     }
 
     fn accepts(&self, kind: &str) -> bool {
@@ -326,6 +336,7 @@ pub async fn page(
     .await?
     .into_iter()
     .filter(|e| e.occurred_at.as_millisecond() >= since)
+    .filter(|e| filter.practice || !e.teaching)
     .collect();
     let snapshot = crate::services::alarms::snapshot(&state, &access);
     let plan = common::load_plan(&state, &access).await;
@@ -343,9 +354,11 @@ pub async fn page(
         .map(|e| entry_view(e, now))
         .collect();
     let layout = patient_layout(&state, &access, "Log", "log", false).await;
+    let words = common::PersonWords::new(&user, &access.display_name);
     Ok(html(&LogPage {
         layout,
-        heading: "Your log".into(),
+        heading: format!("{} log", words.whose_capital()),
+        show_practice: filter.practice,
         self_href: format!("{}/log", patient_base(&patient_id)),
         kinds: KINDS
             .iter()

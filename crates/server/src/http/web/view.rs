@@ -151,6 +151,8 @@ pub struct ChecklistItemView {
 #[template(path = "today.html")]
 pub struct TodayPage {
     pub layout: Layout,
+    /// "Your" for the patient, "Alex's" for a caregiver or a clinician.
+    pub whose_capital: String,
     pub next_infusion: Option<NextInfusion>,
     pub phases: Vec<PhaseTab>,
     pub checklist: Option<ChecklistView>,
@@ -295,6 +297,8 @@ pub struct EntryView {
 pub struct LogPage {
     pub layout: Layout,
     pub heading: String,
+    /// Whether the practice pump's events are shown (a checkbox of the filter form).
+    pub show_practice: bool,
     pub self_href: String,
     pub kinds: Vec<SelectOption>,
     pub periods: Vec<SelectOption>,
