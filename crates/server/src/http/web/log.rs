@@ -410,14 +410,16 @@ mod tests {
         let f = Filter::from_query(&LogQuery {
             kind: Some("<script>".into()),
             days: Some("9999".into()),
+            practice: Some("maybe".into()),
         });
-        assert_eq!((f.kind, f.days), ("all", 7));
+        assert_eq!((f.kind, f.days, f.practice), ("all", 7, false));
         assert!(!f.accepts("record_read"));
         let f = Filter::from_query(&LogQuery {
             kind: Some("access".into()),
             days: Some("30".into()),
+            practice: Some("1".into()),
         });
-        assert_eq!((f.kind, f.days), ("access", 30));
+        assert_eq!((f.kind, f.days, f.practice), ("access", 30, true));
         assert!(f.accepts("record_read"));
         assert!(!f.accepts("alarm_raised"));
     }
