@@ -933,3 +933,33 @@ async fn a_caregiver_reads_the_patients_name() {
     let own = web.get("/p/{p1}/today", &patient).await.text();
     assert!(own.contains("Your next infusion") && own.contains("My pump"));
 }
+
+/// Every error page carries the numbers to call: the signed-in patient's emergency and on-call numbers from the
+/// plan (as tel: links), or the advice to call the local emergency number for someone not signed in; an unknown
+/// address is a 404 page like any other error, and the API keeps answering JSON.
+#[tokio::test]
+async fn error_pages_carry_the_numbers_to_call() {
+    let web = Web::start().await;
+    let patient = web.session(Some(User::Patient1)).await;
+    let anonymous = web.session(None).await;
+    for (path, status) in [
+        ("/no-such-page", 404),
+        ("/p/{p2}/today", 404),
+        ("/p/{p1}/check/result/not-a-number", 404),
+    ] {
+        let r = web.get(path, &patient).await;
+        check(&r, status, path);
+        let page = r.text();
+        assert!(
+            page.contains("href=\"tel:112\"") && page.contains("href=\"tel:+31205550199\""),
+            "{path}: the emergency and on-call numbers: {page}"
+        );
+        assert!(page.contains("/static/app."), "styled like the site");
+    }
+    let r = web.get("/no-such-page", &anonymous).await;
+    check(&r, 404, "unknown page, not signed in");
+    assert!(r.text().contains("call your local emergency number"));
+    let r = web.get("/api/nothing-here", &patient).await;
+    check(&r, 404, "unknown API path");
+    assert_eq!(r.json()["error"], "not_found");
+}

@@ -7,7 +7,6 @@ use axum::response::Response;
 use serde_json::{Value, json};
 
 use crate::domain::EventDraft;
-use crate::domain::escalation::{self, Rung};
 use crate::error::AppError;
 use crate::http::extract::WebUser;
 use crate::services::AppState;
@@ -15,137 +14,16 @@ use crate::services::access::{self, PatientAccess};
 use crate::services::alarms::AlarmView;
 use crate::services::now_ms;
 
-use super::common::{self, PATIENT_NAV, PersonWords, patient_base, patient_layout, see_other};
+use super::banner::{ack_lines, occurrence_id, what_happens_next};
+use super::common::{self, PATIENT_NAV, patient_base, patient_layout, see_other};
+use super::person::PersonWords;
 use super::view::{
-    AlarmBanner, AlarmGuideView, AlarmLine, PumpPage, PumpView, StepView, format_ago,
-    format_minutes, format_ml, format_time, html, priority_class, priority_label, state_words,
+    AlarmGuideView, AlarmLine, PumpPage, PumpView, StepView, format_ago, format_minutes, format_ml,
+    format_time, html, priority_class, priority_label, state_words,
 };
 
 /// Events read back to show an alarm's progress; enough for a long day.
 const TIMELINE_READ_MAX: usize = 2000;
-
-/// The banner for the patient's most urgent active alarm (real alarms rank before practice ones), or `None`.
-pub fn alarm_banner(
-    state: &AppState,
-    access: &PatientAccess,
-    words: &PersonWords,
-    back: String,
-) -> Option<AlarmBanner> {
-    let snapshot = crate::services::alarms::snapshot(state, access);
-    let a = snapshot.active_alarms.first()?;
-    let now = now_ms();
-    let base = patient_base(&access.patient_id);
-    let guide = care::Alarm::from_name(&a.alarm).map(|k| care::content().alarm(k));
-    let mut status = ack_lines(a, &access.user.id, now);
-    status.extend(what_happens_next(state, &access.patient_id, a, words, now));
-    Some(AlarmBanner {
-        id: occurrence_id(a),
-        title: common::alarm_title(&a.alarm),
-        screen: guide.map(|g| g.screen.clone()).unwrap_or_default(),
-        priority: priority_class(a.priority).to_string(),
-        priority_label: priority_label(a.priority).to_string(),
-        teaching: a.teaching,
-        first_step: guide
-            .and_then(|g| g.steps.first().cloned())
-            .unwrap_or_else(|| "Look at the pump's screen and follow your pump's manual.".into()),
-        steps_href: format!("{base}/pump#alarm-h"),
-        status,
-        acknowledged: a.is_acknowledged(),
-        ack_action: format!("{base}/alarms/{}/ack", a.id),
-        back,
-        more: snapshot.active_alarms.len().saturating_sub(1),
-    })
-}
-
-/// Who was alerted and what happens next, and when, for the patient's side: "If no one acknowledges by 14:05,
-/// your nurse is called." Practice alarms call nobody; alarms that do not climb the ladder (a finished dose, a
-/// low-priority reminder) say so, so the page never promises an alert that will not come.
-pub fn what_happens_next(
-    state: &AppState,
-    patient_id: &str,
-    a: &AlarmView,
-    words: &PersonWords,
-    now: i64,
-) -> Vec<String> {
-    if a.teaching {
-        return vec!["Practice alarm: nobody is called.".into()];
-    }
-    let plan = state.plans.get(patient_id);
-    let timing = crate::services::plans::timing_of(&state.config, plan.as_deref());
-    let at = |rung| {
-        format_time(
-            now,
-            escalation::rung_due_at_ms(a.raised_at_ms, timing, rung),
-        )
-    };
-    let whose = words.whose_capital();
-    let mut lines = Vec::new();
-    if a.escalation >= Some(Rung::Nurse) {
-        lines.push(format!(
-            "{whose} nurse was alerted at {} because nobody acknowledged this alarm in time.",
-            at(Rung::Nurse)
-        ));
-    }
-    if a.escalation >= Some(Rung::OnCall) {
-        lines.push(format!(
-            "The on-call team was alerted at {}.",
-            at(Rung::OnCall)
-        ));
-    }
-    if a.escalating {
-        match a.escalation {
-            Some(Rung::Nurse) => lines.push(format!(
-                "If no nurse acknowledges it by {}, the on-call team is called.",
-                at(Rung::OnCall)
-            )),
-            Some(Rung::OnCall) => {}
-            _ => lines.push(format!(
-                "If no one acknowledges it by {}, {} nurse is called.",
-                at(Rung::Nurse),
-                words.whose
-            )),
-        }
-    } else if a.escalation.is_none_or(|r| r < Rung::Nurse) && !a.is_acknowledged() {
-        lines.push("Nobody is called automatically for this alarm: call if you need help.".into());
-    }
-    lines
-}
-
-/// Who acknowledged, with the note they left, for the patient's side: "You acknowledged it at 14:02." for the
-/// reader's own acknowledgement, the person's name and role otherwise.
-pub fn ack_lines(a: &AlarmView, reader_id: &str, now: i64) -> Vec<String> {
-    a.acknowledgements
-        .iter()
-        .map(|ack| {
-            let when = format_time(now, ack.at_ms);
-            let mut line = if ack.role == "pump" {
-                format!("Acknowledged on the pump itself at {when}.")
-            } else if ack.by_user_id.as_deref() == Some(reader_id) {
-                format!("You acknowledged it at {when}.")
-            } else {
-                format!(
-                    "{} ({}) acknowledged it at {when}.",
-                    ack.by_name,
-                    role_words(&ack.role)
-                )
-            };
-            if let Some(note) = ack.note.as_deref().filter(|n| !n.trim().is_empty()) {
-                line.push_str(&format!(" Their note: \u{201c}{note}\u{201d}"));
-            }
-            line
-        })
-        .collect()
-}
-
-fn role_words(role: &str) -> &str {
-    match role {
-        "nurse" => "nurse",
-        "admin" => "care team",
-        "caregiver" => "caregiver",
-        "patient" => "patient",
-        other => other,
-    }
-}
 
 /// The care team's own notes for this alarm (its guide's id, `alarm.<name>`) after their general notes.
 pub fn care_notes(state: &AppState, patient_id: &str, alarm: &str) -> Vec<String> {
@@ -159,11 +37,6 @@ pub fn care_notes(state: &AppState, patient_id: &str, alarm: &str) -> Vec<String
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The identity of one occurrence of an alarm on screen.
-pub fn occurrence_id(alarm: &AlarmView) -> String {
-    format!("{}-{}", alarm.alarm, alarm.raised_at_ms)
 }
 
 /// Lines that say who was alerted and who acknowledged, for the patient and the nurse.

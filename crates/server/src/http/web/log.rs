@@ -354,7 +354,7 @@ pub async fn page(
         .map(|e| entry_view(e, now))
         .collect();
     let layout = patient_layout(&state, &access, "Log", "log", false).await;
-    let words = common::PersonWords::new(&user, &access.display_name);
+    let words = super::person::PersonWords::new(&user, &access.display_name);
     Ok(html(&LogPage {
         layout,
         heading: format!("{} log", words.whose_capital()),

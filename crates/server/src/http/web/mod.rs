@@ -7,6 +7,7 @@
 
 pub mod alarm;
 pub mod assets;
+pub mod banner;
 pub mod card;
 pub mod charts;
 pub mod check;
@@ -15,6 +16,7 @@ pub mod log;
 pub mod login;
 pub mod nurse;
 pub mod patient;
+pub mod person;
 pub mod practice;
 pub mod reminders;
 pub mod view;

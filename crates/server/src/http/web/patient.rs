@@ -219,7 +219,7 @@ pub async fn today(
         layout.notice = Some("Saved to your record.".into());
     }
     Ok(html(&TodayPage {
-        whose_capital: common::PersonWords::new(&user, &access.display_name).whose_capital(),
+        whose_capital: super::person::PersonWords::new(&user, &access.display_name).whose_capital(),
         layout,
         next_infusion,
         phases,
