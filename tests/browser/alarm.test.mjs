@@ -78,8 +78,8 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   await Promise.all([patient.waitForLoadState('load'), steps.first().locator('button').click()]);
   await patient.locator('ol.steps > li').first().locator('.step-done').waitFor();
   await Promise.all([patient.waitForLoadState('load'), patient.click('button:has-text("Acknowledge alarm")')]);
-  await patient.locator('.alarm .notice').waitFor();
-  assert.match(await patient.locator('.alarm .notice').innerText(), /acknowledged/i);
+  await patient.locator('.alarm .alarm-status').waitFor();
+  assert.match(await patient.locator('.alarm .alarm-status').innerText(), /You acknowledged it at/);
 
   // The nurse's dashboard lists the practice alarm, badged, with the patient's acknowledgement (below any real
   // alarm of another patient: practice never outranks a real alarm).

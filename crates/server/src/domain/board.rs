@@ -191,6 +191,9 @@ struct PatientLive {
     timing: Option<Timing>,
     /// How far the live pump's clock was from the server's at its last event (positive: ahead).
     clock_skew_ms: Option<i64>,
+    /// The practice pump's own latest telemetry, kept apart from the live slot (which the patient's own pump
+    /// keeps): the practice screens show the practice pump's display from it.
+    practice_telemetry: Option<Telemetry>,
 }
 
 impl PatientLive {
@@ -323,6 +326,10 @@ pub struct PatientSnapshot {
     /// How far the pump's clock was from the server's at its last event, in ms (positive: ahead); the
     /// server's time is what alarms and escalation use.
     pub pump_clock_skew_ms: Option<i64>,
+    /// The practice pump's latest telemetry while one runs (its display on the practice screens); not part of
+    /// the API's snapshot.
+    #[serde(skip)]
+    pub practice_telemetry: Option<Telemetry>,
 }
 
 /// One row of the nurse dashboard.
@@ -434,6 +441,9 @@ impl Board {
         let live = self.patients.entry(device.patient_id.clone()).or_default();
         let timing = live.timing(settings);
         live.clinic_id = device.clinic_id.clone();
+        if device.teaching && telemetry.is_some() {
+            live.practice_telemetry.clone_from(&telemetry);
+        }
         // A practice pump never takes over the slot of the patient's own pump: its telemetry would hide the real
         // pump going silent and it could take the real pump's queued commands.
         let owns_slot = !device.teaching || live.device_id.is_none() || live.teaching;
@@ -665,6 +675,7 @@ impl Board {
     pub fn clear_teaching(&mut self, patient_id: &str) {
         if let Some(l) = self.patients.get_mut(patient_id) {
             l.alarms.retain(|a| !a.view.teaching);
+            l.practice_telemetry = None;
             if l.teaching {
                 l.telemetry = None;
                 l.telemetry_at_ms = None;
@@ -686,6 +697,7 @@ impl Board {
                 teaching: false,
                 active_alarms: vec![],
                 pump_clock_skew_ms: None,
+                practice_telemetry: None,
             },
             Some(l) => PatientSnapshot {
                 patient_id: patient_id.into(),
@@ -695,6 +707,7 @@ impl Board {
                 teaching: l.teaching,
                 active_alarms: l.sorted_views(),
                 pump_clock_skew_ms: l.clock_skew_ms,
+                practice_telemetry: l.practice_telemetry.clone(),
             },
         }
     }

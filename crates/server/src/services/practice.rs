@@ -302,10 +302,8 @@ pub async fn act(
 /// The battery charge that lasts about `minutes` at the practice pump's present load, from its own gauge
 /// (percent now and minutes left now); a cautious 0.5 % when the pump has not reported both yet.
 fn battery_percent_for(state: &AppState, access: &PatientAccess, minutes: f64) -> f64 {
-    let snapshot = crate::services::alarms::snapshot(state, access);
-    snapshot
-        .telemetry
-        .filter(|_| snapshot.teaching)
+    crate::services::alarms::snapshot(state, access)
+        .practice_telemetry
         .and_then(|t| {
             let left = t.battery_minutes_left?;
             (left > 0.0 && t.battery_percent > 0.0).then(|| t.battery_percent * minutes / left)

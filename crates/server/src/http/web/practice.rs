@@ -47,10 +47,7 @@ pub fn pump_screen(
     access: &crate::services::access::PatientAccess,
 ) -> Option<PumpScreen> {
     let snapshot = crate::services::alarms::snapshot(state, access);
-    if !snapshot.teaching {
-        return None;
-    }
-    let t = snapshot.telemetry.as_ref()?;
+    let t = snapshot.practice_telemetry.as_ref()?;
     let (state_label, state_class) = super::view::state_words(&t.state);
     let alarm = snapshot.active_alarms.iter().find(|a| a.teaching);
     let alarm_word = alarm
