@@ -250,6 +250,9 @@ pub fn see_other(location: &str) -> Response {
 
 /// Words for the record's event kinds, for timelines.
 pub fn event_title(kind: &str, payload: &Value) -> String {
+    if let Some(title) = super::patient_log::title(kind, payload) {
+        return title;
+    }
     let alarm_title = || {
         payload
             .get("alarm")
@@ -329,6 +332,9 @@ pub fn level_words(level: &str) -> String {
 
 /// A short line of detail for a timeline entry, from well-known payload fields.
 pub fn event_detail(kind: &str, payload: &Value) -> String {
+    if let Some(lines) = super::patient_log::detail_lines(kind, payload) {
+        return lines.join(" · ");
+    }
     let s = |k: &str| {
         payload
             .get(k)

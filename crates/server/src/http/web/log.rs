@@ -26,8 +26,18 @@ pub const ENTRIES_SHOWN_MAX: usize = 200;
 const EVENTS_READ_MAX: usize = 5000;
 
 /// The filter choices: (value, label, event kinds; empty = everything a patient cares about).
-const KINDS: [(&str, &str, &[&str]); 6] = [
+const KINDS: [(&str, &str, &[&str]); 7] = [
     ("all", "Everything", &[]),
+    (
+        "own",
+        "How I felt, my site, questions",
+        &[
+            "how_i_felt",
+            "site_seen",
+            "question_asked",
+            "question_answered",
+        ],
+    ),
     (
         "alarms",
         "Alarms",
@@ -367,6 +377,7 @@ pub async fn page(
         alarms_svg,
         entries,
         truncated,
+        can_write: !user.role.is_clinician(),
     }))
 }
 

@@ -130,6 +130,8 @@ pub struct TodayPage {
     pub checklist: Option<ChecklistView>,
     pub checklist_action: String,
     pub check_href: String,
+    /// "How I felt" in the log, about the latest infusion (shown with the after-infusion checklist).
+    pub felt_href: String,
 }
 
 /// What to do: the answer to a symptom check or to a checklist problem.
@@ -269,12 +271,27 @@ pub struct LogPage {
     pub alarms_svg: String,
     pub entries: Vec<EntryView>,
     pub truncated: bool,
+    /// Whether this person writes in the patient's own log (the patient and caregivers do; the care team reads).
+    pub can_write: bool,
 }
 
 pub struct ReminderView {
     pub title: String,
     pub when: String,
     pub detail: String,
+    /// The reminder's note, line by line, as the calendar file's DESCRIPTION carries it.
+    pub note_lines: Vec<String>,
+}
+
+/// The patient's secret calendar address: whether one works, and the address itself only right after it was made.
+pub struct CalendarView {
+    pub address: Option<String>,
+    pub webcal: Option<String>,
+    pub active: bool,
+    pub made_label: String,
+    pub fetched_label: String,
+    pub create_action: String,
+    pub revoke_action: String,
 }
 
 #[derive(Template)]
@@ -283,6 +300,7 @@ pub struct RemindersPage {
     pub layout: Layout,
     pub ics_href: String,
     pub reminders: Vec<ReminderView>,
+    pub calendar: CalendarView,
 }
 
 pub struct CardAlarm {
@@ -353,6 +371,8 @@ pub struct NursePatientPage {
     pub plan_errors: Vec<String>,
     pub plan_fields: Vec<PlanField>,
     pub plan_action: String,
+    /// The patient's own log: how they felt (chart), site, questions to answer.
+    pub own_log: super::patient_log::NurseSection,
 }
 
 pub struct FaultButton {
