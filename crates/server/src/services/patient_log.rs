@@ -139,15 +139,12 @@ fn require_patient_side(access: &PatientAccess) -> Result<(), AppError> {
     }
 }
 
-/// A person's text: trimmed, at most [`TEXT_CHARS_MAX`] characters, no control characters but line breaks.
-pub fn clean_text(field: &str, text: &str, required: bool) -> Result<Option<String>, AppError> {
+/// A person's text: trimmed (`None` when nothing is left), at most [`TEXT_CHARS_MAX`] characters, no control
+/// characters but line breaks.
+pub fn clean_text(field: &str, text: &str) -> Result<Option<String>, AppError> {
     let text = text.trim();
     if text.is_empty() {
-        return if required {
-            Err(AppError::invalid(field, "write something here first"))
-        } else {
-            Ok(None)
-        };
+        return Ok(None);
     }
     let chars = text.chars().count();
     if chars > TEXT_CHARS_MAX {
@@ -478,13 +475,12 @@ mod tests {
 
     #[test]
     fn text_is_bounded_and_clean() {
-        assert_eq!(clean_text("text", "  ", false).unwrap(), None);
-        assert!(clean_text("text", "  ", true).is_err());
+        assert_eq!(clean_text("text", "  ").unwrap(), None);
         assert_eq!(
-            clean_text("text", " a\r\nb ", false).unwrap().as_deref(),
+            clean_text("text", " a\r\nb ").unwrap().as_deref(),
             Some("a\nb")
         );
-        assert!(clean_text("text", &"x".repeat(TEXT_CHARS_MAX + 1), false).is_err());
-        assert!(clean_text("text", "a\u{0}b", false).is_err());
+        assert!(clean_text("text", &"x".repeat(TEXT_CHARS_MAX + 1)).is_err());
+        assert!(clean_text("text", "a\u{0}b").is_err());
     }
 }

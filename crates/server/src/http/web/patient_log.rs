@@ -370,7 +370,7 @@ pub async fn felt_submit(
     let raw_text = common::form_value(&pairs, "text")
         .unwrap_or_default()
         .to_string();
-    let text = match log::clean_text("text", &raw_text, false) {
+    let text = match log::clean_text("text", &raw_text) {
         Ok(t) => t,
         Err(e) => {
             errors.push(format!("Your words {}.", message_of(&e)));
@@ -529,7 +529,7 @@ pub async fn site_submit(
     let raw_text = common::form_value(&pairs, "text")
         .unwrap_or_default()
         .to_string();
-    let text = match log::clean_text("text", &raw_text, false) {
+    let text = match log::clean_text("text", &raw_text) {
         Ok(t) => t,
         Err(e) => {
             errors.push(format!("Your words {}.", message_of(&e)));
@@ -596,7 +596,7 @@ pub async fn question_submit(
     let raw_text = common::form_value(&pairs, "text")
         .unwrap_or_default()
         .to_string();
-    let error = match log::clean_text("text", &raw_text, true) {
+    let error = match log::clean_text("text", &raw_text) {
         Ok(Some(text)) => match log::ask(&state, &access, text).await {
             Ok(id) => {
                 return Ok(see_other(&format!(
@@ -698,7 +698,6 @@ pub async fn answer(
     let text = log::clean_text(
         "text",
         common::form_value(&pairs, "text").unwrap_or_default(),
-        true,
     )
     .map_err(|e| {
         AppError::invalid(
@@ -709,7 +708,12 @@ pub async fn answer(
             ),
         )
     })?
-    .unwrap_or_default();
+    .ok_or_else(|| {
+        AppError::invalid(
+            "text",
+            "the answer was empty; go back and write your answer in the box",
+        )
+    })?;
     log::answer(&state, &access, id, text).await?;
     Ok(see_other(&format!("/nurse/patients/{patient_id}#own-log")))
 }
