@@ -250,7 +250,7 @@ pub fn see_other(location: &str) -> Response {
 
 /// Words for the record's event kinds, for timelines.
 pub fn event_title(kind: &str, payload: &Value) -> String {
-    if let Some(title) = super::patient_log::title(kind, payload) {
+    if let Some(title) = super::log_words::title(kind, payload) {
         return title;
     }
     let alarm_title = || {
@@ -332,7 +332,7 @@ pub fn level_words(level: &str) -> String {
 
 /// A short line of detail for a timeline entry, from well-known payload fields.
 pub fn event_detail(kind: &str, payload: &Value) -> String {
-    if let Some(lines) = super::patient_log::detail_lines(kind, payload) {
+    if let Some(lines) = super::log_words::detail_lines(kind, payload) {
         return lines.join(" · ");
     }
     let s = |k: &str| {

@@ -11,6 +11,7 @@ pub mod charts;
 pub mod check;
 pub mod common;
 pub mod log;
+pub mod log_words;
 pub mod login;
 pub mod nurse;
 pub mod patient;

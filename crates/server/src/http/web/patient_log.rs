@@ -24,7 +24,10 @@ use crate::services::records::Entry;
 
 use super::charts::{self, ChartConfig, DayFelt};
 use super::common::{self, patient_base, patient_layout, see_other};
-use super::view::{CheckOption, Layout, format_time, html, html_with_status};
+use super::log_words;
+use super::view::{
+    CheckOption, Layout, NurseSection, OwnEntryView, format_time, html, html_with_status,
+};
 
 /// Days of the chart on the nurse's page.
 const CHART_DAYS: u32 = 14;
@@ -76,21 +79,6 @@ pub struct QuestionPage {
     pub log_href: String,
 }
 
-/// One entry of the patient's own log, for people.
-pub struct OwnEntryView {
-    pub id: i64,
-    pub title: String,
-    pub at_label: String,
-    pub at_iso: String,
-    pub lines: Vec<String>,
-    pub who: String,
-    pub photo_href: Option<String>,
-    pub answers: Vec<String>,
-    pub is_question: bool,
-    /// The form that answers a question (nurse's page), empty otherwise.
-    pub answer_action: String,
-}
-
 #[derive(Template)]
 #[template(path = "log_saved.html")]
 pub struct SavedPage {
@@ -102,34 +90,14 @@ pub struct SavedPage {
     pub log_href: String,
 }
 
-/// The nurse's section of the patient's page (included in `nurse_patient.html`).
-#[derive(Default)]
-pub struct NurseSection {
-    pub felt_svg: String,
-    pub open_questions: usize,
-    pub entries: Vec<OwnEntryView>,
-}
-
 // ------------------------------------------------------------------------------------------------ words
-
-fn compared_label(c: Compared) -> &'static str {
-    match c {
-        Compared::Better => "Better",
-        Compared::Same => "The same",
-        Compared::Worse => "Worse",
-    }
-}
-
-fn label(o: care::Observation) -> String {
-    care::content().observation_label(o).to_string()
-}
 
 fn compared_choices(checked: Option<Compared>) -> Vec<Choice> {
     Compared::ALL
         .into_iter()
         .map(|c| Choice {
             value: c.name(),
-            label: compared_label(c),
+            label: log_words::compared_label(c),
             checked: Some(c) == checked,
         })
         .collect()
@@ -140,7 +108,7 @@ fn options(words: &[care::Observation], checked: &[care::Observation]) -> Vec<Ch
         .iter()
         .map(|o| CheckOption {
             value: o.name().to_string(),
-            label: label(*o),
+            label: log_words::label(*o),
             hint: String::new(),
             checked: checked.contains(o),
         })
@@ -160,74 +128,6 @@ fn site_options(checked: &[care::Observation]) -> Vec<CheckOption> {
         .collect()
 }
 
-fn words_of(payload: &Value, key: &str) -> Vec<String> {
-    payload
-        .get(key)
-        .and_then(Value::as_array)
-        .map(|a| {
-            a.iter()
-                .filter_map(Value::as_str)
-                .map(|w| {
-                    care::Observation::parse(w)
-                        .map(label)
-                        .unwrap_or_else(|_| w.replace('_', " "))
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// The timeline title of a kind of the patient's own log (None for other kinds).
-pub fn title(kind: &str, payload: &Value) -> Option<String> {
-    let s = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or_default();
-    Some(match kind {
-        "how_i_felt" => format!(
-            "How I felt: {}",
-            Compared::from_name(s("compared"))
-                .map(compared_label)
-                .unwrap_or("not said")
-                .to_lowercase()
-        ),
-        "site_seen" => "What I see at my site".into(),
-        "question_asked" => "A question for the nurse".into(),
-        "question_answered" => "The nurse answered".into(),
-        "calendar_link_created" => "Calendar address made".into(),
-        "calendar_link_revoked" => "Calendar address revoked".into(),
-        _ => return None,
-    })
-}
-
-/// The lines under an entry of the patient's own log, for timelines (None for other kinds).
-pub fn detail_lines(kind: &str, payload: &Value) -> Option<Vec<String>> {
-    let s = |k: &str| payload.get(k).and_then(Value::as_str).unwrap_or_default();
-    let mut lines = Vec::new();
-    match kind {
-        "how_i_felt" => {
-            let symptoms = words_of(payload, "symptoms");
-            if !symptoms.is_empty() {
-                lines.push(format!("Noticed: {}", symptoms.join(", ")));
-            }
-        }
-        "site_seen" => {
-            let signs = words_of(payload, "signs");
-            lines.push(if signs.is_empty() {
-                "No changes at the site.".to_string()
-            } else {
-                format!("Seen: {}", signs.join(", "))
-            });
-            if payload.get("photo").is_some() {
-                lines.push("A photo is kept with the record.".into());
-            }
-        }
-        "question_asked" | "question_answered" => {}
-        _ => return None,
-    }
-    if !s("text").is_empty() {
-        lines.push(s("text").to_string());
-    }
-    Some(lines)
-}
-
 fn own_entry_view(e: &Entry, now: i64, base: &str) -> OwnEntryView {
     let photo_href = e
         .payload
@@ -237,11 +137,11 @@ fn own_entry_view(e: &Entry, now: i64, base: &str) -> OwnEntryView {
         .map(|sha| format!("{base}/log/photos/{sha}"));
     OwnEntryView {
         id: e.id,
-        title: title(&e.kind, &e.payload)
+        title: log_words::title(&e.kind, &e.payload)
             .unwrap_or_else(|| common::event_title(&e.kind, &e.payload)),
         at_label: format_time(now, e.occurred_at.as_millisecond()),
         at_iso: super::view::iso_time(e.occurred_at.as_millisecond()),
-        lines: detail_lines(&e.kind, &e.payload).unwrap_or_default(),
+        lines: log_words::detail_lines(&e.kind, &e.payload).unwrap_or_default(),
         who: common::event_who(&e.payload),
         photo_href,
         answers: Vec::new(),
@@ -482,11 +382,14 @@ async fn site_page(
     }
 }
 
+/// A form's fields as `(name, value)` in the order sent.
+type FormPairs = Vec<(String, String)>;
+
 /// The site form's fields, from a multipart body (with a photo) or an urlencoded one.
 fn site_fields(
     headers: &HeaderMap,
     body: &[u8],
-) -> Result<(Vec<(String, String)>, Option<PhotoUpload>), AppError> {
+) -> Result<(FormPairs, Option<PhotoUpload>), AppError> {
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

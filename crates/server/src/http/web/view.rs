@@ -372,7 +372,30 @@ pub struct NursePatientPage {
     pub plan_fields: Vec<PlanField>,
     pub plan_action: String,
     /// The patient's own log: how they felt (chart), site, questions to answer.
-    pub own_log: super::patient_log::NurseSection,
+    pub own_log: NurseSection,
+}
+
+/// One entry of the patient's own log, for people.
+pub struct OwnEntryView {
+    pub id: i64,
+    pub title: String,
+    pub at_label: String,
+    pub at_iso: String,
+    pub lines: Vec<String>,
+    pub who: String,
+    pub photo_href: Option<String>,
+    pub answers: Vec<String>,
+    pub is_question: bool,
+    /// The form that answers a question (nurse's page), empty otherwise.
+    pub answer_action: String,
+}
+
+/// The nurse's section of the patient's page (included in `nurse_patient.html`).
+#[derive(Default)]
+pub struct NurseSection {
+    pub felt_svg: String,
+    pub open_questions: usize,
+    pub entries: Vec<OwnEntryView>,
 }
 
 pub struct FaultButton {
