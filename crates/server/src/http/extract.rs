@@ -109,6 +109,8 @@ fn form_urlencode(text: &str) -> String {
 
 /// The largest form with a file the server reads: a site photo plus the form's fields.
 pub const UPLOAD_BYTES_MAX: usize = crate::services::patient_log::PHOTO_BYTES_MAX + 64 * 1024;
+/// The path (`/p/{patient}/log/site`) of the one form that sends a file.
+pub const UPLOAD_PATH_SUFFIX: &str = "/log/site";
 
 /// Middleware on the whole router: every state-changing request made with a session cookie must carry the
 /// session's CSRF token (header `x-csrf-token`, or form field `csrf_token` in an urlencoded or multipart body), and any
@@ -167,8 +169,9 @@ pub async fn csrf_guard(
     if !is_form && multipart.is_none() {
         return AppError::Csrf.into_response();
     }
-    // A form with a file (the site photo) may be larger; the route's own body limit still applies after.
-    let limit = if multipart.is_some() {
+    // The one form with a file (the site photo) may be larger; every other body keeps the usual limit, and the
+    // route's own body limit still applies after.
+    let limit = if multipart.is_some() && parts.uri.path().ends_with(UPLOAD_PATH_SUFFIX) {
         state.config.body_limit_bytes.max(UPLOAD_BYTES_MAX)
     } else {
         state.config.body_limit_bytes

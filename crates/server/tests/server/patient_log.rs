@@ -201,6 +201,13 @@ async fn caregiver_writes_and_the_nurse_reads(backend: Backend) {
         "only what was written"
     );
 
+    // At the end of an infusion, Today's after-infusion checklist leads here too.
+    let today = t.get("/p/{p1}/today?phase=after", &caregiver).await.text();
+    assert!(
+        today.contains(&format!("/p/{p1}/log/felt?after=latest")),
+        "{today}"
+    );
+
     // Better, nothing noticed: nothing to check.
     let r = t
         .form("/p/{p1}/log/felt", &caregiver, &[("compared", "better")])
@@ -467,6 +474,21 @@ async fn only_the_patient_side_writes_and_errors_say_what_to_do(backend: Backend
         .await;
     assert!(r.status == 413 || r.status == 422, "{}", r.status);
     assert_eq!(t.app.count_rows("srv_log_photos").await, 0);
+    // Only the site form may send a large multipart body; anywhere else the usual limit holds.
+    let r = t
+        .multipart(
+            "/p/{p1}/log/question",
+            &patient,
+            &[],
+            Some(("big.jpg", &big)),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        413,
+        "{}",
+        r.text().chars().take(300).collect::<String>()
+    );
     assert!(t.newest("site_seen").await.is_none(), "nothing was saved");
     // An infusion that is not in the record cannot be named.
     let r = t
