@@ -197,11 +197,22 @@ async fn append(
         .await?)
 }
 
-/// Events of the patient's record of these kinds, newest first.
+/// Events of the patient's record of these kinds over the last [`DAYS_BACK`] days, newest first.
 pub async fn events(
     state: &AppState,
     patient_id: &str,
     kinds: &[record::Kind],
+) -> Result<Vec<Entry>, AppError> {
+    events_within(state, patient_id, kinds, DAYS_BACK).await
+}
+
+/// Events of the patient's record of these kinds over the last `days` days, newest first (at most
+/// [`ENTRIES_READ_MAX`]).
+pub async fn events_within(
+    state: &AppState,
+    patient_id: &str,
+    kinds: &[record::Kind],
+    days: i64,
 ) -> Result<Vec<Entry>, AppError> {
     Ok(state
         .journal
@@ -209,7 +220,7 @@ pub async fn events(
             patient_id,
             &record::Kind::names(kinds),
             ENTRIES_READ_MAX,
-            DAYS_BACK,
+            days,
         )
         .await?)
 }

@@ -323,6 +323,13 @@ async fn questions_are_answered_by_the_care_team(backend: Backend) {
             .text()
             .contains("No answer yet")
     );
+    // Many entries later, the question still waits on the nurse's page with its form.
+    for _ in 0..21 {
+        let r = t
+            .form("/p/{p1}/log/felt", &patient, &[("compared", "same")])
+            .await;
+        saved_at(&r, &p1);
+    }
     let page = t.get(&format!("/nurse/patients/{p1}"), &nurse).await.text();
     assert!(page.contains("1 question to answer"), "{page}");
     let answer = format!("/nurse/patients/{p1}/questions/{}/answer", question.id);

@@ -674,6 +674,25 @@ pub async fn nurse_section(
     patient_id: &str,
     now: i64,
 ) -> Result<NurseSection, AppError> {
+    // The chart needs its 14 days of feelings, alarms and doses; the list, the patient's own entries.
+    let charted = log::events_within(
+        state,
+        patient_id,
+        &[
+            record::Kind::HowIFelt,
+            record::Kind::AlarmRaised,
+            record::Kind::InfusionStarted,
+        ],
+        i64::from(CHART_DAYS) + 1,
+    )
+    .await?;
+    let felt_svg = charts::felt_chart(
+        &felt_days(&charted, CHART_DAYS, now),
+        ChartConfig {
+            height: 280.0,
+            ..ChartConfig::default()
+        },
+    );
     let events = log::events(
         state,
         patient_id,
@@ -681,37 +700,26 @@ pub async fn nurse_section(
             record::Kind::HowIFelt,
             record::Kind::SiteSeen,
             record::Kind::QuestionAsked,
-            record::Kind::AlarmRaised,
-            record::Kind::InfusionStarted,
         ],
     )
     .await?;
-    let felt_svg = charts::felt_chart(
-        &felt_days(&events, CHART_DAYS, now),
-        ChartConfig {
-            height: 280.0,
-            ..ChartConfig::default()
-        },
-    );
     let threads = log::questions(state, patient_id).await?;
     let base = patient_base(patient_id);
-    let mut open_questions = 0;
-    let entries = events
+    let open_questions = threads.iter().filter(|t| t.answers.is_empty()).count();
+    // The newest entries, then any question still waiting for an answer that is older than those.
+    let newest: Vec<&Entry> = events.iter().take(NURSE_ENTRIES_MAX).collect();
+    let waiting: Vec<&Entry> = threads
         .iter()
-        .filter(|e| {
-            matches!(
-                e.kind.as_str(),
-                "how_i_felt" | "site_seen" | "question_asked"
-            )
-        })
-        .take(NURSE_ENTRIES_MAX)
+        .filter(|t| t.answers.is_empty() && !newest.iter().any(|e| e.id == t.question.id))
+        .map(|t| &t.question)
+        .collect();
+    let entries = newest
+        .into_iter()
+        .chain(waiting)
         .map(|e| {
             let mut view = own_entry_view(e, now, &base);
             if let Some(t) = threads.iter().find(|t| t.question.id == e.id) {
                 view.answers = t.answers.iter().map(|a| answer_line(a, now)).collect();
-                if t.answers.is_empty() {
-                    open_questions += 1;
-                }
                 view.answer_action =
                     format!("/nurse/patients/{patient_id}/questions/{}/answer", e.id);
             }
