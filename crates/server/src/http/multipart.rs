@@ -137,6 +137,36 @@ mod tests {
         assert!(parts[2].data.is_empty());
     }
 
+    proptest::proptest! {
+        /// Any bytes: an answer, never a panic; and fields written by a browser read back as written.
+        #[test]
+        fn any_body_is_answered_and_fields_round_trip(
+            junk in proptest::collection::vec(proptest::num::u8::ANY, 0..400),
+            fields in proptest::collection::vec(("[a-z_]{1,12}", "[ -~]{0,40}"), 0..6),
+        ) {
+            let _ = parse(&junk, "b0undary");
+            let mut body = Vec::new();
+            for (name, value) in &fields {
+                body.extend_from_slice(
+                    format!("--b0undary\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+                        .as_bytes(),
+                );
+            }
+            body.extend_from_slice(b"--b0undary--\r\n");
+            if fields.is_empty() {
+                // A form with no part at all is just the closing boundary.
+                proptest::prop_assert_eq!(parse(&body, "b0undary").map(|p| p.len()), Ok(0));
+            } else {
+                let parts = parse(&body, "b0undary").unwrap();
+                let read: Vec<(String, String)> = parts
+                    .iter()
+                    .map(|p| (p.name.clone(), p.text().unwrap().to_string()))
+                    .collect();
+                proptest::prop_assert_eq!(read, fields);
+            }
+        }
+    }
+
     #[test]
     fn malformed_bodies_are_refused() {
         assert!(parse(b"nothing here", "XyZ").is_err());
