@@ -116,7 +116,7 @@ impl AlarmView {
             acknowledgements: vec![],
             silenced_until_ms: None,
             escalation: None,
-            escalating: escalates(priority, teaching),
+            escalating: escalates(alarm, priority, teaching),
             raised_by_server: by_server,
             teaching,
         }
@@ -127,10 +127,13 @@ impl AlarmView {
     }
 }
 
-/// Whether an alarm climbs the ladder beyond the patient's screen. Practice (teaching) alarms are rehearsals:
-/// shown on the patient's screen, never escalated.
-fn escalates(priority: Priority, teaching: bool) -> bool {
-    priority == Priority::High && !teaching
+/// Whether an alarm climbs the ladder beyond the patient's screen: every alarm that stops or endangers the
+/// infusion, high and medium alike (an unknown name counts by its priority), but not the end of a dose, and never
+/// a low-priority reminder. Practice (teaching) alarms are rehearsals: shown on the patient's screen, never
+/// escalated.
+fn escalates(alarm: &str, priority: Priority, teaching: bool) -> bool {
+    let normal_end = alarm == pump::AlarmKind::InfusionComplete.name();
+    !teaching && (priority == Priority::High || (priority == Priority::Medium && !normal_end))
 }
 
 /// An active alarm with the ladder's view of its acknowledgements.
@@ -158,7 +161,7 @@ impl LiveAlarm {
     fn history(&self) -> AlarmHistory {
         AlarmHistory {
             raised_at_ms: self.view.raised_at_ms,
-            escalates: escalates(self.view.priority, self.view.teaching),
+            escalates: escalates(&self.view.alarm, self.view.priority, self.view.teaching),
             acks: self.acks.clone(),
             cleared_at_ms: None,
             reached: self.view.escalation,
@@ -254,11 +257,14 @@ impl PatientLive {
         }
     }
 
+    /// Real alarms before practice ones, then highest priority first, then oldest: a rehearsal never ranks above
+    /// a real alarm.
     fn sorted_views(&self) -> Vec<AlarmView> {
         let mut v: Vec<AlarmView> = self.alarms.iter().map(|a| a.view.clone()).collect();
         v.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
+            a.teaching
+                .cmp(&b.teaching)
+                .then(b.priority.cmp(&a.priority))
                 .then(a.raised_at_ms.cmp(&b.raised_at_ms))
         });
         v
@@ -741,22 +747,24 @@ impl Board {
     }
 }
 
+/// The dashboard's order: real alarms by priority (unacknowledged first), then silent pumps, then patients with
+/// only practice alarms, then oldest real alarm first. Practice alarms never rank above a real one.
 fn dashboard_key(
     r: &PatientSummary,
 ) -> (
     std::cmp::Reverse<Option<Priority>>,
     std::cmp::Reverse<usize>,
     bool,
+    bool,
     i64,
 ) {
+    let real = || r.active_alarms.iter().filter(|a| !a.teaching);
     (
-        std::cmp::Reverse(r.top_priority),
-        std::cmp::Reverse(r.unacknowledged),
+        std::cmp::Reverse(real().map(|a| a.priority).max()),
+        std::cmp::Reverse(real().filter(|a| !a.is_acknowledged()).count()),
         r.link != "silent",
-        r.active_alarms
-            .first()
-            .map(|x| x.raised_at_ms)
-            .unwrap_or(i64::MAX),
+        !r.active_alarms.iter().any(|a| a.teaching),
+        real().map(|x| x.raised_at_ms).min().unwrap_or(i64::MAX),
     )
 }
 

@@ -95,6 +95,9 @@ pub struct LogQuery {
     kind: Option<String>,
     #[serde(default)]
     days: Option<String>,
+    /// `practice=1`: include the practice pump's events (left out by default).
+    #[serde(default)]
+    practice: Option<String>,
 }
 
 /// What the filters resolved to: unknown values fall back to the defaults instead of failing, because
@@ -102,6 +105,8 @@ pub struct LogQuery {
 pub struct Filter {
     pub kind: &'static str,
     pub days: u32,
+    /// Show events of the practice pump (teaching); without it they stay out of the log and its charts.
+    pub practice: bool,
 }
 
 impl Filter {
@@ -117,7 +122,12 @@ impl Filter {
             .and_then(|d| d.parse().ok())
             .filter(|d| PERIODS.iter().any(|p| p.0 == *d))
             .unwrap_or(7);
-        Filter { kind, days }
+        let practice = matches!(q.practice.as_deref(), Some("1" | "on" | "true" | "yes"));
+        Filter {
+            kind,
+            days,
+            practice,
+        }
     }
 
     fn accepts(&self, kind: &str) -> bool {
@@ -336,6 +346,7 @@ pub async fn page(
     .await?
     .into_iter()
     .filter(|e| e.occurred_at.as_millisecond() >= since)
+    .filter(|e| filter.practice || !e.teaching)
     .collect();
     let snapshot = crate::services::alarms::snapshot(&state, &access);
     let plan = common::load_plan(&state, &access).await;
@@ -353,9 +364,11 @@ pub async fn page(
         .map(|e| entry_view(e, now))
         .collect();
     let layout = patient_layout(&state, &access, "Log", "log", false).await;
+    let words = super::person::PersonWords::new(&user, &access.display_name);
     Ok(html(&LogPage {
         layout,
-        heading: "Your log".into(),
+        heading: format!("{} log", words.whose_capital()),
+        show_practice: filter.practice,
         self_href: format!("{}/log", patient_base(&patient_id)),
         kinds: KINDS
             .iter()
@@ -408,14 +421,16 @@ mod tests {
         let f = Filter::from_query(&LogQuery {
             kind: Some("<script>".into()),
             days: Some("9999".into()),
+            practice: Some("maybe".into()),
         });
-        assert_eq!((f.kind, f.days), ("all", 7));
+        assert_eq!((f.kind, f.days, f.practice), ("all", 7, false));
         assert!(!f.accepts("record_read"));
         let f = Filter::from_query(&LogQuery {
             kind: Some("access".into()),
             days: Some("30".into()),
+            practice: Some("1".into()),
         });
-        assert_eq!((f.kind, f.days), ("access", 30));
+        assert_eq!((f.kind, f.days, f.practice), ("access", 30, true));
         assert!(f.accepts("record_read"));
         assert!(!f.accepts("alarm_raised"));
     }

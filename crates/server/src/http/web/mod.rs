@@ -5,7 +5,9 @@
 //! Every handler checks access through `crate::access` (which audits reads) and every form carries the
 //! session's CSRF token, checked by the router-wide guard in `crate::auth`. See docs/screens.md.
 
+pub mod alarm;
 pub mod assets;
+pub mod banner;
 pub mod card;
 pub mod charts;
 pub mod check;
@@ -16,6 +18,7 @@ pub mod login;
 pub mod nurse;
 pub mod patient;
 pub mod patient_log;
+pub mod person;
 pub mod practice;
 pub mod reminders;
 pub mod view;
@@ -39,18 +42,19 @@ pub fn routes() -> Router<AppState> {
             "/p/{patient_id}/what-to-do/{item_id}",
             get(patient::what_to_do),
         )
-        .route("/p/{patient_id}/pump", get(patient::pump))
+        .route("/p/{patient_id}/pump", get(alarm::pump))
         .route(
             "/p/{patient_id}/alarms/{alarm}/step",
-            post(patient::alarm_step),
+            post(alarm::alarm_step),
         )
-        .route(
-            "/p/{patient_id}/alarms/{alarm}/ack",
-            post(patient::alarm_ack),
-        )
+        .route("/p/{patient_id}/alarms/{alarm}/ack", post(alarm::alarm_ack))
         .route(
             "/p/{patient_id}/check",
             get(check::form).post(check::submit),
+        )
+        .route(
+            "/p/{patient_id}/check/result/{check_id}",
+            get(check::result),
         )
         .route("/p/{patient_id}/log", get(log::page))
         .route(

@@ -15,9 +15,9 @@ use crate::services::access;
 use crate::services::now_ms;
 use crate::services::records::Entry;
 
+use super::alarm::{alarm_line, pump_view};
 use super::common::{self, clinic_layout, patient_base, patient_layout, see_other};
 use super::log::{charts_svg, entry_view};
-use super::patient::{alarm_line, pump_view};
 use super::view::{
     DashboardPage, DashboardRow, NursePatientPage, PlanField, format_ago, html, html_with_status,
     priority_label, state_words,
