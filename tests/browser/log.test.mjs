@@ -38,7 +38,12 @@ test('the caregiver writes how the patient felt and a site change; the nurse see
 
   // From the Log page, one action per screen.
   await page.goto(`${BASE}${base}/log`);
-  await Promise.all([page.waitForLoadState('load'), page.click('a:has-text("How I felt")')]);
+  const write = page.locator('nav.write-log a');
+  assert.equal(await write.count(), 3, 'three forms, one action each');
+  // The caregiver reads the patient's name, not "I".
+  assert.match(await write.first().innerText(), /^How \S+ felt$/);
+  assert.doesNotMatch(await write.first().innerText(), /How I felt/);
+  await Promise.all([page.waitForLoadState('load'), write.first().click()]);
   assert.match(page.url(), /\/log\/felt$/);
   // Submitting without choosing says what is wrong and what to do (the browser's own check is bypassed, as a
   // browser without it would send the form).

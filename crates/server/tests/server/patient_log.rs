@@ -208,6 +208,22 @@ async fn caregiver_writes_and_the_nurse_reads(backend: Backend) {
         "{today}"
     );
 
+    // The caregiver's pages name the patient; the patient's say "I" and "my".
+    let log = t.get("/p/{p1}/log", &caregiver).await.text();
+    assert!(log.contains(">How Pat felt</a>"), "{log}");
+    assert!(
+        log.contains(">A question for Pat&#39;s nurse</a>")
+            || log.contains(">A question for Pat's nurse</a>")
+    );
+    let patient = t.app.login(User::Patient1).await;
+    let own = t.get("/p/{p1}/log/felt", &patient).await.text();
+    assert!(own.contains("<h1>How I felt</h1>") && own.contains("Compared with before, I feel"));
+    let nurse_log = t.get("/p/{p1}/log", &nurse).await.text();
+    assert!(
+        !nurse_log.contains("write-log"),
+        "the care team reads the log, it does not write in it"
+    );
+
     // Better, nothing noticed: nothing to check.
     let r = t
         .form("/p/{p1}/log/felt", &caregiver, &[("compared", "better")])

@@ -390,7 +390,19 @@ pub async fn page(
         alarms_svg,
         entries,
         truncated,
-        can_write: !user.role.is_clinician(),
+        write_links: if user.role.is_clinician() {
+            Vec::new()
+        } else {
+            let titles = super::log_words::form_titles(&words);
+            ["felt", "site", "question"]
+                .into_iter()
+                .zip(titles)
+                .map(|(form, label)| super::view::WriteLink {
+                    href: format!("{}/log/{form}", patient_base(&patient_id)),
+                    label,
+                })
+                .collect()
+        },
     }))
 }
 

@@ -5,6 +5,24 @@ use serde_json::Value;
 
 use crate::services::patient_log::Compared;
 
+/// The three forms' titles as this person says them: "How I felt", "What I see at my site", "A question for my
+/// nurse" to the patient; "How Alex felt", "What you see at Alex's site", "A question for Alex's nurse" to others.
+pub fn form_titles(words: &super::person::PersonWords) -> [String; 3] {
+    if words.is_patient {
+        [
+            "How I felt".into(),
+            "What I see at my site".into(),
+            "A question for my nurse".into(),
+        ]
+    } else {
+        [
+            format!("How {} felt", words.who),
+            format!("What you see at {} site", words.whose),
+            format!("A question for {} nurse", words.whose),
+        ]
+    }
+}
+
 /// "Better", "The same", "Worse".
 pub fn compared_label(c: Compared) -> &'static str {
     match c {

@@ -25,6 +25,7 @@ use crate::services::records::Entry;
 use super::charts::{self, ChartConfig, DayFelt};
 use super::common::{self, patient_base, patient_layout, see_other};
 use super::log_words;
+use super::person::PersonWords;
 use super::view::{
     CheckOption, Layout, NurseSection, OwnEntryView, format_time, html, html_with_status,
 };
@@ -46,8 +47,11 @@ pub struct Choice {
 #[template(path = "log_felt.html")]
 pub struct FeltPage {
     pub layout: Layout,
+    /// The form's title in this person's words ("How I felt", "How Alex felt").
+    pub heading: String,
     pub action: String,
     pub errors: Vec<String>,
+    pub compared_legend: String,
     pub compared: Vec<Choice>,
     pub symptoms: Vec<CheckOption>,
     pub text: String,
@@ -60,6 +64,8 @@ pub struct FeltPage {
 #[template(path = "log_site.html")]
 pub struct SitePage {
     pub layout: Layout,
+    /// The form's title in this person's words ("How I felt", "How Alex felt").
+    pub heading: String,
     pub action: String,
     pub errors: Vec<String>,
     pub line_hint: String,
@@ -73,6 +79,11 @@ pub struct SitePage {
 #[template(path = "log_question.html")]
 pub struct QuestionPage {
     pub layout: Layout,
+    /// The form's title in this person's words ("How I felt", "How Alex felt").
+    pub heading: String,
+    /// "your" or "Alex's", and with a capital.
+    pub whose: String,
+    pub whose_capital: String,
     pub action: String,
     pub errors: Vec<String>,
     pub text: String,
@@ -240,8 +251,16 @@ async fn felt_page(
     text: String,
     infusion: Option<(i64, String)>,
 ) -> FeltPage {
+    let words = PersonWords::new(&access.user, &access.display_name);
+    let [heading, _, _] = log_words::form_titles(&words);
     FeltPage {
-        layout: patient_layout(state, access, "How I felt", "log", false).await,
+        layout: patient_layout(state, access, &heading, "log", false).await,
+        compared_legend: if words.is_patient {
+            "Compared with before, I feel".into()
+        } else {
+            format!("Compared with before, {} feels", words.who)
+        },
+        heading,
         action: format!("{}/log/felt", patient_base(&access.patient_id)),
         errors,
         compared: compared_choices(compared),
@@ -370,8 +389,11 @@ async fn site_page(
             format!("Your line: {}. {}", line.name, line.look)
         })
         .unwrap_or_default();
+    let [_, heading, _] =
+        log_words::form_titles(&PersonWords::new(&access.user, &access.display_name));
     SitePage {
-        layout: patient_layout(state, access, "What I see at my site", "log", false).await,
+        layout: patient_layout(state, access, &heading, "log", false).await,
+        heading,
         action: format!("{}/log/site", patient_base(&access.patient_id)),
         errors,
         line_hint,
@@ -478,8 +500,13 @@ async fn question_page(
     errors: Vec<String>,
     text: String,
 ) -> QuestionPage {
+    let words = PersonWords::new(&access.user, &access.display_name);
+    let [_, _, heading] = log_words::form_titles(&words);
     QuestionPage {
-        layout: patient_layout(state, access, "A question for my nurse", "log", false).await,
+        layout: patient_layout(state, access, &heading, "log", false).await,
+        heading,
+        whose: words.whose.clone(),
+        whose_capital: words.whose_capital(),
         action: format!("{}/log/question", patient_base(&access.patient_id)),
         errors,
         text,

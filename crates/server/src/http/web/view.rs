@@ -308,8 +308,14 @@ pub struct LogPage {
     pub alarms_svg: String,
     pub entries: Vec<EntryView>,
     pub truncated: bool,
-    /// Whether this person writes in the patient's own log (the patient and caregivers do; the care team reads).
-    pub can_write: bool,
+    /// The three forms of the patient's own log, for the patient and caregivers (empty for the care team, who read).
+    pub write_links: Vec<WriteLink>,
+}
+
+/// A link to one form of the patient's own log.
+pub struct WriteLink {
+    pub href: String,
+    pub label: String,
 }
 
 pub struct ReminderView {
