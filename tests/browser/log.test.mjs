@@ -17,6 +17,12 @@ const JPEG = Buffer.from([0xff, 0xd8, 0xff, 0xe0, 0x00, 0x10, 0x4a, 0x46, 0x49, 
 const FELT_WORDS = `Tired and shivery after the dose (${Date.now()})`;
 const SITE_WORDS = `A pink ring around the PICC, about 2 cm (${Date.now()})`;
 
+for (const name of ['INFUSAFE_BIN', 'INFUSAFE_DATA_DIR']) {
+  if (!process.env[name]) {
+    throw new Error(`${name} is not set: run through scripts/browser-test, which exports the demo's record with it`);
+  }
+}
+
 let browser;
 const logins = demoLogins();
 before(async () => { browser = await launch(); });
