@@ -27,10 +27,14 @@ pub enum ServerKind {
     PasswordChanged,
     /// A pump's link token was revoked by a clinic admin.
     DeviceRevoked,
+    /// A secret calendar address for the patient's reminders was made (any earlier one stops working).
+    CalendarLinkCreated,
+    /// The patient's secret calendar address was revoked.
+    CalendarLinkRevoked,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 10] = [
+    pub const ALL: [ServerKind; 12] = [
         ServerKind::AlarmStepDone,
         ServerKind::ChecklistAnswered,
         ServerKind::PracticeStarted,
@@ -41,6 +45,8 @@ impl ServerKind {
         ServerKind::PumpClockSkew,
         ServerKind::PasswordChanged,
         ServerKind::DeviceRevoked,
+        ServerKind::CalendarLinkCreated,
+        ServerKind::CalendarLinkRevoked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +61,8 @@ impl ServerKind {
             ServerKind::PumpClockSkew => "pump_clock_skew",
             ServerKind::PasswordChanged => "password_changed",
             ServerKind::DeviceRevoked => "device_revoked",
+            ServerKind::CalendarLinkCreated => "calendar_link_created",
+            ServerKind::CalendarLinkRevoked => "calendar_link_revoked",
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod link;
+pub mod multipart;
 pub mod openapi;
 pub mod sse;
 pub mod web;

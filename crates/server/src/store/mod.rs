@@ -5,7 +5,9 @@
 //! (`tests/server/layers.rs` checks).
 
 pub mod accounts;
+pub mod calendar;
 pub mod directory;
+pub mod photos;
 pub mod plans;
 pub mod webhooks;
 
@@ -132,6 +134,34 @@ const MIGRATIONS: &[Migration] = &[
         statements: &[
             // A revoked pump token is refused by the link from then on; the row stays for the record's sake.
             "ALTER TABLE srv_devices ADD COLUMN revoked_at_ms BIGINT",
+        ],
+    },
+    // Issue 13, items 6 and 7: the patient's secret calendar addresses and the photos of the patient's log.
+    Migration {
+        version: 3,
+        statements: &[
+            // Only the SHA-256 of a calendar token is kept (like sessions and pump tokens). A revoked row stays,
+            // so who made and who revoked an address can be shown; at most one row per patient is unrevoked.
+            "CREATE TABLE srv_calendar_links (
+            token_hash TEXT PRIMARY KEY,
+            patient_id TEXT NOT NULL REFERENCES srv_patients(id),
+            created_by TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            revoked_at_ms BIGINT,
+            revoked_by TEXT,
+            last_fetched_at_ms BIGINT
+        )",
+            "CREATE INDEX srv_calendar_links_patient ON srv_calendar_links (patient_id)",
+            // A photo of the access site, kept beside the record: the `site_seen` event names it by its SHA-256,
+            // so the hash chain pins the exact bytes. Base64 text, the one type both backends store alike.
+            "CREATE TABLE srv_log_photos (
+            patient_id TEXT NOT NULL REFERENCES srv_patients(id),
+            sha256 TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            data_base64 TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            PRIMARY KEY (patient_id, sha256)
+        )",
         ],
     },
 ];

@@ -62,12 +62,22 @@ fn parsed_plan(plan: Option<Value>) -> Option<care::TherapyPlan> {
     plan.and_then(|p| care::TherapyPlan::from_value(p).ok())
 }
 
-/// `GET /p/{patient}/check`
+/// `GET /p/{patient}/check?observation=…`: the query pre-ticks observations (the patient's own log links here
+/// with what was written); words that are not observations are ignored.
 pub async fn form(
     State(state): State<AppState>,
     user: WebUser,
     Path(patient_id): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, AppError> {
+    let prefill: Vec<care::Observation> = query
+        .as_deref()
+        .and_then(|q| common::form_pairs(q.as_bytes()).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| k == "observation")
+        .filter_map(|(_, v)| care::Observation::parse(v).ok())
+        .collect();
     let access = common::read_access(&state, &user, &patient_id).await?;
     let layout = patient_layout(&state, &access, "Something's wrong?", "check", false).await;
     let plan = parsed_plan(common::load_plan(&state, &access).await);
@@ -75,7 +85,7 @@ pub async fn form(
     Ok(html(&CheckPage {
         emergency,
         errors: Vec::new(),
-        groups: groups(plan.as_ref(), &[]),
+        groups: groups(plan.as_ref(), &prefill),
         action: format!("{}/check", patient_base(&patient_id)),
         layout,
     }))

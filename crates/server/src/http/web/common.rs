@@ -275,6 +275,9 @@ pub fn see_other(location: &str) -> Response {
 
 /// Words for the record's event kinds, for timelines.
 pub fn event_title(kind: &str, payload: &Value) -> String {
+    if let Some(title) = super::log_words::title(kind, payload) {
+        return title;
+    }
     let alarm_title = || {
         payload
             .get("alarm")
@@ -354,6 +357,9 @@ pub fn level_words(level: &str) -> String {
 
 /// A short line of detail for a timeline entry, from well-known payload fields.
 pub fn event_detail(kind: &str, payload: &Value) -> String {
+    if let Some(lines) = super::log_words::detail_lines(kind, payload) {
+        return lines.join(" · ");
+    }
     let s = |k: &str| {
         payload
             .get(k)

@@ -26,8 +26,18 @@ pub const ENTRIES_SHOWN_MAX: usize = 200;
 const EVENTS_READ_MAX: usize = 5000;
 
 /// The filter choices: (value, label, event kinds; empty = everything a patient cares about).
-const KINDS: [(&str, &str, &[&str]); 6] = [
+const KINDS: [(&str, &str, &[&str]); 7] = [
     ("all", "Everything", &[]),
+    (
+        "own",
+        "How I felt, my site, questions",
+        &[
+            "how_i_felt",
+            "site_seen",
+            "question_asked",
+            "question_answered",
+        ],
+    ),
     (
         "alarms",
         "Alarms",
@@ -380,6 +390,19 @@ pub async fn page(
         alarms_svg,
         entries,
         truncated,
+        write_links: if user.role.is_clinician() {
+            Vec::new()
+        } else {
+            let titles = super::log_words::form_titles(&words);
+            ["felt", "site", "question"]
+                .into_iter()
+                .zip(titles)
+                .map(|(form, label)| super::view::WriteLink {
+                    href: format!("{}/log/{form}", patient_base(&patient_id)),
+                    label,
+                })
+                .collect()
+        },
     }))
 }
 

@@ -13,9 +13,11 @@ pub mod charts;
 pub mod check;
 pub mod common;
 pub mod log;
+pub mod log_words;
 pub mod login;
 pub mod nurse;
 pub mod patient;
+pub mod patient_log;
 pub mod person;
 pub mod practice;
 pub mod reminders;
@@ -55,8 +57,42 @@ pub fn routes() -> Router<AppState> {
             get(check::result),
         )
         .route("/p/{patient_id}/log", get(log::page))
+        .route(
+            "/p/{patient_id}/log/felt",
+            get(patient_log::felt_form).post(patient_log::felt_submit),
+        )
+        .route(
+            "/p/{patient_id}/log/site",
+            get(patient_log::site_form)
+                .post(patient_log::site_submit)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::http::extract::UPLOAD_BYTES_MAX,
+                )),
+        )
+        .route(
+            "/p/{patient_id}/log/question",
+            get(patient_log::question_form).post(patient_log::question_submit),
+        )
+        .route("/p/{patient_id}/log/entries/{id}", get(patient_log::saved))
+        .route(
+            "/p/{patient_id}/log/photos/{sha256}",
+            get(patient_log::photo),
+        )
+        .route(
+            "/nurse/patients/{patient_id}/questions/{id}/answer",
+            post(patient_log::answer),
+        )
         .route("/p/{patient_id}/reminders", get(reminders::page))
         .route("/p/{patient_id}/reminders.ics", get(reminders::ics))
+        .route(
+            "/p/{patient_id}/reminders/calendar-link",
+            post(reminders::create_link),
+        )
+        .route(
+            "/p/{patient_id}/reminders/calendar-link/revoke",
+            post(reminders::revoke_link),
+        )
+        .route("/cal/{file}", get(reminders::subscribed))
         .route("/p/{patient_id}/card", get(card::page))
         .route("/nurse", get(nurse::dashboard))
         .route("/nurse/patients/{patient_id}", get(nurse::patient))

@@ -184,6 +184,7 @@ async fn patient_page(
         plan_errors: errors,
         plan_fields: plan_fields(text, version, field_error),
         plan_action: format!("/nurse/patients/{patient_id}/plan"),
+        own_log: super::patient_log::nurse_section(state, patient_id, now).await?,
         layout,
     })
 }

@@ -226,6 +226,7 @@ pub async fn today(
         checklist,
         checklist_action: format!("{base}/checklist"),
         check_href: format!("{base}/check"),
+        felt_href: format!("{base}/log/felt?after=latest"),
     }))
 }
 

@@ -158,6 +158,8 @@ pub struct TodayPage {
     pub checklist: Option<ChecklistView>,
     pub checklist_action: String,
     pub check_href: String,
+    /// "How I felt" in the log, about the latest infusion (shown with the after-infusion checklist).
+    pub felt_href: String,
 }
 
 /// What to do: the answer to a symptom check or to a checklist problem.
@@ -306,12 +308,33 @@ pub struct LogPage {
     pub alarms_svg: String,
     pub entries: Vec<EntryView>,
     pub truncated: bool,
+    /// The three forms of the patient's own log, for the patient and caregivers (empty for the care team, who read).
+    pub write_links: Vec<WriteLink>,
+}
+
+/// A link to one form of the patient's own log.
+pub struct WriteLink {
+    pub href: String,
+    pub label: String,
 }
 
 pub struct ReminderView {
     pub title: String,
     pub when: String,
     pub detail: String,
+    /// The reminder's note, line by line, as the calendar file's DESCRIPTION carries it.
+    pub note_lines: Vec<String>,
+}
+
+/// The patient's secret calendar address: whether one works, and the address itself only right after it was made.
+pub struct CalendarView {
+    pub address: Option<String>,
+    pub webcal: Option<String>,
+    pub active: bool,
+    pub made_label: String,
+    pub fetched_label: String,
+    pub create_action: String,
+    pub revoke_action: String,
 }
 
 #[derive(Template)]
@@ -320,6 +343,7 @@ pub struct RemindersPage {
     pub layout: Layout,
     pub ics_href: String,
     pub reminders: Vec<ReminderView>,
+    pub calendar: CalendarView,
 }
 
 pub struct CardAlarm {
@@ -390,6 +414,31 @@ pub struct NursePatientPage {
     pub plan_errors: Vec<String>,
     pub plan_fields: Vec<PlanField>,
     pub plan_action: String,
+    /// The patient's own log: how they felt (chart), site, questions to answer.
+    pub own_log: NurseSection,
+}
+
+/// One entry of the patient's own log, for people.
+pub struct OwnEntryView {
+    pub id: i64,
+    pub title: String,
+    pub at_label: String,
+    pub at_iso: String,
+    pub lines: Vec<String>,
+    pub who: String,
+    pub photo_href: Option<String>,
+    pub answers: Vec<String>,
+    pub is_question: bool,
+    /// The form that answers a question (nurse's page), empty otherwise.
+    pub answer_action: String,
+}
+
+/// The nurse's section of the patient's page (included in `nurse_patient.html`).
+#[derive(Default)]
+pub struct NurseSection {
+    pub felt_svg: String,
+    pub open_questions: usize,
+    pub entries: Vec<OwnEntryView>,
 }
 
 pub struct FaultButton {
