@@ -81,19 +81,33 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   await patient.locator('.alarm .alarm-status').waitFor();
   assert.match(await patient.locator('.alarm .alarm-status').innerText(), /You acknowledged it at/);
 
+  // A fault whose cause stays until someone fixes it (the door is left open), so the alarm stays up while the
+  // patient and the nurse acknowledge it (a relieved, stopped occlusion may clear by itself once acknowledged).
+  await nurse.goto(`${BASE}/nurse/patients/${patientId}/practice`);
+  await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.danger')]);
+  await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.primary')]);
+  await nurse.waitForTimeout(1500);
+  await Promise.all([nurse.waitForLoadState('load'), nurse.click('button:has-text("Door open")')]);
+  await patient.goto(`${patientBase}/pump`);
+  await patient.locator('.alarm[data-alarm-id^="door_open"]').waitFor({ timeout: 15_000 });
+  await Promise.all([patient.waitForLoadState('load'), patient.click('button:has-text("Acknowledge alarm")')]);
+  assert.match(await patient.locator('.alarm .alarm-status').innerText(), /You acknowledged it at/);
+
   // The nurse's dashboard lists the practice alarm, badged, with the patient's acknowledgement (below any real
   // alarm of another patient: practice never outranks a real alarm).
   await nurse.goto(`${BASE}/nurse`);
   const row = nurse.locator(`ul.patients > li:has(a[href="/nurse/patients/${patientId}"])`);
-  await row.locator('[data-alarm-id^="occlusion"]').waitFor();
+  await row.locator('[data-alarm-id^="door_open"]').waitFor();
   assert.match(await row.innerText(), /Acknowledged by/);
-  assert.ok(await row.locator('[data-alarm-id^="occlusion"] .badge.teaching').count() >= 1, 'the practice alarm is badged Practice on the dashboard');
+  assert.ok(await row.locator('[data-alarm-id^="door_open"] .badge.teaching').count() >= 1, 'the practice alarm is badged Practice on the dashboard');
   await checkAxe(nurse, 'dashboard with an alarm');
   await shot(nurse, 'nurse-dashboard-alarm-desktop');
-  // The nurse acknowledges with a note.
-  await row.locator('input[name=note]').first().fill('Called the patient; line straightened.');
-  await Promise.all([nurse.waitForLoadState('load'), row.locator('form.ack-form button').first().click()]);
-  assert.match(await nurse.locator('ul.patients').innerText(), /line straightened/);
+  // The nurse acknowledges with a note; the patient reads who it was and the note.
+  await row.locator('[data-alarm-id^="door_open"] input[name=note]').fill('Called the patient; door closed together.');
+  await Promise.all([nurse.waitForLoadState('load'), row.locator('[data-alarm-id^="door_open"] form.ack-form button').click()]);
+  assert.match(await nurse.locator('ul.patients').innerText(), /door closed together/);
+  await patient.reload();
+  assert.match(await patient.locator('.alarm .alarm-status').innerText(), /\(nurse\) acknowledged it at .*Their note: .Called the patient; door closed together\./s);
 
   // Stop the practice pump; the record marks its events as practice.
   await nurse.goto(`${BASE}/nurse/patients/${patientId}/practice`);

@@ -161,7 +161,10 @@ test('the secret calendar address follows the plan without a session, and a revo
   await signIn(page, logins.caregiver[0]);
   const base = await patientBase(page);
   await page.goto(`${BASE}${base}/reminders`);
-  await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Make")')]);
+  await Promise.all([page.waitForURL(/\/reminders\?new=/), page.click('button:has-text("Make")')]);
+  if (!(await page.locator('#cal-address').count())) {
+    assert.fail(`no calendar address after making one; the page (${page.url()}) says:\n${(await page.locator('body').innerText()).slice(0, 1500)}`);
+  }
   const address = await page.locator('#cal-address').inputValue();
   assert.match(address, /\/cal\/[0-9a-f]{64}\.ics$/);
   await checkAxe(page, 'reminders with a new calendar address');
