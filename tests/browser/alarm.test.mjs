@@ -4,7 +4,7 @@
 // acknowledges; the nurse's dashboard shows the alarm and who acknowledged it.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot } from './helpers.mjs';
+import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
 
 let browser;
 const logins = demoLogins();
@@ -73,6 +73,7 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   assert.ok(await patient.locator('.alarm a[href^="tel:"]').count() >= 1, 'the alarm guide says who to call');
   await checkAxe(patient, 'alarm guide');
   await shot(patient, 'patient-alarm-phone');
+  await fold(patient, 'pump-alarm');
 
   // "I did this" on step 1, then acknowledge.
   await Promise.all([patient.waitForLoadState('load'), steps.first().locator('button').click()]);

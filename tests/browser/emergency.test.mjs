@@ -1,7 +1,7 @@
 // A symptom check that ends in an emergency: the emergency number comes first and largest, as a tel: link.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot } from './helpers.mjs';
+import { PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
 
 let browser;
 const logins = demoLogins();
@@ -39,6 +39,7 @@ for (const [label, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     assert.ok(await page.locator('main ol.steps li').count() >= 1);
     await checkAxe(page, `emergency result (${label})`);
     await shot(page, `patient-emergency-${label}`);
+    if (label === 'phone') await fold(page, 'emergency-result');
     // The check is in the record.
     await page.goto(`${base}/log?kind=symptoms&days=1`);
     assert.match(await page.locator('.timeline').innerText(), /Symptom check: emergency/);

@@ -11,7 +11,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { request } from 'playwright-core';
-import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot } from './helpers.mjs';
+import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
 
 let browser;
 const logins = demoLogins();
@@ -119,11 +119,13 @@ test('a real alarm follows the patient to every page, escalates at the plan time
     }
     await checkAxe(today, 'Today with the alarm banner');
     await shot(today, 'patient-today-alarm-phone');
+    await fold(today, 'today-alarm-banner');
     await shot(check, 'patient-check-alarm-phone');
 
     // Nobody acknowledges: at the plan's time the nurse is alerted, and the patient's page says so by itself.
     const dueMs = toNurseMin * MINUTE_S * 1000;
     await log.locator('#alarm-banner', { hasText: /nurse was alerted at/ }).waitFor({ timeout: dueMs + 10_000 });
+    await fold(log, 'log-alarm-nurse-alerted');
     const alertedAfter = Date.now() - raisedAt;
     assert.ok(alertedAfter >= dueMs - 1000, `the nurse was alerted after ${alertedAfter} ms, before the plan's ${dueMs} ms`);
     console.log(`# nurse alerted ${alertedAfter} ms after the alarm (plan: ${dueMs} ms)`);
@@ -183,6 +185,7 @@ test('a caregiver reads the patient\'s name, and a reloaded symptom answer recor
   assert.ok(await page.locator('nav[aria-label=Main] a', { hasText: "Alex's pump" }).count() === 1, 'the navigation names whose pump');
   assert.equal(await page.locator('nav[aria-label=Main] a', { hasText: 'My pump' }).count(), 0);
   await shot(page, 'caregiver-today-phone');
+  await fold(page, 'caregiver-today');
 
   const { api } = await apiAs(robin);
   const checks = async () => {
@@ -239,6 +242,8 @@ test('every practice fault raises its alarm on the patient\'s screen', async () 
     if (fault === 'kink') {
       await checkAxe(patient, 'practice alarm with the pump screen');
       await shot(patient, 'patient-practice-alarm-phone');
+      await patient.locator('#practice-h').scrollIntoViewIfNeeded();
+      await fold(patient, 'practice-pump-screen');
     }
     await nurse.goto(practice);
     await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.danger')]);
@@ -257,7 +262,10 @@ test('patient pages fit 320, 390 and 1280 px without sideways scrolling and pass
       const overflow = await page.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
       assert.ok(overflow <= 0, `${suffix} at ${label} px scrolls sideways by ${overflow} px`);
       await checkAxe(page, `${suffix} at ${label} px`);
-      if (label === '390') await shot(page, `patient-${suffix}-phone`);
+      if (label === '390') {
+        await shot(page, `patient-${suffix}-phone`);
+        await fold(page, suffix);
+      }
     }
     await page.context().close();
   }

@@ -81,6 +81,14 @@ export async function checkAxe(page, name) {
   return result.violations.length;
 }
 
+/// The first screen of a page as the person sees it (the viewport, not the whole page), for docs/screens.md:
+/// written to artifacts/screens/; `scripts/browser-test` leaves them there and docs/screens/ keeps a copy.
+export const SCREENS = path.join(ARTIFACTS, 'screens');
+mkdirSync(SCREENS, { recursive: true });
+export async function fold(page, name) {
+  await page.screenshot({ path: path.join(SCREENS, `${name}.png`) });
+}
+
 export async function shot(page, name) {
   await page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 }

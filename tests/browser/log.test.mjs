@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot } from './helpers.mjs';
+import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
 
 const SMALL = { width: 320, height: 720 };
 const SIZES = [['320', SMALL], ['390', PHONE], ['1280', DESKTOP]];
@@ -106,6 +106,7 @@ test('the caregiver writes how the patient felt and a site change; the nurse see
       const overflow = await p.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       assert.ok(overflow <= 0, `${name} at ${label} px scrolls sideways by ${overflow} px`);
       await shot(p, `log-${name}-${label}`);
+      if (label === '390') await fold(p, `log-${name}`);
     }
     await p.context().close();
   }

@@ -2,7 +2,7 @@
 // pump page; all axe-clean.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot } from './helpers.mjs';
+import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
 
 let browser;
 const logins = demoLogins();
@@ -17,6 +17,7 @@ test('nurse screens: dashboard, patient page and practice page', async () => {
     assert.ok(await page.locator('ul.patients > li').count() >= 2, 'the demo clinic has at least two patients');
     await checkAxe(page, `dashboard (${label})`);
     await shot(page, `nurse-dashboard-${label}`);
+    if (label === 'phone') await fold(page, 'nurse-dashboard');
     const href = await page.locator('ul.patients > li h2 a').first().getAttribute('href');
     await page.goto(`${BASE}${href}`);
     assert.ok(await page.locator('svg.chart').count() >= 2, 'the patient page draws both charts');

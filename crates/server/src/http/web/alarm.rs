@@ -184,8 +184,14 @@ pub async fn pump(
     }
     let pump = pump_view(&snapshot, plan.as_ref(), now);
     let practice = super::practice::patient_buttons(&state, &access);
+    // During an alarm the care team's statement moves into the alarm, beside their notes.
+    let care_first = layout.care_first.clone();
+    if alarm.is_some() {
+        layout.care_first.clear();
+    }
     Ok(html(&PumpPage {
         heading: words.nav_label("pump", "My pump"),
+        care_first,
         layout,
         alarm,
         other_alarms,

@@ -244,6 +244,9 @@ pub struct PumpView {
 #[template(path = "pump.html")]
 pub struct PumpPage {
     pub layout: Layout,
+    /// The care team's statement, shown inside the alarm (the page's own copy is left out during an alarm so the
+    /// alarm starts at the top).
+    pub care_first: String,
     /// "My pump", or "Alex's pump" for a caregiver or a clinician.
     pub heading: String,
     pub alarm: Option<AlarmGuideView>,
