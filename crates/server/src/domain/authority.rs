@@ -66,7 +66,9 @@ pub fn server_kind_owner(kind: ServerKind) -> Owner {
         | ServerKind::WebhookChanged
         | ServerKind::PumpClockSkew
         | ServerKind::PasswordChanged
-        | ServerKind::DeviceRevoked => Owner::Server,
+        | ServerKind::DeviceRevoked
+        | ServerKind::DevicePcdIdSet
+        | ServerKind::PcdReportSent => Owner::Server,
     }
 }
 

@@ -27,10 +27,14 @@ pub enum ServerKind {
     PasswordChanged,
     /// A pump's link token was revoked by a clinic admin.
     DeviceRevoked,
+    /// A clinic admin set or removed the id a pump's IHE PCD gateway sends.
+    DevicePcdIdSet,
+    /// An alarm report (ORU^R40) was sent, or given up, to the alarm manager: the outcome after every attempt.
+    PcdReportSent,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 10] = [
+    pub const ALL: [ServerKind; 12] = [
         ServerKind::AlarmStepDone,
         ServerKind::ChecklistAnswered,
         ServerKind::PracticeStarted,
@@ -41,6 +45,8 @@ impl ServerKind {
         ServerKind::PumpClockSkew,
         ServerKind::PasswordChanged,
         ServerKind::DeviceRevoked,
+        ServerKind::DevicePcdIdSet,
+        ServerKind::PcdReportSent,
     ];
 
     pub fn name(self) -> &'static str {
@@ -55,6 +61,8 @@ impl ServerKind {
             ServerKind::PumpClockSkew => "pump_clock_skew",
             ServerKind::PasswordChanged => "password_changed",
             ServerKind::DeviceRevoked => "device_revoked",
+            ServerKind::DevicePcdIdSet => "device_pcd_id_set",
+            ServerKind::PcdReportSent => "pcd_report_sent",
         }
     }
 }
