@@ -166,12 +166,8 @@ impl AlarmManager {
                             let text = String::from_utf8(f).unwrap();
                             let m = pcd::Message::parse(&text).unwrap();
                             let header = pcd::profile::parse_header(&m).unwrap();
-                            let ack = profile::ack(
-                                Some(&header),
-                                "am-1",
-                                jiff::Timestamp::now(),
-                                Ok(()),
-                            );
+                            let ack =
+                                profile::ack(Some(&header), "am-1", jiff::Timestamp::now(), Ok(()));
                             r.lock().unwrap().push(text);
                             k.lock().unwrap().push(ack.clone());
                             if stream.write_all(&pcd::frame(ack.as_bytes())).await.is_err() {
@@ -258,10 +254,18 @@ async fn pcd_pump_kink_reaches_the_screens_escalates_is_exported_and_goes_out(ba
     ));
 
     patient_stream
-        .expect(Duration::from_secs(30), "the occlusion on the patient's stream", is_occlusion)
+        .expect(
+            Duration::from_secs(30),
+            "the occlusion on the patient's stream",
+            is_occlusion,
+        )
         .await;
     nurse_stream
-        .expect(Duration::from_secs(2), "the occlusion on the nurse's stream", is_occlusion)
+        .expect(
+            Duration::from_secs(2),
+            "the occlusion on the nurse's stream",
+            is_occlusion,
+        )
         .await;
     // The steps on the patient's screen: the alarm guide, as for the HTTP link.
     let page = app
@@ -273,7 +277,9 @@ async fn pcd_pump_kink_reaches_the_screens_escalates_is_exported_and_goes_out(ba
     assert!(page.matches("I did this").count() >= 3, "numbered steps");
     let rung = |want: &'static str| {
         move |e: &str, d: &Value| {
-            e == "escalation" && d["data"]["rung"] == want && d["data"]["alarm"] == "occlusion_downstream"
+            e == "escalation"
+                && d["data"]["rung"] == want
+                && d["data"]["alarm"] == "occlusion_downstream"
         }
     };
     nurse_stream
@@ -289,7 +295,10 @@ async fn pcd_pump_kink_reaches_the_screens_escalates_is_exported_and_goes_out(ba
         .iter()
         .find(|e| e["payload"]["alarm"] == "occlusion_downstream")
         .expect("alarm_raised in the record");
-    assert!(occlusion["payload"]["pcd_alarm_id"].is_string(), "{occlusion}");
+    assert!(
+        occlusion["payload"]["pcd_alarm_id"].is_string(),
+        "{occlusion}"
+    );
     let patient_id = record::PatientId::new(w.p1.clone()).unwrap();
     let bundle = app
         .state()
@@ -306,57 +315,95 @@ async fn pcd_pump_kink_reaches_the_screens_escalates_is_exported_and_goes_out(ba
         e["resource"]["resourceType"] == "Observation"
             && e["resource"]["code"]["coding"][0]["code"] == "occlusion_downstream"
     });
-    assert!(in_fhir, "the occlusion is an Observation in the FHIR export");
+    assert!(
+        in_fhir,
+        "the occlusion is an Observation in the FHIR export"
+    );
 
     // Out again as ORU^R40 to the alarm manager; the nurse's acknowledgement follows it.
-    let start = wait_until(Duration::from_secs(5), "the ORU^R40 start at the alarm manager", async || {
-        let got = manager.received();
-        let n = got.len();
-        got.into_iter()
-            .find(|m| m.contains("ORU^R40^ORU_R40") && m.contains("|start|") && m.contains("MDC_EVT_FLUID_LINE_OCCL"))
-            .ok_or(format!("{n} messages"))
-    })
+    let start = wait_until(
+        Duration::from_secs(5),
+        "the ORU^R40 start at the alarm manager",
+        async || {
+            let got = manager.received();
+            let n = got.len();
+            got.into_iter()
+                .find(|m| {
+                    m.contains("ORU^R40^ORU_R40")
+                        && m.contains("|start|")
+                        && m.contains("MDC_EVT_FLUID_LINE_OCCL")
+                })
+                .ok_or(format!("{n} messages"))
+        },
+    )
     .await;
     let parsed = match pcd::parse_inbound(&start) {
         Ok(pcd::Inbound::Alarm(a)) => a,
         other => panic!("{other:?}"),
     };
-    assert_eq!((parsed.alarm.as_str(), parsed.priority), ("occlusion_downstream", Some(pump::Priority::High)));
+    assert_eq!(
+        (parsed.alarm.as_str(), parsed.priority),
+        ("occlusion_downstream", Some(pump::Priority::High))
+    );
     assert!(start.contains(&w.p1), "PID-3 names the patient");
     app.acknowledge(&nurse, &w.p1, "occlusion_downstream", Some("on my way"))
         .await
         .expect_status(200);
-    let acked = wait_until(Duration::from_secs(5), "the acknowledgement at the alarm manager", async || {
-        let got = manager.received();
-        let n = got.len();
-        got.into_iter()
-            .find(|m| m.contains("alert-acknowledged"))
-            .ok_or(format!("{n} messages"))
-    })
+    let acked = wait_until(
+        Duration::from_secs(5),
+        "the acknowledgement at the alarm manager",
+        async || {
+            let got = manager.received();
+            let n = got.len();
+            got.into_iter()
+                .find(|m| m.contains("alert-acknowledged"))
+                .ok_or(format!("{n} messages"))
+        },
+    )
     .await;
-    let attempts = server::store::pcd::attempts(&app.state().db, &w.p1).await.unwrap();
+    let attempts = server::store::pcd::attempts(&app.state().db, &w.p1)
+        .await
+        .unwrap();
     assert!(
-        attempts.iter().any(|a| a.delivered && a.phase == "start" && a.alarm == "occlusion_downstream"),
+        attempts
+            .iter()
+            .any(|a| a.delivered && a.phase == "start" && a.alarm == "occlusion_downstream"),
         "{attempts:?}"
     );
-    assert!(attempts.iter().all(|a| a.ack_code.as_deref() == Some("AA")), "{attempts:?}");
-    wait_until(Duration::from_secs(5), "the pcd_report_sent events", async || {
-        let sent = app.timeline(&nurse, &w.p1, &["pcd_report_sent"]).await;
-        if sent.len() >= 2 && sent.iter().all(|e| e["payload"]["delivered"] == true) {
-            Ok(())
-        } else {
-            Err(format!("{sent:?}"))
-        }
-    })
+    assert!(
+        attempts.iter().all(|a| a.ack_code.as_deref() == Some("AA")),
+        "{attempts:?}"
+    );
+    wait_until(
+        Duration::from_secs(5),
+        "the pcd_report_sent events",
+        async || {
+            let sent = app.timeline(&nurse, &w.p1, &["pcd_report_sent"]).await;
+            if sent.len() >= 2 && sent.iter().all(|e| e["payload"]["delivered"] == true) {
+                Ok(())
+            } else {
+                Err(format!("{sent:?}"))
+            }
+        },
+    )
     .await;
 
     stop.send(true).unwrap();
-    pump.await.unwrap().expect("the pump was never refused (every ACK AA)");
+    pump.await
+        .unwrap()
+        .expect("the pump was never refused (every ACK AA)");
     // What the pump sent and what the server answered, all valid HL7 v2.6, every ACK AA.
     let sent = frames_of(&recorder.sent.lock().unwrap());
     let answered = frames_of(&recorder.answered.lock().unwrap());
-    assert!(sent.iter().any(|m| m.contains("ORU^R40") && m.contains("|start|")), "the pump sent the alarm");
-    assert!(sent.iter().any(|m| m.contains("ORU^R01")), "and its observations");
+    assert!(
+        sent.iter()
+            .any(|m| m.contains("ORU^R40") && m.contains("|start|")),
+        "the pump sent the alarm"
+    );
+    assert!(
+        sent.iter().any(|m| m.contains("ORU^R01")),
+        "and its observations"
+    );
     assert_eq!(sent.len(), answered.len(), "one ACK per message");
     for ack in &answered {
         assert_eq!(profile::parse_ack(ack).unwrap().code, AckCode::AA, "{ack}");
@@ -389,7 +436,12 @@ async fn read_ack(stream: &mut TcpStream) -> Option<String> {
         if n == 0 {
             return None;
         }
-        if let Some(f) = d.push(&buf[..n]).expect("the server speaks MLLP").into_iter().next() {
+        if let Some(f) = d
+            .push(&buf[..n])
+            .expect("the server speaks MLLP")
+            .into_iter()
+            .next()
+        {
             return Some(String::from_utf8(f).unwrap());
         }
     }
@@ -447,14 +499,17 @@ async fn stored(app: &TestServer, w: &World) -> Vec<String> {
 }
 
 async fn bad_input_gets_the_right_ack_or_a_closed_connection_and_loses_nothing(backend: Backend) {
-    let Some((app, w, addr)) = pcd_server(backend, None, |c| c.pcd_frame_max = 256 * 1024).await else {
+    let Some((app, w, addr)) = pcd_server(backend, None, |c| c.pcd_frame_max = 256 * 1024).await
+    else {
         return;
     };
     let mut acks = vec![];
     let mut accepted = vec![];
     // One good alarm, stored.
     let good = profile::build_alarm(&alarm("good-1", "air_in_line", Phase::Start));
-    let ack = exchange(addr, &pcd::frame(good.as_bytes())).await.expect("an ACK");
+    let ack = exchange(addr, &pcd::frame(good.as_bytes()))
+        .await
+        .expect("an ACK");
     assert_eq!(code_of(&ack), (AckCode::AA, None, "good-1".into()));
     acks.push(ack);
     accepted.push(good.clone());
@@ -462,13 +517,17 @@ async fn bad_input_gets_the_right_ack_or_a_closed_connection_and_loses_nothing(b
     assert_eq!(before, ["alarm_raised"]);
 
     // The same message again (a re-send after a lost ACK): AA, not stored twice.
-    let ack = exchange(addr, &pcd::frame(good.as_bytes())).await.expect("an ACK");
+    let ack = exchange(addr, &pcd::frame(good.as_bytes()))
+        .await
+        .expect("an ACK");
     assert_eq!(code_of(&ack).0, AckCode::AA);
     acks.push(ack);
     // And an observation twice: the second is recognised by its control id.
     let obs = profile::build_observation(&observation("obs-1", 100.0));
     for _ in 0..2 {
-        let ack = exchange(addr, &pcd::frame(obs.as_bytes())).await.expect("an ACK");
+        let ack = exchange(addr, &pcd::frame(obs.as_bytes()))
+            .await
+            .expect("an ACK");
         assert_eq!(code_of(&ack).0, AckCode::AA);
         acks.push(ack);
     }
@@ -479,40 +538,78 @@ async fn bad_input_gets_the_right_ack_or_a_closed_connection_and_loses_nothing(b
         ..alarm("u-1", "air_in_line", Phase::Start)
     });
     let cases: Vec<(&str, String, AckCode, u16)> = vec![
-        ("a wrong version", good.replace("|2.6|", "|2.3|").replace("good-1", "v-1"), AckCode::AR, 203),
+        (
+            "a wrong version",
+            good.replace("|2.6|", "|2.3|").replace("good-1", "v-1"),
+            AckCode::AR,
+            203,
+        ),
         ("an unknown device", unknown_device, AckCode::AE, 204),
         (
             "an unknown alarm code",
-            good.replace("air_in_line^air_in_line^99INFUSAFE", "196999^MDC_EVT_MADE_UP^MDC")
-                .replace("good-1", "c-1"),
+            good.replace(
+                "air_in_line^air_in_line^99INFUSAFE",
+                "196999^MDC_EVT_MADE_UP^MDC",
+            )
+            .replace("good-1", "c-1"),
             AckCode::AE,
             103,
         ),
-        ("pump_silent from a device", profile::build_alarm(&alarm("s-1", "pump_silent", Phase::Start)), AckCode::AE, 103),
-        ("a rate no pump has", profile::build_observation(&observation("r-1", 5000.0)), AckCode::AE, 102),
+        (
+            "pump_silent from a device",
+            profile::build_alarm(&alarm("s-1", "pump_silent", Phase::Start)),
+            AckCode::AE,
+            103,
+        ),
+        (
+            "a rate no pump has",
+            profile::build_observation(&observation("r-1", 5000.0)),
+            AckCode::AE,
+            102,
+        ),
         ("not HL7 at all", "hello, server".into(), AckCode::AR, 100),
-        ("not UTF-8", String::from_utf8_lossy(&[0xff, 0xfe]).into_owned(), AckCode::AR, 100),
+        (
+            "not UTF-8",
+            String::from_utf8_lossy(&[0xff, 0xfe]).into_owned(),
+            AckCode::AR,
+            100,
+        ),
     ];
     for (what, text, want, code) in cases {
-        let ack = exchange(addr, &pcd::frame(text.as_bytes())).await.unwrap_or_else(|| panic!("{what}: an ACK"));
+        let ack = exchange(addr, &pcd::frame(text.as_bytes()))
+            .await
+            .unwrap_or_else(|| panic!("{what}: an ACK"));
         let (got, err, _) = code_of(&ack);
         assert_eq!((got, err), (want, Some(code)), "{what}: {ack}");
         acks.push(ack);
     }
-    let raw_bytes = exchange(addr, &pcd::frame(&[0xff, 0xfe, 0x00])).await.expect("an ACK");
-    assert_eq!(code_of(&raw_bytes).0, AckCode::AR, "bytes that are not UTF-8");
+    let raw_bytes = exchange(addr, &pcd::frame(&[0xff, 0xfe, 0x00]))
+        .await
+        .expect("an ACK");
+    assert_eq!(
+        code_of(&raw_bytes).0,
+        AckCode::AR,
+        "bytes that are not UTF-8"
+    );
     acks.push(raw_bytes);
 
     // A truncated frame (no end block), then the connection closes: nothing is stored.
-    let truncated = &pcd::frame(profile::build_alarm(&alarm("t-1", "door_open", Phase::Start)).as_bytes());
+    let truncated =
+        &pcd::frame(profile::build_alarm(&alarm("t-1", "door_open", Phase::Start)).as_bytes());
     {
         let mut s = TcpStream::connect(addr).await.unwrap();
-        s.write_all(&truncated[..truncated.len() - 2]).await.unwrap();
+        s.write_all(&truncated[..truncated.len() - 2])
+            .await
+            .unwrap();
     }
     // Several megabytes in one frame: the connection is closed, never a crash.
     let mut huge = pcd::frame(b"");
     huge.splice(1..1, std::iter::repeat_n(b'A', 3 * 1024 * 1024));
-    assert_eq!(exchange(addr, &huge).await, None, "an oversized frame closes the connection");
+    assert_eq!(
+        exchange(addr, &huge).await,
+        None,
+        "an oversized frame closes the connection"
+    );
     // Bytes outside any frame (an HTTP client on the wrong port): closed.
     assert_eq!(
         exchange(addr, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n").await,
@@ -522,13 +619,18 @@ async fn bad_input_gets_the_right_ack_or_a_closed_connection_and_loses_nothing(b
 
     // The server still answers, and nothing but the good messages was stored.
     let next = profile::build_alarm(&alarm("good-2", "air_in_line", Phase::End));
-    let ack = exchange(addr, &pcd::frame(next.as_bytes())).await.expect("an ACK");
+    let ack = exchange(addr, &pcd::frame(next.as_bytes()))
+        .await
+        .expect("an ACK");
     assert_eq!(code_of(&ack).0, AckCode::AA);
     acks.push(ack);
     accepted.push(next);
     let after = stored(&app, &w).await;
     assert_eq!(
-        after.iter().filter(|k| k.starts_with("alarm_")).collect::<Vec<_>>(),
+        after
+            .iter()
+            .filter(|k| k.starts_with("alarm_"))
+            .collect::<Vec<_>>(),
         ["alarm_cleared", "alarm_raised"],
         "only the alarm's end was stored since (newest first)"
     );
@@ -536,8 +638,14 @@ async fn bad_input_gets_the_right_ack_or_a_closed_connection_and_loses_nothing(b
         after.iter().filter(|k| *k == "telemetry").count() <= 1,
         "the observation sent twice is not stored twice: {after:?}"
     );
-    let raised = app.timeline(&app.login(User::Nurse).await, &w.p1, &["alarm_raised"]).await;
-    assert_eq!(raised.len(), 1, "one air_in_line raised, no door_open, no made-up alarm: {raised:?}");
+    let raised = app
+        .timeline(&app.login(User::Nurse).await, &w.p1, &["alarm_raised"])
+        .await;
+    assert_eq!(
+        raised.len(),
+        1,
+        "one air_in_line raised, no door_open, no made-up alarm: {raised:?}"
+    );
     accepted.extend(acks);
     hl7apy_validates(&accepted);
 }
@@ -559,9 +667,15 @@ async fn the_listener_holds_under_slow_partial_and_many_connections(backend: Bac
     }
     let good = profile::build_observation(&observation("slow-1", 100.0));
     let started = std::time::Instant::now();
-    let ack = exchange(addr, &pcd::frame(good.as_bytes())).await.expect("an ACK after the idle ones are closed");
+    let ack = exchange(addr, &pcd::frame(good.as_bytes()))
+        .await
+        .expect("an ACK after the idle ones are closed");
     assert_eq!(code_of(&ack).0, AckCode::AA);
-    assert!(started.elapsed() < Duration::from_secs(8), "answered in {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "answered in {:?}",
+        started.elapsed()
+    );
     drop(idle);
 
     // A slow but steady sender within the deadline is served.
@@ -571,7 +685,10 @@ async fn the_listener_holds_under_slow_partial_and_many_connections(backend: Bac
         s.write_all(chunk).await.unwrap();
         tokio::time::sleep(Duration::from_millis(40)).await;
     }
-    assert_eq!(code_of(&read_ack(&mut s).await.expect("an ACK")).0, AckCode::AA);
+    assert_eq!(
+        code_of(&read_ack(&mut s).await.expect("an ACK")).0,
+        AckCode::AA
+    );
 
     // A sender that trickles one frame past the deadline (slowloris) is closed.
     let mut s = TcpStream::connect(addr).await.unwrap();
@@ -586,7 +703,10 @@ async fn the_listener_holds_under_slow_partial_and_many_connections(backend: Bac
     if !closed {
         closed = read_ack(&mut s).await.is_none();
     }
-    assert!(closed, "a frame dribbled past the deadline closes the connection");
+    assert!(
+        closed,
+        "a frame dribbled past the deadline closes the connection"
+    );
 
     // Many clients at once, each with its own messages: every one answered AA.
     let mut tasks = vec![];
@@ -604,7 +724,10 @@ async fn the_listener_holds_under_slow_partial_and_many_connections(backend: Bac
         t.await.unwrap();
     }
     // The HTTP side never noticed.
-    app.http.get(&app.url_for("/healthz"), &Default::default()).await.expect_status(200);
+    app.http
+        .get(&app.url_for("/healthz"), &Default::default())
+        .await
+        .expect_status(200);
 }
 
 async fn admins_set_pcd_ids_once_per_pump_in_their_clinic(backend: Backend) {
@@ -633,23 +756,43 @@ async fn admins_set_pcd_ids_once_per_pump_in_their_clinic(backend: Backend) {
     let second = r.json()["device_id"].as_str().unwrap().to_string();
     assert_eq!(r.json()["pcd_device_id"], "00-12-21-00-00-00-00-02");
     let r = app
-        .put(&format!("/api/admin/devices/{second}"), &admin, &json!({"pcd_device_id": "bad id with spaces"}))
+        .put(
+            &format!("/api/admin/devices/{second}"),
+            &admin,
+            &json!({"pcd_device_id": "bad id with spaces"}),
+        )
         .await
         .expect_status(422);
     assert_eq!(r.json()["field"], "pcd_device_id");
-    app.put(&format!("/api/admin/devices/{second}"), &admin, &json!({"pcd_device_id": null}))
-        .await
-        .expect_status(200);
+    app.put(
+        &format!("/api/admin/devices/{second}"),
+        &admin,
+        &json!({"pcd_device_id": null}),
+    )
+    .await
+    .expect_status(200);
     let nurse = app.login(User::Nurse).await;
-    app.put(&format!("/api/admin/devices/{second}"), &nurse, &json!({"pcd_device_id": "X1"}))
-        .await
-        .expect_status(403);
+    app.put(
+        &format!("/api/admin/devices/{second}"),
+        &nurse,
+        &json!({"pcd_device_id": "X1"}),
+    )
+    .await
+    .expect_status(403);
     let other_clinic = app.login(User::NurseB).await;
-    app.put(&format!("/api/admin/devices/{second}"), &other_clinic, &json!({"pcd_device_id": "X1"}))
-        .await
-        .expect_status(403);
+    app.put(
+        &format!("/api/admin/devices/{second}"),
+        &other_clinic,
+        &json!({"pcd_device_id": "X1"}),
+    )
+    .await
+    .expect_status(403);
     let set = app.timeline(&admin, &w.p2, &["device_pcd_id_set"]).await;
-    assert_eq!(set.len(), 1, "the change is in the record with who made it: {set:?}");
+    assert_eq!(
+        set.len(),
+        1,
+        "the change is in the record with who made it: {set:?}"
+    );
 }
 
 both_backends!(
