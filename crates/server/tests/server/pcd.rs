@@ -135,7 +135,7 @@ impl Recorder {
     }
 }
 
-/// An alarm manager on loopback: keeps every frame and acknowledges it AA.
+/// An alarm manager on loopback: keeps every frame and acknowledges it AA (the first `refuse_first` with AE).
 struct AlarmManager {
     addr: SocketAddr,
     received: Arc<Mutex<Vec<String>>>,
@@ -144,6 +144,10 @@ struct AlarmManager {
 
 impl AlarmManager {
     async fn start() -> AlarmManager {
+        AlarmManager::refusing(0).await
+    }
+
+    async fn refusing(refuse_first: usize) -> AlarmManager {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let received: Arc<Mutex<Vec<String>>> = Arc::default();
@@ -166,8 +170,15 @@ impl AlarmManager {
                             let text = String::from_utf8(f).unwrap();
                             let m = pcd::Message::parse(&text).unwrap();
                             let header = pcd::profile::parse_header(&m).unwrap();
+                            let busy = pcd::Rejection::new(
+                                AckCode::AE,
+                                pcd::ErrorCode::APPLICATION_INTERNAL,
+                                "busy, send again",
+                            );
+                            let refuse = r.lock().unwrap().len() < refuse_first;
+                            let result = if refuse { Err(&busy) } else { Ok(()) };
                             let ack =
-                                profile::ack(Some(&header), "am-1", jiff::Timestamp::now(), Ok(()));
+                                profile::ack(Some(&header), "am-1", jiff::Timestamp::now(), result);
                             r.lock().unwrap().push(text);
                             k.lock().unwrap().push(ack.clone());
                             if stream.write_all(&pcd::frame(ack.as_bytes())).await.is_err() {
@@ -795,7 +806,118 @@ async fn admins_set_pcd_ids_once_per_pump_in_their_clinic(backend: Backend) {
     );
 }
 
+async fn alarm_reports_out_are_retried_and_every_attempt_recorded(backend: Backend) {
+    let manager = AlarmManager::refusing(2).await;
+    let Some((app, w, _)) = pcd_server(backend, Some(manager.addr), |_| {}).await else {
+        return;
+    };
+    let at = jiff::Timestamp::now().to_string();
+    app.pump(&w.pump1_token)
+        .batch(
+            json!([{"seq": 1, "occurred_at": at, "kind": "alarm_raised", "data": {"alarm": "air_in_line", "priority": "high"}},
+                   {"seq": 2, "occurred_at": at, "kind": "alarm_cleared", "data": {"alarm": "air_in_line"}}]),
+            None,
+        )
+        .await
+        .expect_status(200);
+    let attempts = wait_until(
+        Duration::from_secs(10),
+        "three attempts for the start, one for the end",
+        async || {
+            let a = server::store::pcd::attempts(&app.state().db, &w.p1)
+                .await
+                .unwrap();
+            if a.len() == 4 {
+                Ok(a)
+            } else {
+                Err(format!("{a:?}"))
+            }
+        },
+    )
+    .await;
+    let summary: Vec<(&str, i64, Option<&str>, bool)> = attempts
+        .iter()
+        .map(|a| {
+            (
+                a.phase.as_str(),
+                a.attempt,
+                a.ack_code.as_deref(),
+                a.delivered,
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            ("start", 1, Some("AE"), false),
+            ("start", 2, Some("AE"), false),
+            ("start", 3, Some("AA"), true),
+            ("end", 1, Some("AA"), true)
+        ]
+    );
+    assert!(
+        attempts[0].error.as_deref().unwrap().contains("207"),
+        "{:?}",
+        attempts[0]
+    );
+    assert_eq!(
+        attempts[0].control_id, attempts[2].control_id,
+        "a retry is the same message"
+    );
+    let received = manager.received();
+    assert_eq!(received.len(), 4);
+    assert!(received[3].contains("|end|") && received[3].contains("|inactive|"));
+    hl7apy_validates(&received);
+    let nurse = app.login(User::Nurse).await;
+    let sent = app.timeline(&nurse, &w.p1, &["pcd_report_sent"]).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert!(sent.iter().all(|e| e["payload"]["delivered"] == true));
+    assert!(sent.iter().any(|e| e["payload"]["attempts"] == 3));
+}
+
+async fn a_dead_alarm_manager_is_recorded_and_given_up(backend: Backend) {
+    // A port nobody listens on.
+    let dead = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let Some((app, w, _)) = pcd_server(backend, Some(dead), |_| {}).await else {
+        return;
+    };
+    let at = jiff::Timestamp::now().to_string();
+    app.pump(&w.pump1_token)
+        .batch(
+            json!([{"seq": 1, "occurred_at": at, "kind": "alarm_raised", "data": {"alarm": "door_open", "priority": "medium"}}]),
+            None,
+        )
+        .await
+        .expect_status(200);
+    let nurse = app.login(User::Nurse).await;
+    let sent = wait_until(Duration::from_secs(10), "the report given up", async || {
+        let sent = app.timeline(&nurse, &w.p1, &["pcd_report_sent"]).await;
+        sent.first().cloned().ok_or("none yet".to_string())
+    })
+    .await;
+    assert_eq!(sent["payload"]["delivered"], false);
+    let attempts = server::store::pcd::attempts(&app.state().db, &w.p1)
+        .await
+        .unwrap();
+    assert_eq!(attempts.len(), app.config.webhook_attempts_max as usize);
+    assert!(
+        attempts
+            .iter()
+            .all(|a| !a.delivered && a.ack_code.is_none() && a.error.is_some()),
+        "{attempts:?}"
+    );
+    // The alarm itself is on the board regardless.
+    let alarms = app.alarms(&nurse, &w.p1).await;
+    assert!(alarms.to_string().contains("door_open"), "{alarms}");
+}
+
 both_backends!(
+    alarm_reports_out_are_retried_and_every_attempt_recorded,
+    a_dead_alarm_manager_is_recorded_and_given_up,
     pcd_pump_kink_reaches_the_screens_escalates_is_exported_and_goes_out,
     bad_input_gets_the_right_ack_or_a_closed_connection_and_loses_nothing,
     the_listener_holds_under_slow_partial_and_many_connections,
