@@ -150,13 +150,17 @@ pub async fn create_device_with_pcd(
         pcd_device_id: pcd_device_id.clone(),
     };
     store::directory::insert_device(&state.db, &row, now_ms()).await?;
+    let mut payload = json!({"device_id": device_id, "model": label.trim(), "serial": device_id, "teaching": teaching});
+    if let Some(id) = &pcd_device_id {
+        payload["pcd_device_id"] = json!(id);
+    }
     let event = EventDraft::new(
         patient_id,
         Kind::DeviceAssigned,
         origin(actor),
         actor,
         now_ms(),
-        json!({"device_id": device_id, "model": label.trim(), "serial": device_id, "teaching": teaching, "pcd_device_id": pcd_device_id}),
+        payload,
     )
     .teaching(teaching);
     state.journal.append_one(event).await?;
