@@ -734,6 +734,32 @@ async fn the_listener_holds_under_slow_partial_and_many_connections(backend: Bac
     for t in tasks {
         t.await.unwrap();
     }
+    // Random bytes, framed and not (a seeded generator, so a failure replays): every connection is answered or
+    // closed, and the listener still serves.
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = move || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for i in 0..40 {
+        let len = (next() % 2000) as usize;
+        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        if i % 2 == 0 {
+            bytes = pcd::frame(&bytes);
+        }
+        if let Some(ack) = exchange(addr, &bytes).await {
+            assert_ne!(code_of(&ack).0, AckCode::AA, "random bytes accepted: {ack}");
+        }
+    }
+    let ack = exchange(
+        addr,
+        &pcd::frame(profile::build_observation(&observation("after-noise", 100.0)).as_bytes()),
+    )
+    .await
+    .expect("an ACK after the noise");
+    assert_eq!(code_of(&ack).0, AckCode::AA);
     // The HTTP side never noticed.
     app.http
         .get(&app.url_for("/healthz"), &Default::default())
