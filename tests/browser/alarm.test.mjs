@@ -78,14 +78,16 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   await Promise.all([patient.waitForLoadState('load'), steps.first().locator('button').click()]);
   await patient.locator('ol.steps > li').first().locator('.step-done').waitFor();
   await Promise.all([patient.waitForLoadState('load'), patient.click('button:has-text("Acknowledge alarm")')]);
-  await patient.locator('.alarm .notice').waitFor();
-  assert.match(await patient.locator('.alarm .notice').innerText(), /acknowledged/i);
+  await patient.locator('.alarm .alarm-status').waitFor();
+  assert.match(await patient.locator('.alarm .alarm-status').innerText(), /You acknowledged it at/);
 
-  // The nurse's dashboard lists the alarm at the top, with the patient's acknowledgement.
+  // The nurse's dashboard lists the practice alarm, badged, with the patient's acknowledgement (below any real
+  // alarm of another patient: practice never outranks a real alarm).
   await nurse.goto(`${BASE}/nurse`);
-  const row = nurse.locator('ul.patients > li').first();
+  const row = nurse.locator(`ul.patients > li:has(a[href="/nurse/patients/${patientId}"])`);
   await row.locator('[data-alarm-id^="occlusion"]').waitFor();
   assert.match(await row.innerText(), /Acknowledged by/);
+  assert.ok(await row.locator('[data-alarm-id^="occlusion"] .badge.teaching').count() >= 1, 'the practice alarm is badged Practice on the dashboard');
   await checkAxe(nurse, 'dashboard with an alarm');
   await shot(nurse, 'nurse-dashboard-alarm-desktop');
   // The nurse acknowledges with a note.
@@ -96,8 +98,12 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   // Stop the practice pump; the record marks its events as practice.
   await nurse.goto(`${BASE}/nurse/patients/${patientId}/practice`);
   await Promise.all([nurse.waitForLoadState('load'), nurse.click('button.danger')]);
+  // Practice stays out of the patient's log unless "Show practice" is chosen; then it is badged.
   await patient.goto(`${patientBase}/log?kind=alarms&days=1`);
-  assert.ok(await patient.locator('.timeline .badge.teaching').count() >= 1, 'teaching events are marked as practice in the record');
+  assert.equal(await patient.locator('.timeline .badge.teaching').count(), 0, 'practice events stay out of the log by default');
+  await patient.check('#f-practice');
+  await Promise.all([patient.waitForLoadState('load'), patient.click('form.filters button[type=submit]')]);
+  assert.ok(await patient.locator('.timeline .badge.teaching').count() >= 1, 'with Show practice, teaching events are listed and marked as practice');
   await patient.context().close();
   await nurse.context().close();
 });

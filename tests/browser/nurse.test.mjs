@@ -42,6 +42,12 @@ test('the plan editor refuses a bad plan, naming the field, and keeps the text',
   const [response] = await Promise.all([page.waitForResponse((r) => r.request().method() === 'POST'), page.click('form[action$="/plan"] button[type=submit]')]);
   assert.equal(response.status(), 422);
   assert.match(await page.locator('#plan-errors').innerText(), /rate_ml_per_h/);
+  // The failed save is summarised at the top of the page, above the fold, with a link to the field.
+  const top = page.locator('#plan-errors-top');
+  assert.match(await top.innerText(), /rate_ml_per_h/);
+  const box = await top.boundingBox();
+  assert.ok(box && box.y < (page.viewportSize()?.height ?? 800), `the error summary starts at ${box?.y} px`);
+  assert.equal(await top.locator('a[href="#plan-plan_toml"]').count() >= 1, true, 'the summary links to the field');
   assert.equal(await page.locator('textarea[name=plan_toml]').inputValue(), broken);
   await checkAxe(page, 'plan editor with an error');
   await shot(page, 'nurse-plan-error-desktop');

@@ -110,6 +110,9 @@ pub struct AlarmGuide {
     pub id: String,
     pub alarm: Alarm,
     pub title: String,
+    /// The word a pump's own display typically shows for this alarm ("Occlusion", "Air in line"); empty only for
+    /// `pump_silent`, which the server raises and no pump shows.
+    pub screen: String,
     pub meaning: String,
     /// Numbered first steps a patient may take.
     pub steps: Vec<String>,
@@ -541,6 +544,13 @@ impl Content {
                 return Err(invalid(
                     &guide.id,
                     "no alarm alone is an emergency; emergencies come from triage rules",
+                ));
+            }
+            let from_pump = guide.alarm != Alarm::PumpSilent;
+            if from_pump == guide.screen.trim().is_empty() {
+                return Err(invalid(
+                    &guide.id,
+                    "`screen` is the word the pump's display shows: required for every pump alarm, empty for pump_silent",
                 ));
             }
         }

@@ -237,11 +237,11 @@ impl Contacts {
     }
 }
 
-/// How long the server waits before escalating a high-priority alarm nobody acknowledged.
+/// How long the server waits before escalating an alarm nobody acknowledged that stops or endangers the infusion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Escalation {
-    /// Minutes a high-priority alarm may stay unacknowledged on the patient's screen before the nurse is alerted.
+    /// Minutes such an alarm may stay unacknowledged on the patient's screen before the nurse is alerted.
     #[serde(default = "Escalation::default_patient_to_nurse_min")]
     pub patient_to_nurse_min: u32,
     /// Minutes the nurse's alert may stay unacknowledged before the on-call line is alerted.

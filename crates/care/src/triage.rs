@@ -262,7 +262,7 @@ impl From<PartialPlan> for TriagePlan {
 }
 
 /// The answer. Field names are a public contract (`level`, `reasons`, `steps`, `call`); fields may be added.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TriageOutput {
     pub level: Level,
     /// Every matching rule, most urgent first.
@@ -284,7 +284,7 @@ pub struct TriageOutput {
 }
 
 /// One matching rule.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Reason {
     /// The rule id (see docs/care.md).
     pub rule: String,
@@ -295,7 +295,7 @@ pub struct Reason {
 }
 
 /// One entry of the call list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CallEntry {
     pub role: Role,
     /// "Home infusion nurse", or the contact's name from the plan.

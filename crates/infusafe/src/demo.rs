@@ -19,6 +19,10 @@ pub struct DemoArgs {
     /// (port 0 picks a free port).
     #[arg(long)]
     pcd_bind: Option<String>,
+    /// How many seconds one minute of the plans' escalation times lasts (60 = real time). Lower it to show,
+    /// or test, the escalation ladder without waiting: with 3, a plan's "nurse after 5 minutes" takes 15 s.
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    escalation_minute_seconds: f64,
 }
 
 pub fn main(args: DemoArgs) -> ExitCode {
@@ -44,6 +48,15 @@ fn run(args: DemoArgs) -> anyhow::Result<()> {
             format!("--pcd-bind {bind:?} is not an address like 127.0.0.1:2575")
         })?);
     }
+    if !(args.escalation_minute_seconds.is_finite()
+        && (0.1..=3600.0).contains(&args.escalation_minute_seconds))
+    {
+        anyhow::bail!(
+            "--escalation-minute-seconds {} is out of range: give a number of seconds from 0.1 to 3600 (60 is real time)",
+            args.escalation_minute_seconds
+        );
+    }
+    config.escalation_minute = std::time::Duration::from_secs_f64(args.escalation_minute_seconds);
     // Plain HTTP on this machine: see docs/server.md ("Cookies").
     config.secure_cookies = false;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;

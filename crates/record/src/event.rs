@@ -254,6 +254,37 @@ pub enum Body {
         by: String,
         response: String,
     },
+    /// The patient's own log: how they felt, compared with before (`better`, `same`, `worse`), the symptoms
+    /// they noticed (the triage words, `care::Observation` names) and their own words. `infusion` names the
+    /// `infusion_started` event it follows, when written at the end of an infusion.
+    HowIFelt {
+        compared: String,
+        #[serde(default)]
+        symptoms: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        infusion: Option<EventId>,
+    },
+    /// The patient's own log: what they see at the access site (the guide's site signs, as the triage words;
+    /// empty when nothing changed), their words, and a photo kept with the record, named by its SHA-256.
+    SiteSeen {
+        #[serde(default)]
+        signs: Vec<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        text: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        photo: Option<Photo>,
+    },
+    /// A question for the nurse, written by the patient or a caregiver.
+    QuestionAsked {
+        text: String,
+    },
+    /// The care team's answer to a question (`question` is the `question_asked` event).
+    QuestionAnswered {
+        question: EventId,
+        text: String,
+    },
 
     // --- Audit.
     RecordRead {
@@ -280,6 +311,16 @@ pub enum Body {
         kind: String,
         payload: Value,
     },
+}
+
+/// A photo kept with the record: the bytes live beside the record (the server's photo store), the event holds
+/// their SHA-256 (hex), so the hash chain pins the exact image.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Photo {
+    pub sha256: String,
+    /// `image/jpeg`, `image/png` or `image/webp`.
+    pub media_type: String,
+    pub bytes: u64,
 }
 
 /// Every event kind this build knows: one variant per typed [`Body`] variant, named as stored.
@@ -315,6 +356,10 @@ pub enum Kind {
     ReminderDone,
     EscalationSent,
     EscalationAnswered,
+    HowIFelt,
+    SiteSeen,
+    QuestionAsked,
+    QuestionAnswered,
     RecordRead,
     Login,
     Correction,
@@ -322,7 +367,7 @@ pub enum Kind {
 
 impl Kind {
     /// Every kind, in [`Body`]'s declaration order.
-    pub const ALL: [Kind; 29] = [
+    pub const ALL: [Kind; 33] = [
         Kind::PatientRegistered,
         Kind::DeviceAssigned,
         Kind::PlanChanged,
@@ -349,6 +394,10 @@ impl Kind {
         Kind::ReminderDone,
         Kind::EscalationSent,
         Kind::EscalationAnswered,
+        Kind::HowIFelt,
+        Kind::SiteSeen,
+        Kind::QuestionAsked,
+        Kind::QuestionAnswered,
         Kind::RecordRead,
         Kind::Login,
         Kind::Correction,
@@ -383,6 +432,10 @@ impl Kind {
             Kind::ReminderDone => "reminder_done",
             Kind::EscalationSent => "escalation_sent",
             Kind::EscalationAnswered => "escalation_answered",
+            Kind::HowIFelt => "how_i_felt",
+            Kind::SiteSeen => "site_seen",
+            Kind::QuestionAsked => "question_asked",
+            Kind::QuestionAnswered => "question_answered",
             Kind::RecordRead => "record_read",
             Kind::Login => "login",
             Kind::Correction => "correction",
@@ -423,6 +476,10 @@ impl Kind {
             "reminder_done" => Kind::ReminderDone,
             "escalation_sent" => Kind::EscalationSent,
             "escalation_answered" => Kind::EscalationAnswered,
+            "how_i_felt" => Kind::HowIFelt,
+            "site_seen" => Kind::SiteSeen,
+            "question_asked" => Kind::QuestionAsked,
+            "question_answered" => Kind::QuestionAnswered,
             "record_read" => Kind::RecordRead,
             "login" => Kind::Login,
             "correction" => Kind::Correction,
@@ -438,8 +495,8 @@ impl fmt::Display for Kind {
 }
 
 /// Every kind name [`Body`] knows, in declaration order: the names of [`Kind::ALL`].
-pub const KNOWN_KINDS: [&str; 29] = {
-    let mut names = [""; 29];
+pub const KNOWN_KINDS: [&str; 33] = {
+    let mut names = [""; 33];
     let mut i = 0;
     while i < Kind::ALL.len() {
         names[i] = Kind::ALL[i].name();
@@ -541,6 +598,10 @@ impl Body {
             Body::ReminderDone { .. } => Kind::ReminderDone,
             Body::EscalationSent { .. } => Kind::EscalationSent,
             Body::EscalationAnswered { .. } => Kind::EscalationAnswered,
+            Body::HowIFelt { .. } => Kind::HowIFelt,
+            Body::SiteSeen { .. } => Kind::SiteSeen,
+            Body::QuestionAsked { .. } => Kind::QuestionAsked,
+            Body::QuestionAnswered { .. } => Kind::QuestionAnswered,
             Body::RecordRead { .. } => Kind::RecordRead,
             Body::Login { .. } => Kind::Login,
             Body::Correction { .. } => Kind::Correction,

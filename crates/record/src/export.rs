@@ -200,12 +200,20 @@ pub fn fhir_bundle(
     for (device_id, resource) in &devices(&patient_url, identity, events) {
         entries.push(json!({ "fullUrl": urn("Device", device_id), "resource": resource }));
     }
+    let mut infusions = BTreeMap::new();
     for infusion in pair_infusions(events, None) {
+        infusions.insert(
+            infusion.started_event,
+            urn(
+                "MedicationAdministration",
+                &infusion.started_event.to_string(),
+            ),
+        );
         entries.push(medication_administration(&patient_url, &infusion));
     }
     let resolutions = alarm_resolutions(events);
     for e in events {
-        if let Some(resource) = observation(&patient_url, e, &resolutions) {
+        if let Some(resource) = observation(&patient_url, e, &resolutions, &infusions) {
             entries.push(observation_entry(e, resource));
         }
     }
@@ -349,9 +357,17 @@ fn alarm_resolutions(events: &[StoredEvent]) -> Resolutions {
     resolutions
 }
 
+/// The MedicationAdministration of each infusion in the Bundle, by its `infusion_started` event.
+type Infusions = BTreeMap<crate::EventId, String>;
+
 /// The Observation an event becomes, if any: alarms (with how they were resolved), symptom checks,
-/// site checks and how the patient felt.
-fn observation(patient_url: &str, e: &StoredEvent, resolutions: &Resolutions) -> Option<Value> {
+/// site checks, how the patient felt, and the patient's own log (how I felt, what I see at my site).
+fn observation(
+    patient_url: &str,
+    e: &StoredEvent,
+    resolutions: &Resolutions,
+    infusions: &Infusions,
+) -> Option<Value> {
     match e.body() {
         Body::AlarmRaised {
             alarm,
@@ -380,8 +396,152 @@ fn observation(patient_url: &str, e: &StoredEvent, resolutions: &Resolutions) ->
             Some(site_observation(patient_url, e, &findings, note))
         }
         Body::Feeling { rating, text } => feeling_observation(patient_url, e, rating, text),
+        Body::HowIFelt {
+            compared,
+            symptoms,
+            text,
+            infusion,
+        } => Some(how_i_felt_observation(
+            patient_url,
+            e,
+            &compared,
+            &symptoms,
+            text,
+            infusion.and_then(|id| infusions.get(&id)),
+        )),
+        Body::SiteSeen { signs, text, photo } => {
+            Some(site_seen_observation(patient_url, e, &signs, text, photo))
+        }
         _ => None,
     }
+}
+
+/// The FHIR category of what a patient reports about themselves.
+fn survey_category(text: &str) -> Value {
+    json!([{
+        "coding": [{
+            "system": "http://terminology.hl7.org/CodeSystem/observation-category",
+            "code": "survey",
+        }],
+        "text": text,
+    }])
+}
+
+/// One component per reported word (a triage observation or a site sign), each simply present.
+fn reported_components(words: &[String]) -> Vec<Value> {
+    words
+        .iter()
+        .map(|w| {
+            json!({
+                "code": {
+                    "coding": [{ "system": format!("{ID_SYSTEM}:observation"), "code": w }],
+                    "text": w.replace('_', " "),
+                },
+                "valueBoolean": true,
+            })
+        })
+        .collect()
+}
+
+/// Who wrote a patient-side entry: the patient (a reference to the Patient), or a caregiver (a note, as the
+/// Bundle holds no RelatedPerson).
+fn author(patient_url: &str, e: &StoredEvent, notes: &mut Vec<Value>) -> Option<Value> {
+    match e.source {
+        crate::Source::Patient => Some(reference(patient_url)),
+        other => {
+            notes.push(json!({ "text": format!("Written by the {}.", other.name()) }));
+            None
+        }
+    }
+}
+
+/// "How I felt" from the patient's log: better, same or worse, the symptoms as components, their words.
+fn how_i_felt_observation(
+    patient_url: &str,
+    e: &StoredEvent,
+    compared: &str,
+    symptoms: &[String],
+    text: Option<String>,
+    infusion: Option<&String>,
+) -> Value {
+    let mut resource = json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": survey_category("patient-reported: how I felt"),
+        "code": { "text": "How the patient felt compared with before" },
+        "subject": reference(patient_url),
+        "effectiveDateTime": local_time(e),
+        "valueCodeableConcept": {
+            "coding": [{ "system": format!("{ID_SYSTEM}:compared"), "code": compared }],
+            "text": compared,
+        },
+    });
+    let mut notes = Vec::new();
+    if let Some(text) = text {
+        notes.push(json!({ "text": text }));
+    }
+    if let Some(author) = author(patient_url, e, &mut notes) {
+        resource["performer"] = json!([author]);
+    }
+    if !symptoms.is_empty() {
+        resource["component"] = json!(reported_components(symptoms));
+    }
+    if let Some(url) = infusion {
+        resource["partOf"] = json!([reference(url)]);
+    }
+    if !notes.is_empty() {
+        resource["note"] = json!(notes);
+    }
+    resource
+}
+
+/// "What I see at my site" from the patient's log: the signs as components, their words, the photo's
+/// fingerprint (the image itself stays with the record).
+fn site_seen_observation(
+    patient_url: &str,
+    e: &StoredEvent,
+    signs: &[String],
+    text: Option<String>,
+    photo: Option<crate::Photo>,
+) -> Value {
+    let value = if signs.is_empty() {
+        "No changes at the site".to_string()
+    } else {
+        signs
+            .iter()
+            .map(|s| s.replace('_', " "))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut resource = json!({
+        "resourceType": "Observation",
+        "status": "final",
+        "category": survey_category("patient-reported: my access site"),
+        "code": { "text": "What the patient saw at the access site" },
+        "subject": reference(patient_url),
+        "effectiveDateTime": local_time(e),
+        "valueString": value,
+    });
+    let mut notes = Vec::new();
+    if let Some(text) = text {
+        notes.push(json!({ "text": text }));
+    }
+    if let Some(photo) = photo {
+        notes.push(json!({ "text": format!(
+            "A photo is kept with the record ({}, {} bytes, SHA-256 {}).",
+            photo.media_type, photo.bytes, photo.sha256
+        ) }));
+    }
+    if let Some(author) = author(patient_url, e, &mut notes) {
+        resource["performer"] = json!([author]);
+    }
+    if !signs.is_empty() {
+        resource["component"] = json!(reported_components(signs));
+    }
+    if !notes.is_empty() {
+        resource["note"] = json!(notes);
+    }
+    resource
 }
 
 fn observation_entry(e: &StoredEvent, mut resource: Value) -> Value {
@@ -517,8 +677,46 @@ fn feeling_observation(
 fn communications(patient_url: &str, events: &[StoredEvent]) -> Vec<Value> {
     let mut entries = Vec::new();
     let mut sent_by_escalation: BTreeMap<String, String> = BTreeMap::new();
+    let mut questions: BTreeMap<crate::EventId, String> = BTreeMap::new();
     for e in events {
         match e.body() {
+            Body::QuestionAsked { text } => {
+                let url = urn("Communication", &e.id.to_string());
+                questions.insert(e.id, url.clone());
+                let mut resource = json!({
+                    "resourceType": "Communication",
+                    "identifier": [{ "system": format!("{ID_SYSTEM}:event"), "value": e.id.to_string() }],
+                    "status": "completed",
+                    "category": [{ "text": "question for the care team" }],
+                    "subject": reference(patient_url),
+                    "sent": local_time(e),
+                    "payload": [{ "contentString": text }],
+                });
+                let mut notes = Vec::new();
+                if let Some(author) = author(patient_url, e, &mut notes) {
+                    resource["sender"] = author;
+                }
+                if !notes.is_empty() {
+                    resource["note"] = json!(notes);
+                }
+                entries.push(json!({ "fullUrl": url, "resource": resource }));
+            }
+            Body::QuestionAnswered { question, text } => {
+                let mut resource = json!({
+                    "resourceType": "Communication",
+                    "identifier": [{ "system": format!("{ID_SYSTEM}:event"), "value": e.id.to_string() }],
+                    "status": "completed",
+                    "category": [{ "text": "answer from the care team" }],
+                    "subject": reference(patient_url),
+                    "recipient": [reference(patient_url)],
+                    "sent": local_time(e),
+                    "payload": [{ "contentString": text }],
+                });
+                if let Some(url) = questions.get(&question) {
+                    resource["inResponseTo"] = json!([reference(url)]);
+                }
+                entries.push(json!({ "fullUrl": urn("Communication", &e.id.to_string()), "resource": resource }));
+            }
             Body::EscalationSent {
                 escalation_id,
                 to,

@@ -22,7 +22,8 @@ pub mod views;
 pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointReport, MissingEvents};
 pub use error::{RecordError, database_unavailable};
 pub use event::{
-    Body, EscalationPriority, EventId, KNOWN_KINDS, Kind, NewEvent, PatientId, Source, StoredEvent,
+    Body, EscalationPriority, EventId, KNOWN_KINDS, Kind, NewEvent, PatientId, Photo, Source,
+    StoredEvent,
 };
 /// Re-exported so callers name times with the same version of jiff.
 pub use jiff;

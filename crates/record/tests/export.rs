@@ -45,10 +45,22 @@ async fn sample_store() -> (common::TestDb, Vec<NewEvent>) {
             );
             if matches!(
                 e.body,
-                Body::SymptomCheck { .. } | Body::Feeling { .. } | Body::Note { .. }
+                Body::SymptomCheck { .. }
+                    | Body::Feeling { .. }
+                    | Body::Note { .. }
+                    | Body::HowIFelt { .. }
+                    | Body::QuestionAsked { .. }
             ) {
                 e.source = Source::Patient;
                 e.actor = "patient, \"Alex\"".into();
+            }
+            if matches!(e.body, Body::SiteSeen { .. }) {
+                e.source = Source::Caregiver;
+                e.actor = "robin".into();
+            }
+            if matches!(e.body, Body::QuestionAnswered { .. }) {
+                e.source = Source::Nurse;
+                e.actor = "nurse Kim".into();
             }
             e
         })
@@ -164,9 +176,10 @@ async fn fhir_export_validates_with_fhir_resources() {
             "Device": 1,
             // The one_of_each_kind start is stopped then completed; the second start is still running.
             "MedicationAdministration": 2,
-            // One alarm, one symptom check, one site check, one feeling.
-            "Observation": 4,
-            "Communication": 2,
+            // One alarm, one symptom check, one site check, one feeling, how I felt, what I see at my site.
+            "Observation": 6,
+            // An escalation and its answer, a question and its answer.
+            "Communication": 4,
         }),
         "{output}"
     );
@@ -178,6 +191,59 @@ async fn fhir_export_validates_with_fhir_resources() {
     let patient_resource = &bundle["entry"][0]["resource"];
     assert_eq!(patient_resource["name"][0]["text"], "Alex Example");
     assert_eq!(patient_resource["birthDate"], "1970-04-01");
+    // The patient's own log: how I felt follows its infusion and names the patient as its author; what the
+    // caregiver saw at the site says who wrote it and carries the photo's fingerprint; the answer points at
+    // the question.
+    let resources: Vec<&Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| &e["resource"])
+        .collect();
+    let felt = resources
+        .iter()
+        .find(|r| r["code"]["text"] == "How the patient felt compared with before")
+        .expect("how I felt is an Observation");
+    assert_eq!(felt["valueCodeableConcept"]["coding"][0]["code"], "worse");
+    assert_eq!(felt["component"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        felt["performer"][0]["reference"],
+        bundle["entry"][0]["fullUrl"]
+    );
+    assert!(
+        felt["partOf"][0]["reference"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("urn:uuid:")),
+        "{felt}"
+    );
+    let site = resources
+        .iter()
+        .find(|r| r["code"]["text"] == "What the patient saw at the access site")
+        .expect("what I see at my site is an Observation");
+    assert_eq!(site["valueString"], "new redness at site");
+    let notes = site["note"].to_string();
+    assert!(notes.contains("Written by the caregiver."), "{notes}");
+    assert!(notes.contains("SHA-256 9f86d081"), "{notes}");
+    let question = resources
+        .iter()
+        .find(|r| r["category"][0]["text"] == "question for the care team")
+        .expect("the question is a Communication");
+    assert_eq!(
+        question["payload"][0]["contentString"],
+        "May I shower with the dressing on?"
+    );
+    let answer = resources
+        .iter()
+        .find(|r| r["category"][0]["text"] == "answer from the care team")
+        .expect("the answer is a Communication");
+    let question_url = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["resource"] == **question)
+        .map(|e| e["fullUrl"].clone())
+        .unwrap();
+    assert_eq!(answer["inResponseTo"][0]["reference"], question_url);
 }
 
 #[tokio::test]
@@ -203,7 +269,9 @@ async fn fhir_validator_rejects_a_broken_bundle() {
 
 /// The sample record plus the branches it does not reach: an alarm never cleared, a clearing without a
 /// resolution, an empty symptom check, a site check without changes, feelings with only a rating, only
-/// text and neither, an answer to an escalation outside the record, a second (unregistered) pump.
+/// text and neither, an answer to an escalation outside the record, a second (unregistered) pump, and the
+/// patient's own log at its barest: how I felt with no symptoms after an infusion outside the range, a site with
+/// no changes, an answer to a question outside the range.
 async fn golden_store() -> common::TestDb {
     let (db, _) = sample_store().await;
     let t = |min: i64| at("2026-03-03T08:00:00Z") + jiff::SignedDuration::from_mins(min);
@@ -287,6 +355,21 @@ async fn golden_store() -> common::TestDb {
             escalation_id: "esc-elsewhere".into(),
             by: "on-call".into(),
             response: "seen".into(),
+        },
+        Body::HowIFelt {
+            compared: "same".into(),
+            symptoms: vec![],
+            text: None,
+            infusion: Some(record::EventId(999_999)),
+        },
+        Body::SiteSeen {
+            signs: vec![],
+            text: None,
+            photo: None,
+        },
+        Body::QuestionAnswered {
+            question: record::EventId(999_998),
+            text: "answered elsewhere".into(),
         },
     ];
     for (i, body) in people.into_iter().enumerate() {

@@ -322,6 +322,28 @@ pub fn one_of_each_kind() -> Vec<Body> {
             by: "nurse Kim".into(),
             response: "check the clamp; call back in 30 min".into(),
         },
+        Body::HowIFelt {
+            compared: "worse".into(),
+            symptoms: vec!["chills".into(), "feeling_very_unwell".into()],
+            text: Some("shivery after the dose".into()),
+            infusion: Some(EventId(6)),
+        },
+        Body::SiteSeen {
+            signs: vec!["new_redness_at_site".into()],
+            text: Some("pink ring, 2 cm".into()),
+            photo: Some(record::Photo {
+                sha256: "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08".into(),
+                media_type: "image/jpeg".into(),
+                bytes: 48_213,
+            }),
+        },
+        Body::QuestionAsked {
+            text: "May I shower with the dressing on?".into(),
+        },
+        Body::QuestionAnswered {
+            question: EventId(29),
+            text: "Yes, with the shower cover we gave you.".into(),
+        },
         Body::RecordRead {
             reader: "nurse Kim".into(),
             scope: "timeline".into(),

@@ -45,8 +45,11 @@ pub fn owner(kind: Kind) -> Owner {
         | Kind::SymptomCheck
         | Kind::Feeling
         | Kind::Note
-        | Kind::ReminderDone => Owner::PatientSide,
-        Kind::PlanChanged | Kind::EscalationAnswered => Owner::CareTeam,
+        | Kind::ReminderDone
+        | Kind::HowIFelt
+        | Kind::SiteSeen
+        | Kind::QuestionAsked => Owner::PatientSide,
+        Kind::PlanChanged | Kind::EscalationAnswered | Kind::QuestionAnswered => Owner::CareTeam,
         Kind::PatientRegistered
         | Kind::DeviceAssigned
         | Kind::EscalationSent
@@ -68,7 +71,9 @@ pub fn server_kind_owner(kind: ServerKind) -> Owner {
         | ServerKind::PasswordChanged
         | ServerKind::DeviceRevoked
         | ServerKind::DevicePcdIdSet
-        | ServerKind::PcdReportSent => Owner::Server,
+        | ServerKind::PcdReportSent
+        | ServerKind::CalendarLinkCreated
+        | ServerKind::CalendarLinkRevoked => Owner::Server,
     }
 }
 

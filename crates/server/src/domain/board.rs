@@ -116,7 +116,7 @@ impl AlarmView {
             acknowledgements: vec![],
             silenced_until_ms: None,
             escalation: None,
-            escalating: escalates(priority, teaching),
+            escalating: escalates(alarm, priority, teaching),
             raised_by_server: by_server,
             teaching,
         }
@@ -127,10 +127,13 @@ impl AlarmView {
     }
 }
 
-/// Whether an alarm climbs the ladder beyond the patient's screen. Practice (teaching) alarms are rehearsals:
-/// shown on the patient's screen, never escalated.
-fn escalates(priority: Priority, teaching: bool) -> bool {
-    priority == Priority::High && !teaching
+/// Whether an alarm climbs the ladder beyond the patient's screen: every alarm that stops or endangers the
+/// infusion, high and medium alike (an unknown name counts by its priority), but not the end of a dose, and never
+/// a low-priority reminder. Practice (teaching) alarms are rehearsals: shown on the patient's screen, never
+/// escalated.
+fn escalates(alarm: &str, priority: Priority, teaching: bool) -> bool {
+    let normal_end = alarm == pump::AlarmKind::InfusionComplete.name();
+    !teaching && (priority == Priority::High || (priority == Priority::Medium && !normal_end))
 }
 
 /// An active alarm with the ladder's view of its acknowledgements.
@@ -158,7 +161,7 @@ impl LiveAlarm {
     fn history(&self) -> AlarmHistory {
         AlarmHistory {
             raised_at_ms: self.view.raised_at_ms,
-            escalates: escalates(self.view.priority, self.view.teaching),
+            escalates: escalates(&self.view.alarm, self.view.priority, self.view.teaching),
             acks: self.acks.clone(),
             cleared_at_ms: None,
             reached: self.view.escalation,
@@ -188,6 +191,9 @@ struct PatientLive {
     timing: Option<Timing>,
     /// How far the live pump's clock was from the server's at its last event (positive: ahead).
     clock_skew_ms: Option<i64>,
+    /// The practice pump's own latest telemetry, kept apart from the live slot (which the patient's own pump
+    /// keeps): the practice screens show the practice pump's display from it.
+    practice_telemetry: Option<Telemetry>,
 }
 
 impl PatientLive {
@@ -254,11 +260,14 @@ impl PatientLive {
         }
     }
 
+    /// Real alarms before practice ones, then highest priority first, then oldest: a rehearsal never ranks above
+    /// a real alarm.
     fn sorted_views(&self) -> Vec<AlarmView> {
         let mut v: Vec<AlarmView> = self.alarms.iter().map(|a| a.view.clone()).collect();
         v.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
+            a.teaching
+                .cmp(&b.teaching)
+                .then(b.priority.cmp(&a.priority))
                 .then(a.raised_at_ms.cmp(&b.raised_at_ms))
         });
         v
@@ -317,6 +326,10 @@ pub struct PatientSnapshot {
     /// How far the pump's clock was from the server's at its last event, in ms (positive: ahead); the
     /// server's time is what alarms and escalation use.
     pub pump_clock_skew_ms: Option<i64>,
+    /// The practice pump's latest telemetry while one runs (its display on the practice screens); not part of
+    /// the API's snapshot.
+    #[serde(skip)]
+    pub practice_telemetry: Option<Telemetry>,
 }
 
 /// One row of the nurse dashboard.
@@ -428,6 +441,9 @@ impl Board {
         let live = self.patients.entry(device.patient_id.clone()).or_default();
         let timing = live.timing(settings);
         live.clinic_id = device.clinic_id.clone();
+        if device.teaching && telemetry.is_some() {
+            live.practice_telemetry.clone_from(&telemetry);
+        }
         // A practice pump never takes over the slot of the patient's own pump: its telemetry would hide the real
         // pump going silent and it could take the real pump's queued commands.
         let owns_slot = !device.teaching || live.device_id.is_none() || live.teaching;
@@ -659,6 +675,7 @@ impl Board {
     pub fn clear_teaching(&mut self, patient_id: &str) {
         if let Some(l) = self.patients.get_mut(patient_id) {
             l.alarms.retain(|a| !a.view.teaching);
+            l.practice_telemetry = None;
             if l.teaching {
                 l.telemetry = None;
                 l.telemetry_at_ms = None;
@@ -680,6 +697,7 @@ impl Board {
                 teaching: false,
                 active_alarms: vec![],
                 pump_clock_skew_ms: None,
+                practice_telemetry: None,
             },
             Some(l) => PatientSnapshot {
                 patient_id: patient_id.into(),
@@ -689,6 +707,7 @@ impl Board {
                 teaching: l.teaching,
                 active_alarms: l.sorted_views(),
                 pump_clock_skew_ms: l.clock_skew_ms,
+                practice_telemetry: l.practice_telemetry.clone(),
             },
         }
     }
@@ -741,22 +760,24 @@ impl Board {
     }
 }
 
+/// The dashboard's order: real alarms by priority (unacknowledged first), then silent pumps, then patients with
+/// only practice alarms, then oldest real alarm first. Practice alarms never rank above a real one.
 fn dashboard_key(
     r: &PatientSummary,
 ) -> (
     std::cmp::Reverse<Option<Priority>>,
     std::cmp::Reverse<usize>,
     bool,
+    bool,
     i64,
 ) {
+    let real = || r.active_alarms.iter().filter(|a| !a.teaching);
     (
-        std::cmp::Reverse(r.top_priority),
-        std::cmp::Reverse(r.unacknowledged),
+        std::cmp::Reverse(real().map(|a| a.priority).max()),
+        std::cmp::Reverse(real().filter(|a| !a.is_acknowledged()).count()),
         r.link != "silent",
-        r.active_alarms
-            .first()
-            .map(|x| x.raised_at_ms)
-            .unwrap_or(i64::MAX),
+        !r.active_alarms.iter().any(|a| a.teaching),
+        real().map(|x| x.raised_at_ms).min().unwrap_or(i64::MAX),
     )
 }
 

@@ -1,7 +1,8 @@
 //! The escalation ladder as a pure function of time and what has happened to one alarm, so the rule can be
 //! tested exhaustively without clocks or I/O. The server's ticker calls `due_rungs` and records each rung.
 //!
-//! The rule: a high-priority alarm shows on the patient's screen at once (rung `patient`). If nobody
+//! The rule: an alarm that escalates (every alarm that stops or endangers the infusion; see `board::escalates`)
+//! shows on the patient's screen at once (rung `patient`). If nobody
 //! acknowledges it within the plan's patient time, the nurse is alerted (rung `nurse`). If no nurse (or clinic
 //! admin) acknowledges it within the plan's nurse time after that, the on-call contact is alerted (rung
 //! `on_call`). Before the nurse is alerted, any acknowledgement (patient, caregiver, nurse) stops the ladder;

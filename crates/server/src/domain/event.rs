@@ -31,10 +31,14 @@ pub enum ServerKind {
     DevicePcdIdSet,
     /// An alarm report (ORU^R40) was sent, or given up, to the alarm manager: the outcome after every attempt.
     PcdReportSent,
+    /// A secret calendar address for the patient's reminders was made (any earlier one stops working).
+    CalendarLinkCreated,
+    /// The patient's secret calendar address was revoked.
+    CalendarLinkRevoked,
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 12] = [
+    pub const ALL: [ServerKind; 14] = [
         ServerKind::AlarmStepDone,
         ServerKind::ChecklistAnswered,
         ServerKind::PracticeStarted,
@@ -47,6 +51,8 @@ impl ServerKind {
         ServerKind::DeviceRevoked,
         ServerKind::DevicePcdIdSet,
         ServerKind::PcdReportSent,
+        ServerKind::CalendarLinkCreated,
+        ServerKind::CalendarLinkRevoked,
     ];
 
     pub fn name(self) -> &'static str {
@@ -63,6 +69,8 @@ impl ServerKind {
             ServerKind::DeviceRevoked => "device_revoked",
             ServerKind::DevicePcdIdSet => "device_pcd_id_set",
             ServerKind::PcdReportSent => "pcd_report_sent",
+            ServerKind::CalendarLinkCreated => "calendar_link_created",
+            ServerKind::CalendarLinkRevoked => "calendar_link_revoked",
         }
     }
 }

@@ -310,23 +310,69 @@ fn a_rung_that_could_not_be_recorded_is_decided_again() {
 }
 
 #[test]
-fn medium_and_low_alarms_stay_on_the_patient_screen() {
+fn every_alarm_that_stops_or_endangers_the_infusion_escalates() {
     let mut b = board();
     let out = b.batch(
         0,
         &pump(false),
         &[
-            raised("reservoir_empty", "medium", 0),
-            raised("battery_low", "low", 0),
+            raised("reservoir_empty", "medium", 1),
+            raised("infusion_complete", "medium", 2),
+            raised("battery_low", "low", 3),
         ],
         None,
     );
     assert_eq!(
         rungs(&out.effects).len(),
-        2,
-        "both reach the patient's screen"
+        3,
+        "all reach the patient's screen"
     );
-    assert!(b.tick(600 * MINUTE_MS).is_empty());
+    let later = b.tick(5 * MINUTE_MS);
+    assert_eq!(
+        rungs(&later),
+        [("reservoir_empty".into(), "nurse".into())],
+        "a medium alarm that stopped the pump pages the nurse; the end of a dose and a low reminder do not"
+    );
+    assert_eq!(notices(&later)[0].priority, Priority::Medium);
+    assert!(
+        rungs(&b.tick(600 * MINUTE_MS))
+            .iter()
+            .all(|(alarm, _)| alarm == "reservoir_empty")
+    );
+}
+
+#[test]
+fn practice_alarms_rank_below_every_real_alarm() {
+    let mut b = board();
+    b.register("pat_2", CLINIC);
+    b.batch(0, &pump(true), &[raised("air_in_line", "high", 1)], None);
+    b.batch(10, &pump(false), &[raised("battery_low", "low", 2)], None);
+    let views = b.snapshot(10, PATIENT).active_alarms;
+    assert!(
+        !views[0].teaching,
+        "the real low alarm comes before the practice high one"
+    );
+    let other = Device {
+        id: "dev_other".into(),
+        patient_id: "pat_2".into(),
+        ..pump(false)
+    };
+    b.batch(20, &other, &[raised("reservoir_empty", "medium", 3)], None);
+    let mut b2 = board();
+    b2.register("pat_2", CLINIC);
+    b2.batch(0, &pump(true), &[raised("air_in_line", "high", 4)], None);
+    b2.batch(20, &other, &[raised("battery_low", "low", 5)], None);
+    let rows = b2.dashboard(
+        30,
+        vec![
+            (PATIENT.into(), "Practising".into()),
+            ("pat_2".into(), "Real".into()),
+        ],
+    );
+    assert_eq!(
+        rows[0].display_name, "Real",
+        "a real low alarm ranks above a practice high one"
+    );
 }
 
 #[test]
@@ -948,7 +994,7 @@ mod properties {
     proptest! {
         /// Whatever happens, in any order: one alarm per name and kind (real or practice) at a time; every rung
         /// of an alarm is recorded once and in ladder order while it stays raised; nobody is paged for a
-        /// practice alarm or for one below high priority; every effect is about the board's patient.
+        /// practice alarm or a low-priority one; every effect is about the board's patient.
         #[test]
         fn board_invariants(inputs in proptest::collection::vec((input(), 0..4 * MINUTE_MS), 1..60)) {
             let mut b = board();
@@ -971,7 +1017,7 @@ mod properties {
                         }
                         Effect::Publish(m) => prop_assert_eq!(&m.patient_id, PATIENT),
                         Effect::Notify(n) => {
-                            prop_assert_eq!(n.priority, Priority::High);
+                            prop_assert!(n.priority != Priority::Low, "a low-priority reminder paged someone");
                             prop_assert!(n.rung != Rung::Patient);
                         }
                     }
@@ -988,7 +1034,10 @@ mod properties {
                 keys.dedup();
                 prop_assert_eq!(keys.len(), before, "an alarm is on the board twice");
                 for pair in snap.active_alarms.windows(2) {
-                    prop_assert!(pair[0].priority >= pair[1].priority, "not highest priority first");
+                    prop_assert!(
+                        (pair[0].teaching, std::cmp::Reverse(pair[0].priority)) <= (pair[1].teaching, std::cmp::Reverse(pair[1].priority)),
+                        "not real before practice, then highest priority first"
+                    );
                 }
             }
         }

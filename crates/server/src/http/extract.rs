@@ -107,8 +107,13 @@ fn form_urlencode(text: &str) -> String {
         .unwrap_or_default()
 }
 
+/// The largest form with a file the server reads: a site photo plus the form's fields.
+pub const UPLOAD_BYTES_MAX: usize = crate::services::patient_log::PHOTO_BYTES_MAX + 64 * 1024;
+/// The path (`/p/{patient}/log/site`) of the one form that sends a file.
+pub const UPLOAD_PATH_SUFFIX: &str = "/log/site";
+
 /// Middleware on the whole router: every state-changing request made with a session cookie must carry the
-/// session's CSRF token (header `x-csrf-token`, or form field `csrf_token` in an urlencoded body), and any
+/// session's CSRF token (header `x-csrf-token`, or form field `csrf_token` in an urlencoded or multipart body), and any
 /// state-changing request that names an `Origin` must come from this site. Because it wraps every route, a
 /// new POST route cannot forget the check. Requests without a session cookie (login, the pump link with its
 /// bearer token) carry no ambient authority and pass through to their own authentication.
@@ -154,20 +159,37 @@ pub async fn csrf_guard(
         }
         return AppError::Csrf.into_response();
     }
-    let is_form = parts
+    let content_type = parts
         .headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
-    if !is_form {
+        .unwrap_or("");
+    let multipart = super::multipart::boundary(content_type);
+    let is_form = content_type.starts_with("application/x-www-form-urlencoded");
+    if !is_form && multipart.is_none() {
         return AppError::Csrf.into_response();
     }
-    let limit = state.config.body_limit_bytes;
+    // The one form with a file (the site photo) may be larger; every other body keeps the usual limit, and the
+    // route's own body limit still applies after.
+    let limit = if multipart.is_some() && parts.uri.path().ends_with(UPLOAD_PATH_SUFFIX) {
+        state.config.body_limit_bytes.max(UPLOAD_BYTES_MAX)
+    } else {
+        state.config.body_limit_bytes
+    };
     let bytes = match axum::body::to_bytes(body, limit).await {
         Ok(b) => b,
         Err(_) => return AppError::TooLarge { limit_bytes: limit }.into_response(),
     };
-    let token = form_urlencoded_field(&bytes, CSRF_FIELD);
+    let token = match &multipart {
+        Some(boundary) => super::multipart::parse(&bytes, boundary)
+            .ok()
+            .and_then(|form| {
+                form.into_iter()
+                    .find(|p| p.name == CSRF_FIELD && p.filename.is_none())
+                    .and_then(|p| p.text().map(str::to_string))
+            }),
+        None => form_urlencoded_field(&bytes, CSRF_FIELD),
+    };
     if token
         .as_deref()
         .is_some_and(|t| constant_time_eq(t, &user.csrf_token))

@@ -7,6 +7,7 @@ pub mod api;
 pub mod error;
 pub mod extract;
 pub mod link;
+pub mod multipart;
 pub mod openapi;
 pub mod sse;
 pub mod web;
@@ -32,7 +33,11 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             extract::csrf_guard,
         ))
-        .layer(axum::middleware::from_fn(error::render_html_errors))
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            error::render_html_errors,
+        ))
         .layer(axum::middleware::map_response(security_headers))
         .with_state(state)
 }

@@ -7,9 +7,11 @@
 pub mod access;
 pub mod alarms;
 pub mod auth;
+pub mod calendar;
 pub mod directory;
 pub mod hub;
 pub mod ingest;
+pub mod patient_log;
 pub mod pcd;
 pub mod plans;
 pub mod practice;

@@ -18,30 +18,65 @@ use crate::services::AppState;
 use crate::services::access::PatientAccess;
 use crate::services::now_ms;
 
-/// The faults the practice screen offers, with the simulator action that causes each and the one that fixes it.
-pub const FAULTS: &[(&str, &str, &str)] = &[
-    ("kink", "Kinked tubing", r#"{"action": "kink"}"#),
-    (
-        "closed_clamp",
-        "Closed clamp",
-        r#"{"action": "close_downstream_clamp"}"#,
-    ),
-    (
-        "air",
-        "Air in the line",
-        r#"{"action": "air_bubble", "volume_ul": 250.0}"#,
-    ),
-    (
-        "low_battery",
-        "Low battery",
-        r#"{"action": "set_battery_percent", "percent": 8.0}"#,
-    ),
-    ("door", "Door open", r#"{"action": "open_door"}"#),
-    (
-        "system_error",
-        "System error",
-        r#"{"action": "self_test_fail", "code": 42}"#,
-    ),
+/// A fault the nurse can set on the practice pump: the simulator actions that cause it, in order, and the alarm
+/// the pump's own physics then raises (the practice page and its test hold the pump to it).
+#[derive(Debug, Clone, Copy)]
+pub struct Fault {
+    pub id: &'static str,
+    pub label: &'static str,
+    pub actions: &'static [&'static str],
+    /// Then set the battery so that it lasts about this many minutes at the pump's present load.
+    pub battery_minutes: Option<f64>,
+    pub alarm: &'static str,
+}
+
+/// The faults the practice screen offers. Low battery unplugs the pump and leaves its battery about 20 minutes
+/// at the pump's present load (worked out from its own gauge): below the core's 40-minute `battery_low`
+/// threshold, far above the 3-minute `battery_depleted` one, so the patient practises plugging in before the
+/// pump stops. (A fixed percentage would not do: the same 8 % lasts hours at a slow rate.)
+pub const FAULTS: &[Fault] = &[
+    Fault {
+        id: "kink",
+        label: "Kinked tubing",
+        actions: &[r#"{"action": "kink"}"#],
+        battery_minutes: None,
+        alarm: "occlusion_downstream",
+    },
+    Fault {
+        id: "closed_clamp",
+        label: "Closed clamp",
+        actions: &[r#"{"action": "close_downstream_clamp"}"#],
+        battery_minutes: None,
+        alarm: "occlusion_downstream",
+    },
+    Fault {
+        id: "air",
+        label: "Air in the line",
+        actions: &[r#"{"action": "air_bubble", "volume_ul": 250.0}"#],
+        battery_minutes: None,
+        alarm: "air_in_line",
+    },
+    Fault {
+        id: "low_battery",
+        label: "Low battery",
+        actions: &[r#"{"action": "unplug_mains"}"#],
+        battery_minutes: Some(20.0),
+        alarm: "battery_low",
+    },
+    Fault {
+        id: "door",
+        label: "Door open",
+        actions: &[r#"{"action": "open_door"}"#],
+        battery_minutes: None,
+        alarm: "door_open",
+    },
+    Fault {
+        id: "system_error",
+        label: "System error",
+        actions: &[r#"{"action": "self_test_fail", "code": 42}"#],
+        battery_minutes: None,
+        alarm: "system_error",
+    },
 ];
 
 /// What the patient can do at the practice pump (the fixes and the buttons).
@@ -115,7 +150,7 @@ pub fn status(state: &AppState, access: &PatientAccess) -> PracticeStatus {
     PracticeStatus {
         running: started_by.is_some(),
         started_by,
-        faults: FAULTS.iter().map(|(id, label, _)| (*id, *label)).collect(),
+        faults: FAULTS.iter().map(|f| (f.id, f.label)).collect(),
         fixes: FIXES.iter().map(|(id, label, _)| (*id, *label)).collect(),
     }
 }
@@ -199,14 +234,18 @@ pub async fn act(
     access: &PatientAccess,
     what: &str,
 ) -> Result<PracticeStatus, AppError> {
-    let (is_fault, json_text) = match (
-        FAULTS.iter().find(|f| f.0 == what),
+    let (is_fault, texts, battery_minutes): (bool, Vec<&str>, Option<f64>) = match (
+        FAULTS.iter().find(|f| f.id == what),
         FIXES.iter().find(|f| f.0 == what),
     ) {
-        (Some(f), _) => (true, f.2),
-        (None, Some(f)) => (false, f.2),
+        (Some(f), _) => (true, f.actions.to_vec(), f.battery_minutes),
+        (None, Some(f)) => (false, vec![f.2], None),
         (None, None) => {
-            let names: Vec<&str> = FAULTS.iter().chain(FIXES).map(|f| f.0).collect();
+            let names: Vec<&str> = FAULTS
+                .iter()
+                .map(|f| f.id)
+                .chain(FIXES.iter().map(|f| f.0))
+                .collect();
             return Err(AppError::invalid(
                 "action",
                 format!(
@@ -220,7 +259,16 @@ pub async fn act(
     if is_fault {
         crate::services::access::require_clinician(&access.user)?;
     }
-    let action: sim::Action = serde_json::from_str(json_text).map_err(AppError::internal)?;
+    let mut actions = texts
+        .iter()
+        .map(|t| serde_json::from_str::<sim::Action>(t))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(AppError::internal)?;
+    if let Some(minutes) = battery_minutes {
+        actions.push(sim::Action::SetBatteryPercent {
+            percent: battery_percent_for(state, access, minutes),
+        });
+    }
     let sender = state
         .practice
         .with(|m| m.get(&access.patient_id).map(|s| s.actions.clone()))
@@ -229,10 +277,11 @@ pub async fn act(
                 "no practice pump is running for this patient; start one first".into(),
             )
         })?;
-    sender
-        .send(action)
-        .await
-        .map_err(|_| AppError::Conflict("the practice pump has stopped; start it again".into()))?;
+    for action in actions {
+        sender.send(action).await.map_err(|_| {
+            AppError::Conflict("the practice pump has stopped; start it again".into())
+        })?;
+    }
     let event = EventDraft::new(
         &access.patient_id,
         if is_fault {
@@ -248,6 +297,20 @@ pub async fn act(
     .teaching(true);
     state.journal.append_one(event).await?;
     Ok(status(state, access))
+}
+
+/// The battery charge that lasts about `minutes` at the practice pump's present load, from its own gauge
+/// (percent now and minutes left now); a cautious 0.5 % when the pump has not reported both yet.
+fn battery_percent_for(state: &AppState, access: &PatientAccess, minutes: f64) -> f64 {
+    crate::services::alarms::snapshot(state, access)
+        .practice_telemetry
+        .and_then(|t| {
+            let left = t.battery_minutes_left?;
+            (left > 0.0 && t.battery_percent > 0.0).then(|| t.battery_percent * minutes / left)
+        })
+        .filter(|p| p.is_finite())
+        .map(|p| p.clamp(0.01, 50.0))
+        .unwrap_or(0.5)
 }
 
 /// Stop the practice pump and clear its alarms from the screens.

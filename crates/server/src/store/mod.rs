@@ -6,8 +6,10 @@
 //! (`tests/server/layers.rs` checks).
 
 pub mod accounts;
+pub mod calendar;
 pub mod directory;
 pub mod pcd;
+pub mod photos;
 pub mod plans;
 pub mod webhooks;
 
@@ -136,8 +138,37 @@ const MIGRATIONS: &[Migration] = &[
             "ALTER TABLE srv_devices ADD COLUMN revoked_at_ms BIGINT",
         ],
     },
+    // Issue 13, items 6 and 7: the patient's secret calendar addresses and the photos of the patient's log.
     Migration {
         version: 3,
+        statements: &[
+            // Only the SHA-256 of a calendar token is kept (like sessions and pump tokens). A revoked row stays,
+            // so who made and who revoked an address can be shown; at most one row per patient is unrevoked.
+            "CREATE TABLE srv_calendar_links (
+            token_hash TEXT PRIMARY KEY,
+            patient_id TEXT NOT NULL REFERENCES srv_patients(id),
+            created_by TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            revoked_at_ms BIGINT,
+            revoked_by TEXT,
+            last_fetched_at_ms BIGINT
+        )",
+            "CREATE INDEX srv_calendar_links_patient ON srv_calendar_links (patient_id)",
+            // A photo of the access site, kept beside the record: the `site_seen` event names it by its SHA-256,
+            // so the hash chain pins the exact bytes. Base64 text, the one type both backends store alike.
+            "CREATE TABLE srv_log_photos (
+            patient_id TEXT NOT NULL REFERENCES srv_patients(id),
+            sha256 TEXT NOT NULL,
+            media_type TEXT NOT NULL,
+            data_base64 TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            PRIMARY KEY (patient_id, sha256)
+        )",
+        ],
+    },
+    // Issue 16: IHE PCD, in its own step.
+    Migration {
+        version: 4,
         statements: &[
             // IHE PCD (HL7 v2 over MLLP): the id a pump's gateway sends in MSH-3.2 (an EUI-64, say), set by the
             // clinic admin; one device per id. And every attempt to send an alarm report out (ORU^R40).

@@ -1,4 +1,4 @@
-//! Walks every API route as each role and as an outsider (another clinic's nurse and patient, and nobody),
+//! Walks every API route (and the screens of the patient's own log and calendar address) as each role and as an outsider (another clinic's nurse and patient, and nobody),
 //! against a table of expected statuses, on SQLite and PostgreSQL.
 
 use serde_json::json;
@@ -238,6 +238,125 @@ async fn route_table(backend: Backend) {
             }
             if *method == "DELETE" && path == "/api/session" {
                 session = session_of(&app, *who).await;
+            }
+        }
+    }
+    // The screens of the patient's own log and the calendar address (issue 13, items 6 and 7): forms post
+    // urlencoded bodies; anonymous people are sent to sign in (303), anonymous calendar reads are by token only.
+    //            anon admin nurse pat1 care1 pat2 nurseB patB
+    let zeros = "0".repeat(64);
+    let web_rows: Vec<(&str, String, Option<&str>, [u16; 8])> = vec![
+        (
+            "GET",
+            "/p/{p1}/log/felt".into(),
+            None,
+            [303, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/p/{p1}/log/felt?after=latest".into(),
+            None,
+            [303, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/p/{p1}/log/site".into(),
+            None,
+            [303, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/p/{p1}/log/question".into(),
+            None,
+            [303, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/p/{p1}/log/felt".into(),
+            Some("compared=same"),
+            [303, 403, 403, 303, 303, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/p/{p1}/log/site".into(),
+            Some("text=ok"),
+            [303, 403, 403, 303, 303, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/p/{p1}/log/question".into(),
+            Some("text=hello"),
+            [303, 403, 403, 303, 303, 404, 404, 404],
+        ),
+        (
+            "GET",
+            "/p/{p1}/log/entries/999999".into(),
+            None,
+            [303, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            "GET",
+            format!("/p/{{p1}}/log/photos/{zeros}"),
+            None,
+            [303, 404, 404, 404, 404, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/nurse/patients/{p1}/questions/999999/answer".into(),
+            Some("text=x"),
+            [303, 404, 404, 403, 403, 403, 404, 403],
+        ),
+        (
+            "GET",
+            "/p/{p1}/reminders".into(),
+            None,
+            [303, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/p/{p1}/reminders/calendar-link".into(),
+            Some(""),
+            [303, 303, 303, 303, 303, 404, 404, 404],
+        ),
+        (
+            "POST",
+            "/p/{p1}/reminders/calendar-link/revoke".into(),
+            Some(""),
+            [303, 303, 303, 303, 303, 404, 404, 404],
+        ),
+        (
+            "GET",
+            format!("/cal/{zeros}.ics"),
+            None,
+            [404, 404, 404, 404, 404, 404, 404, 404],
+        ),
+    ];
+    for (i, who) in EVERYONE.iter().enumerate() {
+        let session = session_of(&app, *who).await;
+        for (method, path, form, expect) in &web_rows {
+            let path = path.replace("{p1}", &p1);
+            let headers: &[(&str, &str)] = if form.is_some() {
+                &[("content-type", "application/x-www-form-urlencoded")]
+            } else {
+                &[]
+            };
+            let r = app
+                .http
+                .request(
+                    method,
+                    &app.url_for(&path),
+                    &session,
+                    headers,
+                    form.map(|f| f.as_bytes().to_vec()),
+                )
+                .await;
+            if r.status != expect[i] {
+                failures.push(format!(
+                    "{who:?} {method} {path}: got {} want {} ({})",
+                    r.status,
+                    expect[i],
+                    r.text().chars().take(200).collect::<String>()
+                ));
             }
         }
     }

@@ -9,6 +9,7 @@ mod demo;
 mod hostile_inputs;
 mod layers;
 mod live_alarms;
+mod patient_log;
 mod pcd;
 mod sim_pump;
 mod trust;

@@ -187,6 +187,76 @@ async fn practice_pump_rehearses_without_escalating(backend: Backend) {
     );
 }
 
+/// Every fault on the practice page raises its alarm within the simulator's physics (low battery included),
+/// each on a freshly started practice pump; the pump's own screen (state, the word on its display) is shown to
+/// the nurse; after a fix, Acknowledge and Start, the pump runs again so the next fault can be rehearsed.
+/// The practice runtime does not depend on the database backend, so this runs on SQLite only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_practice_fault_raises_its_alarm() {
+    let Some((app, w)) = TestServer::seeded(Backend::Sqlite).await else {
+        return;
+    };
+    let nurse = app.login(User::Nurse).await;
+    let patient = app.login(User::Patient1).await;
+    let mut stream = app.patient_stream(&patient, &w.p1).await;
+    for fault in server::services::practice::FAULTS {
+        app.practice_start(&nurse, &w.p1).await.expect_status(200);
+        stream
+            .expect(Duration::from_secs(5), "practice telemetry", |e, d| {
+                e == "telemetry" && d["data"]["state"] == "infusing"
+            })
+            .await;
+        app.practice_action(&nurse, &w.p1, fault.id)
+            .await
+            .expect_status(200);
+        // The core averages the battery gauge over a minute before it judges the minutes left.
+        let within = if fault.id == "low_battery" { 90 } else { 30 };
+        let alarm = stream
+            .expect(
+                Duration::from_secs(within),
+                &format!("the {} alarm after {}", fault.alarm, fault.id),
+                |e, d| e == "alarm" && d["data"]["alarm"]["alarm"] == fault.alarm,
+            )
+            .await;
+        assert_eq!(alarm["data"]["alarm"]["teaching"], true, "{alarm}");
+        if fault.id == "kink" {
+            // The nurse's page shows the practice pump's own screen with the pump's word for the alarm.
+            let page = app
+                .get(&format!("/nurse/patients/{}/practice", w.p1), &nurse)
+                .await
+                .text();
+            assert!(
+                page.contains("The practice pump's screen")
+                    && page.contains("<strong>Occlusion</strong>"),
+                "{page}"
+            );
+            // Fix, acknowledge on the pump, resume (what the pump's screen says next): it runs again.
+            let page = app.get(&format!("/p/{}/pump", w.p1), &patient).await.text();
+            assert!(page.contains("then Resume"), "{page}");
+            for press in ["unkink", "acknowledge"] {
+                app.practice_action(&patient, &w.p1, press)
+                    .await
+                    .expect_status(200);
+            }
+            // Once the line has relaxed the pump clears the alarm; then Resume runs it again.
+            stream
+                .expect(Duration::from_secs(20), "the occlusion cleared", |e, d| {
+                    e == "alarm_cleared" && d["data"]["alarm"] == "occlusion_downstream"
+                })
+                .await;
+            app.practice_action(&patient, &w.p1, "resume")
+                .await
+                .expect_status(200);
+            stream
+                .expect(Duration::from_secs(10), "the pump running again", |e, d| {
+                    e == "telemetry" && d["data"]["state"] == "infusing"
+                })
+                .await;
+        }
+        app.practice_stop(&nurse, &w.p1).await.expect_status(200);
+    }
+}
+
 /// A practice pump beside the patient's own pump: it never takes over the real pump's live slot (telemetry, link
 /// time, queued commands), its events never touch a real alarm of the same name, and ending practice never clears
 /// a real alarm.

@@ -367,8 +367,60 @@ async fn a_symptom_check_ending_in_an_emergency_puts_the_number_first() {
             true,
         )
         .await;
-    check(&r, 200, "symptom check");
+    // POST-redirect-GET: the answer has its own address, read back from the record.
+    check(&r, 303, "symptom check");
+    let location = r
+        .headers
+        .get("location")
+        .and_then(|l| l.to_str().ok())
+        .expect("the check redirects to its answer")
+        .to_string();
+    assert!(
+        location.starts_with(&format!("/p/{}/check/result/", web.world.p1)),
+        "redirected to {location}"
+    );
+    let r = web.get(&location, &patient).await;
+    check(&r, 200, "symptom check result");
     let html = r.text();
+    // Reloading the answer records nothing more: exactly one check in the record.
+    check(&web.get(&location, &patient).await, 200, "reloaded result");
+    let checks = web
+        .timeline_kinds(&web.world.p1)
+        .await
+        .into_iter()
+        .filter(|(k, _)| k == "symptom_check")
+        .count();
+    assert_eq!(
+        checks, 1,
+        "a reloaded result must not record the check again"
+    );
+    // "Who to call" starts with the emergency number too, and the care team's office-hours note is left out.
+    let who = html
+        .split("<h2>Who to call</h2>")
+        .nth(1)
+        .expect("a Who to call list");
+    let first_tel = who.split("href=\"tel:").nth(1).unwrap_or_default();
+    assert!(
+        first_tel.starts_with("112\""),
+        "the emergency number heads Who to call: {}",
+        who.chars().take(300).collect::<String>()
+    );
+    assert!(
+        !html.contains("office hours"),
+        "an emergency answer leaves out the office-hours note"
+    );
+    // Someone else's check, or a made-up id, is not found.
+    let nurse_of_other = web.session(Some(User::Patient2)).await;
+    check(
+        &web.get(&location, &nurse_of_other).await,
+        404,
+        "another patient's check result",
+    );
+    check(
+        &web.get("/p/{p1}/check/result/999999999", &patient).await,
+        404,
+        "an unknown check",
+    );
     let main = html
         .split("<main id=\"main\" tabindex=\"-1\">")
         .nth(1)
@@ -396,7 +448,10 @@ async fn a_symptom_check_ending_in_an_emergency_puts_the_number_first() {
             true,
         )
         .await;
-    check(&r, 200, "mild symptom check");
+    check(&r, 303, "mild symptom check");
+    let location = r.headers["location"].to_str().unwrap().to_string();
+    let r = web.get(&location, &patient).await;
+    check(&r, 200, "mild symptom check result");
     assert!(
         !r.text().contains("call-big"),
         "no emergency number for a loose dressing"
@@ -427,6 +482,49 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
         "numbered steps with I did this"
     );
     assert!(page.contains("Acknowledge alarm"));
+    // The pump's own word, the care team's general note before the steps, and what happens next, with a time.
+    assert!(
+        page.contains("&ldquo;Occlusion&rdquo;"),
+        "the pump's own word"
+    );
+    let notes_at = page
+        .find("From your care team")
+        .expect("the care team's notes");
+    assert!(
+        notes_at < page.find("What to do now").unwrap(),
+        "care team first"
+    );
+    assert!(page.contains("office hours"), "the plan's general note");
+    assert!(
+        page.contains("If no one acknowledges it by "),
+        "says when the nurse is called"
+    );
+
+    // Every other page the patient opens carries the banner: the alarm, the pump's word, step 1, the actions.
+    for path in ["/p/{p1}/today", "/p/{p1}/check", "/p/{p1}/log"] {
+        let other = web.get(path, &patient).await.text();
+        let banner = other
+            .split("<div id=\"alarm-banner\" data-live>")
+            .nth(1)
+            .and_then(|b| b.split("</section>").next())
+            .unwrap_or_else(|| panic!("no banner on {path}"));
+        for want in [
+            "Blocked line",
+            "Occlusion",
+            "Step 1:",
+            "Open the steps",
+            "Acknowledge",
+            "name=\"back\" value=\"/p/",
+        ] {
+            assert!(
+                banner.contains(want),
+                "{path}: banner lacks {want}: {banner}"
+            );
+        }
+    }
+    // The nurse's pages about the patient carry no patient banner.
+    let nurse_view = web.get("/p/{p1}/today", &nurse).await.text();
+    assert!(!nurse_view.contains("class=\"alarm-banner"));
 
     let r = web
         .post_form(
@@ -437,6 +535,11 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
         )
         .await;
     check(&r, 303, "I did this");
+    assert!(
+        location(&r).ends_with("/pump#step-2"),
+        "back at the next step: {}",
+        location(&r)
+    );
     let r = web
         .post_form(
             "/p/{p1}/alarms/occlusion_downstream/step",
@@ -449,17 +552,29 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
     let page = web.get("/p/{p1}/pump", &patient).await.text();
     assert_eq!(page.matches("✓ Done").count(), 1, "step 1 shows as done");
 
+    // Acknowledged from the banner on Today: back on Today; a forged `back` goes to the pump page, never away.
     let r = web
         .post_form(
             "/p/{p1}/alarms/occlusion_downstream/ack",
             &patient,
-            &[],
+            &[("back", "https://evil.example/")],
             true,
         )
         .await;
     check(&r, 303, "acknowledge");
+    assert!(location(&r).ends_with("/pump"), "{}", location(&r));
+    let r = web
+        .post_form(
+            "/p/{p1}/alarms/occlusion_downstream/ack",
+            &patient,
+            &[("back", &format!("/p/{}/today", web.world.p1))],
+            true,
+        )
+        .await;
+    check(&r, 303, "acknowledge again from Today");
+    assert_eq!(location(&r), format!("/p/{}/today", web.world.p1));
     let page = web.get("/p/{p1}/pump", &patient).await.text();
-    assert!(page.contains("You acknowledged this alarm"));
+    assert!(page.contains("You acknowledged it at"), "{page}");
 
     let dash = web.get("/nurse", &nurse).await.text();
     let first_row = dash
@@ -490,6 +605,13 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
     assert_eq!(location(&r), "/nurse");
     let dash = web.get("/nurse", &nurse).await.text();
     assert!(dash.contains("Note: Phoned; tubing straightened."));
+    // The patient reads who acknowledged, and the nurse's note.
+    let page = web.get("/p/{p1}/pump", &patient).await.text();
+    assert!(
+        page.contains("(nurse) acknowledged it at")
+            && page.contains("Their note: \u{201c}Phoned; tubing straightened.\u{201d}"),
+        "{page}"
+    );
     let kinds: Vec<String> = web
         .timeline_kinds(&web.world.p1)
         .await
@@ -498,7 +620,7 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
         .collect();
     assert!(
         kinds.contains(&"alarm_step_done".to_string())
-            && kinds.iter().filter(|k| *k == "alarm_acknowledged").count() == 2,
+            && kinds.iter().filter(|k| *k == "alarm_acknowledged").count() == 3,
         "{kinds:?}"
     );
 }
@@ -784,4 +906,60 @@ async fn reads_are_audited_once_per_reading_session_not_per_refresh() {
         "the nurse reads it",
     );
     assert_eq!(reads(&web.timeline_kinds(&web.world.p1).await), before + 2);
+}
+
+/// A caregiver reads the patient's name where the patient reads "my" and "your"; the patient reads "your".
+#[tokio::test]
+async fn a_caregiver_reads_the_patients_name() {
+    let web = Web::start().await;
+    let caregiver = web.session(Some(User::Caregiver1)).await;
+    let patient = web.session(Some(User::Patient1)).await;
+    // Askama escapes the apostrophe.
+    let pat = |what: &str| format!("Pat&#39;s {what}");
+    let today = web.get("/p/{p1}/today", &caregiver).await.text();
+    assert!(today.contains(&pat("next infusion")), "{today}");
+    assert!(
+        today.contains(&pat("pump")),
+        "the navigation says whose pump"
+    );
+    assert!(!today.contains("My pump") && !today.contains("Your next infusion"));
+    let log = web.get("/p/{p1}/log", &caregiver).await.text();
+    assert!(log.contains(&pat("log")), "{log}");
+    let pump = web.get("/p/{p1}/pump", &caregiver).await.text();
+    assert!(
+        pump.contains(&format!("<h1>{}</h1>", pat("pump"))),
+        "{pump}"
+    );
+    let own = web.get("/p/{p1}/today", &patient).await.text();
+    assert!(own.contains("Your next infusion") && own.contains("My pump"));
+}
+
+/// Every error page carries the numbers to call: the signed-in patient's emergency and on-call numbers from the
+/// plan (as tel: links), or the advice to call the local emergency number for someone not signed in; an unknown
+/// address is a 404 page like any other error, and the API keeps answering JSON.
+#[tokio::test]
+async fn error_pages_carry_the_numbers_to_call() {
+    let web = Web::start().await;
+    let patient = web.session(Some(User::Patient1)).await;
+    let anonymous = web.session(None).await;
+    for (path, status) in [
+        ("/no-such-page", 404),
+        ("/p/{p2}/today", 404),
+        ("/p/{p1}/check/result/not-a-number", 404),
+    ] {
+        let r = web.get(path, &patient).await;
+        check(&r, status, path);
+        let page = r.text();
+        assert!(
+            page.contains("href=\"tel:112\"") && page.contains("href=\"tel:+31205550199\""),
+            "{path}: the emergency and on-call numbers: {page}"
+        );
+        assert!(page.contains("/static/app."), "styled like the site");
+    }
+    let r = web.get("/no-such-page", &anonymous).await;
+    check(&r, 404, "unknown page, not signed in");
+    assert!(r.text().contains("call your local emergency number"));
+    let r = web.get("/api/nothing-here", &patient).await;
+    check(&r, 404, "unknown API path");
+    assert_eq!(r.json()["error"], "not_found");
 }

@@ -307,6 +307,122 @@ pub fn alarms_per_day_chart(days: &[DayAlarms], config: ChartConfig) -> String {
     svg
 }
 
+/// One day of the patient's own log beside what the pump recorded: how the patient said they felt (the last
+/// entry of the day: `better`, `same` or `worse`), alarms raised and infusions started.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DayFelt {
+    pub day_label: String,
+    pub felt: Option<&'static str>,
+    pub alarms: u32,
+    pub doses: u32,
+}
+
+/// How the patient felt over time (better at the top, worse at the bottom, a line between the days they wrote)
+/// with the day's alarms and infusions written under each day, so the nurse sees them side by side.
+pub fn felt_chart(days: &[DayFelt], config: ChartConfig) -> String {
+    let title = "How I felt, alarms and infusions";
+    if days.is_empty() {
+        return empty_chart(title, "No days in the selected period.", config);
+    }
+    let written: Vec<String> = days
+        .iter()
+        .filter_map(|d| d.felt.map(|f| format!("{}: {f}", d.day_label)))
+        .collect();
+    let alarms: u32 = days.iter().map(|d| d.alarms).sum();
+    let doses: u32 = days.iter().map(|d| d.doses).sum();
+    let desc = format!(
+        "{felt}. {alarms} alarm{sa} and {doses} infusion{sd} over {n} day{sn}.",
+        felt = if written.is_empty() {
+            "No how-I-felt entries".to_string()
+        } else {
+            format!("How I felt: {}", written.join("; "))
+        },
+        sa = plural(u64::from(alarms)),
+        sd = plural(u64::from(doses)),
+        n = days.len(),
+        sn = plural(days.len() as u64),
+    );
+    let plot = Plot::new(ChartConfig {
+        height: config.height - 40.0,
+        ..config
+    });
+    let slot = plot.width / days.len() as f64;
+    let level = |felt: &str| match felt {
+        "better" => 0.0,
+        "same" => 0.5,
+        _ => 1.0,
+    };
+    let y = |felt: &str| plot.top + 10.0 + level(felt) * (plot.height - 20.0);
+    let mut svg = open_svg(title, &desc, config);
+    for (word, label) in [("better", "Better"), ("same", "Same"), ("worse", "Worse")] {
+        let yy = y(word);
+        let _ = write!(
+            svg,
+            r#"<line class="grid" x1="{l:.1}" y1="{yy:.1}" x2="{r:.1}" y2="{yy:.1}"/><text class="tick" x="{tx:.1}" y="{ty:.1}" text-anchor="end">{label}</text>"#,
+            l = plot.left,
+            r = plot.right,
+            tx = plot.left - 6.0,
+            ty = yy + 4.0,
+        );
+    }
+    let points: Vec<(f64, f64)> = days
+        .iter()
+        .enumerate()
+        .filter_map(|(i, d)| d.felt.map(|f| (plot.left + slot * (i as f64 + 0.5), y(f))))
+        .collect();
+    if points.len() > 1 {
+        let line: Vec<String> = points
+            .iter()
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        let _ = write!(
+            svg,
+            r#"<polyline class="delivered" points="{}"/>"#,
+            line.join(" ")
+        );
+    }
+    let label_every = days.len().div_ceil(8).max(1);
+    for (i, day) in days.iter().enumerate() {
+        let cx = plot.left + slot * (i as f64 + 0.5);
+        if let Some(felt) = day.felt {
+            let _ = write!(
+                svg,
+                r#"<circle class="felt {felt}" cx="{cx:.1}" cy="{cy:.1}" r="7"><title>{day}: {felt}</title></circle>"#,
+                cy = y(felt),
+                day = crate::http::escape_html(&day.day_label),
+            );
+        }
+        if i % label_every == 0 {
+            let _ = write!(
+                svg,
+                r#"<text class="tick" x="{cx:.1}" y="{ty:.1}" text-anchor="middle">{label}</text>"#,
+                ty = plot.bottom + 18.0,
+                label = crate::http::escape_html(&day.day_label)
+            );
+        }
+        for (row, count, what) in [(1.0, day.alarms, "alarm"), (2.0, day.doses, "infusion")] {
+            if count > 0 {
+                let _ = write!(
+                    svg,
+                    r#"<text class="value" x="{cx:.1}" y="{ty:.1}" text-anchor="middle">{count}<title>{day}: {count} {what}{s}</title></text>"#,
+                    ty = plot.bottom + 18.0 + row * 18.0,
+                    day = crate::http::escape_html(&day.day_label),
+                    s = plural(u64::from(count)),
+                );
+            }
+        }
+    }
+    let _ = write!(
+        svg,
+        r#"<text class="tick" x="{tx:.1}" y="{a:.1}" text-anchor="end">Alarms</text><text class="tick" x="{tx:.1}" y="{d:.1}" text-anchor="end">Doses</text>"#,
+        tx = plot.left - 6.0,
+        a = plot.bottom + 36.0,
+        d = plot.bottom + 54.0,
+    );
+    svg.push_str("</svg>");
+    svg
+}
+
 struct Plot {
     left: f64,
     right: f64,
@@ -471,6 +587,41 @@ mod tests {
 
     fn point(at_s: f64, volume_ml: f64) -> VolumePoint {
         VolumePoint { at_s, volume_ml }
+    }
+
+    #[test]
+    fn felt_chart_says_in_words_what_it_draws() {
+        let day = |label: &str, felt, alarms, doses| DayFelt {
+            day_label: label.into(),
+            felt,
+            alarms,
+            doses,
+        };
+        let days = [
+            day("1 Mar", Some("worse"), 2, 1),
+            day("2 Mar", None, 0, 1),
+            day("3 Mar", Some("better"), 0, 0),
+        ];
+        check(
+            felt_chart(&days, ChartConfig::default()),
+            &[
+                "How I felt: 1 Mar: worse; 3 Mar: better. 2 alarms and 2 infusions over 3 days.",
+                "<title>1 Mar: worse</title>",
+                "<title>1 Mar: 2 alarms</title>",
+                "<polyline class=\"delivered\"",
+            ],
+            &["2 Mar: same", "<title>3 Mar: 0"],
+        );
+        check(
+            felt_chart(&days[1..2], ChartConfig::default()),
+            &["No how-I-felt entries. 0 alarms and 1 infusion over 1 day."],
+            &["<circle", "<polyline"],
+        );
+        check(
+            felt_chart(&[], ChartConfig::default()),
+            &["No days in the selected period."],
+            &[],
+        );
     }
 
     /// Runs `render` and checks that the SVG is well formed enough (one root, balanced) and contains every

@@ -12,7 +12,7 @@ use crate::services::AppState;
 use crate::services::access;
 use crate::services::now_ms;
 
-use super::common::{self, patient_base, patient_layout};
+use super::common::{self, patient_base, patient_layout, see_other};
 use super::patient::outcome_page;
 use super::view::{CheckGroup, CheckOption, CheckPage, Contact, html, html_with_status};
 
@@ -62,12 +62,22 @@ fn parsed_plan(plan: Option<Value>) -> Option<care::TherapyPlan> {
     plan.and_then(|p| care::TherapyPlan::from_value(p).ok())
 }
 
-/// `GET /p/{patient}/check`
+/// `GET /p/{patient}/check?observation=…`: the query pre-ticks observations (the patient's own log links here
+/// with what was written); words that are not observations are ignored.
 pub async fn form(
     State(state): State<AppState>,
     user: WebUser,
     Path(patient_id): Path<String>,
+    axum::extract::RawQuery(query): axum::extract::RawQuery,
 ) -> Result<Response, AppError> {
+    let prefill: Vec<care::Observation> = query
+        .as_deref()
+        .and_then(|q| common::form_pairs(q.as_bytes()).ok())
+        .unwrap_or_default()
+        .iter()
+        .filter(|(k, _)| k == "observation")
+        .filter_map(|(_, v)| care::Observation::parse(v).ok())
+        .collect();
     let access = common::read_access(&state, &user, &patient_id).await?;
     let layout = patient_layout(&state, &access, "Something's wrong?", "check", false).await;
     let plan = parsed_plan(common::load_plan(&state, &access).await);
@@ -75,7 +85,7 @@ pub async fn form(
     Ok(html(&CheckPage {
         emergency,
         errors: Vec::new(),
-        groups: groups(plan.as_ref(), &[]),
+        groups: groups(plan.as_ref(), &prefill),
         action: format!("{}/check", patient_base(&patient_id)),
         layout,
     }))
@@ -103,7 +113,7 @@ pub async fn submit(
     let output = care::triage(&input, &care::triage::TriageConfig::default())
         .map_err(|e| AppError::invalid("observation", e.to_string()))?;
     let headline = headline(output.level);
-    record_check(
+    let id = record_check(
         &state,
         &user,
         &patient_id,
@@ -112,8 +122,52 @@ pub async fn submit(
         &headline,
     )
     .await?;
+    // POST-redirect-GET: the answer is read back from the record, so reloading it never records the check twice.
+    Ok(see_other(&format!(
+        "{}/check/result/{id}",
+        patient_base(&patient_id)
+    )))
+}
+
+/// How far back a symptom check's answer can be opened again by its address.
+const RESULT_DAYS: i64 = 30;
+
+/// `GET /p/{patient}/check/result/{id}`: the answer of one recorded symptom check, as the record keeps it.
+pub async fn result(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path((patient_id, check_id)): Path<(String, String)>,
+) -> Result<Response, AppError> {
+    let access = common::read_access(&state, &user, &patient_id).await?;
+    let not_found = || AppError::not_found("this symptom check's answer (do the check again)");
+    let id: i64 = check_id.parse().map_err(|_| not_found())?;
+    let checks = crate::services::records::timeline(
+        &state,
+        &patient_id,
+        &["symptom_check".to_string()],
+        usize::MAX,
+        RESULT_DAYS,
+    )
+    .await?;
+    let entry = checks
+        .into_iter()
+        .find(|e| e.id == id)
+        .ok_or_else(not_found)?;
+    let output: care::TriageOutput = entry
+        .payload
+        .get("output")
+        .cloned()
+        .and_then(|o| serde_json::from_value(o).ok())
+        .ok_or_else(not_found)?;
+    let headline = headline(output.level);
     let mut layout = patient_layout(&state, &access, "What to do", "check", false).await;
-    layout.notice = Some("Your answers were saved to your record.".into());
+    layout.notice = Some(format!(
+        "Your answers were saved to your record at {}.",
+        super::view::format_time(
+            crate::services::now_ms(),
+            entry.occurred_at.as_millisecond()
+        )
+    ));
     Ok(html(&result_page(layout, &output, headline, &patient_id)))
 }
 
@@ -211,7 +265,7 @@ async fn record_check(
     observations: &[care::Observation],
     output: &care::TriageOutput,
     headline: &str,
-) -> Result<(), AppError> {
+) -> Result<i64, AppError> {
     crate::services::records::append(
         state,
         EventDraft::new(
@@ -226,11 +280,11 @@ async fn record_check(
                 "reasons": output.reasons.iter().map(|r| r.rule.clone()).collect::<Vec<_>>(),
                 "level": output.level.name(), "headline": headline,
                 "by": user.id, "display_name": user.display_name, "role": user.role.name(),
+                "output": output,
             }),
         ),
     )
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The triage's call list as contacts, in its order (it starts with the emergency number on an emergency).
@@ -288,10 +342,11 @@ fn result_page(
                 .cloned()
                 .or(page.emergency);
         }
-        page.calls = triage_calls
-            .into_iter()
-            .filter(|c| Some(c) != page.emergency.as_ref())
-            .collect();
+        page.calls = triage_calls;
+        if let Some(e) = &page.emergency {
+            page.calls.retain(|c| c != e);
+            page.calls.insert(0, e.clone());
+        }
     }
     page
 }

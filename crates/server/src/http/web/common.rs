@@ -41,6 +41,10 @@ pub fn home_for(user: &CurrentUser) -> String {
 }
 
 /// The frame for a page about one patient, seen by the patient, a caregiver or a clinician.
+///
+/// The patient and caregivers get the active-alarm banner on every page (not on "My pump", which is the alarm's
+/// own page during an alarm) and a live stream on every page, so an alarm raised while they read Today, the
+/// symptom check or the log reaches them there. Caregivers read the patient's name where the patient reads "my".
 pub async fn patient_layout(
     state: &AppState,
     access: &PatientAccess,
@@ -53,26 +57,31 @@ pub async fn patient_layout(
     let base = patient_base(&access.patient_id);
     let mut nav: Vec<NavLink> = Vec::new();
     if user.role.is_clinician() {
-        nav.push(NavLink {
-            href: "/nurse".into(),
-            label: "Dashboard",
-            current: false,
-        });
-        nav.push(NavLink {
-            href: format!("/nurse/patients/{}", access.patient_id),
-            label: "Patient",
-            current: current == "nurse-patient",
-        });
-        nav.push(NavLink {
-            href: format!("/nurse/patients/{}/practice", access.patient_id),
-            label: "Practice pump",
-            current: current == "practice",
-        });
+        for (href, label, here) in [
+            ("/nurse".to_string(), "Dashboard", false),
+            (
+                format!("/nurse/patients/{}", access.patient_id),
+                "Patient",
+                current == "nurse-patient",
+            ),
+            (
+                format!("/nurse/patients/{}/practice", access.patient_id),
+                "Practice pump",
+                current == "practice",
+            ),
+        ] {
+            nav.push(NavLink {
+                href,
+                label: label.into(),
+                current: here,
+            });
+        }
     }
+    let words = super::person::PersonWords::new(user, &access.display_name);
     for (suffix, label) in PATIENT_NAV {
         nav.push(NavLink {
             href: format!("{base}/{suffix}"),
-            label,
+            label: words.nav_label(suffix, label),
             current: current == suffix,
         });
     }
@@ -81,19 +90,33 @@ pub async fn patient_layout(
     } else {
         format!("{title}: {}", access.display_name)
     };
+    let contacts = plan_contacts(plan.as_ref());
+    let patient_side = !user.role.is_clinician();
+    let banner = if patient_side && current != "pump" {
+        let back = PATIENT_NAV
+            .iter()
+            .find(|(suffix, _)| *suffix == current)
+            .map(|(suffix, _)| format!("{base}/{suffix}"))
+            .unwrap_or_else(|| format!("{base}/today"));
+        super::banner::alarm_banner(state, access, &words, back)
+    } else {
+        None
+    };
     Layout {
         title: page_title,
         home: home_for(user),
         nav,
         signed_in_as: Some(user.display_name.clone()),
         csrf: user.csrf_token.clone(),
-        contacts: plan_contacts(plan.as_ref()),
+        contacts,
         care_first: care::content().common.care_team_first.clone(),
         no_numbers: care::content().common.no_plan_numbers.clone(),
-        stream: live.then(|| format!("/api/patients/{}/stream", access.patient_id)),
+        stream: (live || patient_side)
+            .then(|| format!("/api/patients/{}/stream", access.patient_id)),
         notice: None,
         body_class: "patient",
         asset_version: assets::version(),
+        banner,
     }
 }
 
@@ -104,7 +127,7 @@ pub fn clinic_layout(user: &CurrentUser, title: &str, live: bool) -> Layout {
         home: "/nurse".into(),
         nav: vec![NavLink {
             href: "/nurse".into(),
-            label: "Dashboard",
+            label: "Dashboard".into(),
             current: true,
         }],
         signed_in_as: Some(user.display_name.clone()),
@@ -116,6 +139,7 @@ pub fn clinic_layout(user: &CurrentUser, title: &str, live: bool) -> Layout {
         notice: None,
         body_class: "nurse",
         asset_version: assets::version(),
+        banner: None,
     }
 }
 
@@ -134,6 +158,7 @@ pub fn public_layout(title: &str, csrf: &str) -> Layout {
         notice: None,
         body_class: "public",
         asset_version: assets::version(),
+        banner: None,
     }
 }
 
@@ -250,6 +275,9 @@ pub fn see_other(location: &str) -> Response {
 
 /// Words for the record's event kinds, for timelines.
 pub fn event_title(kind: &str, payload: &Value) -> String {
+    if let Some(title) = super::log_words::title(kind, payload) {
+        return title;
+    }
     let alarm_title = || {
         payload
             .get("alarm")
@@ -329,6 +357,9 @@ pub fn level_words(level: &str) -> String {
 
 /// A short line of detail for a timeline entry, from well-known payload fields.
 pub fn event_detail(kind: &str, payload: &Value) -> String {
+    if let Some(lines) = super::log_words::detail_lines(kind, payload) {
+        return lines.join(" · ");
+    }
     let s = |k: &str| {
         payload
             .get(k)

@@ -26,8 +26,18 @@ pub const ENTRIES_SHOWN_MAX: usize = 200;
 const EVENTS_READ_MAX: usize = 5000;
 
 /// The filter choices: (value, label, event kinds; empty = everything a patient cares about).
-const KINDS: [(&str, &str, &[&str]); 6] = [
+const KINDS: [(&str, &str, &[&str]); 7] = [
     ("all", "Everything", &[]),
+    (
+        "own",
+        "How I felt, my site, questions",
+        &[
+            "how_i_felt",
+            "site_seen",
+            "question_asked",
+            "question_answered",
+        ],
+    ),
     (
         "alarms",
         "Alarms",
@@ -85,6 +95,9 @@ pub struct LogQuery {
     kind: Option<String>,
     #[serde(default)]
     days: Option<String>,
+    /// `practice=1`: include the practice pump's events (left out by default).
+    #[serde(default)]
+    practice: Option<String>,
 }
 
 /// What the filters resolved to: unknown values fall back to the defaults instead of failing, because
@@ -92,6 +105,8 @@ pub struct LogQuery {
 pub struct Filter {
     pub kind: &'static str,
     pub days: u32,
+    /// Show events of the practice pump (teaching); without it they stay out of the log and its charts.
+    pub practice: bool,
 }
 
 impl Filter {
@@ -107,7 +122,12 @@ impl Filter {
             .and_then(|d| d.parse().ok())
             .filter(|d| PERIODS.iter().any(|p| p.0 == *d))
             .unwrap_or(7);
-        Filter { kind, days }
+        let practice = matches!(q.practice.as_deref(), Some("1" | "on" | "true" | "yes"));
+        Filter {
+            kind,
+            days,
+            practice,
+        }
     }
 
     fn accepts(&self, kind: &str) -> bool {
@@ -326,6 +346,7 @@ pub async fn page(
     .await?
     .into_iter()
     .filter(|e| e.occurred_at.as_millisecond() >= since)
+    .filter(|e| filter.practice || !e.teaching)
     .collect();
     let snapshot = crate::services::alarms::snapshot(&state, &access);
     let plan = common::load_plan(&state, &access).await;
@@ -343,9 +364,11 @@ pub async fn page(
         .map(|e| entry_view(e, now))
         .collect();
     let layout = patient_layout(&state, &access, "Log", "log", false).await;
+    let words = super::person::PersonWords::new(&user, &access.display_name);
     Ok(html(&LogPage {
         layout,
-        heading: "Your log".into(),
+        heading: format!("{} log", words.whose_capital()),
+        show_practice: filter.practice,
         self_href: format!("{}/log", patient_base(&patient_id)),
         kinds: KINDS
             .iter()
@@ -367,6 +390,19 @@ pub async fn page(
         alarms_svg,
         entries,
         truncated,
+        write_links: if user.role.is_clinician() {
+            Vec::new()
+        } else {
+            let titles = super::log_words::form_titles(&words);
+            ["felt", "site", "question"]
+                .into_iter()
+                .zip(titles)
+                .map(|(form, label)| super::view::WriteLink {
+                    href: format!("{}/log/{form}", patient_base(&patient_id)),
+                    label,
+                })
+                .collect()
+        },
     }))
 }
 
@@ -397,14 +433,16 @@ mod tests {
         let f = Filter::from_query(&LogQuery {
             kind: Some("<script>".into()),
             days: Some("9999".into()),
+            practice: Some("maybe".into()),
         });
-        assert_eq!((f.kind, f.days), ("all", 7));
+        assert_eq!((f.kind, f.days, f.practice), ("all", 7, false));
         assert!(!f.accepts("record_read"));
         let f = Filter::from_query(&LogQuery {
             kind: Some("access".into()),
             days: Some("30".into()),
+            practice: Some("1".into()),
         });
-        assert_eq!((f.kind, f.days), ("access", 30));
+        assert_eq!((f.kind, f.days, f.practice), ("access", 30, true));
         assert!(f.accepts("record_read"));
         assert!(!f.accepts("alarm_raised"));
     }

@@ -5,15 +5,20 @@
 //! Every handler checks access through `crate::access` (which audits reads) and every form carries the
 //! session's CSRF token, checked by the router-wide guard in `crate::auth`. See docs/screens.md.
 
+pub mod alarm;
 pub mod assets;
+pub mod banner;
 pub mod card;
 pub mod charts;
 pub mod check;
 pub mod common;
 pub mod log;
+pub mod log_words;
 pub mod login;
 pub mod nurse;
 pub mod patient;
+pub mod patient_log;
+pub mod person;
 pub mod practice;
 pub mod reminders;
 pub mod view;
@@ -37,22 +42,57 @@ pub fn routes() -> Router<AppState> {
             "/p/{patient_id}/what-to-do/{item_id}",
             get(patient::what_to_do),
         )
-        .route("/p/{patient_id}/pump", get(patient::pump))
+        .route("/p/{patient_id}/pump", get(alarm::pump))
         .route(
             "/p/{patient_id}/alarms/{alarm}/step",
-            post(patient::alarm_step),
+            post(alarm::alarm_step),
         )
-        .route(
-            "/p/{patient_id}/alarms/{alarm}/ack",
-            post(patient::alarm_ack),
-        )
+        .route("/p/{patient_id}/alarms/{alarm}/ack", post(alarm::alarm_ack))
         .route(
             "/p/{patient_id}/check",
             get(check::form).post(check::submit),
         )
+        .route(
+            "/p/{patient_id}/check/result/{check_id}",
+            get(check::result),
+        )
         .route("/p/{patient_id}/log", get(log::page))
+        .route(
+            "/p/{patient_id}/log/felt",
+            get(patient_log::felt_form).post(patient_log::felt_submit),
+        )
+        .route(
+            "/p/{patient_id}/log/site",
+            get(patient_log::site_form)
+                .post(patient_log::site_submit)
+                .layer(axum::extract::DefaultBodyLimit::max(
+                    crate::http::extract::UPLOAD_BYTES_MAX,
+                )),
+        )
+        .route(
+            "/p/{patient_id}/log/question",
+            get(patient_log::question_form).post(patient_log::question_submit),
+        )
+        .route("/p/{patient_id}/log/entries/{id}", get(patient_log::saved))
+        .route(
+            "/p/{patient_id}/log/photos/{sha256}",
+            get(patient_log::photo),
+        )
+        .route(
+            "/nurse/patients/{patient_id}/questions/{id}/answer",
+            post(patient_log::answer),
+        )
         .route("/p/{patient_id}/reminders", get(reminders::page))
         .route("/p/{patient_id}/reminders.ics", get(reminders::ics))
+        .route(
+            "/p/{patient_id}/reminders/calendar-link",
+            post(reminders::create_link),
+        )
+        .route(
+            "/p/{patient_id}/reminders/calendar-link/revoke",
+            post(reminders::revoke_link),
+        )
+        .route("/cal/{file}", get(reminders::subscribed))
         .route("/p/{patient_id}/card", get(card::page))
         .route("/nurse", get(nurse::dashboard))
         .route("/nurse/patients/{patient_id}", get(nurse::patient))

@@ -15,9 +15,9 @@ use crate::services::access;
 use crate::services::now_ms;
 use crate::services::records::Entry;
 
+use super::alarm::{alarm_line, pump_view};
 use super::common::{self, clinic_layout, patient_base, patient_layout, see_other};
 use super::log::{charts_svg, entry_view};
-use super::patient::{alarm_line, pump_view};
 use super::view::{
     DashboardPage, DashboardRow, NursePatientPage, PlanField, format_ago, html, html_with_status,
     priority_label, state_words,
@@ -184,6 +184,7 @@ async fn patient_page(
         plan_errors: errors,
         plan_fields: plan_fields(text, version, field_error),
         plan_action: format!("/nurse/patients/{patient_id}/plan"),
+        own_log: super::patient_log::nurse_section(state, patient_id, now).await?,
         layout,
     })
 }

@@ -25,13 +25,39 @@ pub struct Layout {
     pub notice: Option<String>,
     pub body_class: &'static str,
     pub asset_version: &'static str,
+    /// The patient's most urgent active alarm, on every page the patient or a caregiver sees (never a nurse's):
+    /// rendered by the server so it shows without JavaScript, refreshed live with the page's other parts.
+    pub banner: Option<AlarmBanner>,
 }
 
 #[derive(Debug, Clone)]
 pub struct NavLink {
     pub href: String,
-    pub label: &'static str,
+    pub label: String,
     pub current: bool,
+}
+
+/// The active-alarm banner: the alarm in plain words with the pump's own word, step 1, what happens next, and
+/// the two actions (open the steps, acknowledge), small enough to sit above the fold on a phone.
+#[derive(Debug, Clone)]
+pub struct AlarmBanner {
+    pub id: String,
+    pub title: String,
+    /// What the pump's own screen shows ("Occlusion"); empty for an alarm the server raised.
+    pub screen: String,
+    pub priority: String,
+    pub priority_label: String,
+    pub teaching: bool,
+    pub first_step: String,
+    pub steps_href: String,
+    /// Who was alerted, who acknowledged, and what happens next and when.
+    pub status: Vec<String>,
+    pub acknowledged: bool,
+    pub ack_action: String,
+    /// The page to come back to after acknowledging from the banner.
+    pub back: String,
+    /// More active alarms besides this one.
+    pub more: usize,
 }
 
 /// A phone number to call, with who answers it.
@@ -125,11 +151,15 @@ pub struct ChecklistItemView {
 #[template(path = "today.html")]
 pub struct TodayPage {
     pub layout: Layout,
+    /// "Your" for the patient, "Alex's" for a caregiver or a clinician.
+    pub whose_capital: String,
     pub next_infusion: Option<NextInfusion>,
     pub phases: Vec<PhaseTab>,
     pub checklist: Option<ChecklistView>,
     pub checklist_action: String,
     pub check_href: String,
+    /// "How I felt" in the log, about the latest infusion (shown with the after-infusion checklist).
+    pub felt_href: String,
 }
 
 /// What to do: the answer to a symptom check or to a checklist problem.
@@ -160,6 +190,12 @@ pub struct AlarmGuideView {
     /// Stable for one occurrence: the alarm name and when it was raised.
     pub id: String,
     pub title: String,
+    /// What the pump's own screen shows ("Occlusion"); empty for an alarm the server raised.
+    pub screen: String,
+    /// The care team's own notes for this alarm (general ones first): shown before the guide's steps.
+    pub care_notes: Vec<String>,
+    /// Who acknowledged (with their note), who was alerted, and what happens next and when.
+    pub status: Vec<String>,
     pub priority: String,
     pub priority_label: String,
     pub meaning: String,
@@ -171,7 +207,6 @@ pub struct AlarmGuideView {
     pub call_when: Vec<String>,
     pub calls: Vec<Contact>,
     pub acknowledged: bool,
-    pub acknowledged_label: String,
     pub teaching: bool,
     pub step_action: String,
     pub ack_action: String,
@@ -209,6 +244,8 @@ pub struct PumpView {
 #[template(path = "pump.html")]
 pub struct PumpPage {
     pub layout: Layout,
+    /// "My pump", or "Alex's pump" for a caregiver or a clinician.
+    pub heading: String,
     pub alarm: Option<AlarmGuideView>,
     pub other_alarms: Vec<AlarmLine>,
     pub pump: Option<PumpView>,
@@ -262,6 +299,8 @@ pub struct EntryView {
 pub struct LogPage {
     pub layout: Layout,
     pub heading: String,
+    /// Whether the practice pump's events are shown (a checkbox of the filter form).
+    pub show_practice: bool,
     pub self_href: String,
     pub kinds: Vec<SelectOption>,
     pub periods: Vec<SelectOption>,
@@ -269,12 +308,33 @@ pub struct LogPage {
     pub alarms_svg: String,
     pub entries: Vec<EntryView>,
     pub truncated: bool,
+    /// The three forms of the patient's own log, for the patient and caregivers (empty for the care team, who read).
+    pub write_links: Vec<WriteLink>,
+}
+
+/// A link to one form of the patient's own log.
+pub struct WriteLink {
+    pub href: String,
+    pub label: String,
 }
 
 pub struct ReminderView {
     pub title: String,
     pub when: String,
     pub detail: String,
+    /// The reminder's note, line by line, as the calendar file's DESCRIPTION carries it.
+    pub note_lines: Vec<String>,
+}
+
+/// The patient's secret calendar address: whether one works, and the address itself only right after it was made.
+pub struct CalendarView {
+    pub address: Option<String>,
+    pub webcal: Option<String>,
+    pub active: bool,
+    pub made_label: String,
+    pub fetched_label: String,
+    pub create_action: String,
+    pub revoke_action: String,
 }
 
 #[derive(Template)]
@@ -283,6 +343,7 @@ pub struct RemindersPage {
     pub layout: Layout,
     pub ics_href: String,
     pub reminders: Vec<ReminderView>,
+    pub calendar: CalendarView,
 }
 
 pub struct CardAlarm {
@@ -353,6 +414,31 @@ pub struct NursePatientPage {
     pub plan_errors: Vec<String>,
     pub plan_fields: Vec<PlanField>,
     pub plan_action: String,
+    /// The patient's own log: how they felt (chart), site, questions to answer.
+    pub own_log: NurseSection,
+}
+
+/// One entry of the patient's own log, for people.
+pub struct OwnEntryView {
+    pub id: i64,
+    pub title: String,
+    pub at_label: String,
+    pub at_iso: String,
+    pub lines: Vec<String>,
+    pub who: String,
+    pub photo_href: Option<String>,
+    pub answers: Vec<String>,
+    pub is_question: bool,
+    /// The form that answers a question (nurse's page), empty otherwise.
+    pub answer_action: String,
+}
+
+/// The nurse's section of the patient's page (included in `nurse_patient.html`).
+#[derive(Default)]
+pub struct NurseSection {
+    pub felt_svg: String,
+    pub open_questions: usize,
+    pub entries: Vec<OwnEntryView>,
 }
 
 pub struct FaultButton {
@@ -364,6 +450,17 @@ pub struct FaultButton {
 pub struct PracticeButtons {
     pub action: String,
     pub buttons: Vec<FaultButton>,
+    pub screen: Option<PumpScreen>,
+}
+
+/// The practice pump's own display, as the real pump's screen would show it: its state, the word on its screen
+/// during an alarm, and what the pump needs next (a stopped pump senses no blocked line).
+pub struct PumpScreen {
+    pub state_label: String,
+    pub state_class: &'static str,
+    pub detail: String,
+    pub alarm_word: String,
+    pub hint: String,
 }
 
 #[derive(Template)]
@@ -376,6 +473,8 @@ pub struct PracticePage {
     pub patient_pump_href: String,
     pub faults: Vec<FaultButton>,
     pub fault_action: String,
+    pub fixes: Vec<FaultButton>,
+    pub screen: Option<PumpScreen>,
     pub start_action: String,
     pub stop_action: String,
     pub patient_href: String,
