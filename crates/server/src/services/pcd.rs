@@ -200,6 +200,14 @@ async fn apply(state: &AppState, inbound: Inbound) -> Result<(), Rejection> {
         Inbound::Alarm(a) => LinkBatch {
             events: link::pcdlink::events_of(a)
                 .into_iter()
+                // A gateway that reports an open alarm again (`present`, a repeated `start` under a new control
+                // id) adds nothing: the record keeps one alarm_raised per occurrence.
+                .filter(|(kind, _)| {
+                    kind != "alarm_raised"
+                        || !state
+                            .board
+                            .with(|b| b.is_open(&device.patient_id, &device.id, &a.alarm))
+                })
                 .enumerate()
                 .map(|(i, (kind, data))| LinkEvent {
                     seq: seq_of(&control_id, i),

@@ -533,6 +533,15 @@ async fn bad_input_gets_the_right_ack_or_a_closed_connection_and_loses_nothing(b
         .expect("an ACK");
     assert_eq!(code_of(&ack).0, AckCode::AA);
     acks.push(ack);
+    // The gateway says again that the alarm is there (`present`, a new control id): acknowledged, and the
+    // record still has one alarm_raised for it.
+    let present = profile::build_alarm(&alarm("present-1", "air_in_line", Phase::Present));
+    let ack = exchange(addr, &pcd::frame(present.as_bytes()))
+        .await
+        .expect("an ACK");
+    assert_eq!(code_of(&ack).0, AckCode::AA);
+    acks.push(ack);
+    accepted.push(present);
     // And an observation twice: the second is recognised by its control id.
     let obs = profile::build_observation(&observation("obs-1", 100.0));
     for _ in 0..2 {
