@@ -329,3 +329,86 @@ impl crate::simpump::Uplink for PcdUplink {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(phase: Phase, inactivation: Inactivation) -> AlarmReport {
+        AlarmReport {
+            sender: Party::gateway("0012210000000001"),
+            control_id: "c1".into(),
+            sent_at: jiff::Timestamp::UNIX_EPOCH,
+            patient: None,
+            alarm_id: "a1".into(),
+            alarm: "air_in_line".into(),
+            phase,
+            state: "active".into(),
+            inactivation,
+            priority: Some(pump::Priority::High),
+            text: Some("bubble".into()),
+        }
+    }
+
+    fn kinds(phase: Phase, inactivation: Inactivation) -> Vec<String> {
+        events_of(&report(phase, inactivation))
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    #[test]
+    fn each_phase_and_inactivation_state_becomes_the_documented_event() {
+        use Inactivation::*;
+        assert_eq!(kinds(Phase::Start, Enabled), ["alarm_raised"]);
+        assert_eq!(kinds(Phase::StartOnly, Enabled), ["alarm_raised"]);
+        assert_eq!(kinds(Phase::Present, Enabled), ["alarm_raised"]);
+        assert_eq!(kinds(Phase::End, Enabled), ["alarm_cleared"]);
+        assert_eq!(kinds(Phase::Reset, Enabled), ["alarm_cleared"]);
+        assert_eq!(
+            kinds(Phase::Continue, AlertAcknowledged),
+            ["alarm_acknowledged"]
+        );
+        for paused in [AudioPaused, AudioOff, AlarmPaused, AlarmOff] {
+            assert_eq!(kinds(Phase::Update, paused), ["alarm_silenced"]);
+        }
+        assert!(kinds(Phase::Continue, Enabled).is_empty());
+        let (_, data) = events_of(&report(Phase::Start, Enabled)).remove(0);
+        assert_eq!(
+            data,
+            json!({"alarm": "air_in_line", "priority": "high", "pcd_alarm_id": "a1", "detail": "bubble"})
+        );
+    }
+
+    #[test]
+    fn an_observation_is_the_link_telemetry_it_carries() {
+        let o = Observation {
+            sender: Party::gateway("x"),
+            control_id: "c".into(),
+            sent_at: jiff::Timestamp::UNIX_EPOCH,
+            patient: None,
+            state: "paused".into(),
+            rate_ml_per_h: 0.0,
+            vtbi_ml: Some(100.0),
+            remaining_ml: 40.0,
+            delivered_ml: 60.0,
+            minutes_left: None,
+            battery_percent: 55.0,
+            battery_minutes_left: Some(120.0),
+            downstream_pressure_mmhg: None,
+            mains_present: Some(false),
+        };
+        let t = telemetry_of(&o);
+        assert_eq!(
+            (
+                t.state.as_str(),
+                t.remaining_ml,
+                t.delivered_ml,
+                t.battery_percent
+            ),
+            ("paused", 40.0, 60.0, 55.0)
+        );
+        assert_eq!(t.mains_present, Some(false));
+        assert!(t.validate().is_ok());
+    }
+}
