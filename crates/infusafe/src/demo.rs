@@ -15,6 +15,10 @@ pub struct DemoArgs {
     /// Data directory for the demo database.
     #[arg(long, env = "INFUSAFE_DATA_DIR", default_value = "infusafe-data")]
     data_dir: PathBuf,
+    /// Also open an IHE PCD (HL7 v2 over MLLP) listener here, and run Jordan's pump as a PCD gateway on it
+    /// (port 0 picks a free port).
+    #[arg(long)]
+    pcd_bind: Option<String>,
     /// How many seconds one minute of the plans' escalation times lasts (60 = real time). Lower it to show,
     /// or test, the escalation ladder without waiting: with 3, a plan's "nurse after 5 minutes" takes 15 s.
     #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
@@ -39,6 +43,11 @@ fn run(args: DemoArgs) -> anyhow::Result<()> {
             args.bind
         )
     })?;
+    if let Some(bind) = &args.pcd_bind {
+        config.pcd_bind = Some(bind.parse().with_context(|| {
+            format!("--pcd-bind {bind:?} is not an address like 127.0.0.1:2575")
+        })?);
+    }
     if !(args.escalation_minute_seconds.is_finite()
         && (0.1..=3600.0).contains(&args.escalation_minute_seconds))
     {
@@ -61,7 +70,13 @@ fn run(args: DemoArgs) -> anyhow::Result<()> {
         for l in &demo.logins {
             println!("  {:<8} {:<10} {}", l.username, l.role, l.who);
         }
-        println!("Each patient has a simulated pump on the pump link. Press Ctrl-C to stop.");
+        match demo.running.pcd_addr {
+            Some(pcd) => println!(
+                "Alex's simulated pump is on the pump link; Jordan's speaks IHE PCD (HL7 v2 over MLLP) to {pcd} as device {}. Press Ctrl-C to stop.",
+                server::demo::DEMO_PCD_DEVICE_ID
+            ),
+            None => println!("Each patient has a simulated pump on the pump link. Press Ctrl-C to stop."),
+        }
         server::shutdown_signal().await;
         println!("infusafe demo: shutting down");
         demo.stop().await?;

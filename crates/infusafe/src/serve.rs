@@ -18,7 +18,8 @@ pub struct ServeArgs {
     /// Data directory (default ./infusafe-data).
     #[arg(long, env = "INFUSAFE_DATA_DIR")]
     data_dir: Option<PathBuf>,
-    /// Optional TOML file with bind, data_dir, database_url, secure_cookies, pump_silent_after_s, session_ttl_h.
+    /// Optional TOML file with bind, data_dir, database_url, secure_cookies, pump_silent_after_s, session_ttl_h,
+    /// allow_loopback_webhooks, pcd_bind, pcd_out.
     #[arg(long, env = "INFUSAFE_CONFIG")]
     config: Option<PathBuf>,
     /// Send cookies without the Secure flag. Only for plain HTTP on localhost; production runs behind TLS.
@@ -28,6 +29,13 @@ pub struct ServeArgs {
     /// service, webhooks are https:// only.
     #[arg(long)]
     allow_loopback_webhooks: bool,
+    /// Open an IHE PCD listener (HL7 v2.6 over MLLP) on this address: pump gateways send ORU^R01 and ORU^R40.
+    #[arg(long, env = "INFUSAFE_PCD_BIND")]
+    pcd_bind: Option<String>,
+    /// Send every alarm raised or cleared and every acknowledgement as ORU^R40 over MLLP to this alarm manager
+    /// (HOST:PORT).
+    #[arg(long, env = "INFUSAFE_PCD_OUT")]
+    pcd_out: Option<String>,
     /// Seconds without telemetry from an infusing pump before `pump_silent` is raised.
     #[arg(long)]
     pump_silent_after_s: Option<u64>,
@@ -70,6 +78,14 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
             .parse()
             .with_context(|| format!("--bind {bind:?} is not an address like 127.0.0.1:8080"))?;
     }
+    if let Some(bind) = &args.pcd_bind {
+        config.pcd_bind = Some(bind.parse().with_context(|| {
+            format!("--pcd-bind {bind:?} is not an address like 127.0.0.1:2575")
+        })?);
+    }
+    if let Some(out) = &args.pcd_out {
+        config.pcd_out = Some(out.clone());
+    }
     if args.insecure_cookies {
         config.secure_cookies = false;
     }
@@ -96,6 +112,9 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
             println!("created the clinic admin {user:?}");
         }
         println!("infusafe serve: listening on {}", running.url());
+        if let Some(pcd) = running.pcd_addr {
+            println!("infusafe serve: IHE PCD (MLLP) on {pcd}");
+        }
         server::shutdown_signal().await;
         println!("infusafe serve: shutting down");
         running.stop().await?;

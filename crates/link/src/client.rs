@@ -29,6 +29,9 @@ pub enum ClientError {
     Status { status: u16, body: String },
     #[error("the server's answer was not understood: {0}")]
     Decode(String),
+    /// The server read the message and will never accept it as it is (a PCD ACK with AE or AR).
+    #[error("the server refused the message: {message}")]
+    Refused { message: String },
 }
 
 /// Largest response body read.

@@ -10,7 +10,7 @@ use sim::{Action, Scenario, Simulation};
 use tokio::sync::{mpsc, watch};
 
 use crate::client::{ClientError, LinkClient};
-use crate::wire::{PumpCommand, Telemetry};
+use crate::wire::{BatchResponse, PumpCommand, Telemetry};
 
 /// The scenario `infusafe pump` runs without `--scenario`: 100 mL/h for 250 mL, started at once.
 pub const DEFAULT_SCENARIO: &str = r#"
@@ -48,6 +48,35 @@ impl Default for SimPumpConfig {
             heartbeat_every: Duration::from_secs(2),
             backoff_max: Duration::from_secs(30),
         }
+    }
+}
+
+/// Where a simulated pump's events and telemetry go: the HTTP pump link (`LinkClient`) or IHE PCD over MLLP
+/// (`pcdlink::PcdUplink`). Events are queued with `push` and leave the outbox only once the server confirmed them.
+pub trait Uplink {
+    fn push(&mut self, kind: &str, at: jiff::Timestamp, data: Value);
+    fn outbox_len(&self) -> usize;
+    /// Send what is queued with the telemetry; the server's commands come back.
+    fn flush(
+        &mut self,
+        telemetry: Option<Telemetry>,
+    ) -> impl std::future::Future<Output = Result<BatchResponse, ClientError>> + Send;
+}
+
+impl Uplink for LinkClient {
+    fn push(&mut self, kind: &str, at: jiff::Timestamp, data: Value) {
+        LinkClient::push(self, kind, at, data);
+    }
+
+    fn outbox_len(&self) -> usize {
+        LinkClient::outbox_len(self)
+    }
+
+    fn flush(
+        &mut self,
+        telemetry: Option<Telemetry>,
+    ) -> impl std::future::Future<Output = Result<BatchResponse, ClientError>> + Send {
+        LinkClient::flush(self, telemetry)
     }
 }
 
@@ -235,9 +264,9 @@ fn apply_command(sim: &mut Simulation, command: &PumpCommand) {
 /// Run a simulated pump until `shutdown` turns true. `control` injects actions now (practice pump faults).
 /// The simulation never waits for the network: while the server is unreachable events queue up in the
 /// link client's outbox and are sent, in order and once, when it answers again.
-pub async fn run(
+pub async fn run<U: Uplink>(
     mut sim: Simulation,
-    mut client: LinkClient,
+    mut client: U,
     config: SimPumpConfig,
     mut control: mpsc::Receiver<Action>,
     mut shutdown: watch::Receiver<bool>,
@@ -300,9 +329,9 @@ pub async fn run(
 
 /// Move the simulation's new events into the link client's outbox, stamped with the wall-clock time they
 /// happened at (never in the wall clock's future: a fast simulation runs ahead within one step).
-fn queue_events(
+fn queue_events<U: Uplink>(
     sim: &mut Simulation,
-    client: &mut LinkClient,
+    client: &mut U,
     wall_start: jiff::Timestamp,
     sim_start_ms: u64,
     speed: f64,
@@ -320,7 +349,7 @@ fn queue_events(
 
 /// Send the outbox with the current telemetry and apply the server's commands. `Err(Some(_))`: the server
 /// refused the pump for good (a 4xx other than 408/429); `Err(None)`: try again after a back-off.
-async fn send(sim: &mut Simulation, client: &mut LinkClient) -> Result<(), Option<SimPumpError>> {
+async fn send<U: Uplink>(sim: &mut Simulation, client: &mut U) -> Result<(), Option<SimPumpError>> {
     match client.flush(Some(telemetry_of(sim))).await {
         Ok(reply) => {
             for c in &reply.commands {
@@ -334,6 +363,11 @@ async fn send(sim: &mut Simulation, client: &mut LinkClient) -> Result<(), Optio
             Err(Some(SimPumpError::Refused(ClientError::Status {
                 status,
                 body,
+            })))
+        }
+        Err(ClientError::Refused { message }) => {
+            Err(Some(SimPumpError::Refused(ClientError::Refused {
+                message,
             })))
         }
         Err(e) => {

@@ -42,6 +42,18 @@ pub struct ServerConfig {
     /// Accept `http://` webhook URLs to a loopback address (a receiver on this machine, for development and
     /// tests). Off by default: in service webhooks are `https://` only.
     pub allow_loopback_webhooks: bool,
+    /// IHE PCD in: where the MLLP listener listens (`--pcd-bind`); none by default.
+    pub pcd_bind: Option<SocketAddr>,
+    /// IHE PCD out: the alarm manager or nurse-call system (HOST:PORT) that receives every alarm raised or
+    /// cleared and every acknowledgement as ORU^R40 (`--pcd-out`); none by default. A loopback address only with
+    /// `allow_loopback_webhooks` (development and tests).
+    pub pcd_out: Option<String>,
+    /// MLLP connections served at once; more wait to be accepted.
+    pub pcd_connections_max: usize,
+    /// Largest MLLP frame accepted; a longer one closes the connection.
+    pub pcd_frame_max: usize,
+    /// An MLLP connection that sends nothing for this long (or stalls inside a frame) is closed.
+    pub pcd_idle_timeout: std::time::Duration,
 }
 
 impl ServerConfig {
@@ -65,6 +77,11 @@ impl ServerConfig {
             webhook_backoff_first: Duration::from_secs(2),
             webhook_timeout: Duration::from_secs(10),
             allow_loopback_webhooks: false,
+            pcd_bind: None,
+            pcd_out: None,
+            pcd_connections_max: 64,
+            pcd_frame_max: pcd::mllp::FRAME_MAX,
+            pcd_idle_timeout: Duration::from_secs(60),
         }
     }
 
@@ -103,6 +120,15 @@ impl ServerConfig {
             }
             self.pump_silent_after = Duration::from_secs(s);
         }
+        if let Some(bind) = file.pcd_bind {
+            self.pcd_bind = Some(bind.parse().map_err(|_| ConfigError::Invalid {
+                field: "pcd_bind".into(),
+                message: format!("{bind:?} is not an address like 127.0.0.1:2575"),
+            })?);
+        }
+        if let Some(out) = file.pcd_out {
+            self.pcd_out = Some(out);
+        }
         if let Some(h) = file.session_ttl_h {
             self.session_ttl = Duration::from_secs(h.max(1) * 3600);
         }
@@ -123,6 +149,9 @@ impl ServerConfig {
                 ),
             });
         }
+        if let Some(out) = &self.pcd_out {
+            check_pcd_out(out, self.allow_loopback_webhooks)?;
+        }
         if self.pump_silent_after.is_zero() {
             return Err(ConfigError::Invalid {
                 field: "pump_silent_after".into(),
@@ -131,6 +160,50 @@ impl ServerConfig {
         }
         Ok(())
     }
+}
+
+/// The outbound PCD address: `HOST:PORT` with a port, and not a literal loopback, private or link-local address
+/// unless loopback is allowed (then only loopback is added, never a private network). Names are not resolved.
+pub fn check_pcd_out(out: &str, allow_loopback: bool) -> Result<(), ConfigError> {
+    let invalid = |message: String| ConfigError::Invalid {
+        field: "pcd_out".into(),
+        message,
+    };
+    let (host, port) = out
+        .rsplit_once(':')
+        .ok_or_else(|| invalid(format!("{out:?} is not HOST:PORT")))?;
+    if port.parse::<u16>().map_or(true, |p| p == 0) || host.is_empty() {
+        return Err(invalid(format!("{out:?} is not HOST:PORT")));
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<std::net::IpAddr>() {
+        let loopback = ip.is_loopback();
+        let private = match ip {
+            std::net::IpAddr::V4(v4) => {
+                v4.is_private() || v4.is_link_local() || v4.is_unspecified() || v4.is_broadcast()
+            }
+            std::net::IpAddr::V6(v6) => {
+                v6.is_unspecified()
+                    || (v6.segments()[0] & 0xfe00) == 0xfc00
+                    || (v6.segments()[0] & 0xffc0) == 0xfe80
+            }
+        };
+        if (loopback && !allow_loopback) || private {
+            return Err(invalid(format!(
+                "{out:?} is a loopback, private or link-local address; name the alarm manager's host{}",
+                if loopback {
+                    " (loopback only with --allow-loopback-webhooks, for development)"
+                } else {
+                    ""
+                }
+            )));
+        }
+    } else if host.eq_ignore_ascii_case("localhost") && !allow_loopback {
+        return Err(invalid(format!(
+            "{out:?} is this machine; loopback only with --allow-loopback-webhooks"
+        )));
+    }
+    Ok(())
 }
 
 /// `sqlite://<data-dir>/infusafe.db`, the convention shared with the record.
@@ -160,6 +233,8 @@ struct ConfigFile {
     pump_silent_after_s: Option<u64>,
     session_ttl_h: Option<u64>,
     allow_loopback_webhooks: Option<bool>,
+    pcd_bind: Option<String>,
+    pcd_out: Option<String>,
 }
 
 fn toml_from_str(text: &str) -> Result<ConfigFile, String> {
@@ -200,6 +275,21 @@ mod tests {
         check("colour = \"red\"", Err("unknown field `colour`"));
         check("secure_cookies = maybe", Err("secure_cookies"));
         check("pump_silent_after_s = 0", Err("pump_silent_after_s"));
+        check("pcd_bind = \"nope\"", Err("`pcd_bind`"));
+    }
+
+    #[test]
+    fn pcd_out_names_a_host_and_port_and_reaches_loopback_only_when_allowed() {
+        assert!(check_pcd_out("alarms.example.org:2575", false).is_ok());
+        assert!(check_pcd_out("203.0.113.7:2575", false).is_ok());
+        assert!(check_pcd_out("127.0.0.1:2575", false).is_err());
+        assert!(check_pcd_out("127.0.0.1:2575", true).is_ok());
+        assert!(check_pcd_out("localhost:2575", false).is_err());
+        assert!(check_pcd_out("10.0.0.5:2575", true).is_err());
+        assert!(check_pcd_out("169.254.169.254:80", true).is_err());
+        assert!(check_pcd_out("[::1]:2575", false).is_err());
+        assert!(check_pcd_out("alarms.example.org", false).is_err());
+        assert!(check_pcd_out("alarms.example.org:0", false).is_err());
     }
 
     #[test]

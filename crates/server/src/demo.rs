@@ -92,23 +92,36 @@ pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
     let (stop_pumps, stopped) = watch::channel(false);
     let url = running.url();
     let mut handles = Vec::new();
-    for (patient_id, token, scenario_text, library) in pumps {
+    for (i, (patient_id, token, scenario_text, library)) in pumps.into_iter().enumerate() {
         let scenario = simpump::scenario(Some(&scenario_text), "demo pump")
             .map_err(|e| StartError::Load(AppError::internal(e)))?;
         // The pump core runs the plan's program under the plan's drug-library limits.
         let sim = sim::Simulation::with_library(&scenario, library);
-        let client = link::LinkClient::new(&url, &token);
         let stopped = stopped.clone();
         // Nothing sends actions to the demo pumps; the practice pump is where faults are injected.
-        let (_keep, control) = mpsc::channel(1);
-        handles.push(tokio::spawn(async move {
-            let _keep = _keep;
-            if let Err(e) =
-                simpump::run(sim, client, SimPumpConfig::default(), control, stopped).await
-            {
-                eprintln!("infusafe demo: the simulated pump of {patient_id} stopped: {e}");
+        let (keep, control) = mpsc::channel(1);
+        // With a PCD listener, Jordan's pump (the second) is an IHE PCD gateway: HL7 v2 over MLLP.
+        let pcd = running.pcd_addr.filter(|_| i == 1);
+        let handle = match pcd {
+            Some(addr) => {
+                let device = directory::device_by_token(&running.state, &token)
+                    .await?
+                    .ok_or_else(|| AppError::internal("the demo pump is not registered"))?;
+                crate::store::pcd::set_pcd_device_id(
+                    &running.state.db,
+                    &device.id,
+                    Some(DEMO_PCD_DEVICE_ID),
+                )
+                .await?;
+                let uplink = link::pcdlink::PcdUplink::new(&addr.to_string(), DEMO_PCD_DEVICE_ID);
+                tokio::spawn(run_pump(sim, uplink, control, stopped, keep, patient_id))
             }
-        }));
+            None => {
+                let client = link::LinkClient::new(&url, &token);
+                tokio::spawn(run_pump(sim, client, control, stopped, keep, patient_id))
+            }
+        };
+        handles.push(handle);
     }
     Ok(Demo {
         running,
@@ -116,6 +129,22 @@ pub async fn start(config: ServerConfig) -> Result<Demo, StartError> {
         stop_pumps,
         pumps: handles,
     })
+}
+
+/// The PCD device id of Jordan's demo pump when the demo runs with a PCD listener.
+pub const DEMO_PCD_DEVICE_ID: &str = "DEMO-PCD-JORDAN";
+
+async fn run_pump<U: simpump::Uplink>(
+    sim: sim::Simulation,
+    uplink: U,
+    control: mpsc::Receiver<sim::Action>,
+    stopped: watch::Receiver<bool>,
+    _keep: mpsc::Sender<sim::Action>,
+    patient_id: String,
+) {
+    if let Err(e) = simpump::run(sim, uplink, SimPumpConfig::default(), control, stopped).await {
+        eprintln!("infusafe demo: the simulated pump of {patient_id} stopped: {e}");
+    }
 }
 
 fn scenario_for(plan: &care::TherapyPlan) -> String {

@@ -1,6 +1,6 @@
 //! The Infusafe server: the pump link, live alarms and escalation to the care team, accounts and access
 //! control, the JSON API, the live streams and the screens, in layers with one direction of dependency:
-//! `http` (axum only) → `services` (the I/O shell) → `domain` (the rules, sans-IO), `store` (all SQL) and
+//! `http` (axum only) and `mllp` (IHE PCD over TCP) → `services` (the I/O shell) → `domain` (the rules, sans-IO), `store` (all SQL) and
 //! `journal` (the adapter to the record). `config`, `error` and `ids` are leaves every layer may use; this file
 //! and `demo` compose them. See ARCHITECTURE.md and docs/server.md.
 //!
@@ -14,6 +14,7 @@ pub mod error;
 pub mod http;
 pub mod ids;
 pub mod journal;
+pub mod mllp;
 pub mod services;
 pub mod store;
 
@@ -61,6 +62,7 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), Start
     let journal = journal::Journal::new(Arc::new(record));
     let webhooks = services::webhook::Webhooks::start(db.clone(), journal.clone(), config.clone());
     let board = services::alarms::LiveBoard::new(services::alarms::settings(&config));
+    let pcd = services::pcd::Pcd::start(db.clone(), journal.clone(), &config);
     let state = AppState {
         config: Arc::new(config),
         db,
@@ -71,6 +73,7 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), Start
         limiter: services::auth::LoginLimiter::default(),
         webhooks,
         practice: services::practice::Practice::default(),
+        pcd,
         self_url: Arc::default(),
     };
     services::plans::load_all(&state).await?;
@@ -82,6 +85,8 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), Start
 /// A server running in the background (tests, the demo).
 pub struct Running {
     pub addr: SocketAddr,
+    /// Where the IHE PCD (MLLP) listener listens, when `pcd_bind` is set.
+    pub pcd_addr: Option<SocketAddr>,
     pub state: AppState,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<Result<(), std::io::Error>>,
@@ -113,6 +118,26 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
         .map_err(|source| StartError::Bind { addr: bind, source })?;
     let _ = state.self_url.set(format!("http://{addr}"));
     let (shutdown, mut rx) = watch::channel(false);
+    let pcd_addr = match state.config.pcd_bind {
+        None => None,
+        Some(pcd_bind) => {
+            let pcd_listener =
+                TcpListener::bind(pcd_bind)
+                    .await
+                    .map_err(|source| StartError::Bind {
+                        addr: pcd_bind,
+                        source,
+                    })?;
+            let pcd_addr = pcd_listener
+                .local_addr()
+                .map_err(|source| StartError::Bind {
+                    addr: pcd_bind,
+                    source,
+                })?;
+            tokio::spawn(mllp::serve(pcd_listener, state.clone(), rx.clone()));
+            Some(pcd_addr)
+        }
+    };
     let task = tokio::spawn(async move {
         axum::serve(
             listener,
@@ -125,6 +150,7 @@ pub async fn start(config: ServerConfig) -> Result<Running, StartError> {
     });
     Ok(Running {
         addr,
+        pcd_addr,
         state,
         shutdown,
         task,

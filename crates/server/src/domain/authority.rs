@@ -70,6 +70,8 @@ pub fn server_kind_owner(kind: ServerKind) -> Owner {
         | ServerKind::PumpClockSkew
         | ServerKind::PasswordChanged
         | ServerKind::DeviceRevoked
+        | ServerKind::DevicePcdIdSet
+        | ServerKind::PcdReportSent
         | ServerKind::CalendarLinkCreated
         | ServerKind::CalendarLinkRevoked => Owner::Server,
     }

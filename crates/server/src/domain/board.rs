@@ -405,6 +405,14 @@ impl Board {
         self.settings
     }
 
+    /// Whether this pump's alarm of this name is open on the board (an alarm report that says again that it is
+    /// there, such as IHE PCD's `present` phase, need not be recorded again).
+    pub fn is_open(&self, patient_id: &str, device_id: &str, alarm: &str) -> bool {
+        self.patients
+            .get(patient_id)
+            .is_some_and(|live| live.position(alarm, device_id).is_some())
+    }
+
     /// The escalation times of a patient's plan (at start and whenever the plan changes).
     pub fn set_timing(&mut self, patient_id: &str, timing: Timing) {
         self.patients.entry(patient_id.into()).or_default().timing = Some(timing);

@@ -27,6 +27,10 @@ pub enum ServerKind {
     PasswordChanged,
     /// A pump's link token was revoked by a clinic admin.
     DeviceRevoked,
+    /// A clinic admin set or removed the id a pump's IHE PCD gateway sends.
+    DevicePcdIdSet,
+    /// An alarm report (ORU^R40) was sent, or given up, to the alarm manager: the outcome after every attempt.
+    PcdReportSent,
     /// A secret calendar address for the patient's reminders was made (any earlier one stops working).
     CalendarLinkCreated,
     /// The patient's secret calendar address was revoked.
@@ -34,7 +38,7 @@ pub enum ServerKind {
 }
 
 impl ServerKind {
-    pub const ALL: [ServerKind; 12] = [
+    pub const ALL: [ServerKind; 14] = [
         ServerKind::AlarmStepDone,
         ServerKind::ChecklistAnswered,
         ServerKind::PracticeStarted,
@@ -45,6 +49,8 @@ impl ServerKind {
         ServerKind::PumpClockSkew,
         ServerKind::PasswordChanged,
         ServerKind::DeviceRevoked,
+        ServerKind::DevicePcdIdSet,
+        ServerKind::PcdReportSent,
         ServerKind::CalendarLinkCreated,
         ServerKind::CalendarLinkRevoked,
     ];
@@ -61,6 +67,8 @@ impl ServerKind {
             ServerKind::PumpClockSkew => "pump_clock_skew",
             ServerKind::PasswordChanged => "password_changed",
             ServerKind::DeviceRevoked => "device_revoked",
+            ServerKind::DevicePcdIdSet => "device_pcd_id_set",
+            ServerKind::PcdReportSent => "pcd_report_sent",
             ServerKind::CalendarLinkCreated => "calendar_link_created",
             ServerKind::CalendarLinkRevoked => "calendar_link_revoked",
         }

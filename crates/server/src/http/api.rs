@@ -71,7 +71,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route(
             "/api/admin/devices/{device_id}",
-            delete(admin_revoke_device),
+            delete(admin_revoke_device).put(admin_update_device),
         )
 }
 
@@ -491,6 +491,32 @@ async fn admin_create_user(
 #[serde(deny_unknown_fields)]
 pub struct NewDeviceBody {
     pub label: String,
+    /// The id the pump's IHE PCD gateway sends (MSH-3.2), if it speaks PCD.
+    #[serde(default)]
+    pub pcd_device_id: Option<String>,
+}
+
+/// `PUT /api/admin/devices/{device_id}` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceUpdateBody {
+    pub pcd_device_id: Option<String>,
+}
+
+async fn admin_update_device(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(device_id): Path<String>,
+    ApiJson(body): ApiJson<DeviceUpdateBody>,
+) -> Result<Json<Value>, AppError> {
+    let id = crate::services::directory::set_pcd_device_id(
+        &state,
+        &user,
+        &device_id,
+        body.pcd_device_id.as_deref(),
+    )
+    .await?;
+    Ok(Json(json!({"device_id": device_id, "pcd_device_id": id})))
 }
 
 async fn admin_create_device(
@@ -504,11 +530,12 @@ async fn admin_create_device(
     Ok((
         StatusCode::CREATED,
         Json(
-            crate::services::directory::create_device(
+            crate::services::directory::create_device_with_pcd(
                 &state,
                 &a.patient_id,
                 &body.label,
                 false,
+                body.pcd_device_id.as_deref(),
                 Some(&user.id),
             )
             .await?,

@@ -45,6 +45,11 @@ fn patient_param() -> Value {
 /// Text a person types: no control characters (the server refuses NUL and the like in any field).
 const PLAIN_TEXT: &str = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F-\\u009F]*$";
 
+/// The id a pump's IHE PCD gateway sends in MSH-3.2 (an EUI-64, say); matched without regard to case.
+fn pcd_device_id() -> Value {
+    json!({"type": "string", "minLength": 1, "maxLength": crate::services::directory::PCD_DEVICE_ID_MAX, "pattern": "^\\s*[A-Za-z0-9._:-]+\\s*$"})
+}
+
 fn text(min: u64, max: u64) -> Value {
     json!({"type": "string", "minLength": min, "maxLength": max, "pattern": PLAIN_TEXT})
 }
@@ -120,11 +125,11 @@ fn paths() -> Value {
         "/api/patients/{patient_id}/practice/stop": {"parameters": [p], "post": op("Stop the practice pump (nurse, admin)", "session", None, "200 status", &[401, 403, 404])},
         "/api/admin/patients": {"post": op("Create a patient in the admin's clinic", "session", Some("NewPatient"), "201 created", &[401, 403, 422])},
         "/api/admin/users": {"post": op("Create an account in the admin's clinic", "session", Some("NewUser"), "201 created", &[401, 403, 409, 422])},
-        "/api/admin/patients/{patient_id}/devices": {"parameters": [p], "post": op("Register a pump for a patient; returns its link token once", "session", Some("NewDevice"), "201 created", &[401, 403, 404, 422])},
+        "/api/admin/patients/{patient_id}/devices": {"parameters": [p], "post": op("Register a pump for a patient; returns its link token once", "session", Some("NewDevice"), "201 created", &[401, 403, 404, 409, 422])},
         "/api/admin/webhook": {"put": op("Set or clear the clinic's webhook URL; returns the signing secret", "session", Some("Webhook"), "200 webhook", &[401, 403, 422])},
         "/api/me/password": {"post": op("Change your own password (the current one is required); your other sessions end", "session", Some("ChangePassword"), "204 changed", &[401, 403, 422, 429])},
         "/api/admin/users/{user_id}/password": {"parameters": [{"name": "user_id", "in": "path", "required": true, "schema": {"type": "string"}}], "post": op("Reset the password of an account in the admin's clinic; its sessions end", "session", Some("ResetPassword"), "204 reset", &[401, 403, 404, 422])},
-        "/api/admin/devices/{device_id}": {"parameters": [{"name": "device_id", "in": "path", "required": true, "schema": {"type": "string"}}], "delete": op("Revoke a pump's link token (the link refuses it from now on)", "session", None, "204 revoked", &[401, 403, 404])},
+        "/api/admin/devices/{device_id}": {"parameters": [{"name": "device_id", "in": "path", "required": true, "schema": {"type": "string"}}], "delete": op("Revoke a pump's link token (the link refuses it from now on)", "session", None, "204 revoked", &[401, 403, 404]), "put": op("Set or remove the id the pump's IHE PCD gateway sends (MSH-3.2)", "session", Some("DeviceUpdate"), "200 updated", &[401, 403, 404, 409, 422])},
         "/api/link/v1/batch": {"post": op("Pump link: events (idempotent by seq) and telemetry", "device", Some("LinkBatch"), "200 BatchResponse", &[401, 413, 422])},
         "/api/link/v1/heartbeat": {"post": op("Pump link: heartbeat with optional telemetry", "device", Some("Heartbeat"), "200 BatchResponse", &[401, 422])}
     })
@@ -149,7 +154,8 @@ fn components() -> Value {
             "PracticeAction": {"type": "object", "required": ["action"], "additionalProperties": false, "properties": {"action": {"enum": ["kink", "closed_clamp", "air", "low_battery", "door", "system_error", "unkink", "open_clamp", "close_door", "plug_in", "acknowledge", "silence", "resume", "start"]}}},
             "NewPatient": {"type": "object", "required": ["display_name"], "additionalProperties": false, "properties": {"display_name": text(1, 200)}},
             "NewUser": {"type": "object", "required": ["username", "display_name", "password", "role"], "additionalProperties": false, "properties": {"username": {"type": "string", "minLength": 1, "maxLength": 100, "pattern": "^[A-Za-z0-9._@-]+$"}, "display_name": text(1, 200), "password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}, "role": {"enum": ["patient", "caregiver", "nurse", "admin"]}, "patient_ids": {"type": "array", "maxItems": 20, "items": {"type": "string"}}}},
-            "NewDevice": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": text(1, 200)}},
+            "NewDevice": {"type": "object", "required": ["label"], "additionalProperties": false, "properties": {"label": text(1, 200), "pcd_device_id": nullable(pcd_device_id())}},
+            "DeviceUpdate": {"type": "object", "required": ["pcd_device_id"], "additionalProperties": false, "properties": {"pcd_device_id": nullable(pcd_device_id())}},
             "Webhook": {"type": "object", "additionalProperties": false, "properties": {"url": nullable(text(1, 500))}},
             "ChangePassword": {"type": "object", "required": ["current_password", "new_password"], "additionalProperties": false, "properties": {"current_password": {"type": "string", "maxLength": 1000}, "new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},
             "ResetPassword": {"type": "object", "required": ["new_password"], "additionalProperties": false, "properties": {"new_password": {"type": "string", "minLength": 10, "maxLength": 1000, "pattern": PLAIN_TEXT}}},

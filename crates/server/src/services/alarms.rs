@@ -97,7 +97,10 @@ async fn carry_out_in_order(state: &AppState, effects: Vec<Effect>) -> Result<()
     }
     for effect in announcements {
         match effect {
-            Effect::Publish(message) => state.hub.publish(message),
+            Effect::Publish(message) => {
+                state.pcd.observe(&message);
+                state.hub.publish(message)
+            }
             Effect::Notify(notice) => notify(state, &notice).await,
             Effect::Record(_) => {}
         }

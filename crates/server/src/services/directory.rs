@@ -73,6 +73,8 @@ pub struct NewDevice {
     pub device_id: String,
     /// The bearer token for the pump link. Only its hash is stored; it cannot be shown again.
     pub token: String,
+    /// The id its IHE PCD gateway sends (MSH-3.2), normalized, if set.
+    pub pcd_device_id: Option<String>,
 }
 
 /// Give a patient a pump (or a practice pump with `teaching`); recorded as `device_assigned`.
@@ -83,6 +85,53 @@ pub async fn create_device(
     teaching: bool,
     actor: Option<&str>,
 ) -> Result<NewDevice, AppError> {
+    create_device_with_pcd(state, patient_id, label, teaching, None, actor).await
+}
+
+/// Longest PCD device id (MSH-3.2 of its gateway).
+pub const PCD_DEVICE_ID_MAX: usize = pcd::profile::DEVICE_ID_MAX;
+
+/// A PCD device id as stored and matched: trimmed and upper-cased (an EUI-64 is hex, written either way), 1 to 64
+/// characters of A-Z, 0-9, `-`, `.`, `_`, `:`.
+pub fn normalize_pcd_device_id(field: &str, id: &str) -> Result<String, AppError> {
+    let id = id.trim().to_ascii_uppercase();
+    let ok = !id.is_empty()
+        && id.len() <= PCD_DEVICE_ID_MAX
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b':'));
+    if ok {
+        Ok(id)
+    } else {
+        Err(AppError::invalid(
+            field,
+            format!(
+                "the id the pump's gateway sends in MSH-3.2: 1 to {PCD_DEVICE_ID_MAX} letters, digits, '-', '.', '_' or ':' (an EUI-64 like 0012210000000001)"
+            ),
+        ))
+    }
+}
+
+/// Give a patient a pump that may also speak IHE PCD under `pcd_device_id`; recorded as `device_assigned`.
+/// Nothing is written when the id is taken (409) or malformed (422).
+pub async fn create_device_with_pcd(
+    state: &AppState,
+    patient_id: &str,
+    label: &str,
+    teaching: bool,
+    pcd_device_id: Option<&str>,
+    actor: Option<&str>,
+) -> Result<NewDevice, AppError> {
+    let pcd_device_id = pcd_device_id
+        .map(|id| normalize_pcd_device_id("pcd_device_id", id))
+        .transpose()?;
+    if let Some(id) = &pcd_device_id
+        && store::pcd::holder(&state.db, id).await?.is_some()
+    {
+        return Err(AppError::Conflict(
+            "another pump already has this PCD device id".into(),
+        ));
+    }
     crate::error::plain_text("label", label)?;
     if label.trim().is_empty() || label.len() > 200 {
         return Err(AppError::invalid(
@@ -98,19 +147,91 @@ pub async fn create_device(
         token_hash: token_hash(&token),
         label: label.trim().to_string(),
         teaching,
+        pcd_device_id: pcd_device_id.clone(),
     };
     store::directory::insert_device(&state.db, &row, now_ms()).await?;
+    let mut payload = json!({"device_id": device_id, "model": label.trim(), "serial": device_id, "teaching": teaching});
+    if let Some(id) = &pcd_device_id {
+        payload["pcd_device_id"] = json!(id);
+    }
     let event = EventDraft::new(
         patient_id,
         Kind::DeviceAssigned,
         origin(actor),
         actor,
         now_ms(),
-        json!({"device_id": device_id, "model": label.trim(), "serial": device_id, "teaching": teaching}),
+        payload,
     )
     .teaching(teaching);
     state.journal.append_one(event).await?;
-    Ok(NewDevice { device_id, token })
+    Ok(NewDevice {
+        device_id,
+        token,
+        pcd_device_id,
+    })
+}
+
+/// Set or remove the PCD device id of a pump of the admin's clinic (a gateway installed or replaced). Recorded
+/// as `device_pcd_id_set` with who did it.
+pub async fn set_pcd_device_id(
+    state: &AppState,
+    admin: &crate::services::auth::CurrentUser,
+    device_id: &str,
+    pcd_device_id: Option<&str>,
+) -> Result<Option<String>, AppError> {
+    crate::services::access::require_admin(admin)?;
+    let Some((patient_id, clinic_id, _)) = store::directory::device(&state.db, device_id).await?
+    else {
+        return Err(AppError::not_found("this pump in your clinic"));
+    };
+    if clinic_id != admin.clinic_id {
+        return Err(AppError::not_found("this pump in your clinic"));
+    }
+    let id = pcd_device_id
+        .map(|id| normalize_pcd_device_id("pcd_device_id", id))
+        .transpose()?;
+    if let Some(new) = &id
+        && let Some(holder) = store::pcd::holder(&state.db, new).await?
+        && holder != device_id
+    {
+        return Err(AppError::Conflict(
+            "another pump already has this PCD device id".into(),
+        ));
+    }
+    store::pcd::set_pcd_device_id(&state.db, device_id, id.as_deref()).await?;
+    state
+        .journal
+        .append_one(
+            EventDraft::new(
+                &patient_id,
+                crate::domain::ServerKind::DevicePcdIdSet,
+                Origin::Admin,
+                Some(&admin.id),
+                now_ms(),
+                json!({"device_id": device_id, "pcd_device_id": id, "by": admin.id, "by_name": admin.display_name}),
+            )
+            .for_device(Some(device_id)),
+        )
+        .await?;
+    Ok(id)
+}
+
+/// The live pump whose gateway sends this PCD device id, if any.
+pub async fn device_by_pcd_id(
+    state: &AppState,
+    pcd_device_id: &str,
+) -> Result<Option<crate::domain::Device>, AppError> {
+    let Ok(id) = normalize_pcd_device_id("MSH-3.2", pcd_device_id) else {
+        return Ok(None);
+    };
+    Ok(store::pcd::device_by_pcd_id(&state.db, &id).await?.map(
+        |(id, patient_id, clinic_id, teaching)| crate::domain::Device {
+            id,
+            patient_id,
+            clinic_id,
+            teaching,
+        },
+    ))
 }
 
 /// Revoke a pump's link token (a lost or replaced pump): the link refuses it from now on; recorded on the

@@ -2,7 +2,7 @@
 //! `journal`), runs tasks, and carries out what the rules in `domain` decide. One module per duty: `ingest` (pump
 //! batches), `alarms` (the live board's shell: acknowledge, silence, snapshots, the tick), `restore` (the board
 //! from the record at start), `ticker` (timed duties), `plans` (plans kept parsed, invalidated on change),
-//! `directory` (clinics, patients, pumps), `access`, `auth`, `hub` (live fan-out), `webhook`, `practice`.
+//! `directory` (clinics, patients, pumps), `access`, `auth`, `hub` (live fan-out), `webhook`, `practice`, `pcd` (IHE PCD in and out).
 
 pub mod access;
 pub mod alarms;
@@ -12,6 +12,7 @@ pub mod directory;
 pub mod hub;
 pub mod ingest;
 pub mod patient_log;
+pub mod pcd;
 pub mod plans;
 pub mod practice;
 pub mod records;
@@ -37,6 +38,8 @@ pub struct AppState {
     pub webhooks: webhook::Webhooks,
     /// Running practice pumps.
     pub practice: practice::Practice,
+    /// IHE PCD: recent control ids in, the alarm reports out.
+    pub pcd: pcd::Pcd,
     /// `http://ADDR` of this server once it listens (the practice pump talks to it over the link).
     pub self_url: Arc<std::sync::OnceLock<String>>,
 }

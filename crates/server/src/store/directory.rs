@@ -86,18 +86,22 @@ pub struct DeviceRow {
     pub token_hash: String,
     pub label: String,
     pub teaching: bool,
+    /// The id its IHE PCD gateway sends (MSH-3.2), if it speaks PCD.
+    pub pcd_device_id: Option<String>,
 }
 
 pub async fn insert_device(db: &Db, d: &DeviceRow, now_ms: i64) -> Result<(), AppError> {
-    sqlx::query("INSERT INTO srv_devices (id, patient_id, token_hash, label, teaching, created_at_ms) VALUES ($1, $2, $3, $4, $5, $6)")
+    sqlx::query("INSERT INTO srv_devices (id, patient_id, token_hash, label, teaching, created_at_ms, pcd_device_id) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(d.id.clone())
         .bind(d.patient_id.clone())
         .bind(d.token_hash.clone())
         .bind(d.label.clone())
         .bind(i64::from(d.teaching))
         .bind(now_ms)
+        .bind(d.pcd_device_id.clone())
         .execute(&db.pool)
-        .await?;
+        .await
+        .map_err(super::pcd::unique_violation)?;
     Ok(())
 }
 

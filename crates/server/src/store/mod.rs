@@ -1,4 +1,5 @@
-//! All of the server's own SQL: its tables (accounts, clinics, links, devices, sessions, plans, webhooks), their
+//! All of the server's own SQL: its tables (accounts, clinics, links, devices, sessions, plans, webhooks, PCD
+//! attempts), their
 //! versioned migrations, and one module of queries per area, each a function taking the database handle. On
 //! SQLite or PostgreSQL through one `sqlx::Any` pool. The record keeps its own tables and its own migration table
 //! in the same database; ours are versioned in `server_schema_version`. Nothing outside this module writes SQL
@@ -7,6 +8,7 @@
 pub mod accounts;
 pub mod calendar;
 pub mod directory;
+pub mod pcd;
 pub mod photos;
 pub mod plans;
 pub mod webhooks;
@@ -162,6 +164,30 @@ const MIGRATIONS: &[Migration] = &[
             created_at_ms BIGINT NOT NULL,
             PRIMARY KEY (patient_id, sha256)
         )",
+        ],
+    },
+    // Issue 16: IHE PCD, in its own step.
+    Migration {
+        version: 4,
+        statements: &[
+            // IHE PCD (HL7 v2 over MLLP): the id a pump's gateway sends in MSH-3.2 (an EUI-64, say), set by the
+            // clinic admin; one device per id. And every attempt to send an alarm report out (ORU^R40).
+            "ALTER TABLE srv_devices ADD COLUMN pcd_device_id TEXT",
+            "CREATE UNIQUE INDEX srv_devices_pcd_device_id ON srv_devices (pcd_device_id)",
+            "CREATE TABLE srv_pcd_attempts (
+            id TEXT PRIMARY KEY,
+            control_id TEXT NOT NULL,
+            patient_id TEXT NOT NULL REFERENCES srv_patients(id),
+            alarm TEXT NOT NULL,
+            phase TEXT NOT NULL,
+            target TEXT NOT NULL,
+            attempt BIGINT NOT NULL,
+            at_ms BIGINT NOT NULL,
+            ack_code TEXT,
+            error TEXT,
+            delivered BIGINT NOT NULL
+        )",
+            "CREATE INDEX srv_pcd_attempts_control ON srv_pcd_attempts (control_id)",
         ],
     },
 ];

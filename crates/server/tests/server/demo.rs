@@ -83,3 +83,51 @@ async fn demo_seeds_once_and_its_pumps_go_live() {
         .expect("the demo stops promptly")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_pcd_listener_jordans_pump_goes_live_over_hl7_v2() {
+    let dir = TempDir::new();
+    let mut config = server::ServerConfig::with_data_dir(&dir.0);
+    config.bind = "127.0.0.1:0".parse().unwrap();
+    config.pcd_bind = Some("127.0.0.1:0".parse().unwrap());
+    config.secure_cookies = false;
+    let http = Http::new();
+    let demo = server::demo::start(config).await.unwrap();
+    let base = demo.running.url();
+    let rows = live_dashboard(&http, &base).await;
+    assert_eq!(rows.as_array().unwrap().len(), 2, "{rows}");
+    // Jordan's pump is known by its PCD id and its telemetry came through ORU^R01 (no HTTP batch from it).
+    let device = server::store::pcd::device_by_pcd_id(
+        &demo.running.state.db,
+        server::demo::DEMO_PCD_DEVICE_ID,
+    )
+    .await
+    .unwrap()
+    .expect("Jordan's pump has its PCD id");
+    let jordan = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["patient_id"] == device.1.as_str())
+        .expect("Jordan on the dashboard");
+    assert_eq!(jordan["link"], "live", "{jordan}");
+    // Over PCD only alarms travel as events (ORU^R40) and the rest as ORU^R01 telemetry: the pump's own
+    // infusion_started, which the HTTP link carries, is absent from Jordan's record.
+    let kinds: Vec<String> = demo
+        .running
+        .state
+        .journal
+        .timeline(&device.1, &[], 1000, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.device_id == device.0)
+        .map(|e| e.kind)
+        .collect();
+    assert!(kinds.iter().any(|k| k == "telemetry"), "{kinds:?}");
+    assert!(!kinds.iter().any(|k| k == "infusion_started"), "{kinds:?}");
+    tokio::time::timeout(Duration::from_secs(10), demo.stop())
+        .await
+        .expect("the demo stops promptly")
+        .unwrap();
+}

@@ -142,7 +142,29 @@ fn journal_is_below_services_and_http() {
 
 #[test]
 fn services_know_neither_http_nor_sql() {
-    check("services", &["crate::http", "axum", "sqlx", "crate::demo"]);
+    check(
+        "services",
+        &["crate::http", "crate::mllp", "axum", "sqlx", "crate::demo"],
+    );
+}
+
+#[test]
+fn mllp_is_a_transport_beside_http_that_reaches_data_only_through_services() {
+    check(
+        "mllp",
+        &[
+            "sqlx",
+            "axum",
+            "crate::http",
+            "crate::store",
+            "crate::journal",
+            ".journal.",
+            "state.db",
+            ".db.pool",
+            "crate::demo",
+            "crate::domain",
+        ],
+    );
 }
 
 #[test]

@@ -10,6 +10,7 @@ mod hostile_inputs;
 mod layers;
 mod live_alarms;
 mod patient_log;
+mod pcd;
 mod sim_pump;
 mod trust;
 mod web_pages;
