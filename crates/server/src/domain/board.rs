@@ -524,7 +524,9 @@ impl Board {
             note: note.clone(),
         };
         live.alarms[pos].acknowledge(now_ms, by, ack, timing);
-        live.forward(pos, |alarm| PumpCommand::Acknowledge { alarm });
+        // Not forwarded to the pump: acknowledging on a screen says someone has seen the alarm, while the pump's
+        // own Acknowledge button can mean "I removed the air" and resets its detector. Only a person at the pump
+        // presses that (a caregiver at work or a nurse at her desk must never reset a home pump's air detection).
         let view = live.alarms[pos].view.clone();
         let device = live.alarms[pos].device_id.clone();
         let draft = EventDraft::new(

@@ -36,6 +36,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            web::display_zone,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             error::render_html_errors,
         ))
         .layer(axum::middleware::map_response(security_headers))

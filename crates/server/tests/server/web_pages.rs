@@ -482,6 +482,17 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
         "numbered steps with I did this"
     );
     assert!(page.contains("Acknowledge alarm"));
+    // Clock times are the patient's (the plan's time zone), not the server's.
+    let zone = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
+    let local = |t: jiff::Timestamp| t.to_zoned_datetime(zone.clone()).strftime("%H:%M").to_string();
+    let now = jiff::Timestamp::now();
+    let minute_later = now.checked_add(jiff::SignedDuration::from_secs(60)).unwrap();
+    assert!(
+        page.contains(&format!("Raised at {} (", local(now)))
+            || page.contains(&format!("Raised at {} (", local(minute_later))),
+        "raised at the patient's local time {}: {page}",
+        local(now)
+    );
     // The pump's own word, the care team's general note before the steps, and what happens next, with a time.
     assert!(
         page.contains("&ldquo;Occlusion&rdquo;"),

@@ -28,6 +28,27 @@ use axum::routing::{get, post};
 
 use crate::services::AppState;
 
+/// Middleware: a request about one patient (`/p/{id}/…`, `/nurse/patients/{id}/…`) shows clock times in that
+/// patient's plan time zone, so "If no one acknowledges it by 14:05" is 14:05 where the patient is, whatever the
+/// server's own zone. Other requests use the server's zone.
+pub async fn display_zone(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let path = request.uri().path();
+    let patient = path
+        .strip_prefix("/p/")
+        .or_else(|| path.strip_prefix("/nurse/patients/"))
+        .and_then(|rest| rest.split('/').next())
+        .filter(|id| !id.is_empty());
+    let zone = patient
+        .and_then(|id| state.plans.get(id))
+        .map(|plan| plan.tz())
+        .unwrap_or_else(jiff::tz::TimeZone::system);
+    view::DISPLAY_ZONE.scope(zone, next.run(request)).await
+}
+
 /// The screens' routes, merged into the server's router by `server::router`.
 pub fn routes() -> Router<AppState> {
     Router::new()

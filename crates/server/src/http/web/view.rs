@@ -566,9 +566,23 @@ pub fn format_ago(now_ms: i64, at_ms: i64) -> String {
     }
 }
 
-/// Local wall-clock time "14:05", with the date ("25 Nov 14:05") when it is not today.
+tokio::task_local! {
+    /// The time zone clock times are shown in for the request being answered: the patient's plan time zone on a
+    /// page about one patient (set by `web::display_zone`), otherwise the server's.
+    pub static DISPLAY_ZONE: jiff::tz::TimeZone;
+}
+
+/// The time zone this request shows clock times in (see `DISPLAY_ZONE`).
+pub fn display_zone() -> jiff::tz::TimeZone {
+    DISPLAY_ZONE
+        .try_with(Clone::clone)
+        .unwrap_or_else(|_| jiff::tz::TimeZone::system())
+}
+
+/// A clock time for people, in the patient's time zone on a patient's page ("14:05", or "3 Dec 14:05" on
+/// another day).
 pub fn format_time(now_ms: i64, at_ms: i64) -> String {
-    let tz = jiff::tz::TimeZone::system();
+    let tz = display_zone();
     let (Ok(at), Ok(now)) = (
         jiff::Timestamp::from_millisecond(at_ms),
         jiff::Timestamp::from_millisecond(now_ms),
