@@ -15,7 +15,7 @@ for (const [label, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     const base = page.url().replace(/\/today.*$/, '');
     await page.goto(`${base}/check`);
     await page.check('input[value=difficulty_breathing]');
-    await Promise.all([page.waitForLoadState('load'), page.click('form button[type=submit].primary')]);
+    await Promise.all([page.waitForLoadState('load'), page.click('form[action$="/check"] button[type=submit].primary')]);
     const call = page.locator('main a.call-big');
     await call.waitFor();
     assert.match(await call.getAttribute('href'), /^tel:\+?\d+/);

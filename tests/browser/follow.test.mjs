@@ -124,7 +124,9 @@ test('a real alarm follows the patient to every page, escalates at the plan time
 
     // Nobody acknowledges: at the plan's time the nurse is alerted, and the patient's page says so by itself.
     const dueMs = toNurseMin * MINUTE_S * 1000;
-    await log.locator('#alarm-banner', { hasText: /nurse was alerted at/ }).waitFor({ timeout: dueMs + 10_000 });
+    await log.locator('#alarm-banner', { hasText: /it was passed to your nurse/ }).waitFor({ timeout: dueMs + 10_000 });
+    // From then on the banner offers the on-call number to call now, rather than waiting to be called back.
+    assert.match(await log.locator('#alarm-banner a[href^="tel:"]').innerText(), /Call the on-call line/);
     await fold(log, 'log-alarm-nurse-alerted');
     const alertedAfter = Date.now() - raisedAt;
     assert.ok(alertedAfter >= dueMs - 1000, `the nurse was alerted after ${alertedAfter} ms, before the plan's ${dueMs} ms`);
@@ -196,7 +198,7 @@ test('a caregiver reads the patient\'s name, and a reloaded symptom answer recor
   const before = await checks();
   await page.goto(`${base}/check`);
   await page.check('input[value=fever]');
-  await Promise.all([page.waitForLoadState('load'), page.click('form button[type=submit].primary')]);
+  await Promise.all([page.waitForLoadState('load'), page.click('form[action$="/check"] button[type=submit].primary')]);
   assert.match(page.url(), /\/check\/result\/\d+$/, 'the answer has its own address (POST-redirect-GET)');
   await page.reload();
   await page.reload();

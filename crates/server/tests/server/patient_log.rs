@@ -178,6 +178,17 @@ async fn caregiver_writes_and_the_nurse_reads(backend: Backend) {
     assert_eq!(felt.payload["display_name"], "caregiver1 (test)");
     let page = t.get(&saved, &caregiver).await.expect_status(200).text();
     assert!(page.contains("can be an emergency"), "{page}");
+    // The emergency number comes first in the page, as on the symptom check's answer.
+    let main = page
+        .split("<main id=\"main\" tabindex=\"-1\">")
+        .nth(1)
+        .unwrap_or_default();
+    assert!(
+        main.trim_start()
+            .starts_with("<a class=\"call-big\" href=\"tel:112\""),
+        "the emergency number first: {}",
+        main.chars().take(200).collect::<String>()
+    );
     assert!(
         page.contains(&format!(
             "/p/{p1}/check?observation=feeling_faint&#38;observation=chills"

@@ -484,9 +484,15 @@ async fn an_alarm_from_the_pump_link_becomes_the_alarm_guide_and_can_be_acknowle
     assert!(page.contains("Acknowledge alarm"));
     // Clock times are the patient's (the plan's time zone), not the server's.
     let zone = jiff::tz::TimeZone::get("Europe/Amsterdam").unwrap();
-    let local = |t: jiff::Timestamp| t.to_zoned_datetime(zone.clone()).strftime("%H:%M").to_string();
+    let local = |t: jiff::Timestamp| {
+        t.to_zoned_datetime(zone.clone())
+            .strftime("%H:%M")
+            .to_string()
+    };
     let now = jiff::Timestamp::now();
-    let minute_later = now.checked_add(jiff::SignedDuration::from_secs(60)).unwrap();
+    let minute_later = now
+        .checked_add(jiff::SignedDuration::from_secs(60))
+        .unwrap();
     assert!(
         page.contains(&format!("Raised at {} (", local(now)))
             || page.contains(&format!("Raised at {} (", local(minute_later))),

@@ -9,7 +9,7 @@ use crate::services::alarms::AlarmView;
 use crate::services::now_ms;
 
 use super::person::PersonWords;
-use super::view::{AlarmBanner, format_time, priority_class, priority_label};
+use super::view::{AlarmBanner, Contact, format_time, priority_class, priority_label};
 
 /// The identity of one occurrence of an alarm on screen.
 pub fn occurrence_id(alarm: &AlarmView) -> String {
@@ -44,10 +44,34 @@ pub fn alarm_banner(
             .unwrap_or_else(|| "Look at the pump's screen and follow your pump's manual.".into()),
         steps_href: format!("{base}/pump#alarm-h"),
         status,
+        call: call_now(state, &access.patient_id, a),
         acknowledged: a.is_acknowledged(),
         ack_action: format!("{base}/alarms/{}/ack", a.id),
         back,
         more: snapshot.active_alarms.len().saturating_sub(1),
+    })
+}
+
+/// Once an alarm was passed to the nurse and no clinician has acknowledged it, the on-call number to call now
+/// (from the plan), so the banner never leaves the person waiting for a call that may not come.
+pub fn call_now(state: &AppState, patient_id: &str, a: &AlarmView) -> Option<Contact> {
+    if a.teaching || a.escalation < Some(Rung::Nurse) {
+        return None;
+    }
+    if a.acknowledgements
+        .iter()
+        .any(|k| k.role == "nurse" || k.role == "admin")
+    {
+        return None;
+    }
+    let plan = state.plans.get(patient_id)?;
+    let contact = &plan.contacts.on_call;
+    (!contact.phone.trim().is_empty()).then(|| {
+        Contact::new(
+            "On-call line",
+            contact.name.clone().unwrap_or_default(),
+            contact.phone.clone(),
+        )
     })
 }
 
@@ -72,29 +96,29 @@ pub fn what_happens_next(
             escalation::rung_due_at_ms(a.raised_at_ms, timing, rung),
         )
     };
-    let whose = words.whose_capital();
     let mut lines = Vec::new();
     if a.escalation >= Some(Rung::Nurse) {
         lines.push(format!(
-            "{whose} nurse was alerted at {} because nobody acknowledged this alarm in time.",
-            at(Rung::Nurse)
+            "Nobody acknowledged it in time, so at {} it was passed to {} nurse. If you need help now, do not wait to be called back: call.",
+            at(Rung::Nurse),
+            words.whose
         ));
     }
     if a.escalation >= Some(Rung::OnCall) {
         lines.push(format!(
-            "The on-call team was alerted at {}.",
+            "At {} it was passed to the on-call team too.",
             at(Rung::OnCall)
         ));
     }
     if a.escalating {
         match a.escalation {
             Some(Rung::Nurse) => lines.push(format!(
-                "If no nurse acknowledges it by {}, the on-call team is called.",
+                "If no nurse acknowledges it by {}, the on-call team is alerted too.",
                 at(Rung::OnCall)
             )),
             Some(Rung::OnCall) => {}
             _ => lines.push(format!(
-                "If no one acknowledges it by {}, {} nurse is called.",
+                "If no one acknowledges it by {}, {} nurse is alerted.",
                 at(Rung::Nurse),
                 words.whose
             )),

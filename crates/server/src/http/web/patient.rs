@@ -428,7 +428,7 @@ pub async fn what_to_do(
 /// A result page for a level: emergency shows the emergency number first and largest.
 #[allow(clippy::too_many_arguments)]
 pub fn outcome_page(
-    layout: Layout,
+    mut layout: Layout,
     level: care::Level,
     headline: String,
     about: String,
@@ -438,6 +438,8 @@ pub fn outcome_page(
     again_href: String,
 ) -> ResultPage {
     let emergency = if level == care::Level::Emergency {
+        // Nothing comes between the emergency number and the emergency steps, not even a pump alarm's banner.
+        layout.banner = None;
         common::emergency_contact(&layout.contacts)
     } else {
         None

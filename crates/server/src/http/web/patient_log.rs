@@ -98,6 +98,8 @@ pub struct SavedPage {
     /// The symptom check, pre-filled, when triage would send the person to the care team.
     pub check_href: Option<String>,
     pub check_urgent: bool,
+    /// On an emergency: the plan's emergency number, first and largest.
+    pub emergency: Option<super::view::Contact>,
     pub log_href: String,
 }
 
@@ -575,11 +577,21 @@ pub async fn saved(
     });
     let mut layout = patient_layout(&state, &access, "Saved in your log", "log", false).await;
     layout.notice = Some("Saved in your log.".into());
+    let urgent = level == care::Level::Emergency;
+    // What was written can be an emergency: the emergency number first and largest, as on the symptom check's
+    // answer, and nothing (not even a pump alarm's banner) before it.
+    let emergency = if urgent {
+        layout.banner = None;
+        common::emergency_contact(&layout.contacts)
+    } else {
+        None
+    };
     Ok(html(&SavedPage {
+        emergency,
         layout,
         entry: view,
         check_href,
-        check_urgent: level == care::Level::Emergency,
+        check_urgent: urgent,
         log_href: log_href(&patient_id),
     }))
 }

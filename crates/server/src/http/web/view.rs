@@ -52,6 +52,8 @@ pub struct AlarmBanner {
     pub steps_href: String,
     /// Who was alerted, who acknowledged, and what happens next and when.
     pub status: Vec<String>,
+    /// The number to call now, once the alarm was passed to the nurse and no clinician acknowledged it.
+    pub call: Option<Contact>,
     pub acknowledged: bool,
     pub ack_action: String,
     /// The page to come back to after acknowledging from the banner.
