@@ -476,8 +476,17 @@ fn an_acknowledgement_belongs_to_the_pump_that_raised_the_alarm() {
     };
     assert_eq!(d.device_id.as_deref(), Some("dev_real"));
     assert_eq!(d.payload["alarm_id"], "ev-11");
+    // A screen's acknowledgement is told to neither pump; a silence goes to the pump that raised the alarm only.
     assert!(b.batch(3_000, &second, &[], None).commands.is_empty());
-    assert_eq!(b.batch(3_000, &pump(false), &[], None).commands.len(), 1);
+    assert!(b.batch(3_000, &pump(false), &[], None).commands.is_empty());
+    b.silence(4_000, PATIENT, &id, &nurse(), 2).unwrap();
+    assert!(b.batch(5_000, &second, &[], None).commands.is_empty());
+    assert_eq!(
+        b.batch(5_000, &pump(false), &[], None).commands,
+        [PumpCommand::Silence {
+            alarm: "air_in_line".into()
+        }]
+    );
 }
 
 #[test]
