@@ -980,3 +980,42 @@ async fn error_pages_carry_the_numbers_to_call() {
     check(&r, 404, "unknown API path");
     assert_eq!(r.json()["error"], "not_found");
 }
+
+/// The pump corner card carries the care team's own words (their general note first, their note for an alarm
+/// beside that alarm), the pump's own word for each alarm, and the emergency number first among the numbers.
+#[tokio::test]
+async fn the_card_puts_the_care_teams_words_and_the_emergency_number_first() {
+    let web = Web::start().await;
+    let patient = web.session(Some(User::Patient1)).await;
+    let card = web.get("/p/{p1}/card", &patient).await.text();
+    let notes_at = card
+        .find("From your care team")
+        .expect("the care team's notes");
+    assert!(
+        notes_at < card.find("My numbers").unwrap(),
+        "care team first"
+    );
+    assert!(card.contains("office hours"), "the general note");
+    let air = card
+        .split("Air in the tubing")
+        .nth(1)
+        .and_then(|rest| rest.split("</tr>").next())
+        .unwrap_or_default();
+    assert!(
+        air.contains("Your care team: You were trained to remove air"),
+        "the plan's note for air_in_line beside it: {air}"
+    );
+    assert!(
+        card.contains("&ldquo;Occlusion&rdquo;"),
+        "the pump's own word"
+    );
+    let numbers = card
+        .split("<table class=\"numbers\">")
+        .nth(1)
+        .unwrap_or_default();
+    let first_tel = numbers.split("href=\"tel:").nth(1).unwrap_or_default();
+    assert!(
+        first_tel.starts_with("112\""),
+        "the emergency number first: {numbers}"
+    );
+}

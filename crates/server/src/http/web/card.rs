@@ -42,6 +42,30 @@ pub async fn page(
     let access = common::read_access(&state, &user, &patient_id).await?;
     let layout = patient_layout(&state, &access, "Pump corner card", "card", false).await;
     let content = care::content();
+    let plan = state.plans.get(&patient_id);
+    // The care team's own words: their general notes head the card, and their note for an alarm goes with it.
+    let care_notes: Vec<String> = plan
+        .as_ref()
+        .map(|p| {
+            p.notes
+                .iter()
+                .filter(|n| n.about.is_none())
+                .map(|n| n.text.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    let alarm_note = |name: &str| -> Vec<String> {
+        let id = format!("alarm.{name}");
+        plan.as_ref()
+            .map(|p| {
+                p.notes
+                    .iter()
+                    .filter(|n| n.about.as_deref() == Some(id.as_str()))
+                    .map(|n| n.text.clone())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
     let alarms = CARD_ALARMS
         .iter()
         .filter_map(|name| care::Alarm::from_name(name))
@@ -50,8 +74,10 @@ pub async fn page(
             let steps: Vec<&str> = g.steps.iter().take(1).map(String::as_str).collect();
             CardAlarm {
                 title: g.title.clone(),
+                screen: g.screen.clone(),
                 meaning: first_sentence(&g.meaning),
                 first_step: steps.join(" "),
+                care_notes: alarm_note(a.name()),
             }
         })
         .collect();
@@ -92,9 +118,16 @@ pub async fn page(
     let emergency_phone = common::emergency_contact(&layout.contacts)
         .map(|c| c.phone)
         .unwrap_or_else(|| "your local emergency number".into());
+    // The emergency number heads the list of numbers.
+    let mut numbers = layout.contacts.clone();
+    if let Some(e) = common::emergency_contact(&numbers) {
+        numbers.retain(|c| *c != e);
+        numbers.insert(0, e);
+    }
     Ok(html(&CardPage {
         patient_name: access.display_name.clone(),
-        numbers: layout.contacts.clone(),
+        numbers,
+        care_notes,
         alarms,
         daily,
         emergency_phone,

@@ -353,8 +353,12 @@ pub struct RemindersPage {
 
 pub struct CardAlarm {
     pub title: String,
+    /// What the pump's own screen shows for it.
+    pub screen: String,
     pub meaning: String,
     pub first_step: String,
+    /// The care team's own note for this alarm, from the plan.
+    pub care_notes: Vec<String>,
 }
 
 pub struct CardList {
@@ -368,6 +372,8 @@ pub struct CardPage {
     pub layout: Layout,
     pub patient_name: String,
     pub numbers: Vec<Contact>,
+    /// The care team's general notes from the plan, first on the card.
+    pub care_notes: Vec<String>,
     pub alarms: Vec<CardAlarm>,
     pub daily: Vec<CardList>,
     pub emergency_phone: String,
