@@ -254,7 +254,7 @@ test('every practice fault raises its alarm on the patient\'s screen', async () 
   await patient.context().close();
 });
 
-test('patient pages fit 320, 390 and 1280 px without sideways scrolling and pass axe', async () => {
+test('patient and nurse pages fit 320, 390 and 1280 px without sideways scrolling and pass axe', async () => {
   for (const [label, viewport] of [['320', NARROW], ['390', PHONE], ['1280', DESKTOP]]) {
     const page = await newPage(browser, viewport);
     await signIn(page, logins.patient[0]);
@@ -270,5 +270,16 @@ test('patient pages fit 320, 390 and 1280 px without sideways scrolling and pass
       }
     }
     await page.context().close();
+    // The nurse's pages fit too.
+    const nurse = await newPage(browser, viewport);
+    await signIn(nurse, logins.nurse[0]);
+    const href = await nurse.locator('ul.patients > li h2 a').first().getAttribute('href');
+    for (const path of ['/nurse', href, `${href}/practice`]) {
+      await nurse.goto(`${BASE}${path}`);
+      const overflow = await nurse.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);
+      assert.ok(overflow <= 0, `${path} at ${label} px scrolls sideways by ${overflow} px`);
+      await checkAxe(nurse, `${path} at ${label} px`);
+    }
+    await nurse.context().close();
   }
 });

@@ -992,7 +992,7 @@ async fn the_card_puts_the_care_teams_words_and_the_emergency_number_first() {
         .find("From your care team")
         .expect("the care team's notes");
     assert!(
-        notes_at < card.find("My numbers").unwrap(),
+        notes_at < card.find("Phone numbers").unwrap(),
         "care team first"
     );
     assert!(card.contains("office hours"), "the general note");

@@ -292,13 +292,12 @@ pub fn event_title(kind: &str, payload: &Value) -> String {
         "alarm_silenced" => format!("Alarm sound paused: {}", alarm_title()),
         "alarm_escalated" => {
             let rung = payload.get("rung").and_then(Value::as_str).unwrap_or("");
-            let to = match rung {
-                "nurse" => "the nurse",
-                "on_call" => "the on-call team",
-                "patient" => "the patient's screen",
-                _ => "the care team",
-            };
-            format!("Alarm escalated to {to}: {}", alarm_title())
+            match rung {
+                "patient" => format!("Alarm shown on the patient's screens: {}", alarm_title()),
+                "nurse" => format!("Alarm passed to the nurse: {}", alarm_title()),
+                "on_call" => format!("Alarm passed to the on-call team: {}", alarm_title()),
+                _ => format!("Alarm passed to the care team: {}", alarm_title()),
+            }
         }
         "alarm_step_done" => format!("Alarm step done: {}", alarm_title()),
         "checklist_answered" => {

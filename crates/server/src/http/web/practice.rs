@@ -72,10 +72,14 @@ pub fn pump_screen(
         state_label,
         state_class,
         detail: format!(
-            "{} · {} infused · battery {:.0}%{}",
+            "{} · {} infused · battery {}{}",
             super::view::format_ml(t.rate_ml_per_h, "mL/h"),
             super::view::format_ml(t.delivered_ml, "mL"),
-            t.battery_percent,
+            if t.battery_percent < 1.0 {
+                "under 1%".to_string()
+            } else {
+                format!("{:.0}%", t.battery_percent)
+            },
             match t.mains_present {
                 Some(true) => ", plugged in",
                 Some(false) => ", on battery",
