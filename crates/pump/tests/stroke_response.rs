@@ -175,6 +175,104 @@ fn open_lines_bends_and_moves_are_no_occlusion() {
     }
 }
 
+/// Keep of a line's excess per 100 ms frame for a time constant of `tau_s`.
+fn keep_for(tau_s: f64) -> f64 {
+    (-0.1 / tau_s).exp()
+}
+
+#[test]
+fn the_limit_rides_out_a_two_minute_bend_and_alarms_a_lasting_one() {
+    // The softest, most resistive line (3 µL/mmHg, 3 mmHg·s/µL: τ 9 s) at 250 mL/h works at about
+    // 220 mmHg. A bent arm adds 5.7 mmHg·s/µL (τ 26 s): the flow would need about 620 mmHg, above
+    // the 517 mmHg limit. The pump waits whenever the reading is above the limit, so the line holds
+    // no more than a stroke beyond it, and it drains (through the bend) while the pump waits.
+    let limit = Config::default().occlusion_downstream_mmhg;
+    let persist = Config::default().occlusion_limit_persist_ms;
+    let (open, bent) = (keep_for(9.0), keep_for(26.1));
+    let mut h = start(250.0);
+    let mut pumped = 0.0;
+    let mut line = Line {
+        base: 8.0,
+        jump: 16.7,
+        keep: open,
+        noise: 2.0,
+        excess: 0.0,
+        seed: 11,
+    };
+    let mut above_ms = 0;
+    let mut run = |h: &mut Harness, line: &mut Line, ms: u64| {
+        for _ in 0..ms / 100 {
+            run_line(h, line, 100, 3.0, &mut pumped);
+            if line.base + line.excess > limit {
+                above_ms += 100;
+            }
+        }
+        above_ms
+    };
+    run(&mut h, &mut line, 120_000);
+    // Two bends of two minutes with a minute between them: no alarm.
+    let mut above = 0;
+    for _ in 0..2 {
+        line.keep = bent;
+        run(&mut h, &mut line, 120_000);
+        line.keep = open;
+        above = run(&mut h, &mut line, 60_000);
+    }
+    assert!(
+        above >= 10_000,
+        "the bends never reached the limit: {above} ms"
+    );
+    assert_eq!(
+        raised_at(&h, AlarmKind::OcclusionDownstream),
+        None,
+        "{:?}",
+        h.pump().alarm(AlarmKind::OcclusionDownstream)
+    );
+    // A restriction that stays (a partial kink): the backstop alarms once the line has been at
+    // the limit for the persistence time.
+    line.keep = bent;
+    let from = h.now_ms();
+    run(&mut h, &mut line, persist + 90_000);
+    let at = raised_at(&h, AlarmKind::OcclusionDownstream).expect("lasting restriction");
+    assert!(
+        at - from >= persist && at - from <= persist + 60_000,
+        "{} ms",
+        at - from
+    );
+    let alarm = h.pump().alarm(AlarmKind::OcclusionDownstream).unwrap();
+    assert!(
+        matches!(alarm.detail, AlarmDetail::Pressure { .. }),
+        "{alarm:?}"
+    );
+}
+
+#[test]
+fn a_blocked_line_held_at_the_limit_is_alarmed_by_its_held_pulses() {
+    // 100 mL/h into a 1.3 µL/mmHg line: the blocked line reaches the 517 mmHg limit in about 13
+    // strokes (24 s), where the motor waits; the held pulses are confirmed 30 s after the first.
+    let mut h = start(100.0);
+    let mut pumped = 0.0;
+    let mut line = Line {
+        base: 38.0,
+        jump: 38.0,
+        keep: 0.77,
+        noise: 2.0,
+        excess: 0.0,
+        seed: 13,
+    };
+    run_line(&mut h, &mut line, 120_000, 1.3, &mut pumped);
+    let blocked_at = h.now_ms();
+    line.keep = 1.0;
+    run_line(&mut h, &mut line, 60_000, 1.3, &mut pumped);
+    let at = raised_at(&h, AlarmKind::OcclusionDownstream).expect("occlusion noticed");
+    assert!(at - blocked_at <= 35_000, "{} ms", at - blocked_at);
+    let alarm = h.pump().alarm(AlarmKind::OcclusionDownstream).unwrap();
+    assert!(
+        matches!(alarm.detail, AlarmDetail::HeldPulses { .. }),
+        "{alarm:?}"
+    );
+}
+
 #[test]
 fn the_harness_line_that_comes_apart_is_noticed() {
     // The property tests' line model (`SensorChange::LineComesApart`): eight strokes in a vein,

@@ -21,6 +21,9 @@ pub const VIOLATIONS_PER_DAY_MAX: usize = 8;
 pub const NUISANCE_PER_DAY: f64 = 16.0;
 /// Largest campaign accepted: ten million patient-days (bounds memory for per-fault statistics).
 pub const PATIENT_DAYS_MAX: u64 = 10_000_000;
+/// Most false alarms listed in a report with their day seeds (the first ones by day; all are
+/// counted in the per-100-days figures).
+pub const FALSE_ALARMS_LISTED_MAX: usize = 50;
 
 /// The faults the campaign injects, with a detection deadline each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -190,6 +193,19 @@ pub struct Violation {
     pub message: String,
 }
 
+/// An alarm raised with no injected fault behind it, with what replays it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FalseAlarm {
+    /// Replays this patient-day: `infusafe sim campaign --replay SEED`.
+    pub day_seed: u64,
+    pub at_ms: u64,
+    pub alarm: AlarmKind,
+    /// The alarm's detail as the pump shows it (e.g. the pressure and the limit).
+    pub detail: String,
+    /// The therapy's programmed rate that day.
+    pub rate_ml_per_h: f64,
+}
+
 /// Detection statistics of one fault kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultStats {
@@ -229,6 +245,9 @@ pub struct CampaignReport {
     pub normal_infusions: u64,
     /// Every alarm raised on those days (infusion_complete included), per normal infusion.
     pub alarms_per_normal_infusion: Option<f64>,
+    /// The first [`FALSE_ALARMS_LISTED_MAX`] unexplained `occlusion_downstream` and
+    /// `line_disconnected` alarms, in day order, each with its day seed for `--replay`.
+    pub false_alarms: Vec<FalseAlarm>,
 }
 
 impl CampaignReport {
@@ -247,6 +266,8 @@ struct DayResult {
     /// the per-stroke detector).
     unexplained_by_limit: u64,
     unexplained: Vec<AlarmKind>,
+    /// The unexplained occlusion and disconnection alarms, for the report's list.
+    false_alarms: Vec<FalseAlarm>,
     violations: Vec<Violation>,
     violations_not_listed: u64,
 }
@@ -318,8 +339,11 @@ fn summarize(
     let mut normal_infusions = 0u64;
     let mut normal_alarms = 0u64;
     let mut by_limit = 0u64;
+    let mut false_alarms = Vec::new();
     for r in results {
         by_limit += r.unexplained_by_limit;
+        let room = FALSE_ALARMS_LISTED_MAX.saturating_sub(false_alarms.len());
+        false_alarms.extend(r.false_alarms.into_iter().take(room));
         if r.injected.is_empty() && r.violations.is_empty() {
             normal_infusions += 1;
             normal_alarms += r.alarms_raised;
@@ -403,6 +427,7 @@ fn summarize(
             .collect(),
         violations,
         violations_not_listed: not_listed,
+        false_alarms,
     }
 }
 
@@ -787,12 +812,24 @@ impl<'a> Day<'a> {
             );
             if !explained && !consequence {
                 self.result.unexplained.push(a.kind);
+                let detail = self.sim.pump().alarm(a.kind).map(|active| active.detail);
                 if a.kind == AlarmKind::OcclusionDownstream
-                    && self.sim.pump().alarm(a.kind).is_some_and(|active| {
-                        matches!(active.detail, pump::AlarmDetail::Pressure { .. })
-                    })
+                    && matches!(detail, Some(pump::AlarmDetail::Pressure { .. }))
                 {
                     self.result.unexplained_by_limit += 1;
+                }
+                if matches!(
+                    a.kind,
+                    AlarmKind::OcclusionDownstream | AlarmKind::LineDisconnected
+                ) && self.result.false_alarms.len() < FALSE_ALARMS_LISTED_MAX
+                {
+                    self.result.false_alarms.push(FalseAlarm {
+                        day_seed: self.seed,
+                        at_ms: a.raised_at_ms,
+                        alarm: a.kind,
+                        detail: detail.map_or(String::new(), |d| d.to_string()),
+                        rate_ml_per_h: self.rate,
+                    });
                 }
                 if let Some(j) = self.log.as_deref_mut() {
                     j.push(format!("{now:>9} ms  unexplained alarm {}", a.kind.name()));
@@ -1042,10 +1079,11 @@ fn inject(
                 FaultKind::DownstreamClampClosed => Action::CloseDownstreamClamp,
                 _ => Action::BlockCatheter,
             };
-            // The pressure limit's physics, or the per-stroke detector's bound (issue 11),
-            // whichever comes first.
+            // The pressure limit's physics (with the time the line must stay at the limit), or
+            // the per-stroke detector's bound (issue 11), whichever comes first.
             let limit_ms = needed * 1.25 + 2.0 * stroke;
-            let limit_ms = limit_ms / (rate_ml_per_h.max(0.01) / 3.6) * 1000.0;
+            let limit_ms = limit_ms / (rate_ml_per_h.max(0.01) / 3.6) * 1000.0
+                + cfg.occlusion_limit_persist_ms as f64;
             let bound_ms = occlusion_bound_s(rate_ml_per_h) * 1000.0;
             (
                 vec![action],
@@ -1213,6 +1251,21 @@ impl CampaignReport {
             out.push_str("\nalarms with no injected fault behind them:\n");
             for (k, n) in &self.unexplained_alarms {
                 out.push_str(&format!("  {k}: {n}\n"));
+            }
+        }
+        if !self.false_alarms.is_empty() {
+            out.push_str(
+                "\nfalse occlusion and disconnection alarms (replay with --replay DAY_SEED):\n",
+            );
+            for a in &self.false_alarms {
+                out.push_str(&format!(
+                    "  {} day seed {} at {} ms, {} mL/h: {}\n",
+                    a.alarm.name(),
+                    a.day_seed,
+                    a.at_ms,
+                    a.rate_ml_per_h,
+                    a.detail
+                ));
             }
         }
         if self.passed() {
