@@ -534,7 +534,7 @@ impl Pump {
     /// (baseline and how fast each pulse drains) and the pulses keep settling between strokes.
     /// Not at rates where the strokes come faster than the line drains (docs/pump-core.md).
     pub fn line_monitor_armed(&self) -> bool {
-        self.watch.disconnection_armed()
+        self.watch.disconnection_armed(&self.config)
     }
 
     /// One active alarm, if it is active.
