@@ -215,6 +215,10 @@ pub struct FaultStats {
     /// Injected but overtaken by another stop (another alarm, end of day) before detection could
     /// be judged; neither a detection nor a miss.
     pub masked: u64,
+    /// Injected, not alarmed, and physically undetectable by the core (docs/pump-core.md, "Where
+    /// physics cannot tell"): a disconnected line whose pump was then lowered so far that the
+    /// open end reads no lower than the vein did. Neither a detection nor a violation; reported.
+    pub undetectable: u64,
     pub missed: u64,
     pub detection_s_p50: Option<f64>,
     pub detection_s_p90: Option<f64>,
@@ -241,6 +245,11 @@ pub struct CampaignReport {
     pub false_occlusion_by_limit_per_100_days: f64,
     /// `line_disconnected` raised with no injected fault behind it, per 100 patient-days.
     pub false_disconnection_per_100_days: f64,
+    /// Disconnections drawn while the pump was infusing with no other fault, but not injected
+    /// because the core's disconnection monitor was not armed (pulses that do not settle between
+    /// strokes, or drain within three frames, or a line not yet learned): cases where physics at
+    /// 10 frames a second cannot tell (docs/pump-core.md). Counted, never silently dropped.
+    pub disconnections_not_judgeable: u64,
     /// Patient-days on which no fault was injected: normal infusions (disturbances only).
     pub normal_infusions: u64,
     /// Every alarm raised on those days (infusion_complete included), per normal infusion.
@@ -260,6 +269,7 @@ impl CampaignReport {
 #[derive(Debug, Clone, Default)]
 struct DayResult {
     injected: Vec<(FaultKind, Outcome)>,
+    disconnections_not_judgeable: u64,
     /// Every alarm raised that day.
     alarms_raised: u64,
     /// Unexplained `occlusion_downstream` raised by the fixed pressure limit (the rest came from
@@ -276,6 +286,7 @@ struct DayResult {
 enum Outcome {
     Detected { after_ms: u64 },
     Masked,
+    Undetectable,
     Missed,
 }
 
@@ -329,10 +340,11 @@ fn summarize(
     days: u64,
     results: impl Iterator<Item = DayResult>,
 ) -> CampaignReport {
-    let mut per_kind: Vec<(FaultKind, Vec<u64>, u64, u64, u64)> = FaultKind::ALL
+    let mut per_kind: Vec<(FaultKind, Vec<u64>, u64, u64, u64, u64)> = FaultKind::ALL
         .iter()
-        .map(|k| (*k, Vec::new(), 0, 0, 0))
+        .map(|k| (*k, Vec::new(), 0, 0, 0, 0))
         .collect();
+    let mut not_judgeable = 0u64;
     let mut unexplained = [0u64; AlarmKind::ALL.len()];
     let mut violations = Vec::new();
     let mut not_listed = 0;
@@ -342,6 +354,7 @@ fn summarize(
     let mut false_alarms = Vec::new();
     for r in results {
         by_limit += r.unexplained_by_limit;
+        not_judgeable += r.disconnections_not_judgeable;
         let room = FALSE_ALARMS_LISTED_MAX.saturating_sub(false_alarms.len());
         false_alarms.extend(r.false_alarms.into_iter().take(room));
         if r.injected.is_empty() && r.violations.is_empty() {
@@ -358,6 +371,7 @@ fn summarize(
                 Outcome::Detected { after_ms } => entry.1.push(after_ms),
                 Outcome::Masked => entry.3 += 1,
                 Outcome::Missed => entry.4 += 1,
+                Outcome::Undetectable => entry.5 += 1,
             }
         }
         for a in r.unexplained {
@@ -371,27 +385,30 @@ fn summarize(
     }
     let faults = per_kind
         .into_iter()
-        .map(|(kind, mut times, injected, masked, missed)| {
-            times.sort_unstable();
-            let pct = |p: f64| -> Option<f64> {
-                if times.is_empty() {
-                    return None;
+        .map(
+            |(kind, mut times, injected, masked, missed, undetectable)| {
+                times.sort_unstable();
+                let pct = |p: f64| -> Option<f64> {
+                    if times.is_empty() {
+                        return None;
+                    }
+                    let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+                    Some(times[i] as f64 / 1000.0)
+                };
+                FaultStats {
+                    kind,
+                    injected,
+                    detected: times.len() as u64,
+                    masked,
+                    undetectable,
+                    missed,
+                    detection_s_p50: pct(0.5),
+                    detection_s_p90: pct(0.9),
+                    detection_s_p99: pct(0.99),
+                    detection_s_max: times.last().map(|t| *t as f64 / 1000.0),
                 }
-                let i = ((times.len() as f64 - 1.0) * p).round() as usize;
-                Some(times[i] as f64 / 1000.0)
-            };
-            FaultStats {
-                kind,
-                injected,
-                detected: times.len() as u64,
-                masked,
-                missed,
-                detection_s_p50: pct(0.5),
-                detection_s_p90: pct(0.9),
-                detection_s_p99: pct(0.99),
-                detection_s_max: times.last().map(|t| *t as f64 / 1000.0),
-            }
-        })
+            },
+        )
         .collect();
     let per_100 = |kind: AlarmKind| {
         let n = unexplained[AlarmKind::ALL
@@ -412,6 +429,7 @@ fn summarize(
             by_limit as f64 * 100.0 / days as f64
         },
         false_disconnection_per_100_days: per_100(AlarmKind::LineDisconnected),
+        disconnections_not_judgeable: not_judgeable,
         normal_infusions,
         alarms_per_normal_infusion: (normal_infusions > 0)
             .then(|| normal_alarms as f64 / normal_infusions as f64),
@@ -439,6 +457,8 @@ struct ActiveFault {
     commanded_at_ul: f64,
     deadline: Deadline,
     alarms_before: usize,
+    /// The pump's height above the catheter when the fault was injected.
+    height_cm: f64,
     outcome: Option<Outcome>,
 }
 
@@ -861,6 +881,16 @@ impl<'a> Day<'a> {
         };
         if stopped_otherwise && !overdue {
             f.outcome = Some(Outcome::Masked);
+        } else if overdue && self.physically_undetectable(&f) {
+            f.outcome = Some(Outcome::Undetectable);
+            if let Some(j) = self.log.as_deref_mut() {
+                j.push(format!(
+                    "{now:>9} ms  {} physically undetectable (pump lowered from {} to {} cm)",
+                    f.kind.name(),
+                    f.height_cm,
+                    self.sim.plant_model().config().pump_height_cm
+                ));
+            }
         } else if overdue {
             f.outcome = Some(Outcome::Missed);
             let message = format!(
@@ -876,13 +906,24 @@ impl<'a> Day<'a> {
         self.fault = Some(f);
     }
 
+    /// A disconnection the pump cannot see: the open end reads the room's pressure at the
+    /// catheter's height, and a pump lowered after the disconnection by more than (venous pressure −
+    /// `disconnect_drop_mmhg`) / 0.736 cm lifts that reading back to within the drop of the
+    /// vein's, so no baseline fell (docs/pump-core.md, "Where physics cannot tell").
+    fn physically_undetectable(&self, f: &ActiveFault) -> bool {
+        let now_cm = self.sim.plant_model().config().pump_height_cm;
+        let hidden_cm = (self.day_plant.venous_pressure_mmhg - self.cfg.disconnect_drop_mmhg)
+            / crate::plant::MMHG_PER_CM_WATER;
+        f.kind == FaultKind::LineDisconnected && f.height_cm - now_cm > hidden_cm
+    }
+
     /// A missed fault will call nobody: judge it now and remove its cause, so one miss does not
     /// hide the rest of the day.
     fn drop_missed_fault(&mut self) {
         if let Some(f) = self.fault
-            && f.outcome == Some(Outcome::Missed)
+            && let Some(outcome @ (Outcome::Missed | Outcome::Undetectable)) = f.outcome
         {
-            self.result.injected.push((f.kind, Outcome::Missed));
+            self.result.injected.push((f.kind, outcome));
             for action in fix(f.kind) {
                 let _ = self.sim.apply(*action);
             }
@@ -974,6 +1015,14 @@ impl<'a> Day<'a> {
             // only while the pump says it can judge (docs/pump-core.md, "Where physics cannot
             // tell"); the report counts the days it could not.
             && (kind != FaultKind::LineDisconnected || self.sim.pump().line_monitor_armed());
+        if self.fault.is_none()
+            && infusing
+            && quiet
+            && kind == FaultKind::LineDisconnected
+            && !self.sim.pump().line_monitor_armed()
+        {
+            self.result.disconnections_not_judgeable += 1;
+        }
         if !(self.fault.is_none() && infusing && quiet && meaningful) {
             // Not now: the pump is busy with another fault or not infusing. Try again in a
             // minute, so the faults still arrive at their rate over infusing time.
@@ -1008,6 +1057,7 @@ impl<'a> Day<'a> {
             commanded_at_ul: self.sim.plant_model().commanded_ul(),
             deadline,
             alarms_before: self.sim.alarm_history().len(),
+            height_cm: self.sim.plant_model().config().pump_height_cm,
             outcome: None,
         });
     }
@@ -1216,17 +1266,27 @@ impl CampaignReport {
             self.patient_days, self.simulated_hours, self.seed
         );
         out.push_str(&format!(
-            "{:<24} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
-            "fault", "injected", "detected", "masked", "missed", "p50 s", "p90 s", "p99 s", "max s"
+            "{:<24} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+            "fault",
+            "injected",
+            "detected",
+            "masked",
+            "undet.",
+            "missed",
+            "p50 s",
+            "p90 s",
+            "p99 s",
+            "max s"
         ));
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
         for s in &self.faults {
             out.push_str(&format!(
-                "{:<24} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+                "{:<24} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
                 s.kind.name(),
                 s.injected,
                 s.detected,
                 s.masked,
+                s.undetectable,
                 s.missed,
                 f(s.detection_s_p50),
                 f(s.detection_s_p90),
@@ -1240,6 +1300,10 @@ impl CampaignReport {
             self.false_occlusion_by_limit_per_100_days,
             self.false_occlusion_per_100_days - self.false_occlusion_by_limit_per_100_days,
             self.false_disconnection_per_100_days
+        ));
+        out.push_str(&format!(
+            "disconnections not injected because the pump could not judge the line then (not armed): {}\n",
+            self.disconnections_not_judgeable
         ));
         out.push_str(&format!(
             "normal infusions (days with no injected fault): {}, alarms per normal infusion: {}\n",
