@@ -40,6 +40,14 @@ pub(crate) struct StrokeWatch {
     level_valid: bool,
     /// The reading of the previous frame.
     last_pressure: f64,
+    /// The last three readings (oldest first is not needed: only their mean is used).
+    recent: [f64; 3],
+    /// A step of the reading between strokes (the pump moved) being measured: the mean of the
+    /// three readings before it, and the readings after it so far.
+    step_pending: bool,
+    step_from: f64,
+    step_after_sum: f64,
+    step_after_n: u32,
 
     // ---- occlusion: the current episode of held pulses ----
     episode: bool,
@@ -171,6 +179,7 @@ impl StrokeWatch {
             self.level = pressure;
             self.level_valid = true;
             self.last_pressure = pressure;
+            self.recent = [pressure; 3];
             return;
         }
         if !forward || new_strokes < 0 {
@@ -189,9 +198,22 @@ impl StrokeWatch {
             self.judge_occlusion(now_ms, c);
         }
         self.last_pressure = pressure;
+        self.recent = [self.recent[1], self.recent[2], pressure];
+    }
+
+    /// The pump moved: the vein's pressure at the pump moved by the measured step.
+    fn shift_baseline(&mut self) {
+        if self.step_pending && self.step_after_n > 0 {
+            self.baseline_ref +=
+                self.step_after_sum / f64::from(self.step_after_n) - self.step_from;
+        }
+        self.step_pending = false;
+        self.step_after_n = 0;
     }
 
     fn stroke(&mut self, now_ms: u64, pressure: f64, count: u32) {
+        // A step still being measured ends before the stroke's pulse.
+        self.shift_baseline();
         let pre = self.level;
         if self.in_post {
             // The previous stroke's pulse was still being read: close it with what we have.
@@ -250,6 +272,35 @@ impl StrokeWatch {
         if self.episode && stepped {
             self.episode = false;
         }
+        // The same step seen from one frame to the next after the pulse has been read is the pump
+        // moved up or down: the vein's pressure at the pump moved with it. A disconnection never
+        // drops the reading that fast in a line the monitor judges (its pulses take two frames or
+        // more to halve, so the line drains towards the room over several frames, and the drop is
+        // the venous pressure, 5–10 mmHg, plus a part of the flow's). Shift the learned baseline by
+        // the step, and drop the pulse being timed and any suspicion: they straddle the move.
+        // The step is the mean of the three readings after it less the mean of the three before
+        // (single readings would add their noise to the learned baseline).
+        let frame_step = pressure - self.last_pressure;
+        if !self.in_post && frame_step.abs() > c.occlusion_step_mmhg {
+            if self.step_after_n > 0 {
+                self.shift_baseline();
+            }
+            self.step_from = (self.recent[0] + self.recent[1] + self.recent[2]) / 3.0;
+            self.step_after_sum = 0.0;
+            self.step_after_n = 0;
+            self.step_pending = true;
+            // The smoothed level restarts at the reading after the step.
+            self.level = pressure;
+            self.suspect = 0;
+            self.measuring = false;
+        }
+        if self.step_pending {
+            self.step_after_sum += pressure;
+            self.step_after_n += 1;
+            if self.step_after_n >= 3 {
+                self.shift_baseline();
+            }
+        }
         if self.in_post {
             self.post_sum += pressure;
             self.post_n += 1;
@@ -274,7 +325,9 @@ impl StrokeWatch {
             if let Some(half_life_ms) = self.hl_found_ms {
                 if self.hl_frames >= self.hl_check_frame {
                     self.measuring = false;
-                    if raw_excess.abs() <= 0.15 * self.hl_first + c.disconnect_settle_mmhg {
+                    if raw_excess.abs()
+                        <= c.disconnect_settle_fraction * self.hl_first + c.disconnect_settle_mmhg
+                    {
                         self.half_life_sample(now_ms, half_life_ms.max(1.0), self.hl_pre, c);
                     }
                 }

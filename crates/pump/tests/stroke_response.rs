@@ -356,3 +356,56 @@ fn a_pump_lowered_right_after_a_stroke_is_no_occlusion() {
         );
     }
 }
+
+#[test]
+fn a_disconnection_stays_visible_when_the_pump_is_then_lowered() {
+    // 5 mL/h (a stroke every 36 s) in a 1.3 µL/mmHg line with a 1.2 mmHg·s/µL catheter path (τ
+    // 1.6 s). The line comes apart (the far end is the room: the baseline falls by the venous
+    // 8 mmHg and the pulses drain twice as fast), then the pump is lowered 60 cm: the reading steps
+    // up 44 mmHg at once. The core measures the step and moves its learned baseline with it, so
+    // the open line still reads 8 mmHg below the vein and is alarmed within the 5 minutes.
+    // Raising the pump 60 cm with the line in the vein is no disconnection.
+    for (seed, lowered) in [(22, false), (21, true)] {
+        let mut h = start(5.0);
+        let mut pumped = 0.0;
+        let mut line = Line {
+            base: 8.0,
+            jump: 38.0,
+            keep: keep_for(1.6),
+            noise: 1.0,
+            excess: 0.0,
+            seed,
+        };
+        run_line(&mut h, &mut line, 600_000, 1.3, &mut pumped);
+        assert!(h.pump().line_monitor_armed());
+        let from = h.now_ms();
+        if lowered {
+            line.base = 0.0;
+            line.keep = keep_for(0.8);
+            run_line(&mut h, &mut line, 50_000, 1.3, &mut pumped);
+            line.base += 44.0;
+        } else {
+            line.base -= 44.0;
+        }
+        run_line(&mut h, &mut line, 250_000, 1.3, &mut pumped);
+        let at = raised_at(&h, AlarmKind::LineDisconnected);
+        if lowered {
+            let at = at.unwrap_or_else(|| {
+                panic!(
+                    "not noticed; armed {} alarms {:?}",
+                    h.pump().line_monitor_armed(),
+                    h.pump().active_alarms().collect::<Vec<_>>()
+                )
+            });
+            assert!(at - from <= 300_000, "{} ms", at - from);
+        } else {
+            assert_eq!(
+                at,
+                None,
+                "{:?}",
+                h.pump().alarm(AlarmKind::LineDisconnected)
+            );
+            assert!(h.pump().line_monitor_armed(), "raised pump: not armed");
+        }
+    }
+}

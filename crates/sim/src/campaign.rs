@@ -459,6 +459,9 @@ struct ActiveFault {
     alarms_before: usize,
     /// The pump's height above the catheter when the fault was injected.
     height_cm: f64,
+    /// How far the pump was lowered since, in moves too small for the core to see as a step of
+    /// the reading (`occlusion_step_mmhg`); larger moves it measures and follows.
+    unseen_lowering_cm: f64,
     outcome: Option<Outcome>,
 }
 
@@ -885,8 +888,9 @@ impl<'a> Day<'a> {
             f.outcome = Some(Outcome::Undetectable);
             if let Some(j) = self.log.as_deref_mut() {
                 j.push(format!(
-                    "{now:>9} ms  {} physically undetectable (pump lowered from {} to {} cm)",
+                    "{now:>9} ms  {} physically undetectable (pump lowered {:.0} cm in small moves, from {} to {} cm)",
                     f.kind.name(),
+                    f.unseen_lowering_cm,
                     f.height_cm,
                     self.sim.plant_model().config().pump_height_cm
                 ));
@@ -908,13 +912,13 @@ impl<'a> Day<'a> {
 
     /// A disconnection the pump cannot see: the open end reads the room's pressure at the
     /// catheter's height, and a pump lowered after the disconnection by more than (venous pressure −
-    /// `disconnect_drop_mmhg`) / 0.736 cm lifts that reading back to within the drop of the
-    /// vein's, so no baseline fell (docs/pump-core.md, "Where physics cannot tell").
+    /// `disconnect_drop_mmhg`) / 0.736 cm, in moves too small to show as a step of the reading,
+    /// lifts that reading back to within the drop of the vein's, so no baseline fell
+    /// (docs/pump-core.md, "Where physics cannot tell"). Larger moves the core follows.
     fn physically_undetectable(&self, f: &ActiveFault) -> bool {
-        let now_cm = self.sim.plant_model().config().pump_height_cm;
         let hidden_cm = (self.day_plant.venous_pressure_mmhg - self.cfg.disconnect_drop_mmhg)
             / crate::plant::MMHG_PER_CM_WATER;
-        f.kind == FaultKind::LineDisconnected && f.height_cm - now_cm > hidden_cm
+        f.kind == FaultKind::LineDisconnected && f.unseen_lowering_cm > hidden_cm
     }
 
     /// A missed fault will call nobody: judge it now and remove its cause, so one miss does not
@@ -996,6 +1000,13 @@ impl<'a> Day<'a> {
         if now >= self.next_nuisance_ms {
             self.next_nuisance_ms = now + self.rng.exponential(self.nuisance_gap_ms) as u64;
             let action = draw_nuisance(&mut self.rng);
+            if let (Action::MovePump { height_cm }, Some(f)) = (action, &mut self.fault) {
+                let from = self.sim.plant_model().config().pump_height_cm;
+                let step_mmhg = (height_cm - from).abs() * crate::plant::MMHG_PER_CM_WATER;
+                if step_mmhg <= self.cfg.occlusion_step_mmhg {
+                    f.unseen_lowering_cm += from - height_cm;
+                }
+            }
             let _ = self.sim.apply(action);
         }
     }
@@ -1058,6 +1069,7 @@ impl<'a> Day<'a> {
             deadline,
             alarms_before: self.sim.alarm_history().len(),
             height_cm: self.sim.plant_model().config().pump_height_cm,
+            unseen_lowering_cm: 0.0,
             outcome: None,
         });
     }
