@@ -55,6 +55,23 @@ pub struct Config {
     /// Downstream occlusion limit. Default 517 mmHg = 10 psi (Open PCA: occlusion > 10 psi; ECRI:
     /// at most 20 psi / 1034 mmHg).
     pub occlusion_downstream_mmhg: f64,
+    /// The fixed limit (the backstop) raises `occlusion_downstream` only once the line has stayed
+    /// at the limit this long. A spell at the limit starts at the first reading above it and lasts
+    /// while every stroke the pump pushes brings the reading back above
+    /// `occlusion_limit_release_fraction` of the limit; the motor waits whenever the reading is
+    /// above the limit, so the line never stores more than a stroke beyond it meanwhile. Default
+    /// 150 s (design estimate: longer than the longest bent arm issue 11 asks the pump to ride
+    /// out, 2 minutes, plus the 30 s the slowest bent line, τ 26 s, needs to drain back; a complete
+    /// occlusion is alarmed meanwhile by the per-stroke detector, whose held-pulse test goes on
+    /// while the motor waits at the limit). Zero alarms at the first reading above the limit (the
+    /// pump before issue 11).
+    pub occlusion_limit_persist_ms: u64,
+    /// A spell at the limit ends once the pump has carried a whole stroke with the reading at or
+    /// below this fraction of the limit (or the pump is not meant to run and the reading is below
+    /// it): the line drains again. Default 0.9 (design estimate: a line held at the limit by the
+    /// waiting motor hovers within one stroke's pulse of it, which is above 90 % at every stroke
+    /// it is pushed; the supported lines work at most at about 220 mmHg at 250 mL/h, well below).
+    pub occlusion_limit_release_fraction: f64,
     /// Upstream occlusion: suction below this. Default −51.7 mmHg = 1 psi suction (Open PCA).
     pub occlusion_upstream_mmhg: f64,
     /// Per-stroke occlusion detector: a stroke's pressure pulse counts only if it rises at least
@@ -70,9 +87,26 @@ pub struct Config {
     /// that resistance still loses 15 % in 30 s).
     pub occlusion_flat_fraction: f64,
     /// Per-stroke occlusion detector: absolute allowance for noise in the "held" test, added to
-    /// `occlusion_flat_fraction` of the rise. Default 3 mmHg (design estimate: about three standard
-    /// deviations of the difference of two averaged readings at 2 mmHg sensor noise).
+    /// `occlusion_flat_fraction` of the rise. The test compares the mean of the three frames right
+    /// after a stroke with the smoothed level since; in a held line their difference is noise
+    /// alone, with a standard deviation of about 0.7 × the sensor noise. Default 5 mmHg (design
+    /// estimate: 3.5 standard deviations at 2 mmHg sensor noise, the top of the simulator's range,
+    /// so a held pulse is not taken for a drained one by noise within the 30 s confirmation; it
+    /// was 3 mmHg, and a blocked line at 2.2 mL/h with 2 mmHg of sensor noise lost its episode to
+    /// noise and was alarmed a stroke late, campaign seed 2027. An open line still drains well past
+    /// it: the smallest pulse, 16.7 mmHg, in the slowest bent line, τ 26 s, loses 6.7 mmHg within
+    /// 13 s).
     pub occlusion_flat_mmhg: f64,
+    /// Per-stroke occlusion detector: between strokes a line only drains, so a reading that rises
+    /// by more than this from one frame to the next, or (after the three frames that read a
+    /// pulse) differs from the smoothed level by more than this, is a step: the pump was moved up
+    /// or down (0.74 mmHg per cm, at once, in an open and a blocked line alike). The episode of
+    /// held pulses ends without a verdict and the next stroke starts a new one. Without it a pump
+    /// lowered just after a stroke lifts the level by about what the pulse then drains, and the
+    /// drained pulse looks held (campaign seed 2027: pump lowered 33 cm at 2.8, 3.9 and 5.3 mL/h).
+    /// Default 15 mmHg (design estimate: more than five standard deviations of the difference of
+    /// two readings at 2 mmHg of noise; a move of 20 cm or more).
+    pub occlusion_step_mmhg: f64,
     /// Per-stroke occlusion detector: the held pulses must have lasted this long since the first
     /// held stroke before `occlusion_downstream` is raised. Default 30 s (design estimate: longer
     /// than three time constants of the slowest healthy line, so any open line has visibly decayed,
@@ -95,10 +129,34 @@ pub struct Config {
     /// below the learned venous baseline. Default 4 mmHg (design estimate: half of a typical
     /// peripheral venous pressure of 8 mmHg; a line open to the room reads the room, not the vein).
     pub disconnect_drop_mmhg: f64,
+    /// Disconnection detector: a pulse counts as settled (its half-life is used) when, four
+    /// half-lives after it halved, it is within `disconnect_settle_fraction` of its first excess
+    /// plus this. Default 3 mmHg (design estimate: about three standard deviations of a reading at
+    /// 1 mmHg of noise).
+    pub disconnect_settle_mmhg: f64,
+    /// Disconnection detector: see `disconnect_settle_mmhg`. Default 0.05 (design estimate; it was
+    /// 0.15: a pulse that still held 15 % when the next stroke came sat on a level still draining,
+    /// which reads its half-life short, and a line open to the room then read only 0.7–0.8 of the
+    /// learned half-life instead of 0.5 and was missed, campaign seed 2026 at 26 mL/h. Such lines
+    /// are now not judged: the monitor is not armed and the campaign counts them).
+    pub disconnect_settle_fraction: f64,
     /// Disconnection detector: a stroke's pulse must decay with a half-life below this fraction of
     /// the learned one (the catheter's resistance is gone from the path). Default 0.75 (design
     /// estimate; the simulator's line loses half its resistance with the catheter).
     pub disconnect_half_life_fraction: f64,
+    /// Disconnection detector: settled pulses that drain differently from the learned line (the
+    /// half-life outside `disconnect_half_life_fraction` of it either way) without a lower
+    /// baseline for this long mean the line itself has changed, and it is learned again (the
+    /// monitor is not armed meanwhile). Shorter spells (a bent arm) leave the learned line as it
+    /// was, so the arm straightened again is no disconnection. Default 150 s (design estimate:
+    /// longer than the 2-minute bent arm of issue 11, like `occlusion_limit_persist_ms`).
+    pub disconnect_relearn_ms: u64,
+    /// Disconnection detector: the learned half-life must be at least this long for the monitor to
+    /// judge (and be armed). Default 200 ms (design estimate: two sensor periods; a pulse that
+    /// halves within fewer frames is read to about ±half its half-life, far coarser than the 25 %
+    /// the half-life test needs: fast lines at 200 mL/h, half-lives of 100–150 ms, gave false
+    /// disconnections in the campaign, seeds 2026–2028).
+    pub disconnect_half_life_min_ms: f64,
     /// Disconnection detector: this many consecutive strokes must show both signs. Default 3 (design
     /// estimate: at 5 mL/h three strokes take 108 s, inside the issue's 5 minutes).
     pub disconnect_strokes: u8,
@@ -209,16 +267,23 @@ impl Default for Config {
             lockout_min_max: 1440.0,
             bolus_rate_ml_per_h: 60.0,
             occlusion_downstream_mmhg: 517.0,
+            occlusion_limit_persist_ms: 150_000,
+            occlusion_limit_release_fraction: 0.9,
             occlusion_upstream_mmhg: -51.7,
             occlusion_stroke_rise_mmhg: 10.0,
             occlusion_flat_fraction: 0.1,
-            occlusion_flat_mmhg: 3.0,
+            occlusion_flat_mmhg: 5.0,
+            occlusion_step_mmhg: 15.0,
             occlusion_confirm_ms: 30_000,
             relief_rate_ml_per_h: 120.0,
             relief_margin_mmhg: 5.0,
             relief_max_ul: 3500.0,
             disconnect_drop_mmhg: 4.0,
+            disconnect_settle_mmhg: 3.0,
+            disconnect_settle_fraction: 0.05,
             disconnect_half_life_fraction: 0.75,
+            disconnect_relearn_ms: 150_000,
+            disconnect_half_life_min_ms: 200.0,
             disconnect_strokes: 3,
             air_single_bubble_ul: 100.0,
             air_trace_ul: 5.0,
@@ -349,6 +414,19 @@ impl Config {
         )?;
         positive("bolus_rate_ml_per_h", self.bolus_rate_ml_per_h)?;
         positive("occlusion_downstream_mmhg", self.occlusion_downstream_mmhg)?;
+        // Zero is allowed (the limit alone alarms at once); a persistence longer than a day would
+        // leave a blocked line to the per-stroke detector alone.
+        if self.occlusion_limit_persist_ms > 24 * 3_600_000 {
+            return Err(ConfigError::Invalid {
+                field: "occlusion_limit_persist_ms",
+                value: self.occlusion_limit_persist_ms as f64,
+                why: "must be at most a day (86400000 ms)",
+            });
+        }
+        fraction(
+            "occlusion_limit_release_fraction",
+            self.occlusion_limit_release_fraction,
+        )?;
         if !(self.occlusion_upstream_mmhg.is_finite() && self.occlusion_upstream_mmhg < 0.0) {
             return Err(ConfigError::Invalid {
                 field: "occlusion_upstream_mmhg",
@@ -362,6 +440,7 @@ impl Config {
         )?;
         fraction("occlusion_flat_fraction", self.occlusion_flat_fraction)?;
         positive("occlusion_flat_mmhg", self.occlusion_flat_mmhg)?;
+        positive("occlusion_step_mmhg", self.occlusion_step_mmhg)?;
         if self.occlusion_confirm_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "occlusion_confirm_ms",
@@ -379,10 +458,26 @@ impl Config {
             });
         }
         positive("disconnect_drop_mmhg", self.disconnect_drop_mmhg)?;
+        positive("disconnect_settle_mmhg", self.disconnect_settle_mmhg)?;
+        fraction(
+            "disconnect_settle_fraction",
+            self.disconnect_settle_fraction,
+        )?;
+        positive(
+            "disconnect_half_life_min_ms",
+            self.disconnect_half_life_min_ms,
+        )?;
         fraction(
             "disconnect_half_life_fraction",
             self.disconnect_half_life_fraction,
         )?;
+        if self.disconnect_relearn_ms == 0 {
+            return Err(ConfigError::Invalid {
+                field: "disconnect_relearn_ms",
+                value: 0.0,
+                why: "must be above zero",
+            });
+        }
         if self.disconnect_strokes == 0 {
             return Err(ConfigError::Invalid {
                 field: "disconnect_strokes",

@@ -327,6 +327,11 @@ pub struct Pump {
     relief: Option<Relief>,
     /// Smoothed line pressure when the pump last started running (relief target of last resort).
     run_start_level: Option<f64>,
+    /// The backstop's spell at the limit: since when the downstream pressure has been above
+    /// `occlusion_downstream_mmhg` at least once in every stroke the pump pushed.
+    limit_since_ms: Option<u64>,
+    /// Encoder total at the last frame of the spell above the release level.
+    limit_above_at_ul: f64,
     /// Volume commanded backwards since the last frame: the encoder and controller totals may go
     /// down by this much.
     reverse_allowance_ul: f64,
@@ -390,6 +395,8 @@ impl Pump {
             watch: StrokeWatch::default(),
             relief: None,
             run_start_level: None,
+            limit_since_ms: None,
+            limit_above_at_ul: 0.0,
             reverse_allowance_ul: 0.0,
             waiting_since_ms: now_ms,
             stops: [StopHistory::default(); ALARM_KINDS],
@@ -527,7 +534,7 @@ impl Pump {
     /// (baseline and how fast each pulse drains) and the pulses keep settling between strokes.
     /// Not at rates where the strokes come faster than the line drains (docs/pump-core.md).
     pub fn line_monitor_armed(&self) -> bool {
-        self.watch.disconnection_armed()
+        self.watch.disconnection_armed(&self.config)
     }
 
     /// One active alarm, if it is active.
@@ -742,8 +749,16 @@ impl Pump {
         self.check_flow();
         self.reverse_allowance_ul = 0.0;
 
-        // The line's response to each stroke, and the relief after an occlusion.
-        let forward = matches!(self.motor, MotorCommand::Run { .. }) && moved_ul >= 0.0;
+        // The line's response to each stroke, and the relief after an occlusion. The experiment
+        // goes on while the pressure interlock holds the motor (the reading is above the limit and
+        // nothing else stops the pump): a blocked line keeps its pulses, an open one drains.
+        let held_at_limit = matches!(self.motor, MotorCommand::Stopped)
+            && self.state.motor_should_run()
+            && self.top_stop_alarm().is_none()
+            && self.limit_since_ms.is_some();
+        let forward =
+            (matches!(self.motor, MotorCommand::Run { .. }) || held_at_limit) && moved_ul >= 0.0;
+        self.track_limit(f.downstream_pressure_mmhg, f.motor_volume_ul_total);
         self.watch.frame(
             now,
             f.downstream_pressure_mmhg,
@@ -753,6 +768,39 @@ impl Pump {
         );
         self.watch.update_disconnected(forward, &self.config);
         self.update_relief();
+    }
+
+    /// The backstop's spell at the limit: starts at the first frame above the limit, and ends once
+    /// the pump has carried a whole stroke with the reading at or below
+    /// `occlusion_limit_release_fraction` of it (the line drains again), or the reading is below
+    /// that while the pump is not meant to run.
+    fn track_limit(&mut self, pressure_mmhg: f64, encoder_total_ul: f64) {
+        let c = &self.config;
+        let release = c.occlusion_downstream_mmhg * c.occlusion_limit_release_fraction;
+        if pressure_mmhg > c.occlusion_downstream_mmhg {
+            self.limit_since_ms.get_or_insert(self.now_ms);
+            self.limit_above_at_ul = encoder_total_ul;
+        } else if self.limit_since_ms.is_some() {
+            if pressure_mmhg > release {
+                self.limit_above_at_ul = encoder_total_ul;
+            } else if encoder_total_ul - self.limit_above_at_ul >= c.stroke_volume_ul
+                || !self.state.motor_should_run()
+            {
+                self.limit_since_ms = None;
+            }
+        }
+    }
+
+    /// The backstop's verdict: the pressure has stayed at the limit for
+    /// `occlusion_limit_persist_ms` (with zero: it is above the limit now).
+    fn limit_exceeded(&self) -> bool {
+        let c = &self.config;
+        let Some(s) = self.sensors else { return false };
+        if c.occlusion_limit_persist_ms == 0 {
+            return s.downstream_pressure_mmhg > c.occlusion_downstream_mmhg;
+        }
+        self.limit_since_ms
+            .is_some_and(|t| self.now_ms.saturating_sub(t) >= c.occlusion_limit_persist_ms)
     }
 
     /// Where relief brings the line back to: the venous baseline the stroke monitor learned, else
@@ -1491,7 +1539,7 @@ impl Pump {
         }
         match self.sensors {
             Some(s) => {
-                s.downstream_pressure_mmhg > c.occlusion_downstream_mmhg
+                self.limit_exceeded()
                     || s.upstream_pressure_mmhg < c.occlusion_upstream_mmhg
                     || !s.door_closed
                     || (!s.mains_present
@@ -1509,7 +1557,7 @@ impl Pump {
         let none = AlarmDetail::None;
         match kind {
             AlarmKind::OcclusionDownstream => match (s, self.watch.occluded) {
-                (Some(s), _) if s.downstream_pressure_mmhg > c.occlusion_downstream_mmhg => (
+                (Some(s), _) if self.limit_exceeded() => (
                     true,
                     running,
                     AlarmDetail::Pressure {

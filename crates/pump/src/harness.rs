@@ -470,8 +470,8 @@ impl Harness {
             self.plant.encoder_ul_total += moved * sane(self.plant.encoder_reading_factor);
             if let Some((_, jump, _)) = self.plant.line {
                 let stroke = self.pump.config().stroke_volume_ul.max(1e-9);
-                let strokes =
-                    (self.plant.encoder_ul_total / stroke).floor() - (before / stroke).floor();
+                let strokes = whole_strokes(self.plant.encoder_ul_total / stroke)
+                    - whole_strokes(before / stroke);
                 if strokes.is_finite() {
                     let strokes = strokes.clamp(0.0, 1.0e6);
                     self.plant.line_excess_mmhg += jump * strokes;
@@ -990,5 +990,15 @@ impl IntoCommand for u8 {
             4 => Command::ConfirmOverride,
             _ => Command::CancelOverride,
         }
+    }
+}
+
+/// Whole strokes in a non-negative stroke count (`f64::floor` is not in `core`: the crate is
+/// `no_std`, and the fuzz target builds it without `std`).
+fn whole_strokes(count: f64) -> f64 {
+    if count.is_finite() && (0.0..9.0e15).contains(&count) {
+        (count as u64) as f64
+    } else {
+        0.0
     }
 }

@@ -22,7 +22,7 @@ const LEVEL_ALPHA: f64 = 0.25;
 const LEARN_ALPHA: f64 = 0.125;
 /// Weight of each new stroke in the learned venous baseline once learned: a pump moved up or down
 /// changes it at once, and the pulses still drain as before.
-const BASELINE_ALPHA: f64 = 0.5;
+const BASELINE_ALPHA: f64 = 1.0;
 /// Strokes needed before the learned baseline and half-life are trusted.
 const LEARN_STROKES: u32 = 4;
 /// The disconnection monitor counts as armed while a half-life sample came within this many strokes.
@@ -38,6 +38,16 @@ pub(crate) struct StrokeWatch {
     /// Smoothed pressure; restarted at the mean of the frames right after each stroke.
     level: f64,
     level_valid: bool,
+    /// The reading of the previous frame.
+    last_pressure: f64,
+    /// The last three readings (oldest first is not needed: only their mean is used).
+    recent: [f64; 3],
+    /// A step of the reading between strokes (the pump moved) being measured: the mean of the
+    /// three readings before it, and the readings after it so far.
+    step_pending: bool,
+    step_from: f64,
+    step_after_sum: f64,
+    step_after_n: u32,
 
     // ---- occlusion: the current episode of held pulses ----
     episode: bool,
@@ -70,6 +80,8 @@ pub(crate) struct StrokeWatch {
     hl_frames: u32,
     /// First excess of the pulse being measured.
     hl_first: f64,
+    /// Excess of the previous frame (the half-life is read on two-frame averages).
+    hl_prev_raw: f64,
     /// Half-life found; waiting until `hl_check_frame` to see the pulse really drained to its
     /// baseline and sits still (a stacked or draining line gives no clean half-life).
     hl_found_ms: Option<f64>,
@@ -83,6 +95,12 @@ pub(crate) struct StrokeWatch {
     /// Lowest and highest baseline of the suspect strokes so far (an open line sits still).
     suspect_low: f64,
     suspect_high: f64,
+    /// Sum of the half-lives of the suspect strokes so far (their mean must be fast too).
+    suspect_half_life_sum_ms: f64,
+    /// Since when the settled pulses drain differently from the learned line without a lower
+    /// baseline (a bent arm, a line that changed): after `disconnect_relearn_ms` the line is
+    /// learned again.
+    mismatch_since_ms: Option<u64>,
 
     /// Verdicts.
     pub(crate) occluded: Option<AlarmDetail>,
@@ -114,9 +132,13 @@ impl StrokeWatch {
     }
 
     /// Whether the disconnection monitor can judge the line now: it has learned the line's
-    /// baseline and half-life, and the pulses keep settling between strokes (recent samples).
-    pub(crate) fn disconnection_armed(&self) -> bool {
-        self.learned >= LEARN_STROKES && self.strokes_since_sample <= ARMED_STROKES
+    /// baseline and half-life, the half-life is long enough for the frames to read it
+    /// (`disconnect_half_life_min_ms`), and the pulses keep settling between strokes (recent
+    /// samples).
+    pub(crate) fn disconnection_armed(&self, c: &Config) -> bool {
+        self.learned >= LEARN_STROKES
+            && self.half_life_ref_ms >= c.disconnect_half_life_min_ms
+            && self.strokes_since_sample <= ARMED_STROKES
     }
 
     /// Forget the episode and any half-life measurement (the motor stopped or reversed).
@@ -156,26 +178,42 @@ impl StrokeWatch {
         if !self.level_valid {
             self.level = pressure;
             self.level_valid = true;
+            self.last_pressure = pressure;
+            self.recent = [pressure; 3];
             return;
         }
         if !forward || new_strokes < 0 {
             self.pause();
             self.level += LEVEL_ALPHA * (pressure - self.level);
-            return;
-        }
-        if new_strokes > 0 {
-            self.stroke(
-                now_ms,
-                pressure,
-                new_strokes.min(i64::from(u32::MAX)) as u32,
-            );
         } else {
-            self.between_strokes(pressure, c);
+            if new_strokes > 0 {
+                self.stroke(
+                    now_ms,
+                    pressure,
+                    new_strokes.min(i64::from(u32::MAX)) as u32,
+                );
+            } else {
+                self.between_strokes(now_ms, pressure, c);
+            }
+            self.judge_occlusion(now_ms, c);
         }
-        self.judge_occlusion(now_ms, c);
+        self.last_pressure = pressure;
+        self.recent = [self.recent[1], self.recent[2], pressure];
+    }
+
+    /// The pump moved: the vein's pressure at the pump moved by the measured step.
+    fn shift_baseline(&mut self) {
+        if self.step_pending && self.step_after_n > 0 {
+            self.baseline_ref +=
+                self.step_after_sum / f64::from(self.step_after_n) - self.step_from;
+        }
+        self.step_pending = false;
+        self.step_after_n = 0;
     }
 
     fn stroke(&mut self, now_ms: u64, pressure: f64, count: u32) {
+        // A step still being measured ends before the stroke's pulse.
+        self.shift_baseline();
         let pre = self.level;
         if self.in_post {
             // The previous stroke's pulse was still being read: close it with what we have.
@@ -208,6 +246,7 @@ impl StrokeWatch {
             self.hl_pre = pre;
             self.hl_half = excess / 2.0;
             self.hl_prev_excess = excess;
+            self.hl_prev_raw = excess;
             self.hl_first = excess;
             self.hl_frames = 0;
             self.hl_found_ms = None;
@@ -223,7 +262,45 @@ impl StrokeWatch {
         self.post_seg_rise = seg_rise;
     }
 
-    fn between_strokes(&mut self, pressure: f64, c: &Config) {
+    fn between_strokes(&mut self, now_ms: u64, pressure: f64, c: &Config) {
+        // Between strokes a line only drains: a reading that jumps up from one frame to the next,
+        // or away from the smoothed level, stepped (the pump was moved up or down, or a cough
+        // reached an open line). What drained since the pulses can no longer be told from the
+        // level: no evidence either way; the next stroke starts a new episode.
+        let stepped = pressure - self.last_pressure > c.occlusion_step_mmhg
+            || (!self.in_post && (pressure - self.level).abs() > c.occlusion_step_mmhg);
+        if self.episode && stepped {
+            self.episode = false;
+        }
+        // The same step seen from one frame to the next after the pulse has been read is the pump
+        // moved up or down: the vein's pressure at the pump moved with it. A disconnection never
+        // drops the reading that fast in a line the monitor judges (its pulses take two frames or
+        // more to halve, so the line drains towards the room over several frames, and the drop is
+        // the venous pressure, 5–10 mmHg, plus a part of the flow's). Shift the learned baseline by
+        // the step, and drop the pulse being timed and any suspicion: they straddle the move.
+        // The step is the mean of the three readings after it less the mean of the three before
+        // (single readings would add their noise to the learned baseline).
+        let frame_step = pressure - self.last_pressure;
+        if !self.in_post && frame_step.abs() > c.occlusion_step_mmhg {
+            if self.step_after_n > 0 {
+                self.shift_baseline();
+            }
+            self.step_from = (self.recent[0] + self.recent[1] + self.recent[2]) / 3.0;
+            self.step_after_sum = 0.0;
+            self.step_after_n = 0;
+            self.step_pending = true;
+            // The smoothed level restarts at the reading after the step.
+            self.level = pressure;
+            self.suspect = 0;
+            self.measuring = false;
+        }
+        if self.step_pending {
+            self.step_after_sum += pressure;
+            self.step_after_n += 1;
+            if self.step_after_n >= 3 {
+                self.shift_baseline();
+            }
+        }
         if self.in_post {
             self.post_sum += pressure;
             self.post_n += 1;
@@ -240,12 +317,18 @@ impl StrokeWatch {
         }
         if self.measuring {
             self.hl_frames += 1;
-            let excess = pressure - self.hl_pre;
+            // The pulse's excess averaged over this frame and the one before, so one noisy frame
+            // does not decide the half-life (its time is taken half a frame earlier, below).
+            let raw_excess = pressure - self.hl_pre;
+            let excess = 0.5 * (raw_excess + self.hl_prev_raw);
+            self.hl_prev_raw = raw_excess;
             if let Some(half_life_ms) = self.hl_found_ms {
                 if self.hl_frames >= self.hl_check_frame {
                     self.measuring = false;
-                    if excess.abs() <= 0.15 * self.hl_first + c.occlusion_flat_mmhg {
-                        self.half_life_sample(half_life_ms.max(1.0), self.hl_pre, c);
+                    if raw_excess.abs()
+                        <= c.disconnect_settle_fraction * self.hl_first + c.disconnect_settle_mmhg
+                    {
+                        self.half_life_sample(now_ms, half_life_ms.max(1.0), self.hl_pre, c);
                     }
                 }
             } else if excess <= self.hl_half {
@@ -257,7 +340,7 @@ impl StrokeWatch {
                     1.0
                 };
                 let half_life_ms =
-                    (f64::from(self.hl_frames) - 1.0 + part) * c.sensor_period_ms as f64;
+                    (f64::from(self.hl_frames) - 1.5 + part).max(0.1) * c.sensor_period_ms as f64;
                 // Four more half-lives (at least three frames) to see it settle.
                 self.hl_found_ms = Some(half_life_ms);
                 let period = (c.sensor_period_ms as f64).max(1.0);
@@ -273,25 +356,36 @@ impl StrokeWatch {
 
     /// One pulse's half-life and the baseline before it: learn them, or count them as a sign of
     /// a line open to the room.
-    fn half_life_sample(&mut self, half_life_ms: f64, baseline: f64, c: &Config) {
+    fn half_life_sample(&mut self, now_ms: u64, half_life_ms: f64, baseline: f64, c: &Config) {
         self.strokes_since_sample = 0;
+        let ratio = half_life_ms / self.half_life_ref_ms.max(1e-9);
+        let in_band = (c.disconnect_half_life_fraction..=1.0 / c.disconnect_half_life_fraction)
+            .contains(&ratio);
         if self.learned < LEARN_STROKES {
-            if self.learned == 0 {
+            // The strokes learned from must agree with each other: a line that is still changing
+            // (a bent arm, a level still draining) is learned again from this stroke.
+            let agrees = in_band && (baseline - self.baseline_ref).abs() < c.disconnect_drop_mmhg;
+            if self.learned == 0 || !agrees {
                 self.baseline_ref = baseline;
                 self.half_life_ref_ms = half_life_ms;
+                self.learned = 1;
             } else {
                 self.baseline_ref += LEARN_ALPHA * 2.0 * (baseline - self.baseline_ref);
                 self.half_life_ref_ms += LEARN_ALPHA * 2.0 * (half_life_ms - self.half_life_ref_ms);
+                self.learned += 1;
             }
-            self.learned += 1;
+            self.mismatch_since_ms = None;
             return;
         }
         let drop = self.baseline_ref - baseline;
         let fast = half_life_ms <= c.disconnect_half_life_fraction * self.half_life_ref_ms;
-        if drop >= c.disconnect_drop_mmhg && fast {
+        // A line that drains within a few frames gives no half-life to judge by.
+        let readable = self.half_life_ref_ms >= c.disconnect_half_life_min_ms;
+        if drop >= c.disconnect_drop_mmhg && fast && readable {
             if self.suspect == 0 {
                 self.suspect_low = baseline;
                 self.suspect_high = baseline;
+                self.suspect_half_life_sum_ms = 0.0;
             }
             self.suspect_low = self.suspect_low.min(baseline);
             self.suspect_high = self.suspect_high.max(baseline);
@@ -301,25 +395,36 @@ impl StrokeWatch {
                 self.suspect = 0;
                 self.suspect_low = baseline;
                 self.suspect_high = baseline;
+                self.suspect_half_life_sum_ms = 0.0;
             }
             self.suspect = self.suspect.saturating_add(1);
-            if self.suspect >= c.disconnect_strokes && self.disconnected.is_none() {
+            self.suspect_half_life_sum_ms += half_life_ms;
+            // Their mean half-life too: one noisy reading of a half-life is no evidence.
+            let mean_ms = self.suspect_half_life_sum_ms / f64::from(self.suspect.max(1));
+            if self.suspect >= c.disconnect_strokes
+                && mean_ms <= c.disconnect_half_life_fraction * self.half_life_ref_ms
+                && self.disconnected.is_none()
+            {
                 self.disconnected = Some(AlarmDetail::LineOpen {
                     drop_mmhg: drop,
-                    half_life_ms,
+                    half_life_ms: mean_ms,
                     reference_half_life_ms: self.half_life_ref_ms,
                 });
             }
         } else {
             self.suspect = 0;
-            let ratio = half_life_ms / self.half_life_ref_ms.max(1e-9);
-            if !(c.disconnect_half_life_fraction..=1.0 / c.disconnect_half_life_fraction)
-                .contains(&ratio)
-            {
+            if !in_band {
                 // A partly blocked line (a bent arm, a kink: pulses drain slower and stack), or
-                // pulses measured on a level still draining: no venous baseline to learn.
+                // pulses measured on a level still draining: no venous baseline to learn. If it
+                // lasts longer than a bent arm does, the line itself has changed: learn it again.
+                let since = *self.mismatch_since_ms.get_or_insert(now_ms);
+                if now_ms.saturating_sub(since) >= c.disconnect_relearn_ms {
+                    self.learned = 0;
+                    self.mismatch_since_ms = None;
+                }
                 return;
             }
+            self.mismatch_since_ms = None;
             // A pulse that drains as it always did: the line still ends in the vein. Follow its
             // baseline quickly (the pump was moved up or down), its half-life slowly.
             self.baseline_ref += BASELINE_ALPHA * (baseline - self.baseline_ref);

@@ -219,9 +219,11 @@ fn occlusion_downstream() {
         alarm: AlarmKind::OcclusionDownstream,
         priority: Priority::High,
         program: basal(25.0, 100.0),
+        // The fixed limit is the backstop: a line held above it (the motor waits while it is)
+        // for `occlusion_limit_persist_ms`.
         raise: vec![
             sense(SensorChange::DownstreamPressure { mmhg: 600.0 }),
-            run(200),
+            run(Config::default().occlusion_limit_persist_ms + 200),
         ],
         // Pressure relief backs the mechanism off (here the harness line keeps its 600 mmHg, so
         // relief ends at the volume this program pushed).

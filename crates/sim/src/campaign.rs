@@ -21,6 +21,9 @@ pub const VIOLATIONS_PER_DAY_MAX: usize = 8;
 pub const NUISANCE_PER_DAY: f64 = 16.0;
 /// Largest campaign accepted: ten million patient-days (bounds memory for per-fault statistics).
 pub const PATIENT_DAYS_MAX: u64 = 10_000_000;
+/// Most false alarms listed in a report with their day seeds (the first ones by day; all are
+/// counted in the per-100-days figures).
+pub const FALSE_ALARMS_LISTED_MAX: usize = 50;
 
 /// The faults the campaign injects, with a detection deadline each.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -190,6 +193,19 @@ pub struct Violation {
     pub message: String,
 }
 
+/// An alarm raised with no injected fault behind it, with what replays it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FalseAlarm {
+    /// Replays this patient-day: `infusafe sim campaign --replay SEED`.
+    pub day_seed: u64,
+    pub at_ms: u64,
+    pub alarm: AlarmKind,
+    /// The alarm's detail as the pump shows it (e.g. the pressure and the limit).
+    pub detail: String,
+    /// The therapy's programmed rate that day.
+    pub rate_ml_per_h: f64,
+}
+
 /// Detection statistics of one fault kind.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct FaultStats {
@@ -199,6 +215,10 @@ pub struct FaultStats {
     /// Injected but overtaken by another stop (another alarm, end of day) before detection could
     /// be judged; neither a detection nor a miss.
     pub masked: u64,
+    /// Injected, not alarmed, and physically undetectable by the core (docs/pump-core.md, "Where
+    /// physics cannot tell"): a disconnected line whose pump was then lowered so far that the
+    /// open end reads no lower than the vein did. Neither a detection nor a violation; reported.
+    pub undetectable: u64,
     pub missed: u64,
     pub detection_s_p50: Option<f64>,
     pub detection_s_p90: Option<f64>,
@@ -225,10 +245,18 @@ pub struct CampaignReport {
     pub false_occlusion_by_limit_per_100_days: f64,
     /// `line_disconnected` raised with no injected fault behind it, per 100 patient-days.
     pub false_disconnection_per_100_days: f64,
+    /// Disconnections drawn while the pump was infusing with no other fault, but not injected
+    /// because the core's disconnection monitor was not armed (pulses that do not settle between
+    /// strokes, or drain within three frames, or a line not yet learned): cases where physics at
+    /// 10 frames a second cannot tell (docs/pump-core.md). Counted, never silently dropped.
+    pub disconnections_not_judgeable: u64,
     /// Patient-days on which no fault was injected: normal infusions (disturbances only).
     pub normal_infusions: u64,
     /// Every alarm raised on those days (infusion_complete included), per normal infusion.
     pub alarms_per_normal_infusion: Option<f64>,
+    /// The first [`FALSE_ALARMS_LISTED_MAX`] unexplained `occlusion_downstream` and
+    /// `line_disconnected` alarms, in day order, each with its day seed for `--replay`.
+    pub false_alarms: Vec<FalseAlarm>,
 }
 
 impl CampaignReport {
@@ -241,12 +269,15 @@ impl CampaignReport {
 #[derive(Debug, Clone, Default)]
 struct DayResult {
     injected: Vec<(FaultKind, Outcome)>,
+    disconnections_not_judgeable: u64,
     /// Every alarm raised that day.
     alarms_raised: u64,
     /// Unexplained `occlusion_downstream` raised by the fixed pressure limit (the rest came from
     /// the per-stroke detector).
     unexplained_by_limit: u64,
     unexplained: Vec<AlarmKind>,
+    /// The unexplained occlusion and disconnection alarms, for the report's list.
+    false_alarms: Vec<FalseAlarm>,
     violations: Vec<Violation>,
     violations_not_listed: u64,
 }
@@ -255,6 +286,7 @@ struct DayResult {
 enum Outcome {
     Detected { after_ms: u64 },
     Masked,
+    Undetectable,
     Missed,
 }
 
@@ -308,18 +340,23 @@ fn summarize(
     days: u64,
     results: impl Iterator<Item = DayResult>,
 ) -> CampaignReport {
-    let mut per_kind: Vec<(FaultKind, Vec<u64>, u64, u64, u64)> = FaultKind::ALL
+    let mut per_kind: Vec<(FaultKind, Vec<u64>, u64, u64, u64, u64)> = FaultKind::ALL
         .iter()
-        .map(|k| (*k, Vec::new(), 0, 0, 0))
+        .map(|k| (*k, Vec::new(), 0, 0, 0, 0))
         .collect();
+    let mut not_judgeable = 0u64;
     let mut unexplained = [0u64; AlarmKind::ALL.len()];
     let mut violations = Vec::new();
     let mut not_listed = 0;
     let mut normal_infusions = 0u64;
     let mut normal_alarms = 0u64;
     let mut by_limit = 0u64;
+    let mut false_alarms = Vec::new();
     for r in results {
         by_limit += r.unexplained_by_limit;
+        not_judgeable += r.disconnections_not_judgeable;
+        let room = FALSE_ALARMS_LISTED_MAX.saturating_sub(false_alarms.len());
+        false_alarms.extend(r.false_alarms.into_iter().take(room));
         if r.injected.is_empty() && r.violations.is_empty() {
             normal_infusions += 1;
             normal_alarms += r.alarms_raised;
@@ -334,6 +371,7 @@ fn summarize(
                 Outcome::Detected { after_ms } => entry.1.push(after_ms),
                 Outcome::Masked => entry.3 += 1,
                 Outcome::Missed => entry.4 += 1,
+                Outcome::Undetectable => entry.5 += 1,
             }
         }
         for a in r.unexplained {
@@ -347,27 +385,30 @@ fn summarize(
     }
     let faults = per_kind
         .into_iter()
-        .map(|(kind, mut times, injected, masked, missed)| {
-            times.sort_unstable();
-            let pct = |p: f64| -> Option<f64> {
-                if times.is_empty() {
-                    return None;
+        .map(
+            |(kind, mut times, injected, masked, missed, undetectable)| {
+                times.sort_unstable();
+                let pct = |p: f64| -> Option<f64> {
+                    if times.is_empty() {
+                        return None;
+                    }
+                    let i = ((times.len() as f64 - 1.0) * p).round() as usize;
+                    Some(times[i] as f64 / 1000.0)
+                };
+                FaultStats {
+                    kind,
+                    injected,
+                    detected: times.len() as u64,
+                    masked,
+                    undetectable,
+                    missed,
+                    detection_s_p50: pct(0.5),
+                    detection_s_p90: pct(0.9),
+                    detection_s_p99: pct(0.99),
+                    detection_s_max: times.last().map(|t| *t as f64 / 1000.0),
                 }
-                let i = ((times.len() as f64 - 1.0) * p).round() as usize;
-                Some(times[i] as f64 / 1000.0)
-            };
-            FaultStats {
-                kind,
-                injected,
-                detected: times.len() as u64,
-                masked,
-                missed,
-                detection_s_p50: pct(0.5),
-                detection_s_p90: pct(0.9),
-                detection_s_p99: pct(0.99),
-                detection_s_max: times.last().map(|t| *t as f64 / 1000.0),
-            }
-        })
+            },
+        )
         .collect();
     let per_100 = |kind: AlarmKind| {
         let n = unexplained[AlarmKind::ALL
@@ -388,6 +429,7 @@ fn summarize(
             by_limit as f64 * 100.0 / days as f64
         },
         false_disconnection_per_100_days: per_100(AlarmKind::LineDisconnected),
+        disconnections_not_judgeable: not_judgeable,
         normal_infusions,
         alarms_per_normal_infusion: (normal_infusions > 0)
             .then(|| normal_alarms as f64 / normal_infusions as f64),
@@ -403,6 +445,7 @@ fn summarize(
             .collect(),
         violations,
         violations_not_listed: not_listed,
+        false_alarms,
     }
 }
 
@@ -414,6 +457,11 @@ struct ActiveFault {
     commanded_at_ul: f64,
     deadline: Deadline,
     alarms_before: usize,
+    /// The pump's height above the catheter when the fault was injected.
+    height_cm: f64,
+    /// How far the pump was lowered since, in moves too small for the core to see as a step of
+    /// the reading (`occlusion_step_mmhg`); larger moves it measures and follows.
+    unseen_lowering_cm: f64,
     outcome: Option<Outcome>,
 }
 
@@ -787,12 +835,24 @@ impl<'a> Day<'a> {
             );
             if !explained && !consequence {
                 self.result.unexplained.push(a.kind);
+                let detail = self.sim.pump().alarm(a.kind).map(|active| active.detail);
                 if a.kind == AlarmKind::OcclusionDownstream
-                    && self.sim.pump().alarm(a.kind).is_some_and(|active| {
-                        matches!(active.detail, pump::AlarmDetail::Pressure { .. })
-                    })
+                    && matches!(detail, Some(pump::AlarmDetail::Pressure { .. }))
                 {
                     self.result.unexplained_by_limit += 1;
+                }
+                if matches!(
+                    a.kind,
+                    AlarmKind::OcclusionDownstream | AlarmKind::LineDisconnected
+                ) && self.result.false_alarms.len() < FALSE_ALARMS_LISTED_MAX
+                {
+                    self.result.false_alarms.push(FalseAlarm {
+                        day_seed: self.seed,
+                        at_ms: a.raised_at_ms,
+                        alarm: a.kind,
+                        detail: detail.map_or(String::new(), |d| d.to_string()),
+                        rate_ml_per_h: self.rate,
+                    });
                 }
                 if let Some(j) = self.log.as_deref_mut() {
                     j.push(format!("{now:>9} ms  unexplained alarm {}", a.kind.name()));
@@ -824,6 +884,17 @@ impl<'a> Day<'a> {
         };
         if stopped_otherwise && !overdue {
             f.outcome = Some(Outcome::Masked);
+        } else if overdue && self.physically_undetectable(&f) {
+            f.outcome = Some(Outcome::Undetectable);
+            if let Some(j) = self.log.as_deref_mut() {
+                j.push(format!(
+                    "{now:>9} ms  {} physically undetectable (pump lowered {:.0} cm in small moves, from {} to {} cm)",
+                    f.kind.name(),
+                    f.unseen_lowering_cm,
+                    f.height_cm,
+                    self.sim.plant_model().config().pump_height_cm
+                ));
+            }
         } else if overdue {
             f.outcome = Some(Outcome::Missed);
             let message = format!(
@@ -839,13 +910,24 @@ impl<'a> Day<'a> {
         self.fault = Some(f);
     }
 
+    /// A disconnection the pump cannot see: the open end reads the room's pressure at the
+    /// catheter's height, and a pump lowered after the disconnection by more than (venous pressure −
+    /// `disconnect_drop_mmhg`) / 0.736 cm, in moves too small to show as a step of the reading,
+    /// lifts that reading back to within the drop of the vein's, so no baseline fell
+    /// (docs/pump-core.md, "Where physics cannot tell"). Larger moves the core follows.
+    fn physically_undetectable(&self, f: &ActiveFault) -> bool {
+        let hidden_cm = (self.day_plant.venous_pressure_mmhg - self.cfg.disconnect_drop_mmhg)
+            / crate::plant::MMHG_PER_CM_WATER;
+        f.kind == FaultKind::LineDisconnected && f.unseen_lowering_cm > hidden_cm
+    }
+
     /// A missed fault will call nobody: judge it now and remove its cause, so one miss does not
     /// hide the rest of the day.
     fn drop_missed_fault(&mut self) {
         if let Some(f) = self.fault
-            && f.outcome == Some(Outcome::Missed)
+            && let Some(outcome @ (Outcome::Missed | Outcome::Undetectable)) = f.outcome
         {
-            self.result.injected.push((f.kind, Outcome::Missed));
+            self.result.injected.push((f.kind, outcome));
             for action in fix(f.kind) {
                 let _ = self.sim.apply(*action);
             }
@@ -918,6 +1000,13 @@ impl<'a> Day<'a> {
         if now >= self.next_nuisance_ms {
             self.next_nuisance_ms = now + self.rng.exponential(self.nuisance_gap_ms) as u64;
             let action = draw_nuisance(&mut self.rng);
+            if let (Action::MovePump { height_cm }, Some(f)) = (action, &mut self.fault) {
+                let from = self.sim.plant_model().config().pump_height_cm;
+                let step_mmhg = (height_cm - from).abs() * crate::plant::MMHG_PER_CM_WATER;
+                if step_mmhg <= self.cfg.occlusion_step_mmhg {
+                    f.unseen_lowering_cm += from - height_cm;
+                }
+            }
             let _ = self.sim.apply(action);
         }
     }
@@ -937,6 +1026,14 @@ impl<'a> Day<'a> {
             // only while the pump says it can judge (docs/pump-core.md, "Where physics cannot
             // tell"); the report counts the days it could not.
             && (kind != FaultKind::LineDisconnected || self.sim.pump().line_monitor_armed());
+        if self.fault.is_none()
+            && infusing
+            && quiet
+            && kind == FaultKind::LineDisconnected
+            && !self.sim.pump().line_monitor_armed()
+        {
+            self.result.disconnections_not_judgeable += 1;
+        }
         if !(self.fault.is_none() && infusing && quiet && meaningful) {
             // Not now: the pump is busy with another fault or not infusing. Try again in a
             // minute, so the faults still arrive at their rate over infusing time.
@@ -971,6 +1068,8 @@ impl<'a> Day<'a> {
             commanded_at_ul: self.sim.plant_model().commanded_ul(),
             deadline,
             alarms_before: self.sim.alarm_history().len(),
+            height_cm: self.sim.plant_model().config().pump_height_cm,
+            unseen_lowering_cm: 0.0,
             outcome: None,
         });
     }
@@ -1042,10 +1141,11 @@ fn inject(
                 FaultKind::DownstreamClampClosed => Action::CloseDownstreamClamp,
                 _ => Action::BlockCatheter,
             };
-            // The pressure limit's physics, or the per-stroke detector's bound (issue 11),
-            // whichever comes first.
+            // The pressure limit's physics (with the time the line must stay at the limit), or
+            // the per-stroke detector's bound (issue 11), whichever comes first.
             let limit_ms = needed * 1.25 + 2.0 * stroke;
-            let limit_ms = limit_ms / (rate_ml_per_h.max(0.01) / 3.6) * 1000.0;
+            let limit_ms = limit_ms / (rate_ml_per_h.max(0.01) / 3.6) * 1000.0
+                + cfg.occlusion_limit_persist_ms as f64;
             let bound_ms = occlusion_bound_s(rate_ml_per_h) * 1000.0;
             (
                 vec![action],
@@ -1178,17 +1278,27 @@ impl CampaignReport {
             self.patient_days, self.simulated_hours, self.seed
         );
         out.push_str(&format!(
-            "{:<24} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
-            "fault", "injected", "detected", "masked", "missed", "p50 s", "p90 s", "p99 s", "max s"
+            "{:<24} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+            "fault",
+            "injected",
+            "detected",
+            "masked",
+            "undet.",
+            "missed",
+            "p50 s",
+            "p90 s",
+            "p99 s",
+            "max s"
         ));
         let f = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.1}"));
         for s in &self.faults {
             out.push_str(&format!(
-                "{:<24} {:>8} {:>8} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
+                "{:<24} {:>8} {:>8} {:>7} {:>7} {:>7} {:>9} {:>9} {:>9} {:>9}\n",
                 s.kind.name(),
                 s.injected,
                 s.detected,
                 s.masked,
+                s.undetectable,
                 s.missed,
                 f(s.detection_s_p50),
                 f(s.detection_s_p90),
@@ -1204,6 +1314,10 @@ impl CampaignReport {
             self.false_disconnection_per_100_days
         ));
         out.push_str(&format!(
+            "disconnections not injected because the pump could not judge the line then (not armed): {}\n",
+            self.disconnections_not_judgeable
+        ));
+        out.push_str(&format!(
             "normal infusions (days with no injected fault): {}, alarms per normal infusion: {}\n",
             self.normal_infusions,
             self.alarms_per_normal_infusion
@@ -1213,6 +1327,21 @@ impl CampaignReport {
             out.push_str("\nalarms with no injected fault behind them:\n");
             for (k, n) in &self.unexplained_alarms {
                 out.push_str(&format!("  {k}: {n}\n"));
+            }
+        }
+        if !self.false_alarms.is_empty() {
+            out.push_str(
+                "\nfalse occlusion and disconnection alarms (replay with --replay DAY_SEED):\n",
+            );
+            for a in &self.false_alarms {
+                out.push_str(&format!(
+                    "  {} day seed {} at {} ms, {} mL/h: {}\n",
+                    a.alarm.name(),
+                    a.day_seed,
+                    a.at_ms,
+                    a.rate_ml_per_h,
+                    a.detail
+                ));
             }
         }
         if self.passed() {

@@ -44,7 +44,8 @@ pub use methods::{MethodConfig, MethodError, OcclusionResult, TrumpetResult, occ
 pub mod campaign;
 
 pub use campaign::{
-    CampaignConfig, CampaignReport, FaultKind, FaultMix, Violation, campaign, replay_day,
+    CampaignConfig, CampaignReport, FalseAlarm, FaultKind, FaultMix, Violation, campaign,
+    replay_day,
 };
 pub mod cli;
 pub mod svg;

@@ -214,8 +214,10 @@ pub fn occlusion(rate_ml_per_h: f64, cfg: &MethodConfig) -> Result<OcclusionResu
         let mut no_relief = c.clone();
         no_relief.pump.relief_max_ul = 0.0;
         let without = occlusion_at(rate_ml_per_h, limit_mmhg, &no_relief)?;
+        // The pump before issue 11: the limit alone, alarming at the first reading above it.
         let mut limit_only = c.clone();
         limit_only.pump.occlusion_stroke_rise_mmhg = 1.0e9;
+        limit_only.pump.occlusion_limit_persist_ms = 0;
         let limit_only = occlusion_at(rate_ml_per_h, limit_mmhg, &limit_only)?;
         rows.push(OcclusionRow {
             time_to_alarm_limit_only_s: limit_only.time_to_alarm_s,
