@@ -2,6 +2,7 @@
 
 mod demo;
 mod export;
+mod load;
 mod pumpcmd;
 mod record;
 mod reminders;
@@ -37,6 +38,9 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Runs a simulated pump against a server's pump link.
     Pump(pumpcmd::PumpArgs),
+    /// Load generator: N pumps on the pump link of a server on this machine, alarms at a fixed rate, latency to
+    /// the nurse's dashboard stream; bounded in pumps and time, loopback only.
+    Load(load::LoadArgs),
 }
 
 fn main() -> ExitCode {
@@ -50,5 +54,6 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve::main(args),
         Command::Demo(args) => demo::main(args),
         Command::Pump(args) => pumpcmd::main(args),
+        Command::Load(args) => load::main(args),
     }
 }
