@@ -500,7 +500,15 @@ pub struct NewDeviceBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceUpdateBody {
-    pub pcd_device_id: Option<String>,
+    /// Required: the gateway's device id, or `null` to clear it (a missing field is refused, so an empty body
+    /// can never clear a pump's PCD id by accident).
+    #[serde(default, deserialize_with = "present")]
+    pub pcd_device_id: Option<Option<String>>,
+}
+
+/// Tells a field given as `null` (`Some(None)`) from a missing one (`None`).
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Ok(Some(Option::<String>::deserialize(d)?))
 }
 
 async fn admin_update_device(
@@ -509,11 +517,17 @@ async fn admin_update_device(
     Path(device_id): Path<String>,
     ApiJson(body): ApiJson<DeviceUpdateBody>,
 ) -> Result<Json<Value>, AppError> {
+    let Some(pcd_device_id) = body.pcd_device_id else {
+        return Err(AppError::invalid(
+            "pcd_device_id",
+            "is required: give the gateway's device id (e.g. an EUI-64), or null to clear it",
+        ));
+    };
     let id = crate::services::directory::set_pcd_device_id(
         &state,
         &user,
         &device_id,
-        body.pcd_device_id.as_deref(),
+        pcd_device_id.as_deref(),
     )
     .await?;
     Ok(Json(json!({"device_id": device_id, "pcd_device_id": id})))

@@ -810,6 +810,12 @@ async fn admins_set_pcd_ids_once_per_pump_in_their_clinic(backend: Backend) {
         .await
         .expect_status(422);
     assert_eq!(r.json()["field"], "pcd_device_id");
+    // An empty body is refused rather than taken as "clear": only an explicit null clears the id.
+    let r = app
+        .put(&format!("/api/admin/devices/{second}"), &admin, &json!({}))
+        .await
+        .expect_status(422);
+    assert_eq!(r.json()["field"], "pcd_device_id");
     app.put(
         &format!("/api/admin/devices/{second}"),
         &admin,
