@@ -43,6 +43,10 @@ pub fn router(state: AppState) -> Router {
             error::render_html_errors,
         ))
         .layer(axum::middleware::map_response(security_headers))
+        // gzip for pages and JSON when the client asks (a dashboard of many patients is mostly repeated markup);
+        // never for server-sent event streams (tower-http's default predicate leaves `text/event-stream`, images
+        // and bodies under 32 bytes alone), so live messages are not held back in a compressor's buffer.
+        .layer(tower_http::compression::CompressionLayer::new())
         .with_state(state)
 }
 

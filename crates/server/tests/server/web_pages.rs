@@ -1019,3 +1019,71 @@ async fn the_card_puts_the_care_teams_words_and_the_emergency_number_first() {
         "the emergency number first: {numbers}"
     );
 }
+
+/// Pages and JSON are gzip-compressed when the browser asks; the live streams never are (a compressor would hold
+/// live messages back).
+#[tokio::test]
+async fn pages_are_compressed_and_live_streams_are_not() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let web = Web::start().await;
+    let nurse = web.session(Some(User::Nurse)).await;
+    let r = web
+        .server
+        .http
+        .request(
+            "GET",
+            &web.url("/nurse"),
+            &nurse,
+            &[("accept-encoding", "gzip")],
+            None,
+        )
+        .await;
+    check(&r, 200, "the dashboard");
+    assert_eq!(
+        r.headers
+            .get("content-encoding")
+            .and_then(|v| v.to_str().ok()),
+        Some("gzip"),
+        "the dashboard is compressed when asked"
+    );
+    let plain = web.get("/nurse", &nurse).await;
+    assert!(plain.headers.get("content-encoding").is_none());
+    assert!(
+        r.body.starts_with(&[0x1f, 0x8b]) && r.body.len() < plain.body.len(),
+        "a gzip body, smaller than the page ({} < {} bytes)",
+        r.body.len(),
+        plain.body.len()
+    );
+
+    // The stream: read only its head over a raw connection (the body never ends).
+    let url = web.url("/api/dashboard/stream");
+    let address = url
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_string();
+    let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    let request = format!(
+        "GET /api/dashboard/stream HTTP/1.1\r\nHost: {address}\r\nAccept: text/event-stream\r\nAccept-Encoding: gzip\r\nCookie: {}\r\n\r\n",
+        nurse.cookie.as_deref().expect("a session cookie")
+    );
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut head = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read(&mut buf))
+            .await
+            .expect("the stream answers")
+            .unwrap();
+        assert!(n > 0, "closed before its head");
+        head.extend_from_slice(&buf[..n]);
+    }
+    let head = String::from_utf8_lossy(&head).to_ascii_lowercase();
+    assert!(head.starts_with("http/1.1 200"), "{head}");
+    assert!(head.contains("text/event-stream"), "{head}");
+    assert!(
+        !head.contains("content-encoding"),
+        "a live stream is never compressed: {head}"
+    );
+}
