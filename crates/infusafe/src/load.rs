@@ -83,10 +83,23 @@ pub struct LoadArgs {
     /// Print the report as JSON (and no progress bar).
     #[arg(long)]
     json: bool,
-    /// The server's process id: its CPU use over the run is read from /proc/PID/stat.
+    /// A server process id: its CPU use over the run is read from /proc/PID/stat. Repeat it for several
+    /// server processes (behind a load balancer): the report gives each and their sum.
     #[arg(long)]
-    server_pid: Option<u32>,
+    server_pid: Vec<u32>,
+    /// Another server's base URL (loopback) whose dashboard stream must also see every alarm: with several
+    /// server processes behind a load balancer at --server, watch each process directly. Repeatable, at most 8.
+    #[arg(long)]
+    watch: Vec<String>,
+    /// Every pump's first heartbeat falls within this long of the start (100ms to 1h; default: one heartbeat
+    /// interval, spread out). Shorter than the heartbeat interval, the pumps stay in step all run: a synchronized
+    /// start, as after an outage.
+    #[arg(long, value_parser = parse_interval)]
+    start_within: Option<Duration>,
 }
+
+/// Extra streams watched at most.
+pub const WATCH_MAX: usize = 8;
 
 pub fn main(args: LoadArgs) -> ExitCode {
     match run(args) {
@@ -607,6 +620,8 @@ struct Stats {
     /// POSTs started for alarms, by number (an answer may come after the stream's message).
     started: HashMap<u64, Instant>,
     seen: HashSet<u64>,
+    /// The alarms each `--watch` stream saw.
+    watch_seen: Vec<HashSet<u64>>,
     seen_twice: u64,
     /// Alarms not injected because the random pumps picked all had one open.
     skipped: u64,
@@ -774,7 +789,7 @@ async fn pump_loop(
     mut rng: Rng,
 ) {
     let start = tokio::time::Instant::now();
-    let mut next_heartbeat = start + rng.within(args.heartbeat_every);
+    let mut next_heartbeat = start + rng.within(args.start_within);
     let mut next_batch = start + rng.within(args.batch_every);
     let mut first = args.clear_first;
     loop {
@@ -915,10 +930,14 @@ async fn injector(
 async fn watch_stream(
     shared: Arc<Shared>,
     session: Arc<Session>,
+    watched: Option<(usize, String)>,
     ready: tokio::sync::oneshot::Sender<Result<(), String>>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let request = http::Request::get(format!("{}/api/dashboard/stream", shared.base))
+    let base = watched
+        .as_ref()
+        .map_or(shared.base.as_str(), |(_, b)| b.as_str());
+    let request = http::Request::get(format!("{base}/api/dashboard/stream"))
         .header("accept", "text/event-stream")
         .header("cookie", &session.cookie)
         .body(Full::new(Bytes::new()));
@@ -974,6 +993,12 @@ async fn watch_stream(
                         continue;
                     };
                     let mut stats = shared.stats();
+                    if let Some((i, _)) = &watched {
+                        if let Some(seen) = stats.watch_seen.get_mut(*i) {
+                            seen.insert(id);
+                        }
+                        continue;
+                    }
                     if !stats.seen.insert(id) {
                         stats.seen_twice += 1;
                         continue;
@@ -993,6 +1018,7 @@ async fn watch_stream(
 
 struct RunArgs {
     heartbeat_every: Duration,
+    start_within: Duration,
     batch_every: Duration,
     clear_first: bool,
 }
@@ -1038,8 +1064,14 @@ fn run(args: LoadArgs) -> anyhow::Result<Report> {
             args.password_env
         )
     })?;
-    if let Some(pid) = args.server_pid {
-        read_stat(pid)?;
+    for pid in &args.server_pid {
+        read_stat(*pid)?;
+    }
+    if args.watch.len() > WATCH_MAX {
+        bail!("--watch at most {WATCH_MAX} streams, not {}", args.watch.len());
+    }
+    for w in &args.watch {
+        loopback_base_url(w).map_err(|e| anyhow::anyhow!("--watch: {e}"))?;
     }
     let runtime = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
     runtime.block_on(run_async(args, base, password))
@@ -1084,7 +1116,10 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
         http: http.clone(),
         base: base.clone(),
         permits: Semaphore::new(connections),
-        stats: Mutex::new(Stats::default()),
+        stats: Mutex::new(Stats {
+            watch_seen: vec![HashSet::new(); args.watch.len()],
+            ..Stats::default()
+        }),
         started: Instant::now(),
         tag,
     });
@@ -1104,25 +1139,43 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
     // The nurse's screen first: alarms are only injected once the stream is open.
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
-    let watcher = tokio::spawn(watch_stream(
+    let mut watchers = vec![tokio::spawn(watch_stream(
         shared.clone(),
         session.clone(),
+        None,
         ready_tx,
-        stop_rx,
-    ));
+        stop_rx.clone(),
+    ))];
     ready_rx
         .await
         .context("the stream watcher stopped")?
         .map_err(anyhow::Error::msg)?;
+    for (i, w) in args.watch.iter().enumerate() {
+        let base = loopback_base_url(w).map_err(anyhow::Error::msg)?;
+        let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+        watchers.push(tokio::spawn(watch_stream(
+            shared.clone(),
+            session.clone(),
+            Some((i, base)),
+            ready_tx,
+            stop_rx.clone(),
+        )));
+        ready_rx
+            .await
+            .context("the stream watcher stopped")?
+            .map_err(|e| anyhow::anyhow!("--watch {w}: {e}"))?;
+    }
 
-    let cpu_before = match args.server_pid {
-        Some(pid) => Some(read_stat(pid)?),
-        None => None,
-    };
+    let cpu_before: Vec<u64> = args
+        .server_pid
+        .iter()
+        .map(|pid| read_stat(*pid))
+        .collect::<anyhow::Result<_>>()?;
     let wall_start = Instant::now();
     let end = tokio::time::Instant::now() + args.duration;
     let run_args = Arc::new(RunArgs {
         heartbeat_every: args.heartbeat_every,
+        start_within: args.start_within.unwrap_or(args.heartbeat_every),
         batch_every: args.batch_every,
         clear_first: !args.setup,
     });
@@ -1176,16 +1229,18 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
     while pump_tasks.join_next().await.is_some() {}
     while alarm_tasks.join_next().await.is_some() {}
     let wall = wall_start.elapsed();
-    let cpu = match (args.server_pid, cpu_before) {
-        (Some(pid), Some(before)) => Some(cpu_percent(before, read_stat(pid)?, wall)),
-        _ => None,
-    };
+    let mut cpu = Vec::with_capacity(cpu_before.len());
+    for (pid, before) in args.server_pid.iter().zip(&cpu_before) {
+        cpu.push(cpu_percent(*before, read_stat(*pid)?, wall));
+    }
     // Alarms accepted but not seen yet get a little more time.
     let grace_end = Instant::now() + GRACE;
     while Instant::now() < grace_end {
         let waiting = {
             let s = shared.stats();
-            s.sent.keys().any(|id| !s.seen.contains(id))
+            s.sent
+                .keys()
+                .any(|id| !s.seen.contains(id) || s.watch_seen.iter().any(|w| !w.contains(id)))
         };
         if !waiting {
             break;
@@ -1193,7 +1248,9 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = stop_tx.send(true);
-    let _ = watcher.await;
+    for w in watchers {
+        let _ = w.await;
+    }
     ticker.abort();
     bar.finish_and_clear();
 
@@ -1201,7 +1258,13 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
     Ok(report(&args, &base, stats, wall, cpu))
 }
 
-fn report(args: &LoadArgs, base: &str, stats: Stats, wall: Duration, cpu: Option<f64>) -> Report {
+fn report(args: &LoadArgs, base: &str, stats: Stats, wall: Duration, cpu: Vec<f64>) -> Report {
+    let watch_missing: Vec<usize> = stats
+        .watch_seen
+        .iter()
+        .map(|seen| stats.sent.keys().filter(|id| !seen.contains(id)).count())
+        .collect();
+    let cpu_total: Option<f64> = (!cpu.is_empty()).then(|| cpu.iter().sum());
     let missing: Vec<u64> = {
         let mut m: Vec<u64> = stats
             .sent
@@ -1254,7 +1317,10 @@ fn report(args: &LoadArgs, base: &str, stats: Stats, wall: Duration, cpu: Option
             "not_injected": stats.skipped,
             "stream_lagged": stats.lagged,
         },
-        "server_cpu_percent": cpu,
+        "watched": args.watch.iter().zip(&watch_missing).map(|(w, m)| json!({"server": w, "missing": m})).collect::<Vec<_>>(),
+        "start_within_s": args.start_within.unwrap_or(args.heartbeat_every).as_secs_f64(),
+        "server_cpu_percent": cpu_total,
+        "server_cpu_percent_each": cpu,
         "load_average": loadavg,
     });
     if args.json {
@@ -1311,8 +1377,19 @@ fn report(args: &LoadArgs, base: &str, stats: Stats, wall: Duration, cpu: Option
                 String::new()
             }
         );
-        if let Some(cpu) = cpu {
-            println!("server CPU:      {cpu:.1} % of one core over the run");
+        for (w, m) in args.watch.iter().zip(&watch_missing) {
+            println!("watched {w}: {m} alarms missing");
+        }
+        if let Some(total) = cpu_total {
+            let each: Vec<String> = cpu.iter().map(|c| format!("{c:.1} %")).collect();
+            println!(
+                "server CPU:      {total:.1} % of one core over the run{}",
+                if cpu.len() > 1 {
+                    format!(" ({})", each.join(" + "))
+                } else {
+                    String::new()
+                }
+            );
         }
         if let Some(l) = &loadavg {
             println!("load average:    {l:?} at the end");
@@ -1320,7 +1397,7 @@ fn report(args: &LoadArgs, base: &str, stats: Stats, wall: Duration, cpu: Option
     }
     Report {
         errors,
-        missing: missing.len() as u64,
+        missing: missing.len() as u64 + watch_missing.iter().sum::<usize>() as u64,
     }
 }
 

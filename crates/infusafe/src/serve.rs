@@ -43,6 +43,10 @@ pub struct ServeArgs {
     /// INFUSAFE_ADMIN_PASSWORD.
     #[arg(long)]
     bootstrap_admin: Option<String>,
+    /// How many seconds one minute of the plans' escalation times lasts: 60 (real time) in service; lower only to
+    /// train or to test the ladder without waiting (with 1, "nurse after 5 minutes" takes 5 s).
+    #[arg(long, default_value_t = 60.0, value_name = "SECONDS")]
+    escalation_minute_seconds: f64,
 }
 
 pub fn main(args: ServeArgs) -> ExitCode {
@@ -92,6 +96,15 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
     if args.allow_loopback_webhooks {
         config.allow_loopback_webhooks = true;
     }
+    if !(args.escalation_minute_seconds.is_finite()
+        && (0.1..=3600.0).contains(&args.escalation_minute_seconds))
+    {
+        anyhow::bail!(
+            "--escalation-minute-seconds {} is out of range: give a number of seconds from 0.1 to 3600 (60 is real time)",
+            args.escalation_minute_seconds
+        );
+    }
+    config.escalation_minute = std::time::Duration::from_secs_f64(args.escalation_minute_seconds);
     if let Some(s) = args.pump_silent_after_s {
         anyhow::ensure!(s > 0, "--pump-silent-after-s must be at least 1");
         config.pump_silent_after = std::time::Duration::from_secs(s);

@@ -7,8 +7,8 @@ use crate::chain::{GENESIS_HASH, Link};
 use crate::error::RecordError;
 use crate::event::{EventId, NewEvent, PreparedEvent, StoredEvent};
 use crate::store::{
-    BATCH_EVENTS_MAX, Backend, INSERT_ROWS_MAX, Receipt, Store, columns, event_from_row,
-    same_content,
+    BATCH_EVENTS_MAX, Backend, CLAIM_SEQ_BASE, INSERT_ROWS_MAX, Receipt, Store, columns,
+    event_from_row, same_content,
 };
 use sqlx::{QueryBuilder, Row};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -110,7 +110,7 @@ pub(crate) fn split_batch<'a>(
     for (i, e) in prepared.iter().enumerate() {
         let key = (e.device_id.as_str(), e.device_seq);
         if let Some(old) = existing.get(&(e.device_id.clone(), e.device_seq)) {
-            if !same_content(e, old) {
+            if !same_content(e, old) && !is_claim(e.device_seq) {
                 return Err(RecordError::DedupConflict {
                     device_id: e.device_id.clone(),
                     device_seq: e.device_seq,
@@ -138,6 +138,11 @@ pub(crate) fn split_batch<'a>(
         }
     }
     Ok(split)
+}
+
+/// A claim: the key names a decision, and the first event recorded under it wins (see [`CLAIM_SEQ_BASE`]).
+pub(crate) fn is_claim(device_seq: i64) -> bool {
+    u64::try_from(device_seq).is_ok_and(|s| s >= CLAIM_SEQ_BASE)
 }
 
 /// The patients of the new events, each once, in batch order.

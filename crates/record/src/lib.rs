@@ -28,6 +28,6 @@ pub use event::{
 /// Re-exported so callers name times with the same version of jiff.
 pub use jiff;
 pub use store::{
-    BATCH_EVENTS_MAX, Backend, BrokenLink, ChainHead, Config, Receipt, Store, TimelineQuery,
-    VerifyReport, default_database_url,
+    APPEND_CHANNEL, BATCH_EVENTS_MAX, Backend, BrokenLink, CLAIM_SEQ_BASE, ChainHead, Config,
+    Receipt, Store, TimelineQuery, VerifyReport, default_database_url,
 };

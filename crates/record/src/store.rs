@@ -32,6 +32,17 @@ pub(crate) const INSERT_ROWS_MAX: usize = 500;
 const VERIFY_PAGE_ROWS: i64 = 5_000;
 /// Events in one append call: a batch is one transaction and must stay bounded.
 pub const BATCH_EVENTS_MAX: usize = 100_000;
+/// The PostgreSQL notification channel an append notifies on commit, once per patient whose chain grew; the
+/// payload is the patient id. Server processes sharing one database listen on it (and catch up from the record
+/// after a missed notification).
+pub const APPEND_CHANNEL: &str = "record_events";
+
+/// Device sequence numbers from here up (to `i64::MAX`) name a decision rather than a device's own count: a
+/// rung of an escalation, an alarm the server raised. Several server processes may reach the same decision at
+/// once; the first one recorded wins, and a later event with the same `(device_id, device_seq)` is reported as a
+/// duplicate whatever its content (its time and wording differ, the decision is the same).
+pub const CLAIM_SEQ_BASE: u64 = 3 << 61;
+
 /// PostgreSQL advisory lock key that serializes migrations across app servers.
 const MIGRATION_LOCK_KEY: i64 = 0x1f05_afe0_0000_0001;
 
@@ -469,6 +480,18 @@ impl Store {
                 rows = link_fresh(&prepared, &split.fresh, heads, &ids, recorded_at_us);
                 tx.insert_rows(self, &prepared, &rows, recorded_at_us)
                     .await?;
+                if backend == Backend::Postgres {
+                    // Delivered only if the transaction commits: every server process listening learns that this
+                    // patient's chain grew (the payload is the patient id) and reads the new events back.
+                    for patient in fresh_patients(&prepared, &split.fresh) {
+                        sqlx::query("SELECT pg_notify($1, $2)")
+                            .bind(APPEND_CHANNEL)
+                            .bind(patient)
+                            .execute(&mut *tx)
+                            .await
+                            .map_err(|e| self.err(e))?;
+                    }
+                }
             }
             tx.commit().await.map_err(|e| self.err(e))?;
             Ok(receipts(&prepared, split, &rows))
@@ -640,6 +663,82 @@ impl Store {
             .await
             .map_err(|e| self.err(e))?;
             rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// A patient's events after position `after` of their chain, in chain order, at most `limit` of them: what
+    /// another server process appended since this one last looked.
+    pub async fn chain_after(
+        &self,
+        patient: &PatientId,
+        after: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, RecordError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM record_events WHERE patient_id = $1 AND chain_seq > $2 ORDER BY chain_seq LIMIT $3"
+            ))
+            .bind(patient.as_str())
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// The chains that grew among the events with an id above `after_id`: each patient with the highest
+    /// position written, and the highest id seen (`after_id` if none). Ids are drawn before commit, so a caller
+    /// that wants every event looks again from an id somewhat below the highest it saw.
+    pub async fn chains_grown_since(
+        &self,
+        after_id: i64,
+    ) -> Result<(Vec<(String, i64)>, i64), RecordError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT patient_id, MAX(chain_seq) AS head, MAX(id) AS top FROM record_events WHERE id > $1 GROUP BY patient_id",
+            )
+            .bind(after_id)
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            let mut top = after_id;
+            let mut grown = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let patient: String = row.try_get("patient_id").map_err(|e| self.err(e))?;
+                let head: i64 = row.try_get("head").map_err(|e| self.err(e))?;
+                let id: i64 = row.try_get("top").map_err(|e| self.err(e))?;
+                top = top.max(id);
+                grown.push((patient, head));
+            }
+            Ok((grown, top))
+        })
+    }
+
+    /// The end of every patient's chain (position) and the highest event id: where a follower starts.
+    pub async fn chain_positions(&self) -> Result<(Vec<(String, i64)>, i64), RecordError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT patient_id, MAX(chain_seq) AS head FROM record_events GROUP BY patient_id",
+            )
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            let top: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM record_events")
+                .fetch_one(pool)
+                .await
+                .map_err(|e| self.err(e))?;
+            let mut heads = Vec::with_capacity(rows.len());
+            for row in &rows {
+                heads.push((
+                    row.try_get::<String, _>("patient_id").map_err(|e| self.err(e))?,
+                    row.try_get::<i64, _>("head").map_err(|e| self.err(e))?,
+                ));
+            }
+            Ok((heads, top.unwrap_or(0)))
         })
     }
 }

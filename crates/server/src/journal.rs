@@ -20,6 +20,34 @@ use crate::domain::EventDraft;
 /// pump may not use (2^62), so the two ranges can never collide.
 pub const SERVER_SEQ_BASE: u64 = link::PUMP_SEQ_MAX;
 
+/// Server processes number their own events `INSTANCE_SEQ_FROM + (instance << INSTANCE_SHIFT) + n` (above
+/// `SERVER_SEQ_BASE` for events about a pump), where `instance` is drawn from the database at start
+/// (`srv_instances`), unique to each start of each process: two processes on one database, or one process
+/// restarted, never reuse a number. Earlier versions counted from the clock in microseconds, below 2^52, so the
+/// new numbers never meet the old ones.
+pub const INSTANCE_SEQ_FROM: u64 = 1 << 52;
+/// Events one process start may number (2^36, about 69 billion).
+pub const INSTANCE_SHIFT: u32 = 36;
+/// Instances the layout holds (2^24): `INSTANCE_SEQ_FROM + (INSTANCE_MAX << INSTANCE_SHIFT)` stays below
+/// `SERVER_SEQ_BASE` and, above it, below `record::CLAIM_SEQ_BASE`.
+pub const INSTANCE_MAX: u64 = 1 << 24;
+
+/// The sequence number of a decision (`record::CLAIM_SEQ_BASE` and up): the same key gives the same number in
+/// every process, so the record keeps the first process's event and reports the others as duplicates.
+pub fn claim_seq(key: &str) -> u64 {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    // 2^61 numbers from the base: the last one is i64::MAX, the largest the record stores.
+    record::CLAIM_SEQ_BASE + (u64::from_be_bytes(first) >> 3)
+}
+
+/// How long an id this process appended is remembered so the follower does not apply it twice.
+const LOCAL_IDS_KEEP_MS: i64 = 5 * 60_000;
+/// Ids remembered at most (a follower that stopped reading would otherwise let the set grow).
+const LOCAL_IDS_MAX: usize = 200_000;
+
 /// An event as read back, payload parsed.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
@@ -87,6 +115,10 @@ impl From<JournalError> for crate::error::AppError {
 pub struct Journal {
     store: Arc<record::Store>,
     next_seq: Arc<AtomicU64>,
+    /// Ids of events this process appended (and applied to its own board), with when: the follower skips
+    /// them when they come back from the database. Kept only when `remember_local` (several processes).
+    local_ids: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
+    remember_local: bool,
     /// Each patient's time zone (from the plan), so events keep the local offset where they happened.
     time_zones: Arc<std::sync::RwLock<std::collections::HashMap<String, jiff::tz::TimeZone>>>,
 }
@@ -98,13 +130,41 @@ impl std::fmt::Debug for Journal {
 }
 
 impl Journal {
-    pub fn new(store: Arc<record::Store>) -> Journal {
-        // Start from the clock in microseconds so a restarted server never reuses a number.
-        let start = u64::try_from(jiff::Timestamp::now().as_microsecond()).unwrap_or(1);
+    /// `instance`: this process start's number from `srv_instances` (below [`INSTANCE_MAX`]);
+    /// `remember_local`: keep the ids this process appends for the follower (PostgreSQL).
+    pub fn new(store: Arc<record::Store>, instance: u64, remember_local: bool) -> Journal {
+        let start = INSTANCE_SEQ_FROM + ((instance % INSTANCE_MAX) << INSTANCE_SHIFT);
         Journal {
             store,
             next_seq: Arc::new(AtomicU64::new(start)),
+            local_ids: Arc::default(),
+            remember_local,
             time_zones: Arc::default(),
+        }
+    }
+
+    /// Whether `id` was appended by this process (forgotten once asked).
+    pub fn take_local(&self, id: i64) -> bool {
+        self.local_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+            .is_some()
+    }
+
+    fn remember(&self, ids: impl Iterator<Item = i64>) {
+        if !self.remember_local {
+            return;
+        }
+        let now = jiff::Timestamp::now().as_millisecond();
+        let mut local = self.local_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if local.len() >= LOCAL_IDS_MAX {
+            local.retain(|_, at| now - *at < LOCAL_IDS_KEEP_MS);
+        }
+        for id in ids {
+            if local.len() < LOCAL_IDS_MAX {
+                local.insert(id, now);
+            }
         }
     }
 
@@ -140,7 +200,9 @@ impl Journal {
                 d,
                 SERVER_SEQ_BASE + self.next_seq.fetch_add(1, Ordering::Relaxed),
             ),
-            (None, _) => (
+            // A claim about no pump.
+            (None, Some(seq)) => ("server".to_string(), seq),
+            (None, None) => (
                 "server".to_string(),
                 self.next_seq.fetch_add(1, Ordering::Relaxed),
             ),
@@ -192,6 +254,7 @@ impl Journal {
             }
             other => JournalError::Record(other),
         })?;
+        self.remember(receipts.iter().filter(|r| !r.duplicate).map(|r| r.id.0));
         Ok(receipts
             .into_iter()
             .map(|r| Appended {

@@ -59,7 +59,13 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), Start
     let record = record::Store::open(record::Config::new(config.database_url.clone()))
         .await
         .map_err(StartError::Record)?;
-    let journal = journal::Journal::new(Arc::new(record));
+    let instance = store::cluster::register_instance(&db).await?;
+    let journal = journal::Journal::new(
+        Arc::new(record),
+        instance,
+        db.backend == store::Backend::Postgres,
+    );
+    let telemetry = services::telemetry::TelemetryWriter::start(db.clone(), journal.clone());
     let webhooks = services::webhook::Webhooks::start(db.clone(), journal.clone(), config.clone());
     let board = services::alarms::LiveBoard::new(services::alarms::settings(&config));
     let pcd = services::pcd::Pcd::start(db.clone(), journal.clone(), &config);
@@ -72,12 +78,18 @@ pub async fn build_app(config: ServerConfig) -> Result<(Router, AppState), Start
         plans: services::plans::PlanCache::default(),
         limiter: services::auth::LoginLimiter::default(),
         webhooks,
+        telemetry,
         practice: services::practice::Practice::default(),
         pcd,
         self_url: Arc::default(),
     };
     services::plans::load_all(&state).await?;
+    let positions = services::follow::positions(&state).await?;
     services::restore::restore(&state).await?;
+    services::follow::restore_contacts(&state).await?;
+    if let Some(positions) = positions {
+        tokio::spawn(services::follow::run(state.clone(), positions));
+    }
     tokio::spawn(services::ticker::run(state.clone()));
     Ok((http::router(state.clone()), state))
 }
@@ -102,7 +114,10 @@ impl Running {
     pub async fn stop(self) -> Result<(), std::io::Error> {
         self.state.hub.close();
         let _ = self.shutdown.send(true);
-        self.task.await.map_err(std::io::Error::other)?
+        let served = self.task.await.map_err(std::io::Error::other)?;
+        // What the grouped writer still holds is written before the process goes.
+        self.state.telemetry.flush().await;
+        served
     }
 }
 

@@ -279,6 +279,16 @@ impl PatientLive {
 pub enum Effect {
     /// Append this event to the patient's record.
     Record(EventDraft),
+    /// A decision several server processes may reach at once (a rung of the ladder, `pump_silent` raised or
+    /// cleared): append the event under the claim `key` (the same key in every process), and carry out `then`
+    /// only if this process's event is the one the record kept.
+    Claim {
+        key: String,
+        draft: EventDraft,
+        then: Vec<Effect>,
+    },
+    /// A telemetry sample for the grouped writer: not a clinical event, written off the request path.
+    Telemetry(EventDraft),
     /// Send this message to the live streams.
     Publish(LiveMessage),
     /// Tell the clinic's integration (paging, SMS) that an alarm climbed to `rung`.
@@ -368,6 +378,31 @@ pub struct RestoredEvent {
     pub source: record::Source,
     pub actor: String,
     pub payload: Value,
+}
+
+/// An event another server process recorded (read back from the record by the follower), for
+/// [`Board::follow`]. Times are the server's: `occurred_at_ms` for the server's and people's events,
+/// `recorded_at_ms` (receipt) for a pump's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Recorded {
+    pub record_id: i64,
+    pub patient_id: String,
+    pub kind: String,
+    pub source: record::Source,
+    pub actor: String,
+    pub device_id: String,
+    pub teaching: bool,
+    pub occurred_at_ms: i64,
+    pub recorded_at_ms: i64,
+    pub payload: Value,
+}
+
+/// A pump's last contact as another process saw it (from the shared contacts), for [`Board::contact`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RemoteContact {
+    pub device: Device,
+    pub at_ms: i64,
+    pub telemetry: Option<Telemetry>,
 }
 
 /// Every patient's live state.
@@ -680,6 +715,218 @@ impl Board {
         }
     }
 
+    /// Whether the board knows this patient (and so their clinic).
+    pub fn knows(&self, patient_id: &str) -> bool {
+        self.patients
+            .get(patient_id)
+            .is_some_and(|l| !l.clinic_id.is_empty())
+    }
+
+    /// An event from the record, in the patient's chain order: the board takes it in as the board that wrote it
+    /// did, and announces it to this process's screens. Decides nothing (records nothing, pages no one): what
+    /// follows from it is the deciding process's, or the duty holder's. `local`: this process wrote it (and
+    /// applied it then); it is taken in again, silently, so an event another process wrote just before it (say,
+    /// the raise this pump's clear was about) ends up in the record's order here too. Idempotent: an event the
+    /// board already holds changes nothing, and a clear closes only an alarm raised before it.
+    pub fn follow(&mut self, e: &Recorded, local: bool) -> Vec<Effect> {
+        let effects = self.follow_event(e, local);
+        if local { vec![] } else { effects }
+    }
+
+    fn follow_event(&mut self, e: &Recorded, local: bool) -> Vec<Effect> {
+        let settings = self.settings;
+        let Some(live) = self.patients.get_mut(&e.patient_id) else {
+            return vec![];
+        };
+        let timing = live.timing(settings);
+        let clinic_id = live.clinic_id.clone();
+        let publish = |kind, data| message(kind, &e.patient_id, &clinic_id, e.recorded_at_ms, data);
+        let alarm = e.payload["alarm"].as_str().unwrap_or("");
+        let by_server = e.source == record::Source::System;
+        let mut effects = Vec::new();
+        match Kind::from_name(&e.kind) {
+            // A pump's acknowledgement has no identity to recognise it by a second time.
+            Some(Kind::AlarmAcknowledged) if e.source == record::Source::Pump && local => {}
+            Some(Kind::AlarmCleared) if e.source == record::Source::Pump => {
+                // Only the occurrence raised before this clear: a later one of the same name stays.
+                let before = |a: &LiveAlarm| {
+                    a.view
+                        .id
+                        .strip_prefix("ev-")
+                        .and_then(|n| n.parse::<i64>().ok())
+                        .is_some_and(|raised| raised < e.record_id)
+                };
+                if let Some(pos) = live.position(alarm, &e.device_id)
+                    && before(&live.alarms[pos])
+                {
+                    live.alarms.remove(pos);
+                    effects.push(publish(MessageKind::AlarmCleared, json!({"alarm": alarm})));
+                }
+            }
+            Some(Kind::AlarmRaised | Kind::AlarmAcknowledged)
+                if e.source == record::Source::Pump =>
+            {
+                let device = Device {
+                    id: e.device_id.clone(),
+                    patient_id: e.patient_id.clone(),
+                    clinic_id: clinic_id.clone(),
+                    teaching: e.teaching,
+                };
+                if live.device_id.is_none() || (!e.teaching && live.teaching) {
+                    live.device_id = Some(e.device_id.clone());
+                    live.teaching = e.teaching;
+                }
+                let event = PumpEvent {
+                    record_id: e.record_id,
+                    kind: e.kind.clone(),
+                    data: e.payload.clone(),
+                    clock_skew_ms: 0,
+                };
+                apply_pump_event(live, e.recorded_at_ms, &device, &event, timing, &mut effects);
+            }
+            Some(Kind::AlarmRaised) if by_server && alarm == PUMP_SILENT => {
+                let id = server_alarm_id(e.occurred_at_ms);
+                if let Some(open) = live.alarms.iter_mut().find(|a| a.view.alarm == PUMP_SILENT) {
+                    // Another process noticed the same silence first: its alarm is the one in the record.
+                    open.view.id = id;
+                    open.view.raised_at_ms = e.occurred_at_ms;
+                } else {
+                    let mut view = AlarmView::new(
+                        id,
+                        PUMP_SILENT,
+                        Priority::High,
+                        e.occurred_at_ms,
+                        true,
+                        e.teaching,
+                    );
+                    view.escalating = escalates(PUMP_SILENT, Priority::High, e.teaching);
+                    live.alarms.push(LiveAlarm {
+                        view: view.clone(),
+                        acks: vec![],
+                        device_id: (e.device_id != "server").then(|| e.device_id.clone()),
+                    });
+                    effects.push(publish(
+                        MessageKind::Alarm,
+                        json!({"alarm": view, "detail": {"silent_for_ms": e.payload["silent_for_ms"]}}),
+                    ));
+                }
+            }
+            Some(Kind::AlarmCleared) if by_server && alarm == PUMP_SILENT => {
+                if let Some(pos) = live.alarms.iter().position(|a| {
+                    a.view.alarm == PUMP_SILENT && a.view.raised_at_ms <= e.occurred_at_ms
+                }) {
+                    live.alarms.remove(pos);
+                    effects.push(publish(
+                        MessageKind::AlarmCleared,
+                        json!({"alarm": PUMP_SILENT}),
+                    ));
+                }
+            }
+            Some(Kind::AlarmAcknowledged) => {
+                let Some(pos) = followed_alarm(live, &e.payload) else {
+                    return effects;
+                };
+                let at = e.occurred_at_ms;
+                let by_user = Some(e.actor.clone());
+                let known = live.alarms[pos]
+                    .view
+                    .acknowledgements
+                    .iter()
+                    .any(|a| a.at_ms == at && a.by_user_id == by_user);
+                if known {
+                    return effects;
+                }
+                let by = if e.source == record::Source::Nurse {
+                    AckBy::Clinician
+                } else {
+                    AckBy::PatientSide
+                };
+                let text = |k: &str| e.payload[k].as_str().map(str::to_string);
+                let ack = AckView {
+                    by_user_id: by_user,
+                    by_name: text("display_name").unwrap_or_else(|| e.actor.clone()),
+                    role: text("role").unwrap_or_else(|| e.source.name().to_string()),
+                    at_ms: at,
+                    note: text("note"),
+                };
+                live.alarms[pos].acknowledge(at, by, ack.clone(), timing);
+                let view = live.alarms[pos].view.clone();
+                effects.push(publish(
+                    MessageKind::Acknowledged,
+                    json!({"alarm": view.alarm, "alarm_id": view.id, "by": ack.by_name, "role": ack.role, "alarm_view": view}),
+                ));
+            }
+            Some(Kind::AlarmSilenced) => {
+                let (Some(pos), Some(until)) =
+                    (followed_alarm(live, &e.payload), e.payload["until_ms"].as_i64())
+                else {
+                    return effects;
+                };
+                let view = &mut live.alarms[pos].view;
+                if view.silenced_until_ms != Some(until) {
+                    view.silenced_until_ms = Some(until);
+                    effects.push(publish(
+                        MessageKind::Silenced,
+                        json!({"alarm": view.alarm, "alarm_id": view.id, "until_ms": until, "by": e.payload["display_name"]}),
+                    ));
+                }
+            }
+            // Only the server's own record of a rung counts (as at a restore).
+            Some(Kind::AlarmEscalated) if by_server => {
+                let (Some(pos), Some(rung)) = (
+                    followed_alarm(live, &e.payload),
+                    Rung::from_name(e.payload["rung"].as_str().unwrap_or("")),
+                ) else {
+                    return effects;
+                };
+                let alarm = &mut live.alarms[pos];
+                if alarm.view.escalation < Some(rung) {
+                    alarm.view.escalation = Some(rung);
+                    alarm.view.escalating = escalation::is_open(&alarm.history(), timing);
+                    effects.push(publish(
+                        MessageKind::Escalation,
+                        json!({"alarm": alarm.view.alarm, "rung": rung.name(), "alarm_view": alarm.view}),
+                    ));
+                }
+            }
+            _ => {}
+        }
+        effects
+    }
+
+    /// A pump's contact that another process received: the live slot takes it if it is newer than what this
+    /// board has (so the silence watchdog and the screens see pumps talking to any process).
+    pub fn contact(&mut self, c: &RemoteContact) -> Vec<Effect> {
+        let Some(live) = self.patients.get_mut(&c.device.patient_id) else {
+            return vec![];
+        };
+        if c.device.teaching && c.telemetry.is_some() {
+            live.practice_telemetry.clone_from(&c.telemetry);
+        }
+        let owns_slot = !c.device.teaching || live.device_id.is_none() || live.teaching;
+        if !owns_slot || live.telemetry_at_ms.is_some_and(|at| at >= c.at_ms) {
+            return vec![];
+        }
+        live.device_id = Some(c.device.id.clone());
+        live.teaching = c.device.teaching;
+        live.telemetry_at_ms = Some(c.at_ms);
+        let Some(t) = c.telemetry.clone() else {
+            return vec![];
+        };
+        let changed = live.telemetry.as_ref() != Some(&t);
+        live.telemetry = Some(t.clone());
+        if !changed {
+            return vec![];
+        }
+        vec![message(
+            MessageKind::Telemetry,
+            &c.device.patient_id,
+            &live.clinic_id,
+            c.at_ms,
+            serde_json::to_value(&t).unwrap_or_default(),
+        )]
+    }
+
     /// Forget a practice pump's live state when the session ends. Only teaching alarms go: a real alarm on the
     /// same patient is never cleared by ending a practice session.
     pub fn clear_teaching(&mut self, patient_id: &str) {
@@ -791,6 +1038,17 @@ fn dashboard_key(
     )
 }
 
+/// The active alarm a followed event is about: by its id, else by name (and the device, for a pump's alarm).
+fn followed_alarm(live: &PatientLive, payload: &Value) -> Option<usize> {
+    if let Some(id) = payload["alarm_id"].as_str()
+        && let Some(pos) = live.alarms.iter().position(|a| a.view.id == id)
+    {
+        return Some(pos);
+    }
+    let alarm = payload["alarm"].as_str()?;
+    live.alarms.iter().position(|a| a.view.alarm == alarm)
+}
+
 /// One stored pump event's effect on the alarms.
 fn apply_pump_event(
     live: &mut PatientLive,
@@ -885,7 +1143,7 @@ fn record_telemetry(
     )
     .for_device(Some(&device.id))
     .teaching(device.teaching);
-    effects.push(Effect::Record(draft));
+    effects.push(Effect::Telemetry(draft));
 }
 
 /// The pump spoke again: a `pump_silent` alarm clears.
@@ -899,23 +1157,26 @@ fn clear_pump_silent(
     let Some(pos) = live.alarms.iter().position(|x| x.view.alarm == PUMP_SILENT) else {
         return;
     };
-    live.alarms.remove(pos);
+    let cleared = live.alarms.remove(pos);
     let draft = EventDraft::system(
         &device.patient_id,
         Kind::AlarmCleared,
         now_ms,
-        json!({"alarm": PUMP_SILENT, "resolution": resolution}),
+        json!({"alarm": PUMP_SILENT, "alarm_id": cleared.view.id, "resolution": resolution}),
     )
     .for_device(Some(&device.id))
     .teaching(device.teaching);
-    effects.push(Effect::Record(draft));
-    effects.push(message(
-        MessageKind::AlarmCleared,
-        &device.patient_id,
-        &device.clinic_id,
-        now_ms,
-        json!({"alarm": PUMP_SILENT}),
-    ));
+    effects.push(Effect::Claim {
+        key: format!("cleared/{}/{}", device.patient_id, cleared.view.id),
+        draft,
+        then: vec![message(
+            MessageKind::AlarmCleared,
+            &device.patient_id,
+            &device.clinic_id,
+            now_ms,
+            json!({"alarm": PUMP_SILENT, "alarm_id": cleared.view.id}),
+        )],
+    });
 }
 
 /// Raise `pump_silent` where a pump that was infusing has gone quiet for too long.
@@ -936,11 +1197,14 @@ fn raise_pump_silent(
     {
         return;
     }
+    // Raised as of the moment the silence passed the allowance (a tick or a hand-over later at most): every
+    // process that notices the same silence names the same alarm, and the ladder counts from then.
+    let raised_at = at.saturating_add(settings.pump_silent_after_ms);
     let view = AlarmView::new(
-        server_alarm_id(now_ms),
+        server_alarm_id(raised_at),
         PUMP_SILENT,
         Priority::High,
-        now_ms,
+        raised_at,
         true,
         live.teaching,
     );
@@ -953,19 +1217,23 @@ fn raise_pump_silent(
     let draft = EventDraft::system(
         patient_id,
         Kind::AlarmRaised,
-        now_ms,
-        json!({"alarm": PUMP_SILENT, "priority": "high", "detail": detail, "silent_for_ms": quiet_ms, "raised_by": "server"}),
+        raised_at,
+        json!({"alarm": PUMP_SILENT, "priority": "high", "detail": detail, "silent_for_ms": quiet_ms, "raised_by": "server", "noticed_at_ms": now_ms}),
     )
     .for_device(live.device_id.as_deref())
     .teaching(live.teaching);
-    effects.push(Effect::Record(draft));
-    effects.push(message(
-        MessageKind::Alarm,
-        patient_id,
-        &live.clinic_id,
-        now_ms,
-        json!({"alarm": view, "detail": {"silent_for_ms": quiet_ms}}),
-    ));
+    effects.push(Effect::Claim {
+        // The same silence (the same last contact) is one alarm, whichever process noticed it.
+        key: format!("{PUMP_SILENT}/{patient_id}/{at}"),
+        draft,
+        then: vec![message(
+            MessageKind::Alarm,
+            patient_id,
+            &live.clinic_id,
+            now_ms,
+            json!({"alarm": view, "detail": {"silent_for_ms": quiet_ms}}),
+        )],
+    });
 }
 
 /// The record event, the live message and (beyond the patient's own screen, never for practice) the clinic
@@ -987,17 +1255,27 @@ fn escalation_effects(
     let draft = EventDraft::system(&notice.patient_id, Kind::AlarmEscalated, now_ms, payload)
         .for_device(device_id)
         .teaching(teaching);
-    effects.push(Effect::Record(draft));
-    effects.push(message(
+    let mut then = vec![message(
         MessageKind::Escalation,
         &notice.patient_id,
         &notice.clinic_id,
         now_ms,
         json!({"alarm": notice.alarm, "rung": notice.rung.name(), "alarm_view": view}),
-    ));
+    )];
     if notice.rung != Rung::Patient && !teaching {
-        effects.push(Effect::Notify(notice.clone()));
+        then.push(Effect::Notify(notice.clone()));
     }
+    // Each rung of each alarm once, whichever process reached it first: one page, one webhook.
+    effects.push(Effect::Claim {
+        key: escalation_claim(&notice.patient_id, &view.id, notice.rung),
+        draft,
+        then,
+    });
+}
+
+/// The claim key of one rung of one alarm.
+pub fn escalation_claim(patient_id: &str, alarm_id: &str, rung: Rung) -> String {
+    format!("escalated/{patient_id}/{alarm_id}/{}", rung.name())
 }
 
 /// Rebuild one alarm's acknowledgements and highest rung from the events written about it.

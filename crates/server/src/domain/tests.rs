@@ -96,9 +96,26 @@ fn telemetry(state: &str) -> Telemetry {
     }
 }
 
+/// The effects with every claim opened up (its event, then what follows it) and telemetry as a record: what a
+/// single process carries out.
+fn flat(effects: &[Effect]) -> Vec<Effect> {
+    let mut out = Vec::new();
+    for e in effects {
+        match e {
+            Effect::Claim { draft, then, .. } => {
+                out.push(Effect::Record(draft.clone()));
+                out.extend(flat(then));
+            }
+            Effect::Telemetry(d) => out.push(Effect::Record(d.clone())),
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
 /// The rungs recorded by these effects, in order.
 fn rungs(effects: &[Effect]) -> Vec<(String, String)> {
-    effects
+    flat(effects)
         .iter()
         .filter_map(|e| match e {
             Effect::Record(d) if d.kind.name() == "alarm_escalated" => Some((
@@ -110,9 +127,9 @@ fn rungs(effects: &[Effect]) -> Vec<(String, String)> {
         .collect()
 }
 
-fn notices(effects: &[Effect]) -> Vec<&EscalationNotice> {
-    effects
-        .iter()
+fn notices(effects: &[Effect]) -> Vec<EscalationNotice> {
+    flat(effects)
+        .into_iter()
         .filter_map(|e| match e {
             Effect::Notify(n) => Some(n),
             _ => None,
@@ -121,7 +138,7 @@ fn notices(effects: &[Effect]) -> Vec<&EscalationNotice> {
 }
 
 fn published(effects: &[Effect]) -> Vec<MessageKind> {
-    effects
+    flat(effects)
         .iter()
         .filter_map(|e| match e {
             Effect::Publish(m) => Some(m.kind),
@@ -131,7 +148,7 @@ fn published(effects: &[Effect]) -> Vec<MessageKind> {
 }
 
 fn recorded(effects: &[Effect]) -> Vec<String> {
-    effects
+    flat(effects)
         .iter()
         .filter_map(|e| match e {
             Effect::Record(d) => Some(d.kind.name().to_string()),
@@ -284,7 +301,7 @@ fn a_rung_that_could_not_be_recorded_is_decided_again() {
         None,
     );
     let out = b.tick(5 * MINUTE_MS);
-    let drafts: Vec<_> = out
+    let drafts: Vec<_> = flat(&out)
         .iter()
         .filter_map(|e| match e {
             Effect::Record(d) => Some(d.clone()),
@@ -647,7 +664,8 @@ fn a_pump_that_goes_quiet_while_infusing_raises_pump_silent_until_it_speaks() {
     let snap = b.snapshot(60_001, PATIENT);
     assert_eq!(snap.link, "silent");
     assert!(snap.active_alarms[0].raised_by_server);
-    assert_eq!(snap.active_alarms[0].id, "srv-60001");
+    // Named by the moment the silence passed the allowance, which every process computes alike.
+    assert_eq!(snap.active_alarms[0].id, "srv-60000");
     assert!(b.tick(120_000).is_empty(), "raised once");
     // Unanswered, it climbs like any high alarm.
     assert_eq!(
@@ -661,7 +679,7 @@ fn a_pump_that_goes_quiet_while_infusing_raises_pump_silent_until_it_speaks() {
         Some(telemetry("infusing")),
     );
     assert_eq!(recorded(&out.effects)[0], "alarm_cleared");
-    let Effect::Record(d) = &out.effects[0] else {
+    let Effect::Record(d) = &flat(&out.effects)[0] else {
         panic!()
     };
     assert_eq!(d.payload["resolution"], "telemetry resumed");
@@ -1002,7 +1020,7 @@ mod properties {
             let mut ladder: std::collections::HashMap<(String, bool, i64), Vec<Rung>> = Default::default();
             for (input, advance) in &inputs {
                 now += advance;
-                let effects = step(&mut b, now, input);
+                let effects = flat(&step(&mut b, now, input));
                 for e in &effects {
                     match e {
                         Effect::Record(d) => {
@@ -1020,6 +1038,7 @@ mod properties {
                             prop_assert!(n.priority != Priority::Low, "a low-priority reminder paged someone");
                             prop_assert!(n.rung != Rung::Patient);
                         }
+                        Effect::Claim { .. } | Effect::Telemetry(_) => prop_assert!(false, "flat() opens these"),
                     }
                 }
                 for e in &effects {
@@ -1042,4 +1061,139 @@ mod properties {
             }
         }
     }
+}
+
+// Several server processes (issue 15): a board follows what others recorded, and their decisions are claims.
+
+/// An event as the record holds it, written by a pump or by a person or the server of another process.
+fn from_record(
+    record_id: i64,
+    kind: Kind,
+    source: record::Source,
+    actor: &str,
+    at_ms: i64,
+    payload: Value,
+) -> crate::domain::board::Recorded {
+    crate::domain::board::Recorded {
+        record_id,
+        patient_id: PATIENT.into(),
+        kind: kind.name().into(),
+        source,
+        actor: actor.into(),
+        device_id: "dev_real".into(),
+        teaching: false,
+        occurred_at_ms: at_ms,
+        recorded_at_ms: at_ms,
+        payload,
+    }
+}
+
+#[test]
+fn a_followed_alarm_acknowledgement_and_rung_show_here_and_decide_nothing() {
+    let mut b = board();
+    let raise = from_record(7, Kind::AlarmRaised, record::Source::Pump, "dev_real", 1_000,
+        json!({"alarm": "occlusion_downstream", "priority": "high"}));
+    let out = b.follow(&raise, false);
+    assert_eq!(published(&out), [MessageKind::Alarm]);
+    assert!(recorded_kinds(&out).is_empty(), "following records nothing");
+    let view = &b.snapshot(1_000, PATIENT).active_alarms[0];
+    assert_eq!(view.id, "ev-7");
+    // The same event again (a second notification, a catch-up) changes nothing.
+    assert!(b.follow(&raise, false).is_empty());
+    let ack = from_record(8, Kind::AlarmAcknowledged, record::Source::Nurse, "usr_nurse", 2_000,
+        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "display_name": "Sam Jones", "role": "nurse", "note": "on my way"}));
+    assert_eq!(published(&b.follow(&ack, false)), [MessageKind::Acknowledged]);
+    assert!(b.follow(&ack, false).is_empty(), "an acknowledgement is taken in once");
+    let view = &b.snapshot(2_000, PATIENT).active_alarms[0];
+    assert_eq!(view.acknowledgements.len(), 1);
+    assert_eq!(view.acknowledgements[0].note.as_deref(), Some("on my way"));
+    let rung = from_record(9, Kind::AlarmEscalated, record::Source::System, "system", 3_000,
+        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "rung": "nurse"}));
+    assert_eq!(published(&b.follow(&rung, false)), [MessageKind::Escalation]);
+    assert_eq!(b.snapshot(3_000, PATIENT).active_alarms[0].escalation, Some(Rung::Nurse));
+    // A pump's own "escalated" is not the server's rung.
+    let forged = from_record(10, Kind::AlarmEscalated, record::Source::Pump, "dev_real", 3_000,
+        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "rung": "on_call"}));
+    assert!(b.follow(&forged, false).is_empty());
+    assert_eq!(b.snapshot(3_000, PATIENT).active_alarms[0].escalation, Some(Rung::Nurse));
+}
+
+fn recorded_kinds(effects: &[Effect]) -> Vec<String> {
+    recorded(effects)
+}
+
+#[test]
+fn a_clear_this_process_wrote_before_it_saw_the_raise_ends_in_the_records_order() {
+    // The pump raised on process A (record id 7); its next batch, with the clear, reached this process before
+    // this process had followed the raise: this board cleared nothing and wrote the clear (id 8).
+    let mut b = board();
+    b.batch(1_000, &pump(false), &[event(Kind::AlarmCleared, 8, json!({"alarm": "occlusion_downstream"}))], None);
+    let raise = from_record(7, Kind::AlarmRaised, record::Source::Pump, "dev_real", 900,
+        json!({"alarm": "occlusion_downstream", "priority": "high"}));
+    let clear = from_record(8, Kind::AlarmCleared, record::Source::Pump, "dev_real", 1_000,
+        json!({"alarm": "occlusion_downstream"}));
+    b.follow(&raise, false);
+    let out = b.follow(&clear, true);
+    assert!(out.is_empty(), "its own events are taken in silently");
+    assert!(b.snapshot(2_000, PATIENT).active_alarms.is_empty(), "no alarm left open that the record cleared");
+}
+
+#[test]
+fn a_clear_closes_only_the_occurrence_raised_before_it() {
+    let mut b = board();
+    // Raised (5), cleared (6) and raised again (8) here; following the old clear must not close the new one.
+    b.batch(1_000, &pump(false), &[raised("air_in_line", "high", 5)], None);
+    b.batch(2_000, &pump(false), &[event(Kind::AlarmCleared, 6, json!({"alarm": "air_in_line"}))], None);
+    b.batch(3_000, &pump(false), &[raised("air_in_line", "high", 8)], None);
+    let old_clear = from_record(6, Kind::AlarmCleared, record::Source::Pump, "dev_real", 2_000,
+        json!({"alarm": "air_in_line"}));
+    b.follow(&old_clear, true);
+    let active = b.snapshot(3_000, PATIENT).active_alarms;
+    assert_eq!(active.len(), 1);
+    assert_eq!(active[0].id, "ev-8");
+}
+
+#[test]
+fn rungs_and_pump_silent_are_claims_with_keys_every_process_computes_alike() {
+    let mut a = board();
+    let mut b = board();
+    for board in [&mut a, &mut b] {
+        board.batch(0, &pump(false), &[raised("occlusion_downstream", "high", 41)], Some(telemetry("infusing")));
+    }
+    let keys = |effects: &[Effect]| -> Vec<String> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Claim { key, .. } => Some(key.clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let (ta, tb) = (a.tick(5 * MINUTE_MS), b.tick(5 * MINUTE_MS + 150));
+    assert!(!keys(&ta).is_empty());
+    assert_eq!(keys(&ta), keys(&tb), "the same rung has the same claim in both processes");
+    assert!(keys(&ta).iter().any(|k| k.ends_with("/ev-41/nurse")));
+    // The page and the webhook go with the claim: only the process whose event is recorded announces them.
+    let Some(Effect::Claim { then, .. }) = ta.iter().find(|e| matches!(e, Effect::Claim { key, .. } if key.ends_with("/nurse"))) else {
+        panic!("a nurse rung")
+    };
+    assert!(then.iter().any(|e| matches!(e, Effect::Notify(_))));
+}
+
+#[test]
+fn a_contact_another_process_received_keeps_the_pump_alive_here() {
+    let mut b = board();
+    b.batch(0, &pump(false), &[], Some(telemetry("infusing")));
+    let contact = crate::domain::board::RemoteContact {
+        device: pump(false),
+        at_ms: 50_000,
+        telemetry: Some(telemetry("infusing")),
+    };
+    b.contact(&contact);
+    // 70 s after this process last heard the pump, but 20 s after the other process did: not silent.
+    assert!(recorded(&flat(&b.tick(70_000))).iter().all(|k| k != "alarm_raised"));
+    assert!(recorded(&flat(&b.tick(111_000))).iter().any(|k| k == "alarm_raised"), "silent 61 s after the last contact anywhere");
+    // An older contact never moves the clock back.
+    let old = crate::domain::board::RemoteContact { at_ms: 10_000, ..contact };
+    assert!(b.contact(&old).is_empty());
 }

@@ -59,14 +59,18 @@ impl From<BoardError> for AppError {
     }
 }
 
-/// Carry out the board's effects: records first (one transaction), then messages and notifications in order.
-/// If the record cannot be written, nothing is announced, the rungs decided in these effects are handed back to
-/// the board (so the next tick pages again), and the error is returned.
+/// Carry out the board's effects: records and claims first (one transaction), then messages and notifications in
+/// order; a claim's own announcements only if this process's event won it (another process that reached the same
+/// decision first already announced it). Telemetry goes to the grouped writer. If the record cannot be written,
+/// nothing is announced, the rungs decided in these effects are handed back to the board (so the next tick pages
+/// again), and the error is returned.
 pub async fn carry_out(state: &AppState, effects: Vec<Effect>) -> Result<(), AppError> {
     let escalations: Vec<EventDraft> = effects
         .iter()
         .filter_map(|e| match e {
-            Effect::Record(d) if d.kind == EventKind::Record(record::Kind::AlarmEscalated) => {
+            Effect::Record(d) | Effect::Claim { draft: d, .. }
+                if d.kind == EventKind::Record(record::Kind::AlarmEscalated) =>
+            {
                 Some(d.clone())
             }
             _ => None,
@@ -82,30 +86,54 @@ pub async fn carry_out(state: &AppState, effects: Vec<Effect>) -> Result<(), App
 }
 
 async fn carry_out_in_order(state: &AppState, effects: Vec<Effect>) -> Result<(), AppError> {
-    let (records, announcements): (Vec<Effect>, Vec<Effect>) = effects
-        .into_iter()
-        .partition(|e| matches!(e, Effect::Record(_)));
-    let drafts: Vec<EventDraft> = records
-        .into_iter()
-        .filter_map(|e| match e {
-            Effect::Record(d) => Some(d),
-            _ => None,
-        })
-        .collect();
-    if !drafts.is_empty() {
-        state.journal.append(drafts).await?;
-    }
-    for effect in announcements {
+    let mut drafts = Vec::new();
+    for effect in &effects {
         match effect {
+            Effect::Record(d) => drafts.push(d.clone()),
+            Effect::Claim { key, draft, .. } => {
+                let mut d = draft.clone();
+                d.device_seq = Some(crate::journal::claim_seq(key));
+                drafts.push(d);
+            }
+            Effect::Telemetry(d) => state.telemetry.sample(d.clone()),
+            Effect::Publish(_) | Effect::Notify(_) => {}
+        }
+    }
+    let appended = if drafts.is_empty() {
+        vec![]
+    } else {
+        state.journal.append(drafts).await?
+    };
+    let mut receipts = appended.iter();
+    announce(state, effects, &mut receipts).await;
+    Ok(())
+}
+
+/// The announcements, in order; a claim another process won is skipped with what follows from it.
+async fn announce(
+    state: &AppState,
+    effects: Vec<Effect>,
+    receipts: &mut std::slice::Iter<'_, crate::journal::Appended>,
+) {
+    for effect in effects {
+        match effect {
+            Effect::Record(_) => {
+                receipts.next();
+            }
+            Effect::Claim { then, .. } => {
+                let won = receipts.next().is_some_and(|r| !r.duplicate);
+                if won {
+                    Box::pin(announce(state, then, &mut [].iter())).await;
+                }
+            }
+            Effect::Telemetry(_) => {}
             Effect::Publish(message) => {
                 state.pcd.observe(&message);
                 state.hub.publish(message)
             }
             Effect::Notify(notice) => notify(state, &notice).await,
-            Effect::Record(_) => {}
         }
     }
-    Ok(())
 }
 
 /// Tell the clinic's integration (webhook) about an escalation beyond the patient's screen.
@@ -133,6 +161,7 @@ pub async fn apply_batch(
     telemetry: Option<link::Telemetry>,
 ) -> Result<Vec<link::PumpCommand>, AppError> {
     let now = now_ms();
+    state.telemetry.contact(device, now, telemetry.as_ref());
     let BatchOutcome { commands, effects } = state
         .board
         .with(|b| b.batch(now, device, events, telemetry));

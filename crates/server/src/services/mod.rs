@@ -2,13 +2,15 @@
 //! `journal`), runs tasks, and carries out what the rules in `domain` decide. One module per duty: `ingest` (pump
 //! batches), `alarms` (the live board's shell: acknowledge, silence, snapshots, the tick), `restore` (the board
 //! from the record at start), `ticker` (timed duties), `plans` (plans kept parsed, invalidated on change),
-//! `directory` (clinics, patients, pumps), `access`, `auth`, `hub` (live fan-out), `webhook`, `practice`, `pcd` (IHE PCD in and out).
+//! `directory` (clinics, patients, pumps), `access`, `auth`, `hub` (live fan-out), `webhook`, `practice`, `pcd` (IHE PCD in and out), `telemetry` (contacts and samples written in groups), `follow`
+//! (several processes on one PostgreSQL: each board follows the record and the shared contacts).
 
 pub mod access;
 pub mod alarms;
 pub mod auth;
 pub mod calendar;
 pub mod directory;
+pub mod follow;
 pub mod hub;
 pub mod ingest;
 pub mod patient_log;
@@ -17,6 +19,7 @@ pub mod plans;
 pub mod practice;
 pub mod records;
 pub mod restore;
+pub mod telemetry;
 pub mod ticker;
 pub mod webhook;
 
@@ -36,6 +39,8 @@ pub struct AppState {
     pub plans: plans::PlanCache,
     pub limiter: auth::LoginLimiter,
     pub webhooks: webhook::Webhooks,
+    /// The grouped writer for pump contacts and telemetry samples.
+    pub telemetry: telemetry::TelemetryWriter,
     /// Running practice pumps.
     pub practice: practice::Practice,
     /// IHE PCD: recent control ids in, the alarm reports out.

@@ -68,7 +68,15 @@ async fn active_alarms(
             raised_at_ms: history
                 .iter()
                 .find(|e| e.id == a.raised_event)
-                .map(|e| e.recorded_at)
+                // The server's own alarm keeps the time it was raised at (its id is made of it, the same in every
+                // process); a pump's alarm the server's receipt time.
+                .map(|e| {
+                    if crate::domain::board::SERVER_ALARMS.contains(&a.alarm.as_str()) {
+                        e.occurred_at
+                    } else {
+                        e.recorded_at
+                    }
+                })
                 .unwrap_or(a.raised_at)
                 .as_millisecond(),
             history: history

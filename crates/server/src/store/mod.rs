@@ -7,6 +7,7 @@
 
 pub mod accounts;
 pub mod calendar;
+pub mod cluster;
 pub mod directory;
 pub mod pcd;
 pub mod photos;
@@ -46,6 +47,10 @@ pub enum DbError {
         path: String,
         source: std::io::Error,
     },
+    #[error(
+        "another infusafe process is using the SQLite database {path}; SQLite serves one process: stop the other one, or run several processes on PostgreSQL (--database-url postgres://…)"
+    )]
+    InUse { path: String },
     #[error("database migration {version} failed: {source}")]
     Migrate { version: i64, source: sqlx::Error },
     #[error(
@@ -190,7 +195,34 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX srv_pcd_attempts_control ON srv_pcd_attempts (control_id)",
         ],
     },
+    // Issue 15: several processes on one PostgreSQL.
+    Migration {
+        version: 5,
+        statements: &[
+            // Each start of each process: its number keeps the server's own event numbers apart.
+            "CREATE TABLE srv_instances (
+            id BIGINT PRIMARY KEY,
+            started_at_ms BIGINT NOT NULL,
+            pid BIGINT NOT NULL
+        )",
+            // Every pump's last contact and telemetry, written in groups (one transaction for many pumps) and
+            // read by every process: the shared half of the live board.
+            "CREATE TABLE srv_pump_contacts (
+            device_id TEXT PRIMARY KEY,
+            patient_id TEXT NOT NULL,
+            teaching BIGINT NOT NULL,
+            last_contact_ms BIGINT NOT NULL,
+            telemetry TEXT,
+            written_at_ms BIGINT NOT NULL
+        )",
+            "CREATE INDEX srv_pump_contacts_written ON srv_pump_contacts (written_at_ms)",
+        ],
+    },
 ];
+
+/// PostgreSQL advisory lock (transaction-level) that serializes the server's migrations when several
+/// processes start at once.
+const MIGRATION_LOCK_KEY: i64 = 0x1f05_a1a2_0001;
 
 impl Db {
     /// Open (creating the SQLite file and its directory if needed) and migrate.
@@ -214,6 +246,9 @@ impl Db {
                     path: parent.display().to_string(),
                     source,
                 })?;
+            }
+            if !path.is_empty() && !path.starts_with(':') && !url.contains("mode=memory") {
+                cluster::lock_sqlite_file(std::path::Path::new(path))?;
             }
             if !connect_url.contains('?') {
                 connect_url.push_str("?mode=rwc");
@@ -253,11 +288,20 @@ impl Db {
     }
 
     async fn migrate(&self) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        if self.backend == Backend::Postgres {
+            // Two processes creating the table at once would collide in PostgreSQL's catalogue.
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(MIGRATION_LOCK_KEY)
+                .execute(&mut *tx)
+                .await?;
+        }
         sqlx::query(
             "CREATE TABLE IF NOT EXISTS server_schema_version (version BIGINT PRIMARY KEY, applied_at_ms BIGINT NOT NULL)",
         )
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?;
+        tx.commit().await?;
         let current: i64 =
             sqlx::query("SELECT COALESCE(MAX(version), 0) AS v FROM server_schema_version")
                 .fetch_one(&self.pool)
@@ -272,6 +316,23 @@ impl Db {
         }
         for migration in MIGRATIONS.iter().filter(|m| m.version > current) {
             let mut tx = self.pool.begin().await?;
+            if self.backend == Backend::Postgres {
+                // Another process starting at the same moment waits here, then finds the step done.
+                sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                    .bind(MIGRATION_LOCK_KEY)
+                    .execute(&mut *tx)
+                    .await?;
+                let done: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM server_schema_version WHERE version = $1",
+                )
+                .bind(migration.version)
+                .fetch_one(&mut *tx)
+                .await?
+                .try_get("n")?;
+                if done > 0 {
+                    continue;
+                }
+            }
             for statement in migration.statements {
                 sqlx::query(*statement)
                     .execute(&mut *tx)

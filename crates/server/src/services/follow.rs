@@ -1,0 +1,254 @@
+//! The follower: with several server processes on one PostgreSQL, each process's live board follows the record
+//! and the shared pump contacts, so every nurse sees every alarm whichever process the pump and the nurse are on.
+//!
+//! - The record notifies on commit (`record::APPEND_CHANNEL`, the patient id); the follower reads that patient's
+//!   chain from where it last was (`Store::chain_after`) and hands each event, in chain order, to
+//!   `Board::follow`, which takes it in and announces it to this process's screens, deciding nothing (its own
+//!   events, already applied when written, are taken in again silently, so the board ends in the record's
+//!   order even when another process's event came just before one of its own).
+//! - A notification can be missed (the listening connection dropped, the process was busy): every
+//!   `CATCH_UP_EVERY` the follower asks which chains grew among the newest events (`chains_grown_since`, from a
+//!   watermark kept a few passes behind, since ids are drawn before commit) and reads any it is behind on.
+//! - Pump contacts (last contact and telemetry, written in groups by `services::telemetry`) are read every
+//!   `CATCH_UP_EVERY` and handed to `Board::contact`, so the silence watchdog (run by one process) sees pumps
+//!   talking to any process.
+//!
+//! On SQLite there is one process and nothing to follow.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::domain::board::{Recorded, RemoteContact};
+use crate::domain::{Device, Effect};
+use crate::services::AppState;
+use crate::services::now_ms;
+
+/// How often the follower catches up from the record and reads the shared contacts.
+pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
+/// Catch-up passes the id watermark stays behind (a transaction that drew its ids this many passes before it
+/// committed is still seen).
+const WATERMARK_PASSES_BEHIND: usize = 5;
+/// Contacts are read again from this long before the last read (processes' clocks and flushes differ a little).
+const CONTACTS_OVERLAP_MS: i64 = 3_000;
+/// Events read per query.
+const EVENTS_PER_READ: u32 = 500;
+
+/// Where the follower starts: each chain's end and the highest event id, read before the board is restored
+/// (what is appended in between is followed, and following is idempotent).
+#[derive(Debug, Clone, Default)]
+pub struct Positions {
+    chains: HashMap<String, i64>,
+    top_id: i64,
+}
+
+/// Read the starting positions (PostgreSQL only; `None` on SQLite).
+pub async fn positions(state: &AppState) -> Result<Option<Positions>, crate::error::AppError> {
+    if state.db.backend != crate::store::Backend::Postgres {
+        return Ok(None);
+    }
+    let (heads, top_id) = state
+        .journal
+        .store()
+        .chain_positions()
+        .await
+        .map_err(|e| crate::error::AppError::from(crate::journal::JournalError::Record(e)))?;
+    Ok(Some(Positions {
+        chains: heads.into_iter().collect(),
+        top_id,
+    }))
+}
+
+/// Follow until the runtime stops.
+pub async fn run(state: AppState, mut positions: Positions) {
+    let mut watermarks: VecDeque<i64> = VecDeque::from([positions.top_id]);
+    let mut contacts_since = now_ms() - CONTACTS_OVERLAP_MS;
+    let mut listener = None;
+    let mut interval = tokio::time::interval(CATCH_UP_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        if listener.is_none() {
+            listener = listen(&state).await;
+        }
+        let notified = match listener.as_mut() {
+            Some(l) => tokio::select! {
+                n = l.recv() => Some(n),
+                _ = interval.tick() => None,
+            },
+            None => {
+                interval.tick().await;
+                None
+            }
+        };
+        match notified {
+            Some(Ok(patient)) => {
+                follow_patient(&state, &mut positions, &patient).await;
+            }
+            Some(Err(e)) => {
+                eprintln!(
+                    "infusafe server: lost the record's notifications ({e}); catching up from the record"
+                );
+                listener = None;
+            }
+            None => {
+                catch_up(&state, &mut positions, &mut watermarks).await;
+                contacts_since = read_contacts(&state, contacts_since).await;
+            }
+        }
+    }
+}
+
+async fn listen(state: &AppState) -> Option<crate::store::cluster::RecordListener> {
+    match crate::store::cluster::RecordListener::connect(&state.config.database_url).await {
+        Ok(l) => Some(l),
+        Err(e) => {
+            eprintln!("infusafe server: cannot listen for the record's notifications: {e}");
+            None
+        }
+    }
+}
+
+/// Which chains grew since the watermark; read those this process is behind on.
+async fn catch_up(state: &AppState, positions: &mut Positions, watermarks: &mut VecDeque<i64>) {
+    let from = watermarks.front().copied().unwrap_or(0);
+    let (grown, top) = match state.journal.store().chains_grown_since(from).await {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("infusafe server: cannot catch up from the record: {e}");
+            return;
+        }
+    };
+    for (patient, head) in grown {
+        if positions.chains.get(&patient).copied().unwrap_or(0) < head {
+            follow_patient(state, positions, &patient).await;
+        }
+    }
+    watermarks.push_back(top);
+    while watermarks.len() > WATERMARK_PASSES_BEHIND {
+        watermarks.pop_front();
+    }
+}
+
+/// Read one patient's chain from where this process was, and take in what others wrote.
+async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id: &str) {
+    let Ok(patient) = record::PatientId::new(patient_id) else {
+        return;
+    };
+    if !state.board.with(|b| b.knows(patient_id)) {
+        // A patient created on another process since this one started.
+        match crate::store::directory::patient(&state.db, patient_id).await {
+            Ok(Some((clinic, _))) => state.board.with(|b| b.register(patient_id, &clinic)),
+            Ok(None) => {}
+            Err(e) => eprintln!("infusafe server: cannot look up patient {patient_id}: {e}"),
+        }
+    }
+    loop {
+        let after = positions.chains.get(patient_id).copied().unwrap_or(0);
+        let events = match state
+            .journal
+            .store()
+            .chain_after(&patient, after, EVENTS_PER_READ)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("infusafe server: cannot read patient {patient_id}'s new events: {e}");
+                return;
+            }
+        };
+        let read = events.len();
+        for e in events {
+            positions.chains.insert(patient_id.to_string(), e.chain_seq);
+            let local = state.journal.take_local(e.id.0);
+            let recorded = Recorded {
+                record_id: e.id.0,
+                patient_id: patient_id.to_string(),
+                kind: e.kind.clone(),
+                source: e.source,
+                actor: e.actor.clone(),
+                device_id: e.device_id.clone(),
+                teaching: e.teaching,
+                occurred_at_ms: e.occurred_at.as_millisecond(),
+                recorded_at_ms: e.recorded_at.as_millisecond(),
+                payload: serde_json::from_str(&e.payload).unwrap_or_default(),
+            };
+            let effects = state.board.with(|b| b.follow(&recorded, local));
+            publish(state, effects);
+        }
+        if read < EVENTS_PER_READ as usize {
+            return;
+        }
+    }
+}
+
+/// The contacts written since `since_ms` (with an overlap); returns where the next read starts.
+async fn read_contacts(state: &AppState, since_ms: i64) -> i64 {
+    let started = now_ms();
+    let contacts = match crate::store::cluster::contacts_written_since(&state.db, since_ms).await {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("infusafe server: cannot read the pumps' contacts: {e}");
+            return since_ms;
+        }
+    };
+    for c in contacts {
+        let telemetry = c
+            .telemetry
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<link::Telemetry>(t).ok());
+        let contact = RemoteContact {
+            device: Device {
+                id: c.device_id,
+                patient_id: c.patient_id,
+                clinic_id: String::new(),
+                teaching: c.teaching,
+            },
+            at_ms: c.at_ms,
+            telemetry,
+        };
+        let effects = state.board.with(|b| b.contact(&contact));
+        publish(state, effects);
+    }
+    started - CONTACTS_OVERLAP_MS
+}
+
+/// A followed event's announcements go to this process's screens only: the process that decided already sent
+/// what leaves the building (webhooks, PCD alarm reports).
+fn publish(state: &AppState, effects: Vec<Effect>) {
+    for effect in effects {
+        if let Effect::Publish(m) = effect {
+            state.hub.publish(m);
+        }
+    }
+}
+
+/// Put the pumps' last contacts on a fresh board (at start, on either database), so a restarted process knows
+/// which pumps were talking. A contact older than this start counts from the start: a pump gets the whole
+/// silence allowance to speak again before `pump_silent`, as after any restart.
+pub async fn restore_contacts(state: &AppState) -> Result<(), crate::error::AppError> {
+    let now = now_ms();
+    let since = now - 24 * 60 * 60_000;
+    let contacts = crate::store::cluster::contacts_written_since(&state.db, since)
+        .await
+        .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
+    for c in contacts {
+        let telemetry = c
+            .telemetry
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<link::Telemetry>(t).ok());
+        let contact = RemoteContact {
+            device: Device {
+                id: c.device_id,
+                patient_id: c.patient_id,
+                clinic_id: String::new(),
+                teaching: c.teaching,
+            },
+            at_ms: c.at_ms.max(now),
+            telemetry,
+        };
+        // A practice pump did not survive the restart.
+        if !contact.device.teaching {
+            state.board.with(|b| b.contact(&contact));
+        }
+    }
+    Ok(())
+}

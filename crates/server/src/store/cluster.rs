@@ -1,0 +1,225 @@
+//! What several server processes on one PostgreSQL share beyond the record: each start's instance number (so
+//! no two processes number their events alike), every pump's last contact and telemetry (written in groups by
+//! `services::telemetry`, read by every process's follower and by the silence watchdog), and the lock that
+//! gives the timed duties to exactly one process at a time. On SQLite there is one process (the file is locked
+//! against a second, `lock_sqlite_file`), and the same tables simply have one reader.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use sqlx::{Connection, Row};
+
+use super::{Backend, Db, DbError};
+
+/// The PostgreSQL advisory lock (session-level) that the process running the timed duties holds: one per
+/// database and schema (advisory locks are database-wide, and one database may hold several installations in
+/// their own schemas). A process that dies loses its connection, and PostgreSQL releases the lock at once.
+const DUTY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended('infusafe duties ' || current_database() || '.' || current_schema(), 0))";
+
+/// Contacts written in one statement at most (6 binds each).
+const CONTACT_ROWS_PER_INSERT: usize = 500;
+
+/// Register this start of this process; its number (1, 2, …) is unique in this database.
+pub async fn register_instance(db: &Db) -> Result<u64, DbError> {
+    let pid = i64::from(std::process::id());
+    let mut last = None;
+    for _ in 0..8 {
+        // Two processes starting together may draw the same number: the primary key refuses the second,
+        // which draws again.
+        let result = sqlx::query(
+            "INSERT INTO srv_instances (id, started_at_ms, pid) SELECT COALESCE(MAX(id), 0) + 1, $1, $2 FROM srv_instances RETURNING id",
+        )
+        .bind(super::now_ms())
+        .bind(pid)
+        .fetch_one(&db.pool)
+        .await;
+        match result {
+            Ok(row) => {
+                let id: i64 = row.try_get("id")?;
+                return Ok(u64::try_from(id).unwrap_or(0));
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(DbError::Query(last.unwrap_or(sqlx::Error::RowNotFound)))
+}
+
+/// A pump's last contact as every process sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Contact {
+    pub device_id: String,
+    pub patient_id: String,
+    pub teaching: bool,
+    /// The server's time of the pump's last batch or heartbeat.
+    pub at_ms: i64,
+    /// Its last telemetry, as JSON (`link::Telemetry`).
+    pub telemetry: Option<String>,
+}
+
+/// Write many pumps' last contacts in one transaction; an older contact never overwrites a newer one.
+pub async fn write_contacts(db: &Db, contacts: &[Contact], written_at_ms: i64) -> Result<(), DbError> {
+    if contacts.is_empty() {
+        return Ok(());
+    }
+    let mut tx = db.pool.begin().await?;
+    for chunk in contacts.chunks(CONTACT_ROWS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|i| {
+                let n = i * 6;
+                format!(
+                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    n + 1,
+                    n + 2,
+                    n + 3,
+                    n + 4,
+                    n + 5,
+                    n + 6
+                )
+            })
+            .collect();
+        let sql = format!(
+            "INSERT INTO srv_pump_contacts (device_id, patient_id, teaching, last_contact_ms, telemetry, written_at_ms) VALUES {} \
+             ON CONFLICT (device_id) DO UPDATE SET patient_id = excluded.patient_id, teaching = excluded.teaching, \
+             last_contact_ms = excluded.last_contact_ms, telemetry = COALESCE(excluded.telemetry, srv_pump_contacts.telemetry), \
+             written_at_ms = excluded.written_at_ms WHERE excluded.last_contact_ms >= srv_pump_contacts.last_contact_ms",
+            rows.join(", ")
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for c in chunk {
+            q = q
+                .bind(c.device_id.clone())
+                .bind(c.patient_id.clone())
+                .bind(i64::from(c.teaching))
+                .bind(c.at_ms)
+                .bind(c.telemetry.clone())
+                .bind(written_at_ms);
+        }
+        q.execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The contacts written at or after `since_ms` (by any process), oldest contact first.
+pub async fn contacts_written_since(db: &Db, since_ms: i64) -> Result<Vec<Contact>, DbError> {
+    let rows = sqlx::query(
+        "SELECT device_id, patient_id, teaching, last_contact_ms, telemetry FROM srv_pump_contacts WHERE written_at_ms >= $1 ORDER BY last_contact_ms",
+    )
+    .bind(since_ms)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Contact {
+                device_id: r.try_get("device_id")?,
+                patient_id: r.try_get("patient_id")?,
+                teaching: r.try_get::<i64, _>("teaching")? != 0,
+                at_ms: r.try_get("last_contact_ms")?,
+                telemetry: r.try_get("telemetry")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(DbError::from)
+}
+
+/// The lock that makes one process at a time run the timed duties. On PostgreSQL a session advisory lock on a
+/// connection of its own (not the pool's), checked before every round of duties; on SQLite always held (the
+/// database file admits one process).
+pub struct DutyLock {
+    url: String,
+    backend: Backend,
+    conn: Option<sqlx::PgConnection>,
+}
+
+impl DutyLock {
+    pub fn new(db: &Db, url: &str) -> DutyLock {
+        DutyLock {
+            url: url.to_string(),
+            backend: db.backend,
+            conn: None,
+        }
+    }
+
+    /// Whether this process holds the duties now: keeps the lock if it still has it (its connection answers),
+    /// takes it if it is free. A lost connection loses the lock, and PostgreSQL gives it to another process.
+    pub async fn hold(&mut self) -> bool {
+        if self.backend == Backend::Sqlite {
+            return true;
+        }
+        if let Some(conn) = self.conn.as_mut() {
+            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+                return true;
+            }
+            self.conn = None;
+        }
+        let Ok(mut conn) = sqlx::PgConnection::connect(&self.url).await else {
+            return false;
+        };
+        let taken: Result<bool, _> = sqlx::query_scalar(DUTY_LOCK_SQL).fetch_one(&mut conn).await;
+        if taken.unwrap_or(false) {
+            self.conn = Some(conn);
+            true
+        } else {
+            let _ = conn.close().await;
+            false
+        }
+    }
+}
+
+/// SQLite files this process has locked (kept for the life of the process: a second open of the same file by
+/// this process is fine, another process is refused).
+static SQLITE_LOCKS: Mutex<Option<HashMap<PathBuf, std::fs::File>>> = Mutex::new(None);
+
+/// Lock `<database>.lock` beside an SQLite database for this process, or say that another process has it.
+pub fn lock_sqlite_file(database: &Path) -> Result<(), DbError> {
+    let lock_path = PathBuf::from(format!("{}.lock", database.display()));
+    let key = std::fs::canonicalize(database.parent().unwrap_or(Path::new(".")))
+        .unwrap_or_default()
+        .join(lock_path.file_name().unwrap_or_default());
+    let mut locks = SQLITE_LOCKS.lock().unwrap_or_else(|p| p.into_inner());
+    let locks = locks.get_or_insert_with(HashMap::new);
+    if locks.contains_key(&key) {
+        return Ok(());
+    }
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| DbError::DataDir {
+            path: lock_path.display().to_string(),
+            source,
+        })?;
+    match file.try_lock() {
+        Ok(()) => {
+            locks.insert(key, file);
+            Ok(())
+        }
+        Err(std::fs::TryLockError::WouldBlock) => Err(DbError::InUse {
+            path: database.display().to_string(),
+        }),
+        Err(std::fs::TryLockError::Error(source)) => Err(DbError::DataDir {
+            path: lock_path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// The record's notifications (`record::APPEND_CHANNEL`: a patient's chain grew), on a connection of its own.
+pub struct RecordListener {
+    inner: sqlx::postgres::PgListener,
+}
+
+impl RecordListener {
+    pub async fn connect(url: &str) -> Result<RecordListener, DbError> {
+        let mut inner = sqlx::postgres::PgListener::connect(url).await?;
+        inner.listen(record::APPEND_CHANNEL).await?;
+        Ok(RecordListener { inner })
+    }
+
+    /// The next patient whose chain grew.
+    pub async fn recv(&mut self) -> Result<String, DbError> {
+        Ok(self.inner.recv().await?.payload().to_string())
+    }
+}
