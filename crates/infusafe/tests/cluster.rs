@@ -579,3 +579,27 @@ fn escalated(base: &str, s: &Session, patient: &str, alarm: &str) -> Vec<String>
         .map(|e| e["payload"]["rung"].as_str().unwrap_or("").to_string())
         .collect()
 }
+
+#[test]
+fn a_second_process_on_the_same_sqlite_file_is_refused_with_the_way_out() {
+    let dir = std::env::temp_dir().join(format!("infusafe-sqlite-one-{}", nanos()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let url = format!("sqlite://{}/infusafe.db", dir.display());
+    let (first, first_url) = serve(&url, true);
+    let second = Command::new(env!("CARGO_BIN_EXE_infusafe"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--insecure-cookies", "--database-url", &url])
+        .output()
+        .expect("infusafe runs");
+    assert_eq!(second.status.code(), Some(2), "the second process stops");
+    let said = String::from_utf8_lossy(&second.stderr);
+    assert!(said.contains("another infusafe process is using the SQLite database"), "{said}");
+    assert!(said.contains("PostgreSQL"), "it names the way to run several: {said}");
+    // The first one is untouched.
+    assert_eq!(request(&first_url, "GET", "/healthz", &[], None).unwrap().0, 200);
+    drop(first);
+    // Once the first has stopped, the file is free again.
+    let (again, again_url) = serve(&url, false);
+    assert_eq!(request(&again_url, "GET", "/healthz", &[], None).unwrap().0, 200);
+    drop(again);
+    let _ = std::fs::remove_dir_all(&dir);
+}
