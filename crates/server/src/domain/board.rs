@@ -743,23 +743,7 @@ impl Board {
     pub fn dashboard(&self, now_ms: i64, patients: Vec<(String, String)>) -> Vec<PatientSummary> {
         let mut rows: Vec<PatientSummary> = patients
             .into_iter()
-            .map(|(id, name)| {
-                let snap = self.snapshot(now_ms, &id);
-                PatientSummary {
-                    top_priority: snap.active_alarms.first().map(|a| a.priority),
-                    unacknowledged: snap
-                        .active_alarms
-                        .iter()
-                        .filter(|a| !a.is_acknowledged())
-                        .count(),
-                    state: snap.telemetry.as_ref().map(|t| t.state.clone()),
-                    active_alarms: snap.active_alarms,
-                    link: snap.link,
-                    teaching: snap.teaching,
-                    patient_id: id,
-                    display_name: name,
-                }
-            })
+            .map(|(id, name)| self.summary(now_ms, id, name))
             .collect();
         rows.sort_by(|a, b| {
             dashboard_key(a)
@@ -768,6 +752,56 @@ impl Board {
         });
         rows
     }
+}
+
+impl Board {
+    /// One patient's dashboard row (`id`, `name`) as the board sees it now.
+    pub fn summary(&self, now_ms: i64, id: String, name: String) -> PatientSummary {
+        let snap = self.snapshot(now_ms, &id);
+        PatientSummary {
+            top_priority: snap.active_alarms.first().map(|a| a.priority),
+            unacknowledged: snap
+                .active_alarms
+                .iter()
+                .filter(|a| !a.is_acknowledged())
+                .count(),
+            state: snap.telemetry.as_ref().map(|t| t.state.clone()),
+            active_alarms: snap.active_alarms,
+            link: snap.link,
+            teaching: snap.teaching,
+            patient_id: id,
+            display_name: name,
+        }
+    }
+
+    /// The ids of a clinic's patients that rank above "everyone else by name" on the dashboard: any active
+    /// alarm (practice ones too) or a silent pump link. With `attention_only`, only those that need a nurse: a
+    /// real (not practice) active alarm or a silent pump link. Nothing is cloned or sorted for the others, so
+    /// the cost grows with the patients that have something to show, not with the clinic.
+    pub fn ranked_patients(
+        &self,
+        now_ms: i64,
+        clinic_id: &str,
+        attention_only: bool,
+    ) -> Vec<String> {
+        let settings = self.settings;
+        self.patients
+            .iter()
+            .filter(|(_, l)| l.clinic_id == clinic_id)
+            .filter(|(_, l)| {
+                let real = l.alarms.iter().any(|a| !a.view.teaching);
+                let any = !l.alarms.is_empty();
+                l.link(now_ms, settings) == "silent" || if attention_only { real } else { any }
+            })
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// Whether a dashboard row needs a nurse: a real (not practice) active alarm or a silent pump link. The rows
+/// `Board::ranked_patients(…, true)` finds are exactly these.
+pub fn needs_attention(r: &PatientSummary) -> bool {
+    r.link == "silent" || r.active_alarms.iter().any(|a| !a.teaching)
 }
 
 /// The dashboard's order: real alarms by priority (unacknowledged first), then silent pumps, then patients with

@@ -8,6 +8,7 @@ pub mod access;
 pub mod alarms;
 pub mod auth;
 pub mod calendar;
+pub mod dashboard;
 pub mod directory;
 pub mod hub;
 pub mod ingest;
