@@ -186,7 +186,7 @@ fn bounded(
     range: std::ops::RangeInclusive<usize>,
 ) -> Result<Option<usize>, AppError> {
     let Some(text) = value else { return Ok(None) };
-    match text.trim().parse::<usize>() {
+    match text.parse::<usize>() {
         Ok(n) if range.contains(&n) => Ok(Some(n)),
         _ => Err(AppError::invalid(
             name,

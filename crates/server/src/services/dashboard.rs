@@ -24,12 +24,13 @@ pub const API_LIMIT_MAX: usize = 5000;
 /// The largest `offset` accepted by `GET /api/dashboard` (far beyond any clinic).
 pub const API_OFFSET_MAX: usize = 1_000_000;
 
-/// A search as typed: surrounding spaces trimmed; refused (naming `q`) if it is too long or holds control
-/// characters, so a strange address gets a clear answer rather than a strange query.
+/// A search as typed, surrounding spaces trimmed; refused (naming `q`) if it is longer than
+/// `SEARCH_CHARS_MAX` as sent or holds control characters, so a strange address gets a clear answer rather
+/// than a strange query.
 pub fn search_text(raw: &str) -> Result<String, AppError> {
     crate::error::plain_text("q", raw)?;
     let q = raw.trim();
-    if q.chars().count() > SEARCH_CHARS_MAX {
+    if raw.chars().count() > SEARCH_CHARS_MAX {
         return Err(AppError::invalid(
             "q",
             format!("search for at most {SEARCH_CHARS_MAX} characters of a name or patient id"),
