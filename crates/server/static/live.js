@@ -210,9 +210,13 @@
 
     function telemetry(e) {
       var m = patientOf(e);
-      var row = m && m.patient_id && document.getElementById('row-' + m.patient_id);
-      if (!row || !m.data) return;
-      if (row.getAttribute('data-state') !== 'live:' + m.data.state) { rowsWanted[m.patient_id] = true; work(); }
+      if (!m || !m.patient_id || !m.data) return;
+      var now = 'live:' + m.data.state;
+      var row = document.getElementById('row-' + m.patient_id);
+      var top = document.getElementById('att-' + m.patient_id);
+      if (row && row.getAttribute('data-state') !== now) rowsWanted[m.patient_id] = true;
+      if (top && top.getAttribute('data-state') !== now) attentionWanted = true;
+      work();
     }
 
     var opened = 0;

@@ -775,33 +775,43 @@ impl Board {
     }
 
     /// The ids of a clinic's patients that rank above "everyone else by name" on the dashboard: any active
-    /// alarm (practice ones too) or a silent pump link. With `attention_only`, only those that need a nurse: a
-    /// real (not practice) active alarm or a silent pump link. Nothing is cloned or sorted for the others, so
-    /// the cost grows with the patients that have something to show, not with the clinic.
-    pub fn ranked_patients(
-        &self,
-        now_ms: i64,
-        clinic_id: &str,
-        attention_only: bool,
-    ) -> Vec<String> {
+    /// alarm (practice ones too) or a silent pump link. Nothing is cloned or sorted for the others, so the cost
+    /// beyond one pass over the board grows with the patients that have something to show.
+    pub fn ranked_patients(&self, now_ms: i64, clinic_id: &str) -> Vec<String> {
         let settings = self.settings;
+        self.clinic_patients_where(clinic_id, |l| {
+            !l.alarms.is_empty() || l.link(now_ms, settings) == "silent"
+        })
+    }
+
+    /// The ids of a clinic's patients that need a nurse: a real (not practice) active alarm, or the patient's
+    /// own pump gone silent (the rows `needs_attention` accepts).
+    pub fn patients_needing_attention(&self, now_ms: i64, clinic_id: &str) -> Vec<String> {
+        let settings = self.settings;
+        self.clinic_patients_where(clinic_id, |l| {
+            l.alarms.iter().any(|a| !a.view.teaching)
+                || (!l.teaching && l.link(now_ms, settings) == "silent")
+        })
+    }
+
+    fn clinic_patients_where(
+        &self,
+        clinic_id: &str,
+        wanted: impl Fn(&PatientLive) -> bool,
+    ) -> Vec<String> {
         self.patients
             .iter()
-            .filter(|(_, l)| l.clinic_id == clinic_id)
-            .filter(|(_, l)| {
-                let real = l.alarms.iter().any(|a| !a.view.teaching);
-                let any = !l.alarms.is_empty();
-                l.link(now_ms, settings) == "silent" || if attention_only { real } else { any }
-            })
+            .filter(|(_, l)| l.clinic_id == clinic_id && wanted(l))
             .map(|(id, _)| id.clone())
             .collect()
     }
 }
 
-/// Whether a dashboard row needs a nurse: a real (not practice) active alarm or a silent pump link. The rows
-/// `Board::ranked_patients(…, true)` finds are exactly these.
+/// Whether a dashboard row needs a nurse: a real (not practice) active alarm or the patient's own pump gone
+/// silent (a practice pump that stops talking is a lesson, not a risk). The rows
+/// `Board::patients_needing_attention` finds are exactly these.
 pub fn needs_attention(r: &PatientSummary) -> bool {
-    r.link == "silent" || r.active_alarms.iter().any(|a| !a.teaching)
+    (r.link == "silent" && !r.teaching) || r.active_alarms.iter().any(|a| !a.teaching)
 }
 
 /// The dashboard's order: real alarms by priority (unacknowledged first), then silent pumps, then patients with

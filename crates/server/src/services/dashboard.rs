@@ -63,7 +63,7 @@ pub async fn attention(
     let now = now_ms();
     let ids = state
         .board
-        .with(|b| b.ranked_patients(now, &user.clinic_id, true));
+        .with(|b| b.patients_needing_attention(now, &user.clinic_id));
     let named = store::directory::clinic_patient_names(&state.db, &user.clinic_id, &ids).await?;
     let now = now_ms();
     let rows = state.board.with(|b| b.dashboard(now, named));
@@ -144,7 +144,7 @@ pub async fn list(
     let now = now_ms();
     let ranked: HashSet<String> = state
         .board
-        .with(|b| b.ranked_patients(now, &user.clinic_id, false))
+        .with(|b| b.ranked_patients(now, &user.clinic_id))
         .into_iter()
         .collect();
     let (ranked, mut rest): (Vec<_>, Vec<_>) = matching
