@@ -36,6 +36,9 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   // The nurse's dashboard is open too, and must update by itself.
   const board = await nurse.context().newPage();
   await board.goto(`${BASE}/nurse`);
+  // What the open dashboard fetches from now on: small fragments, never the whole page again.
+  const boardFetches = [];
+  board.on('request', (r) => { const u = new URL(r.url()); if (u.pathname.startsWith('/nurse')) boardFetches.push(u.pathname); });
   await board.waitForFunction(() => /Live updates on|Live: updated/.test(document.getElementById('live-status')?.textContent || ''), null, { timeout: 10_000 });
 
   await patient.goto(`${patientBase}/pump`);
@@ -65,6 +68,8 @@ test('occlusion from the simulated pump appears live, is acknowledged, and shows
   await board.locator('[data-alarm-id^="occlusion"]').waitFor({ timeout: LIVE_DEADLINE_MS + 1000 });
   const boardAfterMs = Date.now() - serverKnewAt;
   assert.ok(boardAfterMs <= LIVE_DEADLINE_MS + 500, `the alarm appeared on the open dashboard ${boardAfterMs} ms after the server had it`);
+  assert.ok(boardFetches.length > 0, 'the dashboard fetched what changed');
+  assert.ok(boardFetches.every((p) => /^\/nurse\/(attention|rows\/[^/]+)$/.test(p)), `the dashboard fetched only fragments: ${boardFetches.join(' ')}`);
   await board.close();
 
   assert.match(await patient.locator('main h1').innerText(), /Blocked line/);

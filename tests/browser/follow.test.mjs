@@ -138,7 +138,7 @@ test('a real alarm follows the patient to every page, escalates at the plan time
     const other = logins.patient[1];
     const desk = await newPage(browser, DESKTOP);
     await signIn(desk, logins.nurse[0]);
-    const otherHref = await desk.locator('ul.patients > li h2 a', { hasText: other.who.split(' (')[0] }).first().getAttribute('href');
+    const otherHref = await desk.locator('ul.patients > li h3 a', { hasText: other.who.split(' (')[0] }).first().getAttribute('href');
     await desk.goto(`${BASE}${otherHref}/practice`);
     if (await desk.locator('button.danger').count()) {
       await Promise.all([desk.waitForLoadState('load'), desk.click('button.danger')]);
@@ -273,7 +273,7 @@ test('patient and nurse pages fit 320, 390 and 1280 px without sideways scrollin
     // The nurse's pages fit too.
     const nurse = await newPage(browser, viewport);
     await signIn(nurse, logins.nurse[0]);
-    const href = await nurse.locator('ul.patients > li h2 a').first().getAttribute('href');
+    const href = await nurse.locator('ul.patients > li h3 a').first().getAttribute('href');
     for (const path of ['/nurse', href, `${href}/practice`]) {
       await nurse.goto(`${BASE}${path}`);
       const overflow = await nurse.evaluate(() => document.documentElement.scrollWidth - document.documentElement.clientWidth);

@@ -18,7 +18,7 @@ test('nurse screens: dashboard, patient page and practice page', async () => {
     await checkAxe(page, `dashboard (${label})`);
     await shot(page, `nurse-dashboard-${label}`);
     if (label === 'phone') await fold(page, 'nurse-dashboard');
-    const href = await page.locator('ul.patients > li h2 a').first().getAttribute('href');
+    const href = await page.locator('ul.patients > li h3 a').first().getAttribute('href');
     await page.goto(`${BASE}${href}`);
     assert.ok(await page.locator('svg.chart').count() >= 2, 'the patient page draws both charts');
     assert.ok(await page.locator('textarea[name=plan_toml]').count() === 1, 'the plan editor is there');
@@ -31,10 +31,47 @@ test('nurse screens: dashboard, patient page and practice page', async () => {
   }
 });
 
+test('the dashboard: attention first, then every patient by name, searchable and paged with plain links', async () => {
+  const page = await newPage(browser, DESKTOP);
+  await signIn(page, logins.nurse[0]);
+  // Headings in order, and the count of patients who need attention is a live region.
+  const headings = await page.locator('main h1, main h2').allInnerTexts();
+  assert.deepEqual(headings.slice(0, 3), ['Patients', 'Needs attention', 'All patients']);
+  assert.match(await page.locator('#attention-count').innerText(), /attention/);
+  assert.equal(await page.locator('#attention-count').getAttribute('aria-live'), 'polite');
+  assert.match(await page.locator('#page-label').innerText(), /^Page 1 of \d+$/);
+
+  // Search through the form (a plain GET): a patient's name, typed in lower case, finds that patient.
+  const name = (await page.locator('#patient-list > li h3 a').last().innerText()).trim();
+  await page.fill('#q', name.toLowerCase());
+  await Promise.all([page.waitForLoadState('load'), page.click('form[role=search] button[type=submit]')]);
+  assert.match(page.url(), /\/nurse\?q=/);
+  assert.equal(await page.locator('#q').inputValue(), name.toLowerCase(), 'the search stays in the box');
+  assert.ok(await page.locator('#patient-list > li h3 a', { hasText: name }).count() >= 1, `the search finds ${name}`);
+  assert.match(await page.locator('#matching').innerText(), /match/);
+  await checkAxe(page, 'dashboard search');
+
+  // Nothing found says so and links back to everyone; the attention section stays.
+  await page.fill('#q', 'nobody-has-this-name');
+  await Promise.all([page.waitForLoadState('load'), page.click('form[role=search] button[type=submit]')]);
+  assert.match(await page.locator('#no-match').innerText(), /No patient/);
+  assert.equal(await page.locator('#attention-h').count(), 1);
+  await Promise.all([page.waitForLoadState('load'), page.locator('#no-match a').click()]);
+  assert.match(page.url(), /\/nurse$/);
+
+  // A page past the end shows the last page, with a link back and none onwards.
+  await page.goto(`${BASE}/nurse?page=999`);
+  const [, shown, pages] = /Page (\d+) of (\d+)/.exec(await page.locator('#page-label').innerText());
+  assert.equal(shown, pages, 'the last page');
+  assert.equal(await page.locator('.pager a[rel=next]').count(), 0);
+  assert.equal(await page.locator('.pager a[rel=prev]').count(), Number(pages) > 1 ? 1 : 0);
+  await page.context().close();
+});
+
 test('the plan editor refuses a bad plan, naming the field, and keeps the text', async () => {
   const page = await newPage(browser, DESKTOP);
   await signIn(page, logins.nurse[0]);
-  const href = await page.locator('ul.patients > li h2 a').first().getAttribute('href');
+  const href = await page.locator('ul.patients > li h3 a').first().getAttribute('href');
   await page.goto(`${BASE}${href}`);
   const original = await page.locator('textarea[name=plan_toml]').inputValue();
   assert.match(original, /rate_ml_per_h\s*=/);

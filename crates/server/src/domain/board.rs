@@ -990,23 +990,7 @@ impl Board {
     pub fn dashboard(&self, now_ms: i64, patients: Vec<(String, String)>) -> Vec<PatientSummary> {
         let mut rows: Vec<PatientSummary> = patients
             .into_iter()
-            .map(|(id, name)| {
-                let snap = self.snapshot(now_ms, &id);
-                PatientSummary {
-                    top_priority: snap.active_alarms.first().map(|a| a.priority),
-                    unacknowledged: snap
-                        .active_alarms
-                        .iter()
-                        .filter(|a| !a.is_acknowledged())
-                        .count(),
-                    state: snap.telemetry.as_ref().map(|t| t.state.clone()),
-                    active_alarms: snap.active_alarms,
-                    link: snap.link,
-                    teaching: snap.teaching,
-                    patient_id: id,
-                    display_name: name,
-                }
-            })
+            .map(|(id, name)| self.summary(now_ms, id, name))
             .collect();
         rows.sort_by(|a, b| {
             dashboard_key(a)
@@ -1015,6 +999,66 @@ impl Board {
         });
         rows
     }
+}
+
+impl Board {
+    /// One patient's dashboard row (`id`, `name`) as the board sees it now.
+    pub fn summary(&self, now_ms: i64, id: String, name: String) -> PatientSummary {
+        let snap = self.snapshot(now_ms, &id);
+        PatientSummary {
+            top_priority: snap.active_alarms.first().map(|a| a.priority),
+            unacknowledged: snap
+                .active_alarms
+                .iter()
+                .filter(|a| !a.is_acknowledged())
+                .count(),
+            state: snap.telemetry.as_ref().map(|t| t.state.clone()),
+            active_alarms: snap.active_alarms,
+            link: snap.link,
+            teaching: snap.teaching,
+            patient_id: id,
+            display_name: name,
+        }
+    }
+
+    /// The ids of a clinic's patients that rank above "everyone else by name" on the dashboard: any active
+    /// alarm (practice ones too) or a silent pump link. Nothing is cloned or sorted for the others, so the cost
+    /// beyond one pass over the board grows with the patients that have something to show.
+    pub fn ranked_patients(&self, now_ms: i64, clinic_id: &str) -> Vec<String> {
+        let settings = self.settings;
+        self.clinic_patients_where(clinic_id, |l| {
+            !l.alarms.is_empty() || l.link(now_ms, settings) == "silent"
+        })
+    }
+
+    /// The ids of a clinic's patients that need a nurse: a real (not practice) active alarm, or the patient's
+    /// own pump gone silent (the rows `needs_attention` accepts).
+    pub fn patients_needing_attention(&self, now_ms: i64, clinic_id: &str) -> Vec<String> {
+        let settings = self.settings;
+        self.clinic_patients_where(clinic_id, |l| {
+            l.alarms.iter().any(|a| !a.view.teaching)
+                || (!l.teaching && l.link(now_ms, settings) == "silent")
+        })
+    }
+
+    fn clinic_patients_where(
+        &self,
+        clinic_id: &str,
+        wanted: impl Fn(&PatientLive) -> bool,
+    ) -> Vec<String> {
+        self.patients
+            .iter()
+            .filter(|(_, l)| l.clinic_id == clinic_id && wanted(l))
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+}
+
+/// Whether a dashboard row needs a nurse: a real (not practice) active alarm or the patient's own pump gone
+/// silent (a practice pump that stops talking is a lesson, not a risk). The rows
+/// `Board::patients_needing_attention` finds are exactly these.
+pub fn needs_attention(r: &PatientSummary) -> bool {
+    (r.link == "silent" && !r.teaching) || r.active_alarms.iter().any(|a| !a.teaching)
 }
 
 /// The dashboard's order: real alarms by priority (unacknowledged first), then silent pumps, then patients with

@@ -805,6 +805,67 @@ fn the_dashboard_puts_the_most_urgent_first() {
     assert_eq!(rows[0].top_priority, Some(Priority::High));
 }
 
+/// The dashboard asks the board only about the patients with something to show: any alarm or a silent link
+/// ranks; a real alarm or the patient's own pump gone silent needs a nurse (a practice alarm or a quiet
+/// practice pump does not); another clinic's patients are never among them.
+#[test]
+fn only_alarms_and_silent_links_rank_and_only_real_ones_need_attention() {
+    let mut b = board();
+    for id in ["pat_2", "pat_3", "pat_4"] {
+        b.register(id, CLINIC);
+    }
+    let on = |patient: &str, id: &str, clinic: &str, teaching: bool| Device {
+        id: id.into(),
+        patient_id: patient.into(),
+        clinic_id: clinic.into(),
+        teaching,
+    };
+    b.batch(0, &pump(false), &[raised("air_in_line", "high", 0)], None);
+    b.batch(
+        0,
+        &on("pat_2", "dev_2", CLINIC, true),
+        &[raised("door_open", "medium", 0)],
+        None,
+    );
+    b.batch(
+        0,
+        &on("pat_3", "dev_3", CLINIC, false),
+        &[],
+        Some(telemetry("infusing")),
+    );
+    b.register("pat_9", "cln_2");
+    b.batch(
+        0,
+        &on("pat_9", "dev_9", "cln_2", false),
+        &[raised("air_in_line", "high", 0)],
+        None,
+    );
+    let quiet = settings().pump_silent_after_ms + 1;
+    let sorted = |mut ids: Vec<String>| {
+        ids.sort();
+        ids
+    };
+    assert_eq!(
+        sorted(b.ranked_patients(quiet, CLINIC)),
+        ["pat_1", "pat_2", "pat_3"]
+    );
+    let attention = sorted(b.patients_needing_attention(quiet, CLINIC));
+    assert_eq!(attention, ["pat_1", "pat_3"]);
+    assert_eq!(
+        sorted(b.patients_needing_attention(0, CLINIC)),
+        ["pat_1"],
+        "pat_3 is live at first"
+    );
+    for id in ["pat_1", "pat_2", "pat_3", "pat_4"] {
+        let row = b.summary(quiet, id.into(), id.into());
+        assert_eq!(
+            super::board::needs_attention(&row),
+            attention.iter().any(|a| a == id),
+            "{id}: the row and the board agree"
+        );
+    }
+}
+
 fn restored(history: Vec<RestoredEvent>) -> RestoredAlarm {
     RestoredAlarm {
         raised_event: 7,

@@ -165,23 +165,80 @@ async fn list_patients(
     Ok(Json(visible_patients(&state, &user).await?))
 }
 
+/// `GET /api/dashboard` parameters, all optional: without them, every patient as before.
+#[derive(Debug, Deserialize, Default)]
+pub struct DashboardQuery {
+    /// Only patients whose name or id contains this, without regard to case.
+    #[serde(default)]
+    pub q: Option<String>,
+    /// At most this many rows (1 to `API_LIMIT_MAX`); every row when absent.
+    #[serde(default)]
+    pub limit: Option<String>,
+    /// Skip this many rows of the order first (0 to `API_OFFSET_MAX`).
+    #[serde(default)]
+    pub offset: Option<String>,
+}
+
+/// A whole number in `range`, or a 422 naming the parameter and the range.
+fn bounded(
+    name: &str,
+    value: Option<&str>,
+    range: std::ops::RangeInclusive<usize>,
+) -> Result<Option<usize>, AppError> {
+    let Some(text) = value else { return Ok(None) };
+    match text.parse::<usize>() {
+        Ok(n) if range.contains(&n) => Ok(Some(n)),
+        _ => Err(AppError::invalid(
+            name,
+            format!(
+                "must be a whole number from {} to {}",
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
+}
+
 async fn dashboard(
     State(state): State<AppState>,
     user: CurrentUser,
+    query: Result<Query<DashboardQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<crate::services::alarms::PatientSummary>>, AppError> {
-    Ok(Json(
-        crate::services::alarms::dashboard(&state, &user).await?,
-    ))
+    use crate::services::dashboard::{API_LIMIT_MAX, API_OFFSET_MAX, list, search_text};
+    let Query(q) = query.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let search = search_text(q.q.as_deref().unwrap_or(""))?;
+    let limit = bounded("limit", q.limit.as_deref(), 1..=API_LIMIT_MAX)?;
+    let offset = bounded("offset", q.offset.as_deref(), 0..=API_OFFSET_MAX)?.unwrap_or(0);
+    Ok(Json(list(&state, &user, &search, offset, limit).await?))
+}
+
+/// `GET /api/dashboard/stream?initial=…`: which snapshots open the stream.
+#[derive(Debug, Deserialize, Default)]
+pub struct StreamQuery {
+    /// `all` (the default: one snapshot per patient of the clinic) or `none` (live changes only; the
+    /// dashboard page, which was rendered a moment ago, asks for this).
+    #[serde(default)]
+    pub initial: Option<String>,
 }
 
 async fn dashboard_stream(
     State(state): State<AppState>,
     user: CurrentUser,
+    query: Result<Query<StreamQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Response, AppError> {
     access::require_clinician(&user)?;
+    let Query(q) = query.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let snapshots = match q.initial.as_deref() {
+        None | Some("all") => true,
+        Some("none") => false,
+        Some(_) => return Err(AppError::invalid("initial", "use all or none")),
+    };
     let mut initial = Vec::new();
-    for (pid, _) in crate::services::directory::clinic_patients(&state, &user.clinic_id).await? {
-        initial.extend(crate::services::alarms::initial_messages(&state, &pid));
+    if snapshots {
+        for (pid, _) in crate::services::directory::clinic_patients(&state, &user.clinic_id).await?
+        {
+            initial.extend(crate::services::alarms::initial_messages(&state, &pid));
+        }
     }
     Ok(crate::http::sse::stream(
         &state.hub,

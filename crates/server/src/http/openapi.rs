@@ -79,6 +79,16 @@ fn telemetry_schema() -> Value {
         "active_alarms": {"type": "array", "maxItems": link::TELEMETRY_ALARMS_MAX, "items": {"type": "string", "pattern": "^[a-z0-9_]{1,64}$"}}}})
 }
 
+/// `GET /api/dashboard`'s optional search and paging, with the bounds the server enforces (422 outside them).
+fn dashboard_params() -> Value {
+    use crate::services::dashboard::{API_LIMIT_MAX, API_OFFSET_MAX, SEARCH_CHARS_MAX};
+    json!([
+        {"name": "q", "in": "query", "required": false, "schema": {"type": "string", "maxLength": SEARCH_CHARS_MAX, "pattern": PLAIN_TEXT}, "description": "only patients whose name or id contains this text, without regard to case (surrounding spaces ignored; empty: everyone)"},
+        {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 1, "maximum": API_LIMIT_MAX}, "description": "at most this many rows; every row when absent"},
+        {"name": "offset", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0, "maximum": API_OFFSET_MAX, "default": 0}, "description": "skip this many rows of the order first"}
+    ])
+}
+
 /// The document served at `/api/openapi.json`.
 pub fn document() -> Value {
     json!({
@@ -106,8 +116,8 @@ fn paths() -> Value {
         },
         "/api/me": {"get": op("The signed-in person", "session", None, "200 user", &[401])},
         "/api/patients": {"get": op("Patients the caller may see", "session", None, "200 list", &[401])},
-        "/api/dashboard": {"get": op("Clinic patients ordered by urgency (nurse, admin)", "session", None, "200 list", &[401, 403])},
-        "/api/dashboard/stream": {"get": op("Server-sent events for the whole clinic (nurse, admin)", "session", None, "200 text/event-stream", &[401, 403])},
+        "/api/dashboard": {"parameters": dashboard_params(), "get": op("Clinic patients ordered by urgency (nurse, admin): any alarm or a silent pump first, most urgent first, then everyone else by name; optionally searched and paged", "session", None, "200 list", &[401, 403, 422])},
+        "/api/dashboard/stream": {"parameters": [{"name": "initial", "in": "query", "required": false, "schema": {"enum": ["all", "none"], "default": "all"}, "description": "all: the stream opens with one snapshot per patient of the clinic; none: live changes only"}], "get": op("Server-sent events for the whole clinic (nurse, admin)", "session", None, "200 text/event-stream", &[401, 403, 422])},
         "/api/patients/{patient_id}": {"parameters": [p], "get": op("Live snapshot: telemetry, link state, active alarms (audited read)", "session", None, "200 snapshot", &[401, 404])},
         "/api/patients/{patient_id}/alarms": {"parameters": [p], "get": op("Active alarms, highest priority first", "session", None, "200 list", &[401, 404])},
         "/api/patients/{patient_id}/alarms/{alarm}/acknowledge": {"parameters": [p, alarm], "post": op("Acknowledge an active alarm (recorded with who and when)", "session", Some("Acknowledge"), "200 alarm", &[401, 403, 404, 422])},

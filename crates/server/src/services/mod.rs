@@ -9,6 +9,7 @@ pub mod access;
 pub mod alarms;
 pub mod auth;
 pub mod calendar;
+pub mod dashboard;
 pub mod directory;
 pub mod follow;
 pub mod hub;

@@ -68,6 +68,81 @@ pub async fn clinic_patients(db: &Db, clinic_id: &str) -> Result<Vec<(String, St
         .collect()
 }
 
+/// The `LIKE` pattern that finds `search` anywhere in a lowercased column: `%`, `_` and `\\` match themselves.
+fn contains_pattern(search: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in search.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// One page of a clinic's patients by name, `(id, display_name)`, with how many match in all: those whose name
+/// or id contains `search` without regard to case (every patient when it is empty). The database does the
+/// search, the count and the paging, so a page costs the same at 100 patients as at 10,000.
+pub async fn clinic_patients_page(
+    db: &Db,
+    clinic_id: &str,
+    search: &str,
+    limit: i64,
+    offset: i64,
+) -> Result<(i64, Vec<(String, String)>), AppError> {
+    const MATCHES: &str = "clinic_id = $1 AND (LOWER(display_name) LIKE $2 ESCAPE '\\' OR LOWER(id) LIKE $2 ESCAPE '\\')";
+    let pattern = contains_pattern(search);
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) AS n FROM srv_patients WHERE {MATCHES}"
+    )))
+    .bind(clinic_id.to_string())
+    .bind(pattern.clone())
+    .fetch_one(&db.pool)
+    .await?
+    .try_get("n")?;
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT id, display_name FROM srv_patients WHERE {MATCHES} ORDER BY display_name, id LIMIT $3 OFFSET $4"
+    )))
+    .bind(clinic_id.to_string())
+    .bind(pattern)
+    .bind(limit)
+    .bind(offset)
+    .fetch_all(&db.pool)
+    .await?;
+    let page = rows
+        .iter()
+        .map(|r| Ok((r.try_get("id")?, r.try_get("display_name")?)))
+        .collect::<Result<Vec<_>, AppError>>()?;
+    Ok((total, page))
+}
+
+/// The names of these patients of a clinic, `(id, display_name)` (ids of another clinic are left out).
+pub async fn clinic_patient_names(
+    db: &Db,
+    clinic_id: &str,
+    patient_ids: &[String],
+) -> Result<Vec<(String, String)>, AppError> {
+    /// Ids per query, well under every backend's limit on bound parameters.
+    const IDS_PER_QUERY_MAX: usize = 500;
+    let mut named = Vec::with_capacity(patient_ids.len());
+    for chunk in patient_ids.chunks(IDS_PER_QUERY_MAX) {
+        let placeholders: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "SELECT id, display_name FROM srv_patients WHERE clinic_id = $1 AND id IN ({})",
+            placeholders.join(", ")
+        );
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(clinic_id.to_string());
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for r in query.fetch_all(&db.pool).await? {
+            named.push((r.try_get("id")?, r.try_get("display_name")?));
+        }
+    }
+    Ok(named)
+}
+
 /// Every patient with their clinic (for loading the live board at start).
 pub async fn all_patients(db: &Db) -> Result<Vec<(String, String)>, AppError> {
     let rows = sqlx::query("SELECT id, clinic_id FROM srv_patients")

@@ -306,6 +306,25 @@ async fn route_table(backend: Backend) {
             Some("text=x"),
             [303, 404, 404, 403, 403, 403, 404, 403],
         ),
+        // The dashboard and its live fragments (issue 15): nurses and admins of the clinic only.
+        (
+            "GET",
+            "/nurse?q=Pat&page=2".into(),
+            None,
+            [303, 200, 200, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/nurse/attention".into(),
+            None,
+            [303, 200, 200, 403, 403, 403, 200, 403],
+        ),
+        (
+            "GET",
+            "/nurse/rows/{p1}".into(),
+            None,
+            [303, 200, 200, 403, 403, 403, 404, 403],
+        ),
         (
             "GET",
             "/p/{p1}/reminders".into(),

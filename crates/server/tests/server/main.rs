@@ -5,6 +5,7 @@
 mod support;
 
 mod access_matrix;
+mod dashboard;
 mod demo;
 mod hostile_inputs;
 mod layers;

@@ -135,7 +135,7 @@ pub fn clinic_layout(user: &CurrentUser, title: &str, live: bool) -> Layout {
         contacts: Vec::new(),
         care_first: care::content().common.care_team_first.clone(),
         no_numbers: String::new(),
-        stream: live.then(|| "/api/dashboard/stream".to_string()),
+        stream: live.then(|| "/api/dashboard/stream?initial=none".to_string()),
         notice: None,
         body_class: "nurse",
         asset_version: assets::version(),

@@ -116,6 +116,8 @@ pub fn routes() -> Router<AppState> {
         .route("/cal/{file}", get(reminders::subscribed))
         .route("/p/{patient_id}/card", get(card::page))
         .route("/nurse", get(nurse::dashboard))
+        .route("/nurse/attention", get(nurse::attention))
+        .route("/nurse/rows/{patient_id}", get(nurse::row))
         .route("/nurse/patients/{patient_id}", get(nurse::patient))
         .route("/nurse/patients/{patient_id}/plan", post(nurse::save_plan))
         .route("/nurse/patients/{patient_id}/practice", get(practice::page))

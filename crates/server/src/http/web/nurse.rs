@@ -1,17 +1,22 @@
-//! The nurse's screens: the clinic dashboard ordered by urgency (live), and a patient's page with active
+//! The nurse's screens: the clinic dashboard (the patients who need attention, then a searchable page of
+//! every patient, with fragments for its live updates), and a patient's page with active
 //! alarms, charts, escalations, the timeline and the therapy plan editor. The editor takes the plan as the
 //! same TOML a plan file holds and runs the same checks (`care::TherapyPlan`), so a plan saved here is one
 //! the command-line tools accept and the other way round.
 
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::error::AppError;
 use crate::http::extract::WebUser;
 use crate::services::AppState;
 use crate::services::access;
+use crate::services::alarms::PatientSummary;
+use crate::services::dashboard::{self, needs_attention};
 use crate::services::now_ms;
 use crate::services::records::Entry;
 
@@ -19,8 +24,8 @@ use super::alarm::{alarm_line, pump_view};
 use super::common::{self, clinic_layout, patient_base, patient_layout, see_other};
 use super::log::{charts_svg, entry_view};
 use super::view::{
-    DashboardPage, DashboardRow, NursePatientPage, PlanField, format_ago, html, html_with_status,
-    priority_label, state_words,
+    AttentionFragment, AttentionSection, DashboardPage, DashboardRow, NursePatientPage, PageLink,
+    PlanField, RowFragment, format_ago, html, html_with_status, priority_label, state_words,
 };
 
 /// Days of history on the nurse's patient page.
@@ -30,48 +35,162 @@ const PATIENT_PAGE_ENTRIES: usize = 40;
 /// The largest plan text accepted from the editor.
 pub const PLAN_TEXT_BYTES_MAX: usize = 64 * 1024;
 
+/// Above this many patients needing attention, their rows leave out note fields and status lines, so the
+/// section stays short enough to take in at a glance; no row is ever left out.
+const ATTENTION_FULL_ROWS_MAX: usize = 20;
+
+/// `GET /nurse?q=…&page=…`: both optional. `page` counts from 1; anything that is not a page number shows
+/// the first page, and a page past the end shows the last.
+#[derive(Debug, Deserialize, Default)]
+pub struct DashboardQuery {
+    #[serde(default)]
+    q: Option<String>,
+    #[serde(default)]
+    page: Option<String>,
+}
+
+/// One dashboard row as the nurse sees it. `element` is `att` (the attention section: alarms with their
+/// acknowledge forms) or `row` (the list: a patient who needs attention points up to their row there).
+fn dashboard_row(r: &PatientSummary, now: i64, element: &str, compact: bool) -> DashboardRow {
+    let base = patient_base(&r.patient_id);
+    let (urgency_class, urgency_label) = match r.top_priority {
+        Some(p) => (
+            super::view::priority_class(p),
+            priority_label(p).to_string(),
+        ),
+        None if r.link == "silent" => ("high", "Pump not reporting".to_string()),
+        None => ("", "No alarms".to_string()),
+    };
+    let pump_line = match (&r.state, r.link) {
+        (_, "silent") => "The pump has stopped sending updates.".to_string(),
+        (Some(s), _) => format!(
+            "Pump: {}{}",
+            state_words(s).0,
+            if r.teaching { " (practice pump)" } else { "" }
+        ),
+        (None, _) => "No pump connected.".to_string(),
+    };
+    let see_above = element == "row" && needs_attention(r);
+    DashboardRow {
+        element_id: format!("{element}-{}", r.patient_id),
+        patient_id: r.patient_id.clone(),
+        href: format!("/nurse/patients/{}", r.patient_id),
+        name: r.display_name.clone(),
+        urgency_class,
+        urgency_label,
+        pump_line,
+        state: format!("{}:{}", r.link, r.state.as_deref().unwrap_or("")),
+        alarms: if see_above {
+            Vec::new()
+        } else {
+            r.active_alarms
+                .iter()
+                .map(|a| alarm_line(a, now, format!("{base}/alarms/{}/ack", a.id)))
+                .collect()
+        },
+        see_above,
+        compact,
+    }
+}
+
+fn attention_section(rows: &[PatientSummary], now: i64) -> AttentionSection {
+    let compact = rows.len() > ATTENTION_FULL_ROWS_MAX;
+    AttentionSection {
+        count_label: match rows.len() {
+            0 => "No patient needs attention now.".to_string(),
+            1 => "1 patient needs attention.".to_string(),
+            n => format!("{n} patients need attention."),
+        },
+        rows: rows
+            .iter()
+            .map(|r| dashboard_row(r, now, "att", compact))
+            .collect(),
+    }
+}
+
+/// The address of a page of the list, keeping the search.
+fn page_href(search: &str, page: usize) -> String {
+    let mut pairs: Vec<(&str, String)> = Vec::new();
+    if !search.is_empty() {
+        pairs.push(("q", search.to_string()));
+    }
+    if page > 1 {
+        pairs.push(("page", page.to_string()));
+    }
+    match serde_urlencoded::to_string(&pairs) {
+        Ok(query) if !query.is_empty() => format!("/nurse?{query}"),
+        _ => "/nurse".to_string(),
+    }
+}
+
 /// `GET /nurse`
-pub async fn dashboard(State(state): State<AppState>, user: WebUser) -> Result<Response, AppError> {
-    let rows = crate::services::alarms::dashboard(&state, &user).await?;
+pub async fn dashboard(
+    State(state): State<AppState>,
+    user: WebUser,
+    query: Result<Query<DashboardQuery>, QueryRejection>,
+) -> Result<Response, AppError> {
+    let Query(query) = query.map_err(|e| AppError::invalid("q", e.body_text()))?;
+    let search = dashboard::search_text(query.q.as_deref().unwrap_or(""))?;
+    let wanted = query
+        .page
+        .as_deref()
+        .and_then(|p| p.trim().parse::<usize>().ok())
+        .unwrap_or(1);
+    let data = dashboard::page(&state, &user, &search, wanted).await?;
     let now = now_ms();
-    let rows = rows
-        .into_iter()
-        .map(|r| {
-            let base = patient_base(&r.patient_id);
-            let (urgency_class, urgency_label) = match r.top_priority {
-                Some(p) => (
-                    super::view::priority_class(p),
-                    priority_label(p).to_string(),
-                ),
-                None if r.link == "silent" => ("high", "Pump not reporting".to_string()),
-                None => ("", "No alarms".to_string()),
-            };
-            let pump_line = match (&r.state, r.link) {
-                (_, "silent") => "The pump has stopped sending updates.".to_string(),
-                (Some(s), _) => format!(
-                    "Pump: {}{}",
-                    state_words(s).0,
-                    if r.teaching { " (practice pump)" } else { "" }
-                ),
-                (None, _) => "No pump connected.".to_string(),
-            };
-            DashboardRow {
-                href: format!("/nurse/patients/{}", r.patient_id),
-                name: r.display_name.clone(),
-                urgency_class,
-                urgency_label,
-                pump_line,
-                alarms: r
-                    .active_alarms
-                    .iter()
-                    .map(|a| alarm_line(a, now, format!("{base}/alarms/{}/ack", a.id)))
-                    .collect(),
-            }
-        })
-        .collect();
+    let matching_label = match (search.is_empty(), data.matching) {
+        (true, 1) => "1 patient, by name.".to_string(),
+        (true, n) => format!("{n} patients, by name."),
+        (false, 1) => format!("1 patient matches “{search}”."),
+        (false, n) => format!("{n} patients match “{search}”."),
+    };
+    let link = |on: bool, page: usize, label| PageLink {
+        href: if on {
+            page_href(&search, page)
+        } else {
+            String::new()
+        },
+        label,
+    };
     Ok(html(&DashboardPage {
         layout: clinic_layout(&user, "Dashboard", true),
-        rows,
+        csrf: user.csrf_token.clone(),
+        attention: attention_section(&data.attention, now),
+        rows: data
+            .patients
+            .iter()
+            .map(|r| dashboard_row(r, now, "row", false))
+            .collect(),
+        matching_label,
+        page_label: format!("Page {} of {}", data.page, data.pages),
+        previous: link(data.page > 1, data.page - 1, "Previous page"),
+        next: link(data.page < data.pages, data.page + 1, "Next page"),
+        search,
+    }))
+}
+
+/// `GET /nurse/attention`: the attention section alone (the live script swaps it in when an alarm changes).
+pub async fn attention(State(state): State<AppState>, user: WebUser) -> Result<Response, AppError> {
+    let rows = dashboard::attention(&state, &user).await?;
+    Ok(html(&AttentionFragment {
+        csrf: user.csrf_token.clone(),
+        attention: attention_section(&rows, now_ms()),
+    }))
+}
+
+/// `GET /nurse/rows/{patient}`: one patient's row of the list alone (the live script swaps it in when that
+/// patient changes). A read of the patient like any other: checked and audited by `services::access`.
+pub async fn row(
+    State(state): State<AppState>,
+    user: WebUser,
+    Path(patient_id): Path<String>,
+) -> Result<Response, AppError> {
+    crate::services::access::require_clinician(&user)?;
+    let access = common::read_access(&state, &user, &patient_id).await?;
+    let summary = dashboard::row(&state, &access);
+    Ok(html(&RowFragment {
+        csrf: user.csrf_token.clone(),
+        row: dashboard_row(&summary, now_ms(), "row", false),
     }))
 }
 

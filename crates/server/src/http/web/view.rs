@@ -380,20 +380,67 @@ pub struct CardPage {
     pub emergencies: Vec<String>,
 }
 
+/// One patient on the dashboard, in the attention section (with the acknowledge forms) or in the list.
 pub struct DashboardRow {
+    /// The element's id: `att-{patient}` in the attention section, `row-{patient}` in the list.
+    pub element_id: String,
+    pub patient_id: String,
     pub href: String,
     pub name: String,
     pub urgency_class: &'static str,
     pub urgency_label: String,
     pub pump_line: String,
+    /// The pump's state name (`running`, …), so the live script can tell when telemetry changed the row.
+    pub state: String,
     pub alarms: Vec<AlarmLine>,
+    /// In the list: the patient needs attention, and their alarms are in the section above.
+    pub see_above: bool,
+    /// Many patients need attention: no note fields or status lines, so the whole section stays short.
+    pub compact: bool,
+}
+
+/// The attention section's live part: the count people hear and every row, most urgent first.
+pub struct AttentionSection {
+    pub count_label: String,
+    pub rows: Vec<DashboardRow>,
+}
+
+/// A link of the pager; `href` is empty on the first and last page.
+pub struct PageLink {
+    pub href: String,
+    pub label: &'static str,
 }
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
 pub struct DashboardPage {
     pub layout: Layout,
+    pub csrf: String,
+    pub attention: AttentionSection,
     pub rows: Vec<DashboardRow>,
+    /// The search as typed (trimmed), empty for none.
+    pub search: String,
+    /// "42 patients" or "3 patients match “ann”".
+    pub matching_label: String,
+    pub page_label: String,
+    pub previous: PageLink,
+    pub next: PageLink,
+}
+
+/// `GET /nurse/attention`: the attention section alone, for the live script.
+#[derive(Template)]
+#[template(path = "dashboard_attention.html")]
+pub struct AttentionFragment {
+    pub csrf: String,
+    pub attention: AttentionSection,
+}
+
+/// `GET /nurse/rows/{patient}`: one row of the list alone, for the live script.
+#[derive(Template)]
+#[template(path = "dashboard_row.html")]
+pub struct RowFragment {
+    pub csrf: String,
+    pub row: DashboardRow,
 }
 
 pub struct PlanField {
