@@ -1068,7 +1068,10 @@ fn run(args: LoadArgs) -> anyhow::Result<Report> {
         read_stat(*pid)?;
     }
     if args.watch.len() > WATCH_MAX {
-        bail!("--watch at most {WATCH_MAX} streams, not {}", args.watch.len());
+        bail!(
+            "--watch at most {WATCH_MAX} streams, not {}",
+            args.watch.len()
+        );
     }
     for w in &args.watch {
         loopback_base_url(w).map_err(|e| anyhow::anyhow!("--watch: {e}"))?;

@@ -31,7 +31,9 @@ fn postgres_url() -> Option<String> {
     match std::env::var("INFUSAFE_TEST_POSTGRES_URL") {
         Ok(url) if !url.is_empty() => Some(url),
         _ if std::env::var("INFUSAFE_SKIP_POSTGRES").as_deref() == Ok("1") => {
-            eprintln!("\n!!!!!!!! WARNING: INFUSAFE_SKIP_POSTGRES=1: the cluster test does NOT run !!!!!!!!\n");
+            eprintln!(
+                "\n!!!!!!!! WARNING: INFUSAFE_SKIP_POSTGRES=1: the cluster test does NOT run !!!!!!!!\n"
+            );
             None
         }
         _ => panic!(
@@ -173,25 +175,38 @@ fn balancer(dir: &std::path::Path, a: &str, b: &str) -> (Proc, String) {
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while request(&url, "GET", "/healthz", &[], None).map(|r| r.0) != Ok(200) {
-        assert!(Instant::now() < deadline, "haproxy did not come up: {:?}", log.lock().unwrap());
+        assert!(
+            Instant::now() < deadline,
+            "haproxy did not come up: {:?}",
+            log.lock().unwrap()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
     (Proc { child, log }, url)
 }
 
-/// One HTTP/1.1 request over a fresh connection: `(status, headers, body)`.
+/// `(status, headers with lower-case names, body)`.
+type Answer = (u16, Vec<(String, String)>, String);
+
+/// Deliveries a webhook receiver saw, by notification id.
+type Deliveries = Arc<Mutex<HashMap<String, Vec<Value>>>>;
+
+/// One HTTP/1.1 request over a fresh connection.
 fn request(
     base: &str,
     method: &str,
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&Value>,
-) -> Result<(u16, Vec<(String, String)>, String), String> {
+) -> Result<Answer, String> {
     let host = base.trim_start_matches("http://");
     let mut stream = TcpStream::connect(host).map_err(|e| e.to_string())?;
     stream.set_read_timeout(Some(Duration::from_secs(15))).ok();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
-    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
     if !body.is_empty() {
         head.push_str("Content-Type: application/json\r\n");
     }
@@ -199,8 +214,12 @@ fn request(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).map_err(|e| e.to_string())?;
-    stream.write_all(body.as_bytes()).map_err(|e| e.to_string())?;
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| e.to_string())?;
+    stream
+        .write_all(body.as_bytes())
+        .map_err(|e| e.to_string())?;
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&raw).to_string();
@@ -218,7 +237,11 @@ fn request(
     let chunked = headers
         .iter()
         .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked"));
-    let body = if chunked { dechunk(rest) } else { rest.to_string() };
+    let body = if chunked {
+        dechunk(rest)
+    } else {
+        rest.to_string()
+    };
     Ok((status, headers, body))
 }
 
@@ -271,7 +294,10 @@ fn call(base: &str, s: &Session, method: &str, path: &str, body: Option<Value>) 
         body.as_ref(),
     )
     .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
-    assert!((200..300).contains(&status), "{method} {path}: HTTP {status}: {text}");
+    assert!(
+        (200..300).contains(&status),
+        "{method} {path}: HTTP {status}: {text}"
+    );
     serde_json::from_str(&text).unwrap_or(Value::Null)
 }
 
@@ -284,7 +310,9 @@ fn stream(base: &str, s: &Session, stop: Arc<AtomicBool>) -> Arc<Mutex<Vec<Strin
     let (ready_tx, ready) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut stream = TcpStream::connect(&host).unwrap();
-        stream.set_read_timeout(Some(Duration::from_millis(500))).ok();
+        stream
+            .set_read_timeout(Some(Duration::from_millis(500)))
+            .ok();
         write!(stream, "GET /api/dashboard/stream HTTP/1.1\r\nHost: {host}\r\nCookie: {cookie}\r\nAccept: text/event-stream\r\n\r\n").unwrap();
         let mut reader = BufReader::new(stream);
         let mut line = String::new();
@@ -306,7 +334,9 @@ fn stream(base: &str, s: &Session, stop: Arc<AtomicBool>) -> Arc<Mutex<Vec<Strin
             }
         }
     });
-    ready.recv_timeout(Duration::from_secs(10)).expect("the stream opened");
+    ready
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the stream opened");
     seen
 }
 
@@ -332,9 +362,13 @@ impl Pump {
         let (path, body) = if events.is_empty() {
             ("/api/link/v1/heartbeat", json!({"telemetry": telemetry}))
         } else {
-            ("/api/link/v1/batch", json!({"events": events, "telemetry": telemetry}))
+            (
+                "/api/link/v1/batch",
+                json!({"events": events, "telemetry": telemetry}),
+            )
         };
-        let (status, _, text) = request(base, "POST", path, &[("Authorization", &auth)], Some(&body))?;
+        let (status, _, text) =
+            request(base, "POST", path, &[("Authorization", &auth)], Some(&body))?;
         if status != 200 {
             return Err(format!("HTTP {status}: {text}"));
         }
@@ -348,19 +382,27 @@ impl Pump {
 
     /// Raise an alarm; returns once the server confirmed it (acknowledged means durable).
     fn raise(&self, base: &str, alarm: &str, tag: &str) {
-        let e = self.event("alarm_raised", json!({"alarm": alarm, "priority": "high", "detail": tag}));
+        let e = self.event(
+            "alarm_raised",
+            json!({"alarm": alarm, "priority": "high", "detail": tag}),
+        );
         let seq = e["seq"].clone();
-        let answer = self.post(base, vec![e], "infusing").expect("the alarm is accepted");
-        assert!(answer["accepted"].as_array().unwrap().contains(&seq), "{answer}");
+        let answer = self
+            .post(base, vec![e], "infusing")
+            .expect("the alarm is accepted");
+        assert!(
+            answer["accepted"].as_array().unwrap().contains(&seq),
+            "{answer}"
+        );
     }
 }
 
 /// A webhook receiver on 127.0.0.1: counts deliveries per notification id.
-fn webhook_receiver(stop: Arc<AtomicBool>) -> (String, Arc<Mutex<HashMap<String, Vec<Value>>>>) {
+fn webhook_receiver(stop: Arc<AtomicBool>) -> (String, Deliveries) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}/hook", listener.local_addr().unwrap());
-    let seen: Arc<Mutex<HashMap<String, Vec<Value>>>> = Arc::default();
+    let seen: Deliveries = Arc::default();
     let sink = seen.clone();
     std::thread::spawn(move || {
         while !stop.load(Ordering::Relaxed) {
@@ -389,7 +431,8 @@ fn webhook_receiver(stop: Arc<AtomicBool>) -> (String, Arc<Mutex<HashMap<String,
             }
             let mut body = vec![0; length];
             let _ = reader.read_exact(&mut body);
-            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+            let _ = conn
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
             let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             sink.lock().unwrap().entry(id).or_default().push(body);
         }
@@ -398,7 +441,12 @@ fn webhook_receiver(stop: Arc<AtomicBool>) -> (String, Arc<Mutex<HashMap<String,
 }
 
 fn count_in(stream: &Arc<Mutex<Vec<String>>>, needle: &str) -> usize {
-    stream.lock().unwrap().iter().filter(|l| l.contains(needle)).count()
+    stream
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|l| l.contains(needle))
+        .count()
 }
 
 #[test]
@@ -420,12 +468,30 @@ fn two_servers_behind_haproxy_share_alarms_acknowledgements_duties_and_survive_s
     // The clinic: a webhook to this test, patients and pumps, all set up through the balancer.
     let admin = login(&lb);
     let (hook_url, hooks) = webhook_receiver(stop.clone());
-    call(&lb, &admin, "PUT", "/api/admin/webhook", Some(json!({"url": hook_url})));
+    call(
+        &lb,
+        &admin,
+        "PUT",
+        "/api/admin/webhook",
+        Some(json!({"url": hook_url})),
+    );
     let pumps: Vec<Arc<Pump>> = (0..PUMPS)
         .map(|i| {
-            let p = call(&lb, &admin, "POST", "/api/admin/patients", Some(json!({"display_name": format!("Cluster {i}")})));
+            let p = call(
+                &lb,
+                &admin,
+                "POST",
+                "/api/admin/patients",
+                Some(json!({"display_name": format!("Cluster {i}")})),
+            );
             let patient_id = p["patient_id"].as_str().unwrap().to_string();
-            let d = call(&lb, &admin, "POST", &format!("/api/admin/patients/{patient_id}/devices"), Some(json!({"label": format!("pump {i}")})));
+            let d = call(
+                &lb,
+                &admin,
+                "POST",
+                &format!("/api/admin/patients/{patient_id}/devices"),
+                Some(json!({"label": format!("pump {i}")})),
+            );
             Arc::new(Pump {
                 patient_id,
                 token: d["token"].as_str().unwrap().to_string(),
@@ -442,7 +508,8 @@ fn two_servers_behind_haproxy_share_alarms_acknowledgements_duties_and_survive_s
     let beating = Arc::new(AtomicBool::new(true));
     let beat_errors = Arc::new(AtomicU64::new(0));
     for p in &pumps {
-        let (p, lb, beating, errors) = (p.clone(), lb.clone(), beating.clone(), beat_errors.clone());
+        let (p, lb, beating, errors) =
+            (p.clone(), lb.clone(), beating.clone(), beat_errors.clone());
         std::thread::spawn(move || {
             while beating.load(Ordering::Relaxed) {
                 if p.post(&lb, vec![], "infusing").is_err() {
@@ -459,45 +526,101 @@ fn two_servers_behind_haproxy_share_alarms_acknowledgements_duties_and_survive_s
     }
     for i in 0..PUMPS {
         let tag = format!("cluster-alarm-{i}");
-        wait_until(&format!("{tag} on process A's stream"), Duration::from_secs(10), || count_in(&on_a, &tag) > 0);
-        wait_until(&format!("{tag} on process B's stream"), Duration::from_secs(10), || count_in(&on_b, &tag) > 0);
+        wait_until(
+            &format!("{tag} on process A's stream"),
+            Duration::from_secs(10),
+            || count_in(&on_a, &tag) > 0,
+        );
+        wait_until(
+            &format!("{tag} on process B's stream"),
+            Duration::from_secs(10),
+            || count_in(&on_b, &tag) > 0,
+        );
     }
 
     // 2. An acknowledgement on A shows on B (the API on B and B's stream).
     let first = &pumps[0];
-    let alarms = call(&url_a, &admin, "GET", &format!("/api/patients/{}/alarms", first.patient_id), None);
-    let alarm_id = alarms[0]["id"].as_str().expect("an active alarm").to_string();
-    call(&url_a, &admin, "POST", &format!("/api/patients/{}/alarms/{alarm_id}/acknowledge", first.patient_id),
-        Some(json!({"note": "seen on A"})));
+    let alarms = call(
+        &url_a,
+        &admin,
+        "GET",
+        &format!("/api/patients/{}/alarms", first.patient_id),
+        None,
+    );
+    let alarm_id = alarms[0]["id"]
+        .as_str()
+        .expect("an active alarm")
+        .to_string();
+    call(
+        &url_a,
+        &admin,
+        "POST",
+        &format!(
+            "/api/patients/{}/alarms/{alarm_id}/acknowledge",
+            first.patient_id
+        ),
+        Some(json!({"note": "seen on A"})),
+    );
     wait_until("the acknowledgement on B", Duration::from_secs(10), || {
-        let on_b = call(&url_b, &admin, "GET", &format!("/api/patients/{}/alarms", first.patient_id), None);
-        on_b.as_array().unwrap().iter().any(|a| a["id"] == alarm_id.as_str() && !a["acknowledgements"].as_array().unwrap().is_empty())
+        let on_b = call(
+            &url_b,
+            &admin,
+            "GET",
+            &format!("/api/patients/{}/alarms", first.patient_id),
+            None,
+        );
+        on_b.as_array().unwrap().iter().any(|a| {
+            a["id"] == alarm_id.as_str() && !a["acknowledgements"].as_array().unwrap().is_empty()
+        })
     });
-    wait_until("the acknowledgement on B's stream", Duration::from_secs(10), || count_in(&on_b, "seen on A") > 0 || count_in(&on_b, "\"acknowledged\"") > 0);
+    wait_until(
+        "the acknowledgement on B's stream",
+        Duration::from_secs(10),
+        || count_in(&on_b, "seen on A") > 0 || count_in(&on_b, "\"acknowledged\"") > 0,
+    );
 
     // 3. Each rung once, each webhook once: wait for the on-call rung of an alarm nobody acknowledged.
     let second = &pumps[1];
-    wait_until("the on-call rung of an unacknowledged alarm", Duration::from_secs(40), || {
-        rungs(&lb, &admin, &second.patient_id).iter().any(|r| r.ends_with("/on_call"))
-    });
+    wait_until(
+        "the on-call rung of an unacknowledged alarm",
+        Duration::from_secs(40),
+        || {
+            rungs(&lb, &admin, &second.patient_id)
+                .iter()
+                .any(|r| r.ends_with("/on_call"))
+        },
+    );
     std::thread::sleep(Duration::from_secs(2));
     for p in &pumps[1..] {
         let r = rungs(&lb, &admin, &p.patient_id);
         let mut sorted = r.clone();
         sorted.sort();
         sorted.dedup();
-        assert_eq!(sorted.len(), r.len(), "a rung recorded twice for {}: {r:?}", p.patient_id);
+        assert_eq!(
+            sorted.len(),
+            r.len(),
+            "a rung recorded twice for {}: {r:?}",
+            p.patient_id
+        );
     }
     {
         let hooks = hooks.lock().unwrap();
         assert!(!hooks.is_empty(), "webhooks were sent");
         for (id, deliveries) in hooks.iter() {
-            assert_eq!(deliveries.len(), 1, "webhook {id} delivered {} times", deliveries.len());
+            assert_eq!(
+                deliveries.len(),
+                1,
+                "webhook {id} delivered {} times",
+                deliveries.len()
+            );
         }
         let mut per_alarm: HashMap<(String, String), usize> = HashMap::new();
         for deliveries in hooks.values() {
             let b = &deliveries[0];
-            let key = (b["patient_id"].as_str().unwrap_or("").to_string(), b["rung"].as_str().unwrap_or("").to_string());
+            let key = (
+                b["patient_id"].as_str().unwrap_or("").to_string(),
+                b["rung"].as_str().unwrap_or("").to_string(),
+            );
             *per_alarm.entry(key).or_default() += 1;
         }
         for (key, n) in per_alarm {
@@ -512,8 +635,15 @@ fn two_servers_behind_haproxy_share_alarms_acknowledgements_duties_and_survive_s
         .expect("one process runs the timed duties");
     let (mut killed, killed_url) = servers.remove(holder);
     let (survivor, survivor_url) = servers.remove(0);
-    assert!(!survivor.log_has("now runs the timed duties"), "both processes ran the duties at once");
-    let on_survivor = if survivor_url == url_a { on_a.clone() } else { on_b.clone() };
+    assert!(
+        !survivor.log_has("now runs the timed duties"),
+        "both processes ran the duties at once"
+    );
+    let on_survivor = if survivor_url == url_a {
+        on_a.clone()
+    } else {
+        on_b.clone()
+    };
     killed.child.kill().expect("SIGKILL");
     killed.child.wait().unwrap();
     let killed_at = Instant::now();
@@ -521,31 +651,60 @@ fn two_servers_behind_haproxy_share_alarms_acknowledgements_duties_and_survive_s
     eprintln!("killed {killed_url}; {survivor_url} survives");
 
     // The survivor takes the duties over, well within a minute.
-    wait_until("the survivor runs the duties", Duration::from_secs(60), || survivor.log_has("now runs the timed duties"));
+    wait_until(
+        "the survivor runs the duties",
+        Duration::from_secs(60),
+        || survivor.log_has("now runs the timed duties"),
+    );
     let took = killed_at.elapsed();
     assert!(took < Duration::from_secs(60), "hand-over took {took:?}");
 
     // A new alarm after the kill climbs the ladder on the survivor (nurse after 5 plan minutes = 5 s).
     let third = &pumps[2];
     third.raise(&lb, "air_in_line", "cluster-after-kill");
-    wait_until("the new alarm on the survivor's stream", Duration::from_secs(10), || count_in(&on_survivor, "cluster-after-kill") > 0);
-    wait_until("the survivor pages the nurse", Duration::from_secs(30), || {
-        escalated(&survivor_url, &admin, &third.patient_id, "air_in_line").iter().any(|r| r == "nurse")
-    });
+    wait_until(
+        "the new alarm on the survivor's stream",
+        Duration::from_secs(10),
+        || count_in(&on_survivor, "cluster-after-kill") > 0,
+    );
+    wait_until(
+        "the survivor pages the nurse",
+        Duration::from_secs(30),
+        || {
+            escalated(&survivor_url, &admin, &third.patient_id, "air_in_line")
+                .iter()
+                .any(|r| r == "nurse")
+        },
+    );
 
     // Pumps kept talking through the balancer for longer than the silence allowance (8 s): no pump_silent.
     std::thread::sleep(Duration::from_secs(10));
     beating.store(false, Ordering::Relaxed);
     for p in &pumps {
         let t = timeline(&survivor_url, &admin, &p.patient_id);
-        let silent = t.iter().filter(|e| e["kind"] == "alarm_raised" && e["payload"]["alarm"] == "pump_silent").count();
+        let silent = t
+            .iter()
+            .filter(|e| e["kind"] == "alarm_raised" && e["payload"]["alarm"] == "pump_silent")
+            .count();
         assert_eq!(silent, 0, "a false pump_silent for {}", p.patient_id);
         // No acknowledged event lost: every alarm the pumps were told was stored is in the record.
-        let raised = t.iter().filter(|e| e["kind"] == "alarm_raised" && e["source"] == "pump").count();
-        assert!(raised >= 1, "the pump's alarm is in the record for {}", p.patient_id);
+        let raised = t
+            .iter()
+            .filter(|e| e["kind"] == "alarm_raised" && e["source"] == "pump")
+            .count();
+        assert!(
+            raised >= 1,
+            "the pump's alarm is in the record for {}",
+            p.patient_id
+        );
     }
     assert!(
-        survivor.log.lock().unwrap().iter().all(|l| !l.contains("panicked")),
+        survivor
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|l| !l.contains("panicked")),
         "the survivor panicked"
     );
     stop.store(true, Ordering::Relaxed);
@@ -553,8 +712,17 @@ fn two_servers_behind_haproxy_share_alarms_acknowledgements_duties_and_survive_s
 }
 
 fn timeline(base: &str, s: &Session, patient: &str) -> Vec<Value> {
-    let t = call(base, s, "GET", &format!("/api/patients/{patient}/timeline?limit=1000"), None);
-    t.as_array().cloned().or_else(|| t["events"].as_array().cloned()).unwrap_or_default()
+    let t = call(
+        base,
+        s,
+        "GET",
+        &format!("/api/patients/{patient}/timeline?limit=1000"),
+        None,
+    );
+    t.as_array()
+        .cloned()
+        .or_else(|| t["events"].as_array().cloned())
+        .unwrap_or_default()
 }
 
 /// The rungs recorded for a patient's alarms, `alarm_id/rung`, one entry per `alarm_escalated` event.
@@ -587,19 +755,38 @@ fn a_second_process_on_the_same_sqlite_file_is_refused_with_the_way_out() {
     let url = format!("sqlite://{}/infusafe.db", dir.display());
     let (first, first_url) = serve(&url, true);
     let second = Command::new(env!("CARGO_BIN_EXE_infusafe"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--insecure-cookies", "--database-url", &url])
+        .args([
+            "serve",
+            "--bind",
+            "127.0.0.1:0",
+            "--insecure-cookies",
+            "--database-url",
+            &url,
+        ])
         .output()
         .expect("infusafe runs");
     assert_eq!(second.status.code(), Some(2), "the second process stops");
     let said = String::from_utf8_lossy(&second.stderr);
-    assert!(said.contains("another infusafe process is using the SQLite database"), "{said}");
-    assert!(said.contains("PostgreSQL"), "it names the way to run several: {said}");
+    assert!(
+        said.contains("another infusafe process is using the SQLite database"),
+        "{said}"
+    );
+    assert!(
+        said.contains("PostgreSQL"),
+        "it names the way to run several: {said}"
+    );
     // The first one is untouched.
-    assert_eq!(request(&first_url, "GET", "/healthz", &[], None).unwrap().0, 200);
+    assert_eq!(
+        request(&first_url, "GET", "/healthz", &[], None).unwrap().0,
+        200
+    );
     drop(first);
     // Once the first has stopped, the file is free again.
     let (again, again_url) = serve(&url, false);
-    assert_eq!(request(&again_url, "GET", "/healthz", &[], None).unwrap().0, 200);
+    assert_eq!(
+        request(&again_url, "GET", "/healthz", &[], None).unwrap().0,
+        200
+    );
     drop(again);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -734,7 +734,8 @@ impl Store {
             let mut heads = Vec::with_capacity(rows.len());
             for row in &rows {
                 heads.push((
-                    row.try_get::<String, _>("patient_id").map_err(|e| self.err(e))?,
+                    row.try_get::<String, _>("patient_id")
+                        .map_err(|e| self.err(e))?,
                     row.try_get::<i64, _>("head").map_err(|e| self.err(e))?,
                 ));
             }

@@ -782,7 +782,14 @@ impl Board {
                     data: e.payload.clone(),
                     clock_skew_ms: 0,
                 };
-                apply_pump_event(live, e.recorded_at_ms, &device, &event, timing, &mut effects);
+                apply_pump_event(
+                    live,
+                    e.recorded_at_ms,
+                    &device,
+                    &event,
+                    timing,
+                    &mut effects,
+                );
             }
             Some(Kind::AlarmRaised) if by_server && alarm == PUMP_SILENT => {
                 let id = server_alarm_id(e.occurred_at_ms);
@@ -857,9 +864,10 @@ impl Board {
                 ));
             }
             Some(Kind::AlarmSilenced) => {
-                let (Some(pos), Some(until)) =
-                    (followed_alarm(live, &e.payload), e.payload["until_ms"].as_i64())
-                else {
+                let (Some(pos), Some(until)) = (
+                    followed_alarm(live, &e.payload),
+                    e.payload["until_ms"].as_i64(),
+                ) else {
                     return effects;
                 };
                 let view = &mut live.alarms[pos].view;
@@ -1032,12 +1040,14 @@ impl Board {
     }
 
     /// The ids of a clinic's patients that need a nurse: a real (not practice) active alarm, or the patient's
-    /// own pump gone silent (the rows `needs_attention` accepts).
+    /// own pump gone silent while infusing (the rows `needs_attention` accepts).
     pub fn patients_needing_attention(&self, now_ms: i64, clinic_id: &str) -> Vec<String> {
         let settings = self.settings;
         self.clinic_patients_where(clinic_id, |l| {
             l.alarms.iter().any(|a| !a.view.teaching)
-                || (!l.teaching && l.link(now_ms, settings) == "silent")
+                || (!l.teaching
+                    && l.link(now_ms, settings) == "silent"
+                    && l.telemetry.as_ref().is_some_and(Telemetry::is_infusing))
         })
     }
 
@@ -1055,10 +1065,12 @@ impl Board {
 }
 
 /// Whether a dashboard row needs a nurse: a real (not practice) active alarm or the patient's own pump gone
-/// silent (a practice pump that stops talking is a lesson, not a risk). The rows
+/// silent while it was infusing (a practice pump that stops talking is a lesson, not a risk; a pump switched off
+/// after its dose, or paused, is not a risk either: the same rule as `pump_silent`). The rows
 /// `Board::patients_needing_attention` finds are exactly these.
 pub fn needs_attention(r: &PatientSummary) -> bool {
-    (r.link == "silent" && !r.teaching) || r.active_alarms.iter().any(|a| !a.teaching)
+    let infusing = matches!(r.state.as_deref(), Some("infusing" | "kvo"));
+    (r.link == "silent" && !r.teaching && infusing) || r.active_alarms.iter().any(|a| !a.teaching)
 }
 
 /// The dashboard's order: real alarms by priority (unacknowledged first), then silent pumps, then patients with

@@ -1152,8 +1152,14 @@ fn from_record(
 #[test]
 fn a_followed_alarm_acknowledgement_and_rung_show_here_and_decide_nothing() {
     let mut b = board();
-    let raise = from_record(7, Kind::AlarmRaised, record::Source::Pump, "dev_real", 1_000,
-        json!({"alarm": "occlusion_downstream", "priority": "high"}));
+    let raise = from_record(
+        7,
+        Kind::AlarmRaised,
+        record::Source::Pump,
+        "dev_real",
+        1_000,
+        json!({"alarm": "occlusion_downstream", "priority": "high"}),
+    );
     let out = b.follow(&raise, false);
     assert_eq!(published(&out), [MessageKind::Alarm]);
     assert!(recorded_kinds(&out).is_empty(), "following records nothing");
@@ -1161,22 +1167,55 @@ fn a_followed_alarm_acknowledgement_and_rung_show_here_and_decide_nothing() {
     assert_eq!(view.id, "ev-7");
     // The same event again (a second notification, a catch-up) changes nothing.
     assert!(b.follow(&raise, false).is_empty());
-    let ack = from_record(8, Kind::AlarmAcknowledged, record::Source::Nurse, "usr_nurse", 2_000,
-        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "display_name": "Sam Jones", "role": "nurse", "note": "on my way"}));
-    assert_eq!(published(&b.follow(&ack, false)), [MessageKind::Acknowledged]);
-    assert!(b.follow(&ack, false).is_empty(), "an acknowledgement is taken in once");
+    let ack = from_record(
+        8,
+        Kind::AlarmAcknowledged,
+        record::Source::Nurse,
+        "usr_nurse",
+        2_000,
+        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "display_name": "Sam Jones", "role": "nurse", "note": "on my way"}),
+    );
+    assert_eq!(
+        published(&b.follow(&ack, false)),
+        [MessageKind::Acknowledged]
+    );
+    assert!(
+        b.follow(&ack, false).is_empty(),
+        "an acknowledgement is taken in once"
+    );
     let view = &b.snapshot(2_000, PATIENT).active_alarms[0];
     assert_eq!(view.acknowledgements.len(), 1);
     assert_eq!(view.acknowledgements[0].note.as_deref(), Some("on my way"));
-    let rung = from_record(9, Kind::AlarmEscalated, record::Source::System, "system", 3_000,
-        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "rung": "nurse"}));
-    assert_eq!(published(&b.follow(&rung, false)), [MessageKind::Escalation]);
-    assert_eq!(b.snapshot(3_000, PATIENT).active_alarms[0].escalation, Some(Rung::Nurse));
+    let rung = from_record(
+        9,
+        Kind::AlarmEscalated,
+        record::Source::System,
+        "system",
+        3_000,
+        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "rung": "nurse"}),
+    );
+    assert_eq!(
+        published(&b.follow(&rung, false)),
+        [MessageKind::Escalation]
+    );
+    assert_eq!(
+        b.snapshot(3_000, PATIENT).active_alarms[0].escalation,
+        Some(Rung::Nurse)
+    );
     // A pump's own "escalated" is not the server's rung.
-    let forged = from_record(10, Kind::AlarmEscalated, record::Source::Pump, "dev_real", 3_000,
-        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "rung": "on_call"}));
+    let forged = from_record(
+        10,
+        Kind::AlarmEscalated,
+        record::Source::Pump,
+        "dev_real",
+        3_000,
+        json!({"alarm": "occlusion_downstream", "alarm_id": "ev-7", "rung": "on_call"}),
+    );
     assert!(b.follow(&forged, false).is_empty());
-    assert_eq!(b.snapshot(3_000, PATIENT).active_alarms[0].escalation, Some(Rung::Nurse));
+    assert_eq!(
+        b.snapshot(3_000, PATIENT).active_alarms[0].escalation,
+        Some(Rung::Nurse)
+    );
 }
 
 fn recorded_kinds(effects: &[Effect]) -> Vec<String> {
@@ -1188,26 +1227,75 @@ fn a_clear_this_process_wrote_before_it_saw_the_raise_ends_in_the_records_order(
     // The pump raised on process A (record id 7); its next batch, with the clear, reached this process before
     // this process had followed the raise: this board cleared nothing and wrote the clear (id 8).
     let mut b = board();
-    b.batch(1_000, &pump(false), &[event(Kind::AlarmCleared, 8, json!({"alarm": "occlusion_downstream"}))], None);
-    let raise = from_record(7, Kind::AlarmRaised, record::Source::Pump, "dev_real", 900,
-        json!({"alarm": "occlusion_downstream", "priority": "high"}));
-    let clear = from_record(8, Kind::AlarmCleared, record::Source::Pump, "dev_real", 1_000,
-        json!({"alarm": "occlusion_downstream"}));
+    b.batch(
+        1_000,
+        &pump(false),
+        &[event(
+            Kind::AlarmCleared,
+            8,
+            json!({"alarm": "occlusion_downstream"}),
+        )],
+        None,
+    );
+    let raise = from_record(
+        7,
+        Kind::AlarmRaised,
+        record::Source::Pump,
+        "dev_real",
+        900,
+        json!({"alarm": "occlusion_downstream", "priority": "high"}),
+    );
+    let clear = from_record(
+        8,
+        Kind::AlarmCleared,
+        record::Source::Pump,
+        "dev_real",
+        1_000,
+        json!({"alarm": "occlusion_downstream"}),
+    );
     b.follow(&raise, false);
     let out = b.follow(&clear, true);
     assert!(out.is_empty(), "its own events are taken in silently");
-    assert!(b.snapshot(2_000, PATIENT).active_alarms.is_empty(), "no alarm left open that the record cleared");
+    assert!(
+        b.snapshot(2_000, PATIENT).active_alarms.is_empty(),
+        "no alarm left open that the record cleared"
+    );
 }
 
 #[test]
 fn a_clear_closes_only_the_occurrence_raised_before_it() {
     let mut b = board();
     // Raised (5), cleared (6) and raised again (8) here; following the old clear must not close the new one.
-    b.batch(1_000, &pump(false), &[raised("air_in_line", "high", 5)], None);
-    b.batch(2_000, &pump(false), &[event(Kind::AlarmCleared, 6, json!({"alarm": "air_in_line"}))], None);
-    b.batch(3_000, &pump(false), &[raised("air_in_line", "high", 8)], None);
-    let old_clear = from_record(6, Kind::AlarmCleared, record::Source::Pump, "dev_real", 2_000,
-        json!({"alarm": "air_in_line"}));
+    b.batch(
+        1_000,
+        &pump(false),
+        &[raised("air_in_line", "high", 5)],
+        None,
+    );
+    b.batch(
+        2_000,
+        &pump(false),
+        &[event(
+            Kind::AlarmCleared,
+            6,
+            json!({"alarm": "air_in_line"}),
+        )],
+        None,
+    );
+    b.batch(
+        3_000,
+        &pump(false),
+        &[raised("air_in_line", "high", 8)],
+        None,
+    );
+    let old_clear = from_record(
+        6,
+        Kind::AlarmCleared,
+        record::Source::Pump,
+        "dev_real",
+        2_000,
+        json!({"alarm": "air_in_line"}),
+    );
     b.follow(&old_clear, true);
     let active = b.snapshot(3_000, PATIENT).active_alarms;
     assert_eq!(active.len(), 1);
@@ -1219,7 +1307,12 @@ fn rungs_and_pump_silent_are_claims_with_keys_every_process_computes_alike() {
     let mut a = board();
     let mut b = board();
     for board in [&mut a, &mut b] {
-        board.batch(0, &pump(false), &[raised("occlusion_downstream", "high", 41)], Some(telemetry("infusing")));
+        board.batch(
+            0,
+            &pump(false),
+            &[raised("occlusion_downstream", "high", 41)],
+            Some(telemetry("infusing")),
+        );
     }
     let keys = |effects: &[Effect]| -> Vec<String> {
         effects
@@ -1232,10 +1325,17 @@ fn rungs_and_pump_silent_are_claims_with_keys_every_process_computes_alike() {
     };
     let (ta, tb) = (a.tick(5 * MINUTE_MS), b.tick(5 * MINUTE_MS + 150));
     assert!(!keys(&ta).is_empty());
-    assert_eq!(keys(&ta), keys(&tb), "the same rung has the same claim in both processes");
+    assert_eq!(
+        keys(&ta),
+        keys(&tb),
+        "the same rung has the same claim in both processes"
+    );
     assert!(keys(&ta).iter().any(|k| k.ends_with("/ev-41/nurse")));
     // The page and the webhook go with the claim: only the process whose event is recorded announces them.
-    let Some(Effect::Claim { then, .. }) = ta.iter().find(|e| matches!(e, Effect::Claim { key, .. } if key.ends_with("/nurse"))) else {
+    let Some(Effect::Claim { then, .. }) = ta
+        .iter()
+        .find(|e| matches!(e, Effect::Claim { key, .. } if key.ends_with("/nurse")))
+    else {
         panic!("a nurse rung")
     };
     assert!(then.iter().any(|e| matches!(e, Effect::Notify(_))));
@@ -1252,9 +1352,49 @@ fn a_contact_another_process_received_keeps_the_pump_alive_here() {
     };
     b.contact(&contact);
     // 70 s after this process last heard the pump, but 20 s after the other process did: not silent.
-    assert!(recorded(&flat(&b.tick(70_000))).iter().all(|k| k != "alarm_raised"));
-    assert!(recorded(&flat(&b.tick(111_000))).iter().any(|k| k == "alarm_raised"), "silent 61 s after the last contact anywhere");
+    assert!(
+        recorded(&flat(&b.tick(70_000)))
+            .iter()
+            .all(|k| k != "alarm_raised")
+    );
+    assert!(
+        recorded(&flat(&b.tick(111_000)))
+            .iter()
+            .any(|k| k == "alarm_raised"),
+        "silent 61 s after the last contact anywhere"
+    );
     // An older contact never moves the clock back.
-    let old = crate::domain::board::RemoteContact { at_ms: 10_000, ..contact };
+    let old = crate::domain::board::RemoteContact {
+        at_ms: 10_000,
+        ..contact
+    };
     assert!(b.contact(&old).is_empty());
+}
+
+#[test]
+fn a_pump_switched_off_after_its_dose_does_not_need_a_nurse_but_one_silent_while_infusing_does() {
+    for (state, needs) in [
+        ("paused", false),
+        ("stopped", false),
+        ("infusing", true),
+        ("kvo", true),
+    ] {
+        let mut b = board();
+        b.batch(0, &pump(false), &[], Some(telemetry(state)));
+        // Past the allowance, before the watchdog's tick raised anything.
+        let later = 61_000;
+        assert_eq!(b.snapshot(later, PATIENT).link, "silent");
+        assert_eq!(
+            b.patients_needing_attention(later, CLINIC)
+                .contains(&PATIENT.to_string()),
+            needs,
+            "silent while {state}"
+        );
+        let row = b.summary(later, PATIENT.into(), "Alex".into());
+        assert_eq!(
+            crate::domain::board::needs_attention(&row),
+            needs,
+            "silent while {state}"
+        );
+    }
 }

@@ -242,17 +242,6 @@ fn validate_note(note: Option<&str>) -> Result<Option<String>, AppError> {
     }
 }
 
-/// The clinic's patients, most urgent first (see `Board::dashboard`).
-pub async fn dashboard(
-    state: &AppState,
-    user: &CurrentUser,
-) -> Result<Vec<PatientSummary>, AppError> {
-    crate::services::access::require_clinician(user)?;
-    let patients = crate::store::directory::clinic_patients(&state.db, &user.clinic_id).await?;
-    let now = now_ms();
-    Ok(state.board.with(|b| b.dashboard(now, patients)))
-}
-
 /// Forget a practice pump's live state when the session ends (teaching alarms must not linger).
 pub fn clear_teaching(state: &AppState, patient_id: &str) {
     state.board.with(|b| b.clear_teaching(patient_id));

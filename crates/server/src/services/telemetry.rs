@@ -116,7 +116,9 @@ impl TelemetryWriter {
         if !contacts.is_empty() {
             let rows: Vec<Contact> = contacts.values().cloned().collect();
             if let Err(e) = crate::store::cluster::write_contacts(&self.db, &rows, now_ms()).await {
-                eprintln!("infusafe server: could not write pump contacts (kept for the next try): {e}");
+                eprintln!(
+                    "infusafe server: could not write pump contacts (kept for the next try): {e}"
+                );
                 let mut p = self.pending();
                 for (device, c) in contacts {
                     p.contacts.entry(device).or_insert(c);
@@ -127,7 +129,9 @@ impl TelemetryWriter {
         while samples.peek().is_some() {
             let chunk: Vec<EventDraft> = samples.by_ref().take(SAMPLES_PER_APPEND).collect();
             if let Err(e) = self.journal.append(chunk.clone()).await {
-                eprintln!("infusafe server: could not write telemetry (kept for the next try): {e}");
+                eprintln!(
+                    "infusafe server: could not write telemetry (kept for the next try): {e}"
+                );
                 let mut p = self.pending();
                 let mut back: Vec<EventDraft> = chunk;
                 back.extend(samples);

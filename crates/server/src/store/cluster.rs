@@ -58,7 +58,11 @@ pub struct Contact {
 }
 
 /// Write many pumps' last contacts in one transaction; an older contact never overwrites a newer one.
-pub async fn write_contacts(db: &Db, contacts: &[Contact], written_at_ms: i64) -> Result<(), DbError> {
+pub async fn write_contacts(
+    db: &Db,
+    contacts: &[Contact],
+    written_at_ms: i64,
+) -> Result<(), DbError> {
     if contacts.is_empty() {
         return Ok(());
     }
