@@ -43,6 +43,9 @@ pub fn claim_seq(key: &str) -> u64 {
     record::CLAIM_SEQ_BASE + (u64::from_be_bytes(first) >> 3)
 }
 
+type PatientLocks =
+    Arc<std::sync::Mutex<std::collections::HashMap<String, Arc<tokio::sync::Mutex<()>>>>>;
+
 /// How long an id this process appended is remembered so the follower does not apply it twice.
 const LOCAL_IDS_KEEP_MS: i64 = 5 * 60_000;
 /// Ids remembered at most (a follower that stopped reading would otherwise let the set grow).
@@ -119,6 +122,9 @@ pub struct Journal {
     /// them when they come back from the database. Kept only when `remember_local` (several processes).
     local_ids: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
     remember_local: bool,
+    /// Per patient, held from before an append until its ids are remembered, and by the follower while it reads
+    /// the patient's chain: the follower never sees this process's event before knowing it is this process's.
+    patient_locks: PatientLocks,
     /// Each patient's time zone (from the plan), so events keep the local offset where they happened.
     time_zones: Arc<std::sync::RwLock<std::collections::HashMap<String, jiff::tz::TimeZone>>>,
 }
@@ -139,8 +145,23 @@ impl Journal {
             next_seq: Arc::new(AtomicU64::new(start)),
             local_ids: Arc::default(),
             remember_local,
+            patient_locks: Arc::default(),
             time_zones: Arc::default(),
         }
+    }
+
+    /// Hold a patient's chain against this process's own appends (the follower, while it reads it).
+    pub async fn lock_patient(&self, patient_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.patient_lock(patient_id).lock_owned().await
+    }
+
+    fn patient_lock(&self, patient_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.patient_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(patient_id.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Whether `id` was appended by this process (forgotten once asked).
@@ -243,6 +264,27 @@ impl Journal {
 
     /// Append a batch in one transaction: either every new event is stored or none is.
     pub async fn append(&self, events: Vec<EventDraft>) -> Result<Vec<Appended>, JournalError> {
+        if !self.remember_local {
+            return self.append_unfollowed(events).await;
+        }
+        let patients: std::collections::BTreeSet<String> =
+            events.iter().map(|e| e.patient_id.clone()).collect();
+        // In sorted order, so two appends never wait for each other around a circle.
+        let mut held = Vec::with_capacity(patients.len());
+        for p in &patients {
+            held.push(self.patient_lock(p).lock_owned().await);
+        }
+        let appended = self.append_unfollowed(events).await?;
+        self.remember(appended.iter().filter(|a| !a.duplicate).map(|a| a.id));
+        drop(held);
+        Ok(appended)
+    }
+
+    /// Append without telling this process's follower (events the board does not follow: telemetry samples).
+    pub async fn append_unfollowed(
+        &self,
+        events: Vec<EventDraft>,
+    ) -> Result<Vec<Appended>, JournalError> {
         let events = events
             .into_iter()
             .enumerate()
@@ -254,7 +296,6 @@ impl Journal {
             }
             other => JournalError::Record(other),
         })?;
-        self.remember(receipts.iter().filter(|r| !r.duplicate).map(|r| r.id.0));
         Ok(receipts
             .into_iter()
             .map(|r| Appended {

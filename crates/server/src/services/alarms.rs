@@ -150,7 +150,8 @@ async fn notify(state: &AppState, notice: &EscalationNotice) {
                 "priority": notice.priority, "rung": notice.rung.name(),
                 "unacknowledged_for_ms": notice.unacknowledged_for_ms, "contact": contact,
             }),
-        });
+        })
+        .await;
 }
 
 /// Apply a stored pump batch to the board and carry out what follows. Returns the pump's queued commands.

@@ -141,6 +141,9 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
             Err(e) => eprintln!("infusafe server: cannot look up patient {patient_id}: {e}"),
         }
     }
+    // This process's own appends for the patient wait while its chain is read, so each of its events is known
+    // as its own before the follower sees it.
+    let _held = state.journal.lock_patient(patient_id).await;
     loop {
         let after = positions.chains.get(patient_id).copied().unwrap_or(0);
         let events = match state

@@ -128,7 +128,7 @@ impl TelemetryWriter {
         let mut samples = samples.into_iter().peekable();
         while samples.peek().is_some() {
             let chunk: Vec<EventDraft> = samples.by_ref().take(SAMPLES_PER_APPEND).collect();
-            if let Err(e) = self.journal.append(chunk.clone()).await {
+            if let Err(e) = self.journal.append_unfollowed(chunk.clone()).await {
                 eprintln!(
                     "infusafe server: could not write telemetry (kept for the next try): {e}"
                 );

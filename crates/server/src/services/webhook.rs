@@ -1,16 +1,20 @@
 //! Outgoing notifications to each clinic's integration (SMS, paging): a JSON body signed with HMAC-SHA256 and
-//! the clinic's secret, delivered by a background worker with retries and exponential back-off. Every attempt
+//! the clinic's secret, delivered with retries and exponential back-off. A notification is first stored in the
+//! outbox (`srv_webhook_outbox`); a delivery worker in every process leases due ones (one process at a time per
+//! notification), so when a process dies mid-retry another one carries on once the lease runs out. Every attempt
 //! is stored in `srv_webhook_attempts`, and the outcome is an `escalation_sent` event in the record.
 //!
 //! Receivers verify `X-Infusafe-Signature: sha256=<hex of HMAC-SHA256(secret, raw body)>` and de-duplicate on
-//! `X-Infusafe-Notification` (the same id on every retry).
+//! `X-Infusafe-Notification` (the same id on every retry, by any process: a process that dies between a
+//! delivery and writing it down leaves it to be sent again).
+
+use std::sync::Arc;
 
 use hmac::{Hmac, KeyInit, Mac};
 use link::HttpClient;
 use record::Kind;
 use serde_json::{Value, json};
 use sha2::Sha256;
-use tokio::sync::mpsc;
 
 use crate::config::ServerConfig;
 use crate::domain::EventDraft;
@@ -18,7 +22,7 @@ use crate::ids::new_id;
 use crate::journal::Journal;
 use crate::services::now_ms;
 use crate::store::Db;
-use crate::store::webhooks::Attempt;
+use crate::store::webhooks::{Attempt, Outgoing};
 
 /// Header with the body's signature.
 pub const SIGNATURE_HEADER: &str = "x-infusafe-signature";
@@ -34,32 +38,82 @@ pub struct Notification {
     pub body: Value,
 }
 
-/// Notifications queued at most before new ones are refused (and logged): the queue never grows without bound.
-pub const QUEUE_MAX: usize = 10_000;
+/// How often each process looks for due notifications (and at once when it queued one itself).
+pub const OUTBOX_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+/// Notifications one process leases at a time.
+const LEASE_BATCH: i64 = 32;
+/// A lease outlasts one attempt by this much; when a process dies, its notifications are due again after it.
+const LEASE_MARGIN_MS: i64 = 20_000;
 
 /// Handle to the delivery worker.
 #[derive(Debug, Clone)]
 pub struct Webhooks {
-    sender: mpsc::Sender<Notification>,
+    db: Db,
+    wake: Arc<tokio::sync::Notify>,
 }
 
 impl Webhooks {
-    /// Start the worker.
+    /// Start this process's delivery worker.
     pub fn start(db: Db, journal: Journal, config: ServerConfig) -> Webhooks {
-        let (sender, mut receiver) = mpsc::channel::<Notification>(QUEUE_MAX);
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let worker = (db.clone(), wake.clone());
         tokio::spawn(async move {
-            while let Some(n) = receiver.recv().await {
-                // Each notification retries on its own task so a dead receiver never delays the others.
-                let (db, journal, config) = (db.clone(), journal.clone(), config.clone());
-                tokio::spawn(async move { deliver(db, journal, config, n).await });
+            let (db, wake) = worker;
+            let config = Arc::new(config);
+            loop {
+                tokio::select! {
+                    _ = wake.notified() => {}
+                    _ = tokio::time::sleep(OUTBOX_POLL_EVERY) => {}
+                }
+                let now = now_ms();
+                let lease = i64::try_from(config.webhook_timeout.as_millis())
+                    .unwrap_or(i64::MAX / 4)
+                    .saturating_add(LEASE_MARGIN_MS);
+                let due = match crate::store::webhooks::lease_due(
+                    &db,
+                    now,
+                    now.saturating_add(lease),
+                    LEASE_BATCH,
+                )
+                .await
+                {
+                    Ok(d) => d,
+                    Err(e) => {
+                        eprintln!("infusafe server: cannot read the webhook outbox: {e}");
+                        continue;
+                    }
+                };
+                for o in due {
+                    // Each on its own task so a dead receiver never delays the others.
+                    let (db, journal, config) = (db.clone(), journal.clone(), config.clone());
+                    tokio::spawn(async move { attempt(&db, &journal, &config, o).await });
+                }
             }
         });
-        Webhooks { sender }
+        Webhooks { db, wake }
     }
 
-    pub fn notify(&self, n: Notification) {
-        if let Err(e) = self.sender.try_send(n) {
-            eprintln!("infusafe server: webhook queue full, notification dropped: {e}");
+    /// Queue a notification (durably: it is delivered even if this process dies before it is sent).
+    pub async fn notify(&self, n: Notification) {
+        let id = new_id("ntf");
+        let mut body = n.body.clone();
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("notification_id".into(), json!(id));
+            obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
+        }
+        let outgoing = Outgoing {
+            id,
+            clinic_id: n.clinic_id,
+            patient_id: n.patient_id,
+            kind: n.kind,
+            body: body.to_string(),
+            attempts: 0,
+        };
+        match crate::store::webhooks::enqueue(&self.db, &outgoing, now_ms()).await {
+            Ok(()) => self.wake.notify_one(),
+            Err(e) => eprintln!(
+                "infusafe server: could not queue a webhook notification ({e}); the escalation is in the record and on the dashboards"
+            ),
         }
     }
 }
@@ -83,37 +137,95 @@ pub fn verify(secret: &str, body: &[u8], header: &str) -> bool {
             == 0
 }
 
-async fn deliver(db: Db, journal: Journal, config: ServerConfig, n: Notification) {
-    let (url, secret) = match crate::store::webhooks::target(&db, &n.clinic_id).await {
+/// One attempt at a leased notification: delivered or given up, it leaves the queue and its outcome goes to
+/// the record; otherwise it is due again after the back-off.
+async fn attempt(db: &Db, journal: &Journal, config: &ServerConfig, o: Outgoing) {
+    let (url, secret) = match crate::store::webhooks::target(db, &o.clinic_id).await {
         Ok(Some(target)) => target,
-        Ok(None) => return,
+        Ok(None) => {
+            let _ = crate::store::webhooks::finish(db, &o.id, o.attempts, now_ms()).await;
+            return;
+        }
         Err(e) => {
-            eprintln!("infusafe server: webhook lookup failed: {e}");
+            eprintln!("infusafe server: webhook lookup failed (tried again later): {e}");
+            let _ = crate::store::webhooks::retry_at(db, &o.id, o.attempts, now_ms() + 1_000).await;
             return;
         }
     };
-    let notification_id = new_id("ntf");
-    let (to, outcome) = match url {
-        None => (
-            "care team screens (no webhook configured)".to_string(),
+    let Some(url) = url else {
+        finish(
+            db,
+            journal,
+            &o,
+            "care team screens (no webhook configured)".into(),
             json!({"delivered": false}),
-        ),
-        Some(url) => {
-            let request = Delivery::new(&n, &notification_id, &url, &secret);
-            let (delivered, attempts) = request.attempt_all(&db, &config, &n.clinic_id).await;
-            (
-                format!("webhook {url}"),
-                json!({"delivered": delivered, "attempts": attempts}),
-            )
-        }
+        )
+        .await;
+        return;
     };
-    let mut payload = json!({"escalation_id": notification_id, "to": to, "priority": "urgent", "reason": n.kind, "body": n.body});
-    if let (Some(p), Some(o)) = (payload.as_object_mut(), outcome.as_object()) {
-        p.extend(o.clone());
+    let attempt_no = o.attempts + 1;
+    let delivery = Delivery {
+        url: url.clone(),
+        notification_id: o.id.clone(),
+        signature: sign(&secret, o.body.as_bytes()),
+        body: o.body.clone().into_bytes(),
+    };
+    let (status, error) = delivery.send(&HttpClient::new(), config).await;
+    let delivered = error.is_none();
+    let record = Attempt {
+        id: new_id("wha"),
+        clinic_id: o.clinic_id.clone(),
+        notification_id: o.id.clone(),
+        attempt: attempt_no,
+        at_ms: now_ms(),
+        status_code: status,
+        error,
+        delivered,
+    };
+    if let Err(e) = crate::store::webhooks::insert_attempt(db, &record).await {
+        eprintln!("infusafe server: could not store a webhook attempt: {e}");
+    }
+    let last = attempt_no >= i64::from(config.webhook_attempts_max);
+    if delivered || last {
+        let done = Outgoing {
+            attempts: attempt_no,
+            ..o
+        };
+        finish(
+            db,
+            journal,
+            &done,
+            format!("webhook {url}"),
+            json!({"delivered": delivered, "attempts": attempt_no}),
+        )
+        .await;
+        return;
+    }
+    // Back-off: doubling from the first, at most 5 minutes.
+    let first = i64::try_from(config.webhook_backoff_first.as_millis()).unwrap_or(300_000);
+    let backoff = first
+        .saturating_mul(1i64 << (attempt_no - 1).clamp(0, 20))
+        .min(300_000);
+    if let Err(e) =
+        crate::store::webhooks::retry_at(db, &o.id, attempt_no, now_ms() + backoff).await
+    {
+        eprintln!("infusafe server: could not schedule a webhook retry: {e}");
+    }
+}
+
+/// Out of the queue, with the outcome in the record.
+async fn finish(db: &Db, journal: &Journal, o: &Outgoing, to: String, outcome: Value) {
+    if let Err(e) = crate::store::webhooks::finish(db, &o.id, o.attempts, now_ms()).await {
+        eprintln!("infusafe server: could not close a webhook notification: {e}");
+    }
+    let body: Value = serde_json::from_str(&o.body).unwrap_or(Value::Null);
+    let mut payload = json!({"escalation_id": o.id, "to": to, "priority": "urgent", "reason": o.kind, "body": body});
+    if let (Some(p), Some(extra)) = (payload.as_object_mut(), outcome.as_object()) {
+        p.extend(extra.clone());
     }
     let _ = journal
         .append_one(EventDraft::system(
-            &n.patient_id,
+            &o.patient_id,
             Kind::EscalationSent,
             now_ms(),
             payload,
@@ -121,7 +233,7 @@ async fn deliver(db: Db, journal: Journal, config: ServerConfig, n: Notification
         .await;
 }
 
-/// One notification's signed request, sent until it is delivered or the attempts run out.
+/// One notification's signed request.
 struct Delivery {
     url: String,
     notification_id: String,
@@ -130,55 +242,6 @@ struct Delivery {
 }
 
 impl Delivery {
-    fn new(n: &Notification, notification_id: &str, url: &str, secret: &str) -> Delivery {
-        let mut body_value = n.body.clone();
-        if let Some(obj) = body_value.as_object_mut() {
-            obj.insert("notification_id".into(), json!(notification_id));
-            obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
-        }
-        let body = body_value.to_string().into_bytes();
-        Delivery {
-            url: url.to_string(),
-            notification_id: notification_id.to_string(),
-            signature: sign(secret, &body),
-            body,
-        }
-    }
-
-    /// Send with back-off (doubling, at most 5 minutes) until a 2xx or the last attempt, storing every attempt.
-    /// Returns whether it was delivered and after how many attempts.
-    async fn attempt_all(&self, db: &Db, config: &ServerConfig, clinic_id: &str) -> (bool, u32) {
-        let client = HttpClient::new();
-        let mut backoff = config.webhook_backoff_first;
-        for attempt in 1..=config.webhook_attempts_max {
-            let (status, error) = self.send(&client, config).await;
-            let delivered = error.is_none();
-            let record = Attempt {
-                id: new_id("wha"),
-                clinic_id: clinic_id.to_string(),
-                notification_id: self.notification_id.clone(),
-                attempt: i64::from(attempt),
-                at_ms: now_ms(),
-                status_code: status,
-                error,
-                delivered,
-            };
-            if let Err(e) = crate::store::webhooks::insert_attempt(db, &record).await {
-                eprintln!("infusafe server: could not store a webhook attempt: {e}");
-            }
-            if delivered {
-                return (true, attempt);
-            }
-            if attempt < config.webhook_attempts_max {
-                tokio::time::sleep(backoff).await;
-                backoff = backoff
-                    .saturating_mul(2)
-                    .min(std::time::Duration::from_secs(300));
-            }
-        }
-        (false, config.webhook_attempts_max)
-    }
-
     /// One attempt: the status (if the receiver answered) and the error (if it was not a 2xx).
     async fn send(
         &self,

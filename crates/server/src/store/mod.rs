@@ -216,6 +216,21 @@ const MIGRATIONS: &[Migration] = &[
             written_at_ms BIGINT NOT NULL
         )",
             "CREATE INDEX srv_pump_contacts_written ON srv_pump_contacts (written_at_ms)",
+            // Webhook notifications waiting to be delivered: any process delivers a due one under a lease, so a
+            // process that dies mid-retry hands its deliveries to the others when the lease runs out.
+            "CREATE TABLE srv_webhook_outbox (
+            id TEXT PRIMARY KEY,
+            clinic_id TEXT NOT NULL,
+            patient_id TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            body TEXT NOT NULL,
+            created_at_ms BIGINT NOT NULL,
+            attempts BIGINT NOT NULL,
+            next_at_ms BIGINT NOT NULL,
+            lease_until_ms BIGINT NOT NULL,
+            done_at_ms BIGINT
+        )",
+            "CREATE INDEX srv_webhook_outbox_due ON srv_webhook_outbox (done_at_ms, next_at_ms)",
         ],
     },
 ];

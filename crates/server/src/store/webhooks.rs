@@ -1,5 +1,5 @@
-//! Each clinic's webhook address and signing secret (`srv_clinics`) and every delivery attempt
-//! (`srv_webhook_attempts`).
+//! Each clinic's webhook address and signing secret (`srv_clinics`), the notifications waiting to be delivered
+//! (`srv_webhook_outbox`, leased to one process at a time) and every delivery attempt (`srv_webhook_attempts`).
 
 use sqlx::Row;
 
@@ -66,5 +66,93 @@ pub async fn insert_attempt(db: &Db, a: &Attempt) -> Result<(), AppError> {
     .bind(i64::from(a.delivered))
     .execute(&db.pool)
     .await?;
+    Ok(())
+}
+
+/// A notification in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    pub id: String,
+    pub clinic_id: String,
+    pub patient_id: String,
+    pub kind: String,
+    /// The JSON body as it is signed and sent (the same bytes on every attempt).
+    pub body: String,
+    /// Attempts made so far.
+    pub attempts: i64,
+}
+
+/// Put a notification in the outbox, due now.
+pub async fn enqueue(db: &Db, o: &Outgoing, now_ms: i64) -> Result<(), AppError> {
+    sqlx::query(
+        "INSERT INTO srv_webhook_outbox (id, clinic_id, patient_id, kind, body, created_at_ms, attempts, next_at_ms, lease_until_ms) VALUES ($1, $2, $3, $4, $5, $6, 0, $6, 0)",
+    )
+    .bind(o.id.clone())
+    .bind(o.clinic_id.clone())
+    .bind(o.patient_id.clone())
+    .bind(o.kind.clone())
+    .bind(o.body.clone())
+    .bind(now_ms)
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Lease up to `limit` due notifications to the caller until `lease_until_ms`. A notification leased to another
+/// process is not due until its lease runs out (PostgreSQL re-checks the lease on each row it updates, so two
+/// processes never take the same one).
+pub async fn lease_due(
+    db: &Db,
+    now_ms: i64,
+    lease_until_ms: i64,
+    limit: i64,
+) -> Result<Vec<Outgoing>, AppError> {
+    let rows = sqlx::query(
+        "UPDATE srv_webhook_outbox SET lease_until_ms = $1 \
+         WHERE id IN (SELECT id FROM srv_webhook_outbox WHERE done_at_ms IS NULL AND next_at_ms <= $2 AND lease_until_ms <= $2 ORDER BY next_at_ms LIMIT $3) \
+         AND done_at_ms IS NULL AND lease_until_ms <= $2 \
+         RETURNING id, clinic_id, patient_id, kind, body, attempts",
+    )
+    .bind(lease_until_ms)
+    .bind(now_ms)
+    .bind(limit)
+    .fetch_all(&db.pool)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Outgoing {
+                id: r.try_get("id")?,
+                clinic_id: r.try_get("clinic_id")?,
+                patient_id: r.try_get("patient_id")?,
+                kind: r.try_get("kind")?,
+                body: r.try_get("body")?,
+                attempts: r.try_get("attempts")?,
+            })
+        })
+        .collect::<Result<Vec<_>, sqlx::Error>>()
+        .map_err(AppError::from)
+}
+
+/// An attempt failed: try again at `next_at_ms` (the lease ends).
+pub async fn retry_at(db: &Db, id: &str, attempts: i64, next_at_ms: i64) -> Result<(), AppError> {
+    sqlx::query(
+        "UPDATE srv_webhook_outbox SET attempts = $1, next_at_ms = $2, lease_until_ms = 0 WHERE id = $3",
+    )
+    .bind(attempts)
+    .bind(next_at_ms)
+    .bind(id.to_string())
+    .execute(&db.pool)
+    .await?;
+    Ok(())
+}
+
+/// Delivered, or given up: out of the queue.
+pub async fn finish(db: &Db, id: &str, attempts: i64, now_ms: i64) -> Result<(), AppError> {
+    sqlx::query("UPDATE srv_webhook_outbox SET attempts = $1, done_at_ms = $2 WHERE id = $3")
+        .bind(attempts)
+        .bind(now_ms)
+        .bind(id.to_string())
+        .execute(&db.pool)
+        .await?;
     Ok(())
 }

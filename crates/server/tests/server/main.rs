@@ -10,6 +10,7 @@ mod demo;
 mod hostile_inputs;
 mod layers;
 mod live_alarms;
+mod outbox;
 mod patient_log;
 mod pcd;
 mod sim_pump;
