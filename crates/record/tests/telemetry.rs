@@ -7,6 +7,7 @@ use common::{TestDb, at, event, patient, raw_sql};
 use jiff::{SignedDuration, Timestamp};
 use record::export::ExportQuery;
 use record::{Body, RecordError, TelemetryRetention, TelemetrySample};
+use record::{Config, Store};
 
 on_both_backends!(
     one_transaction_for_2000_samples_of_500_pumps,
@@ -17,6 +18,7 @@ on_both_backends!(
     compaction_keeps_last_state_and_max_pressure_and_is_idempotent,
     compaction_removes_rows_past_keep_for_and_never_touches_events,
     compaction_of_a_long_backlog_runs_in_short_transactions,
+    a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_events,
 );
 
 fn sample(patient_id: &str, device: &str, time: Timestamp, i: usize) -> TelemetrySample {
@@ -487,4 +489,37 @@ async fn compaction_of_a_long_backlog_runs_in_short_transactions(db: TestDb) {
         .unwrap();
     assert_eq!(series.len(), 42);
     assert!(series.contains(&late));
+}
+
+async fn a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_events(db: TestDb) {
+    // A database at schema version 1: telemetry only as events of the hash-chained record.
+    let old = series("p-1", "pump-a", at("2026-11-20T08:00:00Z"), 5);
+    let events: Vec<_> = (1..).zip(&old).map(|(seq, s)| legacy(s, seq)).collect();
+    db.store.append(&events).await.unwrap();
+    let url = db.url.clone();
+    db.store.close().await;
+    raw_sql(
+        &TestDb {
+            store: Store::open(Config::new(url.clone())).await.unwrap(),
+            url: url.clone(),
+            dir: None,
+        },
+        "DROP TABLE record_telemetry; DELETE FROM record_schema_version WHERE version = 2;",
+    )
+    .await;
+    let store = Store::open(Config::new(url)).await.unwrap();
+    assert_eq!(store.schema_version().await.unwrap(), 2, "migration 2 ran");
+    let new = series("p-1", "pump-a", at("2026-11-20T08:05:00Z"), 5);
+    store.append_telemetry(&new).await.unwrap();
+    let mut expected = old.clone();
+    expected.extend(new);
+    assert_eq!(
+        store
+            .telemetry_series(&patient("p-1"), None, None)
+            .await
+            .unwrap(),
+        expected
+    );
+    assert!(store.verify().await.unwrap().is_intact());
+    store.close().await;
 }
