@@ -6,6 +6,10 @@
 //! each, ids as the server makes them). Samples are written as the server's writer does: each minute one
 //! batch with every pump's sample. The size is `page_count * page_size` after a WAL checkpoint, measured
 //! before and after, divided by the number of pumps.
+//!
+//! With `INFUSAFE_TEST_POSTGRES_URL` set (`eval "$(scripts/pg-start)"`), the table is also measured on
+//! PostgreSQL, in a schema of its own that is dropped afterwards: `pg_total_relation_size` (heap, key
+//! index, TOAST) after `VACUUM`, and after downsampling and `VACUUM FULL`.
 
 use jiff::{SignedDuration, Timestamp};
 use record::{
@@ -131,6 +135,11 @@ async fn main() {
     let events = size(&url_events).await;
     let _ = std::fs::remove_dir_all(&base);
 
+    let postgres = match std::env::var("INFUSAFE_TEST_POSTGRES_URL") {
+        Ok(base) if !base.is_empty() => Some(postgres_sizes(&base, pumps, start).await),
+        _ => None,
+    };
+
     let per_pump = |bytes: i64| bytes as f64 / pumps as f64 / 1000.0;
     println!("{pumps} pumps, {SAMPLES_PER_DAY} samples per pump-day (one a minute), SQLite");
     println!(
@@ -147,4 +156,71 @@ async fn main() {
         "legacy telemetry events in record_events: {:.1} KB per pump-day",
         per_pump(events - empty_events)
     );
+    if let Some((full, downsampled)) = postgres {
+        println!(
+            "PostgreSQL record_telemetry, full resolution: {:.1} KB per pump-day; downsampled: {:.1} KB per pump-day",
+            per_pump(full),
+            per_pump(downsampled)
+        );
+    }
+}
+
+/// The table's size on PostgreSQL at full resolution and downsampled, in bytes.
+async fn postgres_sizes(base: &str, pumps: usize, start: Timestamp) -> (i64, i64) {
+    let schema = format!("size_{}", std::process::id());
+    let admin = sqlx::PgPool::connect(base).await.expect("postgres");
+    let run = |sql: String| {
+        let admin = admin.clone();
+        async move {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&admin)
+                .await
+                .expect("postgres statement");
+        }
+    };
+    run(format!("CREATE SCHEMA \"{schema}\"")).await;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{separator}options[search_path]={schema}");
+    let store = Store::open(Config::new(url))
+        .await
+        .expect("open postgres store");
+    for i in 0..SAMPLES_PER_DAY {
+        let minute: Vec<TelemetrySample> = (0..pumps).map(|pump| sample(pump, i, start)).collect();
+        store.append_telemetry(&minute).await.expect("append");
+    }
+    let table = format!("\"{schema}\".record_telemetry");
+    let size = |admin: sqlx::PgPool, table: String| async move {
+        sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(format!(
+            "SELECT pg_total_relation_size('{table}')"
+        )))
+        .fetch_one(&admin)
+        .await
+        .expect("size")
+    };
+    run(format!("VACUUM {table}")).await;
+    let full = size(admin.clone(), table.clone()).await;
+    let index: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT pg_indexes_size('{table}')"
+    )))
+    .fetch_one(&admin)
+    .await
+    .expect("index size");
+    println!(
+        "PostgreSQL, full resolution: {:.1} bytes per sample, of which the key index {:.1}",
+        full as f64 / (pumps * SAMPLES_PER_DAY) as f64,
+        index as f64 / (pumps * SAMPLES_PER_DAY) as f64
+    );
+    store
+        .compact_telemetry(
+            start + SignedDuration::from_hours(24 * 8),
+            &TelemetryRetention::default(),
+        )
+        .await
+        .expect("compact");
+    store.close().await;
+    run(format!("VACUUM FULL {table}")).await;
+    let downsampled = size(admin.clone(), table).await;
+    run(format!("DROP SCHEMA \"{schema}\" CASCADE")).await;
+    admin.close().await;
+    (full, downsampled)
 }
