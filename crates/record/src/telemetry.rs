@@ -520,14 +520,14 @@ impl Store {
         policy: &TelemetryRetention,
     ) -> Result<CompactReport, RecordError> {
         policy.check()?;
-        let bucket_ms = policy.bucket.as_millis() as i64;
+        // Periods beyond what milliseconds since 1970 can hold mean "never".
+        let ms = |d: SignedDuration| i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        let bucket_ms = ms(policy.bucket);
         let now_ms = now.as_millisecond();
         // Only whole buckets that lie entirely before the cutoff are downsampled.
-        let cutoff_ms = now_ms.saturating_sub(policy.full_resolution_for.as_millis() as i64);
+        let cutoff_ms = now_ms.saturating_sub(ms(policy.full_resolution_for));
         let cutoff_ms = cutoff_ms.div_euclid(bucket_ms) * bucket_ms;
-        let remove_before_ms = policy
-            .keep_for
-            .map(|k| now_ms.saturating_sub(k.as_millis() as i64));
+        let remove_before_ms = policy.keep_for.map(|k| now_ms.saturating_sub(ms(k)));
         let mut report = CompactReport::default();
         let mut after = String::new();
         while let Some(patient) = self.next_telemetry_patient(&after).await? {

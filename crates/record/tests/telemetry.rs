@@ -445,6 +445,19 @@ async fn compaction_removes_rows_past_keep_for_and_never_touches_events(db: Test
         ..TelemetryRetention::default()
     };
     assert!(db.store.compact_telemetry(now, &bad).await.is_err());
+    // Periods longer than milliseconds since 1970 can hold mean "never", not a wrapped-around cutoff.
+    let forever = TelemetryRetention {
+        full_resolution_for: SignedDuration::MAX,
+        keep_for: Some(SignedDuration::MAX),
+        ..TelemetryRetention::default()
+    };
+    assert!(
+        db.store
+            .compact_telemetry(now, &forever)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 async fn compaction_of_a_long_backlog_runs_in_short_transactions(db: TestDb) {
