@@ -212,21 +212,30 @@ impl Journal {
     /// (`record::Store::telemetry_series`). A sample from the table has id 0 (it is not a record event)
     /// and its payload is what a `telemetry` event carries (plus `bucket_s` for a downsampled bucket).
     pub async fn telemetry(&self, patient_id: &str, days: i64) -> Result<Vec<Entry>, JournalError> {
+        Ok(self
+            .telemetry_samples(patient_id, days)
+            .await?
+            .into_iter()
+            .rev()
+            .map(|s| self.telemetry_entry(s))
+            .collect())
+    }
+
+    /// A patient's telemetry samples over the last `days`, oldest first (`record::Store::telemetry_series`).
+    pub async fn telemetry_samples(
+        &self,
+        patient_id: &str,
+        days: i64,
+    ) -> Result<Vec<record::TelemetrySample>, JournalError> {
         let patient =
             record::PatientId::new(patient_id).map_err(|e| JournalError::Invalid(e.to_string()))?;
         let from = jiff::Timestamp::now()
             .checked_sub(jiff::SignedDuration::from_hours(24 * days))
             .ok();
-        let samples = self
-            .store
+        self.store
             .telemetry_series(&patient, from, None)
             .await
-            .map_err(JournalError::Record)?;
-        Ok(samples
-            .into_iter()
-            .rev()
-            .map(|s| self.telemetry_entry(s))
-            .collect())
+            .map_err(JournalError::Record)
     }
 
     /// A telemetry sample as a timeline entry.

@@ -35,6 +35,16 @@ pub async fn telemetry(
     Ok(state.journal.telemetry(patient_id, days).await?)
 }
 
+/// A patient's telemetry samples over the last `days`, oldest first (the record's telemetry table and the
+/// legacy `telemetry` events, merged), as the record holds them.
+pub async fn telemetry_samples(
+    state: &AppState,
+    patient_id: &str,
+    days: i64,
+) -> Result<Vec<record::TelemetrySample>, AppError> {
+    Ok(state.journal.telemetry_samples(patient_id, days).await?)
+}
+
 /// A patient's events over the last `days` for the charts: the timeline (newest `limit` events), with its
 /// legacy `telemetry` events replaced by the whole telemetry series (table and legacy events), newest first.
 pub async fn timeline_with_telemetry(

@@ -12,5 +12,6 @@ mod live_alarms;
 mod patient_log;
 mod pcd;
 mod sim_pump;
+mod telemetry;
 mod trust;
 mod web_pages;
