@@ -19,7 +19,8 @@ pub struct ServeArgs {
     #[arg(long, env = "INFUSAFE_DATA_DIR")]
     data_dir: Option<PathBuf>,
     /// Optional TOML file with bind, data_dir, database_url, secure_cookies, pump_silent_after_s, session_ttl_h,
-    /// allow_loopback_webhooks, pcd_bind, pcd_out.
+    /// allow_loopback_webhooks, pcd_bind, pcd_out, and a [telemetry] section (full_resolution_days,
+    /// bucket_minutes, keep_days).
     #[arg(long, env = "INFUSAFE_CONFIG")]
     config: Option<PathBuf>,
     /// Send cookies without the Secure flag. Only for plain HTTP on localhost; production runs behind TLS.
@@ -39,6 +40,15 @@ pub struct ServeArgs {
     /// Seconds without telemetry from an infusing pump before `pump_silent` is raised.
     #[arg(long)]
     pump_silent_after_s: Option<u64>,
+    /// Days telemetry stays at full resolution before it is downsampled (default 7).
+    #[arg(long)]
+    telemetry_full_resolution_days: Option<u32>,
+    /// Minutes per downsampled telemetry bucket (default 15).
+    #[arg(long)]
+    telemetry_bucket_minutes: Option<u32>,
+    /// Days after which telemetry is removed; 0 (the default) keeps it forever. Clinical events are never removed.
+    #[arg(long)]
+    telemetry_keep_days: Option<u32>,
     /// On first start (no accounts yet), create a clinic admin with this username; the password is read from
     /// INFUSAFE_ADMIN_PASSWORD.
     #[arg(long)]
@@ -109,6 +119,12 @@ fn run(args: ServeArgs) -> anyhow::Result<()> {
         anyhow::ensure!(s > 0, "--pump-silent-after-s must be at least 1");
         config.pump_silent_after = std::time::Duration::from_secs(s);
     }
+    let telemetry = server::config::TelemetryFile {
+        full_resolution_days: args.telemetry_full_resolution_days,
+        bucket_minutes: args.telemetry_bucket_minutes,
+        keep_days: args.telemetry_keep_days,
+    };
+    config.telemetry_retention = telemetry.apply(config.telemetry_retention)?;
     let admin_password = match &args.bootstrap_admin {
         Some(_) => Some(
             std::env::var("INFUSAFE_ADMIN_PASSWORD")

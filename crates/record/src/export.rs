@@ -6,6 +6,7 @@
 use crate::error::RecordError;
 use crate::event::{Body, Kind, PatientId, StoredEvent};
 use crate::store::{Store, TimelineQuery};
+use crate::telemetry::TelemetrySample;
 use crate::views::{Infusion, InfusionOutcome, pair_infusions};
 use jiff::Timestamp;
 use serde_json::{Value, json};
@@ -62,10 +63,14 @@ impl Store {
         Ok((events, superseded))
     }
 
-    /// Every event of the range as CSV.
+    /// Every event of the range as CSV, with the samples of the telemetry table (`record_telemetry`)
+    /// as rows of kind `telemetry` among them (see [`csv_with_telemetry`]).
     pub async fn export_csv(&self, query: &ExportQuery) -> Result<String, RecordError> {
         let (events, superseded) = self.export_events(query).await?;
-        Ok(csv(&events, &superseded))
+        let samples = self
+            .telemetry_series(&query.patient, query.from, query.to)
+            .await?;
+        Ok(csv_with_telemetry(&events, &superseded, &samples))
     }
 
     /// The range as a FHIR R4 `Bundle` of type `collection`. Patient and Device come from the whole
@@ -98,32 +103,94 @@ pub fn csv(events: &[StoredEvent], superseded: &HashSet<crate::EventId>) -> Stri
     let mut out = String::new();
     write_row(&mut out, CSV_COLUMNS.iter().map(|c| c.to_string()));
     for e in events {
-        let offset = offset_text(e.local_offset_s);
-        write_row(
-            &mut out,
-            [
-                e.id.to_string(),
-                e.patient.to_string(),
-                e.chain_seq.to_string(),
-                e.occurred_at.to_string(),
-                offset,
-                e.occurred_at_local(),
-                e.recorded_at.to_string(),
-                e.source.name().to_string(),
-                e.actor.clone(),
-                e.device_id.clone(),
-                e.device_seq.to_string(),
-                e.teaching.to_string(),
-                e.kind.clone(),
-                e.payload.clone(),
-                superseded.contains(&e.id).to_string(),
-                e.prev_hash.clone(),
-                e.hash.clone(),
-            ]
-            .into_iter(),
-        );
+        write_row(&mut out, event_fields(e, superseded).into_iter());
     }
     out
+}
+
+/// The CSV of `events` with the telemetry `samples` that are not already one of the events (legacy
+/// `telemetry` events are events; samples of `record_telemetry` are not) as rows of kind `telemetry`, in
+/// time order. Such a row has no id, chain position, device sequence number, hashes or recorded time (the
+/// table is not part of the hash-chained record); its source is `pump`, its actor the pump, its payload
+/// the sample's values as a `telemetry` event carries them (plus `bucket_s` for a downsampled bucket),
+/// and its local offset that of the patient's latest event before it (else the first after it, else UTC).
+pub fn csv_with_telemetry(
+    events: &[StoredEvent],
+    superseded: &HashSet<crate::EventId>,
+    samples: &[TelemetrySample],
+) -> String {
+    let in_events: HashSet<(i64, &str)> = events
+        .iter()
+        .filter(|e| e.kind == Kind::Telemetry.name())
+        .map(|e| (e.occurred_at.as_millisecond(), e.device_id.as_str()))
+        .collect();
+    let rows: Vec<&TelemetrySample> = samples
+        .iter()
+        .filter(|s| !in_events.contains(&(s.at.as_millisecond(), s.device_id.as_str())))
+        .collect();
+    let mut out = String::new();
+    write_row(&mut out, CSV_COLUMNS.iter().map(|c| c.to_string()));
+    let mut rows = rows.into_iter().peekable();
+    let mut offset = events.first().map_or(0, |e| e.local_offset_s);
+    for e in events {
+        while let Some(s) = rows.next_if(|s| s.at < e.occurred_at) {
+            write_row(&mut out, sample_fields(s, offset).into_iter());
+        }
+        offset = e.local_offset_s;
+        write_row(&mut out, event_fields(e, superseded).into_iter());
+    }
+    for s in rows {
+        write_row(&mut out, sample_fields(s, offset).into_iter());
+    }
+    out
+}
+
+fn sample_fields(s: &TelemetrySample, local_offset_s: i32) -> [String; 17] {
+    let local = match jiff::tz::Offset::from_seconds(local_offset_s) {
+        Ok(offset) => s.at.display_with_offset(offset).to_string(),
+        Err(_) => s.at.to_string(),
+    };
+    [
+        String::new(),
+        s.patient.to_string(),
+        String::new(),
+        s.at.to_string(),
+        offset_text(local_offset_s),
+        local,
+        String::new(),
+        "pump".to_string(),
+        s.device_id.clone(),
+        s.device_id.clone(),
+        String::new(),
+        s.teaching.to_string(),
+        Kind::Telemetry.name().to_string(),
+        crate::chain::canonical_json(&s.payload()),
+        false.to_string(),
+        String::new(),
+        String::new(),
+    ]
+}
+
+fn event_fields(e: &StoredEvent, superseded: &HashSet<crate::EventId>) -> [String; 17] {
+    [
+        e.id.to_string(),
+        e.patient.to_string(),
+        e.chain_seq.to_string(),
+        e.occurred_at.to_string(),
+        offset_text(e.local_offset_s),
+        e.occurred_at_local(),
+        e.recorded_at.to_string(),
+        e.source.name().to_string(),
+        e.actor.clone(),
+        e.device_id.clone(),
+        e.device_seq.to_string(),
+        e.teaching.to_string(),
+        e.kind.clone(),
+        e.payload.clone(),
+        superseded.contains(&e.id).to_string(),
+        e.prev_hash.clone(),
+        e.hash.clone(),
+    ]
 }
 
 /// `+01:00`, `-05:30`: the offset as RFC 3339 writes it.

@@ -6,6 +6,8 @@
 //! - [`checkpoint`]: signed chain heads, kept elsewhere, that detect the newest events being removed.
 //! - [`views`]: active alarms, alarm counts per day, infusions with expected vs delivered volume.
 //! - [`export`]: CSV (RFC 4180) and an HL7 FHIR R4 `Bundle`.
+//! - [`telemetry`]: pump telemetry in its own compact table (not hash-chained), downsampled after a
+//!   retention period; [`Store::telemetry_series`] reads it together with legacy `telemetry` events.
 //!
 //! Nothing here updates or deletes an event: a correction is a new event ([`Body::Correction`]).
 
@@ -17,6 +19,7 @@ pub mod event;
 pub mod export;
 mod schema;
 mod store;
+pub mod telemetry;
 pub mod views;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointReport, MissingEvents};
@@ -31,3 +34,4 @@ pub use store::{
     APPEND_CHANNEL, BATCH_EVENTS_MAX, Backend, BrokenLink, CLAIM_SEQ_BASE, ChainHead, Config,
     Receipt, Store, TimelineQuery, VerifyReport, default_database_url,
 };
+pub use telemetry::{CompactReport, TELEMETRY_BATCH_MAX, TelemetryRetention, TelemetrySample};

@@ -3,7 +3,9 @@
 //! The record keeps its own version table (`record_schema_version`) so its migrations never collide with
 //! the server's, which live in the same database. Migrations only ever add; the SQL here and everywhere
 //! in this crate never updates or deletes an event (the `append_only` test greps for it), and triggers
-//! make the database itself refuse UPDATE and DELETE on `record_events`.
+//! make the database itself refuse UPDATE and DELETE on `record_events`. The one exception is
+//! `record_telemetry` (migration 2): sampled pump telemetry, not hash-chained, which retention
+//! downsamples and removes (`telemetry.rs`).
 
 pub(crate) struct Migration {
     pub version: i64,
@@ -25,10 +27,11 @@ pub(crate) const VERSION_TABLE_POSTGRES: &str = "CREATE TABLE IF NOT EXISTS reco
 )";
 
 /// Every migration, in order. Never edit one that has shipped: add a new one.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "record_events: the append-only, hash-chained event log",
-    sqlite: r#"
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "record_events: the append-only, hash-chained event log",
+        sqlite: r#"
 CREATE TABLE record_events (
     id INTEGER PRIMARY KEY,
     patient_id TEXT NOT NULL,
@@ -59,7 +62,7 @@ BEGIN
     SELECT RAISE(ABORT, 'record_events is append-only: record a correction event instead');
 END;
 "#,
-    postgres: r#"
+        postgres: r#"
 CREATE SEQUENCE record_event_ids;
 CREATE TABLE record_events (
     id BIGINT PRIMARY KEY,
@@ -92,7 +95,51 @@ CREATE TRIGGER record_events_no_change BEFORE UPDATE OR DELETE ON record_events
 CREATE TRIGGER record_events_no_truncate BEFORE TRUNCATE ON record_events
     FOR EACH STATEMENT EXECUTE FUNCTION record_events_append_only();
 "#,
-}];
+    },
+    Migration {
+        version: 2,
+        description: "record_telemetry: pump telemetry samples, compact, downsampled after a retention period",
+        // Not hash-chained and not append-only: retention replaces old samples by one row per bucket and
+        // may remove them (`Store::compact_telemetry`). Clinical events stay in `record_events`.
+        // `bucket_s` 0 is a sample at full resolution; otherwise the row sums up that many seconds.
+        // WITHOUT ROWID: the key is the row's address, so (patient, time) is not stored twice. No other
+        // index: retention finds its place by walking the key (see `telemetry.rs`), which keeps rows small.
+        sqlite: r#"
+CREATE TABLE record_telemetry (
+    patient_id TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    bucket_s INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    rate_ml_per_h REAL NOT NULL,
+    delivered_ml REAL NOT NULL,
+    remaining_ml REAL NOT NULL,
+    battery_percent REAL NOT NULL,
+    mains_present BOOLEAN NOT NULL,
+    downstream_pressure_mmhg REAL NOT NULL,
+    teaching BOOLEAN NOT NULL,
+    PRIMARY KEY (patient_id, at_ms, device_id)
+) WITHOUT ROWID;
+"#,
+        postgres: r#"
+CREATE TABLE record_telemetry (
+    patient_id TEXT NOT NULL,
+    at_ms BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    bucket_s INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    rate_ml_per_h DOUBLE PRECISION NOT NULL,
+    delivered_ml DOUBLE PRECISION NOT NULL,
+    remaining_ml DOUBLE PRECISION NOT NULL,
+    battery_percent DOUBLE PRECISION NOT NULL,
+    mains_present BOOLEAN NOT NULL,
+    downstream_pressure_mmhg DOUBLE PRECISION NOT NULL,
+    teaching BOOLEAN NOT NULL,
+    PRIMARY KEY (patient_id, at_ms, device_id)
+);
+"#,
+    },
+];
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

@@ -68,11 +68,12 @@ macro_rules! packed_columns {
 macro_rules! on_pool {
     ($store:expr, |$pool:ident| $body:expr) => {
         match &$store.pool {
-            Pool::Sqlite($pool) => $body,
-            Pool::Postgres($pool) => $body,
+            $crate::store::Pool::Sqlite($pool) => $body,
+            $crate::store::Pool::Postgres($pool) => $body,
         }
     };
 }
+pub(crate) use on_pool;
 
 /// The default database URL for a data directory: `sqlite://<data-dir>/infusafe.db`.
 pub fn default_database_url(data_dir: &Path) -> String {
@@ -116,14 +117,14 @@ impl Config {
     }
 }
 
-enum Pool {
+pub(crate) enum Pool {
     Sqlite(SqlitePool),
     Postgres(PgPool),
 }
 
 /// The infusion record. Cheap to share behind an `Arc`; every method takes `&self`.
 pub struct Store {
-    pool: Pool,
+    pub(crate) pool: Pool,
     config: Config,
 }
 
@@ -643,27 +644,6 @@ impl Store {
         // Aggregates need not keep the subquery's order: sort here, where it is guaranteed.
         events.sort_by_key(|e| (e.occurred_at, e.id));
         Ok(events)
-    }
-
-    /// The newest `telemetry` event of each device of a patient.
-    pub async fn latest_telemetry(
-        &self,
-        patient: &PatientId,
-    ) -> Result<Vec<StoredEvent>, RecordError> {
-        on_pool!(self, |pool| {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY device_id ORDER BY occurred_at_us DESC, id DESC) AS newest",
-                " FROM record_events WHERE patient_id = $1 AND kind = 'telemetry') AS latest",
-                " WHERE newest = 1 ORDER BY device_id"
-            ))
-            .bind(patient.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.err(e))?;
-            rows.iter().map(event_from_row).collect()
-        })
     }
 
     /// A patient's events after position `after` of their chain, in chain order, at most `limit` of them: what

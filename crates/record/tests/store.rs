@@ -579,15 +579,15 @@ async fn latest_telemetry_per_pump(db: TestDb) {
     ];
     db.store.append(&batch).await.unwrap();
     let latest = db.store.latest_telemetry(&patient("p-1")).await.unwrap();
-    let got: Vec<(String, Body)> = latest
+    let got: Vec<(String, f64, jiff::Timestamp)> = latest
         .iter()
-        .map(|e| (e.device_id.clone(), e.body()))
+        .map(|s| (s.device_id.clone(), s.delivered_ml, s.at))
         .collect();
     assert_eq!(
         got,
         vec![
-            ("pump-a".into(), telemetry(2.0)),
-            ("pump-b".into(), telemetry(7.0))
+            ("pump-a".into(), 2.0, at("2026-03-01T10:01:00Z")),
+            ("pump-b".into(), 7.0, at("2026-03-01T08:00:00Z"))
         ]
     );
 }
@@ -719,7 +719,7 @@ async fn concurrent_writers_keep_one_unbroken_chain(db: TestDb) {
 }
 
 async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 1);
+    assert_eq!(db.store.schema_version().await.unwrap(), 2);
     db.store
         .append(&notes("p-1", "pump-a", 0..2))
         .await
@@ -728,7 +728,7 @@ async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
     let reopened = record::Store::open(record::Config::new(db.url.clone()))
         .await
         .unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), 1);
+    assert_eq!(reopened.schema_version().await.unwrap(), 2);
     assert_eq!(
         reopened
             .timeline(&TimelineQuery::all(patient("p-1")))

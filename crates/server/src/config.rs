@@ -54,6 +54,12 @@ pub struct ServerConfig {
     pub pcd_frame_max: usize,
     /// An MLLP connection that sends nothing for this long (or stalls inside a frame) is closed.
     pub pcd_idle_timeout: std::time::Duration,
+    /// How long telemetry stays at full resolution, the downsampling bucket and how long it is kept at all
+    /// (the file's `[telemetry]` section; defaults: 7 days, 15 minutes, forever). Clinical events are never
+    /// affected.
+    pub telemetry_retention: record::TelemetryRetention,
+    /// The timed duties apply `telemetry_retention` at most this often (1 hour).
+    pub telemetry_compact_every: Duration,
 }
 
 impl ServerConfig {
@@ -82,6 +88,8 @@ impl ServerConfig {
             pcd_connections_max: 64,
             pcd_frame_max: pcd::mllp::FRAME_MAX,
             pcd_idle_timeout: Duration::from_secs(60),
+            telemetry_retention: record::TelemetryRetention::default(),
+            telemetry_compact_every: Duration::from_secs(3600),
         }
     }
 
@@ -131,6 +139,9 @@ impl ServerConfig {
         }
         if let Some(h) = file.session_ttl_h {
             self.session_ttl = Duration::from_secs(h.max(1) * 3600);
+        }
+        if let Some(t) = file.telemetry {
+            self.telemetry_retention = t.apply(self.telemetry_retention)?;
         }
         Ok(())
     }
@@ -235,6 +246,54 @@ struct ConfigFile {
     allow_loopback_webhooks: Option<bool>,
     pcd_bind: Option<String>,
     pcd_out: Option<String>,
+    telemetry: Option<TelemetryFile>,
+}
+
+/// The file's `[telemetry]` section: retention of the telemetry table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryFile {
+    /// Days at full resolution (default 7).
+    pub full_resolution_days: Option<u32>,
+    /// Minutes per downsampled bucket (default 15).
+    pub bucket_minutes: Option<u32>,
+    /// Days after which telemetry is removed; 0 or absent keeps it forever.
+    pub keep_days: Option<u32>,
+}
+
+impl TelemetryFile {
+    /// These settings on top of `retention`.
+    pub fn apply(
+        &self,
+        mut retention: record::TelemetryRetention,
+    ) -> Result<record::TelemetryRetention, ConfigError> {
+        let days = |d: u32| jiff::SignedDuration::from_hours(24 * i64::from(d));
+        if let Some(d) = self.full_resolution_days {
+            retention.full_resolution_for = days(d);
+        }
+        if let Some(m) = self.bucket_minutes {
+            if m == 0 || m > 24 * 60 {
+                return Err(ConfigError::Invalid {
+                    field: "telemetry.bucket_minutes".into(),
+                    message: "must be from 1 to 1440 minutes".into(),
+                });
+            }
+            retention.bucket = jiff::SignedDuration::from_mins(i64::from(m));
+        }
+        if let Some(d) = self.keep_days {
+            retention.keep_for = (d > 0).then(|| days(d));
+        }
+        if retention
+            .keep_for
+            .is_some_and(|keep| keep < retention.full_resolution_for)
+        {
+            return Err(ConfigError::Invalid {
+                field: "telemetry.keep_days".into(),
+                message: "must be 0 (forever) or at least telemetry.full_resolution_days".into(),
+            });
+        }
+        Ok(retention)
+    }
 }
 
 fn toml_from_str(text: &str) -> Result<ConfigFile, String> {
@@ -276,6 +335,35 @@ mod tests {
         check("secure_cookies = maybe", Err("secure_cookies"));
         check("pump_silent_after_s = 0", Err("pump_silent_after_s"));
         check("pcd_bind = \"nope\"", Err("`pcd_bind`"));
+        check(
+            "[telemetry]\nbucket_minutes = 0",
+            Err("telemetry.bucket_minutes"),
+        );
+        check("[telemetry]\nkeep_days = 3", Err("telemetry.keep_days"));
+        check("[telemetry]\nkeep = 3", Err("unknown field `keep`"));
+    }
+
+    #[test]
+    fn telemetry_retention_from_the_file() {
+        let mut config = ServerConfig::with_data_dir("/tmp/x");
+        assert_eq!(
+            config.telemetry_retention,
+            record::TelemetryRetention::default()
+        );
+        config
+            .apply_file(
+                "[telemetry]\nfull_resolution_days = 2\nbucket_minutes = 5\nkeep_days = 365",
+                "test.toml",
+            )
+            .unwrap();
+        let r = config.telemetry_retention;
+        assert_eq!(r.full_resolution_for, jiff::SignedDuration::from_hours(48));
+        assert_eq!(r.bucket, jiff::SignedDuration::from_mins(5));
+        assert_eq!(r.keep_for, Some(jiff::SignedDuration::from_hours(365 * 24)));
+        config
+            .apply_file("[telemetry]\nkeep_days = 0", "test.toml")
+            .unwrap();
+        assert_eq!(config.telemetry_retention.keep_for, None);
     }
 
     #[test]

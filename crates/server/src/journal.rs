@@ -311,6 +311,54 @@ impl Journal {
         Ok(done.pop().map(|a| a.id).unwrap_or_default())
     }
 
+    /// A patient's telemetry over the last `days`, newest first, as entries of kind `telemetry`: the
+    /// samples of the record's telemetry table merged with the legacy `telemetry` events
+    /// (`record::Store::telemetry_series`). A sample from the table has id 0 (it is not a record event)
+    /// and its payload is what a `telemetry` event carries (plus `bucket_s` for a downsampled bucket).
+    pub async fn telemetry(&self, patient_id: &str, days: i64) -> Result<Vec<Entry>, JournalError> {
+        Ok(self
+            .telemetry_samples(patient_id, days)
+            .await?
+            .into_iter()
+            .rev()
+            .map(|s| self.telemetry_entry(s))
+            .collect())
+    }
+
+    /// A patient's telemetry samples over the last `days`, oldest first (`record::Store::telemetry_series`).
+    pub async fn telemetry_samples(
+        &self,
+        patient_id: &str,
+        days: i64,
+    ) -> Result<Vec<record::TelemetrySample>, JournalError> {
+        let patient =
+            record::PatientId::new(patient_id).map_err(|e| JournalError::Invalid(e.to_string()))?;
+        let from = jiff::Timestamp::now()
+            .checked_sub(jiff::SignedDuration::from_hours(24 * days))
+            .ok();
+        self.store
+            .telemetry_series(&patient, from, None)
+            .await
+            .map_err(JournalError::Record)
+    }
+
+    /// A telemetry sample as a timeline entry.
+    pub fn telemetry_entry(&self, s: record::TelemetrySample) -> Entry {
+        Entry {
+            id: 0,
+            patient_id: s.patient.to_string(),
+            kind: record::Kind::Telemetry.name().to_string(),
+            source: record::Source::Pump.name().to_string(),
+            actor: s.device_id.clone(),
+            local_offset_s: self.local_offset_s(s.patient.as_str(), s.at),
+            occurred_at: s.at,
+            recorded_at: s.at,
+            payload: s.payload(),
+            teaching: s.teaching,
+            device_id: s.device_id,
+        }
+    }
+
     /// The newest `limit` events of a patient over the last `days`, newest first, optionally only some kinds.
     pub async fn timeline(
         &self,

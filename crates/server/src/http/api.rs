@@ -39,6 +39,7 @@ pub fn routes() -> Router<AppState> {
             post(silence),
         )
         .route("/api/patients/{patient_id}/timeline", get(timeline))
+        .route("/api/patients/{patient_id}/telemetry", get(telemetry))
         .route(
             "/api/patients/{patient_id}/plan",
             get(get_plan).put(put_plan),
@@ -355,6 +356,35 @@ async fn timeline(
     Ok(Json(
         crate::services::records::timeline(&state, &a.patient_id, &kinds, limit as usize, 366)
             .await?,
+    ))
+}
+
+/// `GET …/telemetry` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryQuery {
+    /// Days back from now, 1 to 90 (default 1).
+    #[serde(default)]
+    pub days: Option<i64>,
+}
+
+/// The patient's pump telemetry over the last `days`, oldest first: the record's telemetry table and the legacy
+/// `telemetry` events, merged (`record::Store::telemetry_series`). Practice-pump samples are included, marked
+/// `teaching`.
+async fn telemetry(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    Path(patient_id): Path<String>,
+    query: Result<Query<TelemetryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<record::TelemetrySample>>, AppError> {
+    let Query(q) = query.map_err(|e| AppError::invalid("query", e.body_text()))?;
+    let days = q.days.unwrap_or(1);
+    if !(1..=90).contains(&days) {
+        return Err(AppError::invalid("days", "must be between 1 and 90"));
+    }
+    let a = access::patient(&state, &user, &patient_id).await?;
+    Ok(Json(
+        crate::services::records::telemetry_samples(&state, &a.patient_id, days).await?,
     ))
 }
 

@@ -123,6 +123,7 @@ fn paths() -> Value {
         "/api/patients/{patient_id}/alarms/{alarm}/acknowledge": {"parameters": [p, alarm], "post": op("Acknowledge an active alarm (recorded with who and when)", "session", Some("Acknowledge"), "200 alarm", &[401, 403, 404, 422])},
         "/api/patients/{patient_id}/alarms/{alarm}/silence": {"parameters": [p, alarm], "post": op("Silence an alarm's sound for 1-15 minutes (it stays visible and keeps escalating)", "session", Some("Silence"), "200 alarm", &[401, 403, 404, 422])},
         "/api/patients/{patient_id}/timeline": {"parameters": [p, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}, {"name": "kinds", "in": "query", "schema": {"type": "string"}, "description": "comma-separated event kinds"}], "get": op("The patient's events, newest first (audited read)", "session", None, "200 events", &[401, 404, 422])},
+        "/api/patients/{patient_id}/telemetry": {"parameters": [p, {"name": "days", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 90}, "description": "days back from now (default 1)"}], "get": op("The patient's pump telemetry samples, oldest first: the telemetry table and legacy telemetry events merged; a downsampled bucket has bucket_s > 0 (audited read)", "session", None, "200 samples", &[401, 404, 422])},
         "/api/patients/{patient_id}/plan": {
             "parameters": [p],
             "get": op("The therapy plan", "session", None, "200 plan", &[401, 404]),

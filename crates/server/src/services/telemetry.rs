@@ -2,8 +2,9 @@
 //! contact (the pump spoke, with or without telemetry) and every telemetry sample the board chose to keep is
 //! handed here and written with everyone else's, one transaction for many pumps, every `FLUSH_EVERY`: the
 //! contacts to `srv_pump_contacts` (the shared half of the live board: every process's follower and the silence
-//! watchdog read it), the samples to the record. A pump's events are not telemetry: they are still durable
-//! before the pump is answered (`services::ingest`).
+//! watchdog read it), the samples to the record's compact telemetry table (`record::Store::append_telemetry`,
+//! not the hash-chained events). A pump's events are not telemetry: they are still durable before the pump is
+//! answered (`services::ingest`).
 //!
 //! Nothing is dropped silently: a flush that fails keeps its rows for the next one (up to a bound), and what
 //! goes beyond the bound is counted and logged.
@@ -28,7 +29,7 @@ const SAMPLES_PER_APPEND: usize = 5_000;
 #[derive(Debug, Default)]
 struct Pending {
     contacts: HashMap<String, Contact>,
-    samples: Vec<EventDraft>,
+    samples: Vec<record::TelemetrySample>,
     dropped: u64,
 }
 
@@ -67,14 +68,21 @@ impl TelemetryWriter {
         self.pending.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A telemetry sample for the record.
+    /// A telemetry sample the board chose to keep (its draft carries the record's telemetry fields).
     pub fn sample(&self, draft: EventDraft) {
+        let Some(sample) = sample_of(&draft) else {
+            eprintln!(
+                "infusafe server: a telemetry sample for {} lacked the record's fields and was not kept",
+                draft.patient_id
+            );
+            return;
+        };
         let mut p = self.pending();
         if p.samples.len() >= SAMPLES_PENDING_MAX {
             p.samples.remove(0);
             p.dropped += 1;
         }
-        p.samples.push(draft);
+        p.samples.push(sample);
     }
 
     /// A pump spoke at `at_ms` (server time), with this telemetry if any.
@@ -127,13 +135,14 @@ impl TelemetryWriter {
         }
         let mut samples = samples.into_iter().peekable();
         while samples.peek().is_some() {
-            let chunk: Vec<EventDraft> = samples.by_ref().take(SAMPLES_PER_APPEND).collect();
-            if let Err(e) = self.journal.append_unfollowed(chunk.clone()).await {
+            let chunk: Vec<record::TelemetrySample> =
+                samples.by_ref().take(SAMPLES_PER_APPEND).collect();
+            if let Err(e) = self.journal.store().append_telemetry(&chunk).await {
                 eprintln!(
                     "infusafe server: could not write telemetry (kept for the next try): {e}"
                 );
                 let mut p = self.pending();
-                let mut back: Vec<EventDraft> = chunk;
+                let mut back = chunk;
                 back.extend(samples);
                 back.append(&mut p.samples);
                 let over = back.len().saturating_sub(SAMPLES_PENDING_MAX);
@@ -144,4 +153,24 @@ impl TelemetryWriter {
             }
         }
     }
+}
+
+/// The record's telemetry sample for a board's telemetry draft (`domain::board`'s `record_telemetry` writes
+/// exactly these fields).
+fn sample_of(d: &EventDraft) -> Option<record::TelemetrySample> {
+    let p = &d.payload;
+    Some(record::TelemetrySample {
+        patient: record::PatientId::new(d.patient_id.clone()).ok()?,
+        device_id: d.device_id.clone()?,
+        at: jiff::Timestamp::from_millisecond(d.occurred_at_ms).ok()?,
+        bucket_s: 0,
+        state: p["state"].as_str()?.to_string(),
+        rate_ml_per_h: p["rate_ml_per_h"].as_f64()?,
+        delivered_ml: p["delivered_ml"].as_f64()?,
+        remaining_ml: p["remaining_ml"].as_f64()?,
+        battery_percent: p["battery_percent"].as_f64()?,
+        mains_present: p["mains_present"].as_bool()?,
+        downstream_pressure_mmhg: p["downstream_pressure_mmhg"].as_f64()?,
+        teaching: d.teaching,
+    })
 }

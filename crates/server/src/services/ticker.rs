@@ -1,5 +1,11 @@
-//! Timed duties, run every `config.tick` by one process at a time: the silence watchdog and the escalation ladder
-//! (the board's tick), and, about once a minute, removing expired sessions (they are already refused when used).
+//! Timed duties, run every `config.tick` by one process at a time (the holder of the duty lock): the silence
+//! watchdog and the escalation ladder (the board's tick), about once a minute, removing expired sessions (they
+//! are already refused when used), and at most once per `config.telemetry_compact_every` (an hour), the
+//! telemetry retention (`record::Store::compact_telemetry`), in a task of its own so it never delays the
+//! watchdog.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::services::AppState;
 use crate::services::now_ms;
@@ -17,6 +23,10 @@ pub async fn run(state: AppState) {
     let mut sessions_cleaned_at_ms = i64::MIN;
     let mut duty = crate::store::cluster::DutyLock::new(&state.db, &state.config.database_url);
     let mut holding = false;
+    let compact_every_ms =
+        i64::try_from(state.config.telemetry_compact_every.as_millis()).unwrap_or(i64::MAX);
+    let mut telemetry_compacted_at_ms = i64::MIN;
+    let compacting = Arc::new(AtomicBool::new(false));
     loop {
         interval.tick().await;
         let held = duty.hold().await;
@@ -37,6 +47,39 @@ pub async fn run(state: AppState) {
                 eprintln!("infusafe server: could not remove expired sessions: {e}");
             }
         }
+        if now.saturating_sub(telemetry_compacted_at_ms) >= compact_every_ms
+            && !compacting.swap(true, Ordering::AcqRel)
+        {
+            telemetry_compacted_at_ms = now;
+            let state = state.clone();
+            let compacting = compacting.clone();
+            tokio::spawn(async move {
+                compact_telemetry(&state).await;
+                compacting.store(false, Ordering::Release);
+            });
+        }
         crate::services::alarms::tick(&state).await;
+    }
+}
+
+/// Applies the telemetry retention once and says what it did (nothing is said when nothing changed).
+pub async fn compact_telemetry(state: &AppState) {
+    let policy = state.config.telemetry_retention;
+    match state
+        .journal
+        .store()
+        .compact_telemetry(jiff::Timestamp::now(), &policy)
+        .await
+    {
+        Ok(report) if report.is_empty() => {}
+        Ok(report) => eprintln!(
+            "infusafe server: telemetry retention: {} samples downsampled into {} buckets, {} rows past the \
+             retention removed ({} transactions)",
+            report.samples_downsampled,
+            report.buckets_written,
+            report.rows_removed,
+            report.transactions
+        ),
+        Err(e) => eprintln!("infusafe server: telemetry retention failed (tried again later): {e}"),
     }
 }

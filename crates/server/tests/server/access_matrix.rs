@@ -120,6 +120,12 @@ async fn route_table(backend: Backend) {
         ),
         (
             "GET",
+            "/api/patients/{p1}/telemetry",
+            None,
+            [401, 200, 200, 200, 200, 404, 404, 404],
+        ),
+        (
+            "GET",
             "/api/patients/{p1}/plan",
             None,
             [401, 200, 200, 200, 200, 404, 404, 404],

@@ -113,26 +113,40 @@ async fn with_a_pcd_listener_jordans_pump_goes_live_over_hl7_v2() {
     assert_eq!(jordan["link"], "live", "{jordan}");
     // Over PCD only alarms travel as events (ORU^R40) and the rest as ORU^R01 telemetry: the pump's own
     // infusion_started, which the HTTP link carries, is absent from Jordan's record.
-    // Telemetry is written by the grouped writer (every `FLUSH_EVERY`), not inside the pump's request.
-    let mut kinds: Vec<String> = vec![];
+    // Telemetry is written by the grouped writer (every `FLUSH_EVERY`) to the telemetry table, not inside the
+    // pump's request and not among the events.
+    let mut samples = 0;
     for _ in 0..50 {
-        kinds = demo
+        samples = demo
             .running
             .state
             .journal
-            .timeline(&device.1, &[], 1000, 1)
+            .telemetry_samples(&device.1, 1)
             .await
             .unwrap()
             .into_iter()
-            .filter(|e| e.device_id == device.0)
-            .map(|e| e.kind)
-            .collect();
-        if kinds.iter().any(|k| k == "telemetry") {
+            .filter(|s| s.device_id == device.0)
+            .count();
+        if samples > 0 {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(kinds.iter().any(|k| k == "telemetry"), "{kinds:?}");
+    assert!(
+        samples > 0,
+        "Jordan's ORU^R01 telemetry is in the record's telemetry"
+    );
+    let kinds: Vec<String> = demo
+        .running
+        .state
+        .journal
+        .timeline(&device.1, &[], 1000, 1)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.device_id == device.0)
+        .map(|e| e.kind)
+        .collect();
     assert!(!kinds.iter().any(|k| k == "infusion_started"), "{kinds:?}");
     tokio::time::timeout(Duration::from_secs(10), demo.stop())
         .await

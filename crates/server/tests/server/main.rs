@@ -14,5 +14,6 @@ mod outbox;
 mod patient_log;
 mod pcd;
 mod sim_pump;
+mod telemetry;
 mod trust;
 mod web_pages;

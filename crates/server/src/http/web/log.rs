@@ -336,10 +336,10 @@ pub async fn page(
     let filter = Filter::from_query(&q);
     let now = now_ms();
     let since = now - i64::from(filter.days) * 24 * 3600 * 1000;
-    let events: Vec<Entry> = crate::services::records::timeline(
+    // The charts read the telemetry table as well as the legacy `telemetry` events.
+    let events: Vec<Entry> = crate::services::records::timeline_with_telemetry(
         &state,
         &patient_id,
-        &[],
         EVENTS_READ_MAX,
         i64::from(filter.days),
     )

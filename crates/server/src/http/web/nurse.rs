@@ -231,10 +231,10 @@ async fn patient_page(
     let stored = crate::services::plans::get(state, &access).await?;
     let plan_value = stored.as_ref().map(|p| p.plan.clone());
     let since = now - i64::from(PATIENT_PAGE_DAYS) * 24 * 3600 * 1000;
-    let events: Vec<Entry> = crate::services::records::timeline(
+    // The charts read the telemetry table as well as the legacy `telemetry` events.
+    let events: Vec<Entry> = crate::services::records::timeline_with_telemetry(
         state,
         patient_id,
-        &[],
         5000,
         i64::from(PATIENT_PAGE_DAYS),
     )
