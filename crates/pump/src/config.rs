@@ -107,6 +107,19 @@ pub struct Config {
     /// Default 15 mmHg (design estimate: more than five standard deviations of the difference of
     /// two readings at 2 mmHg of noise; a move of 20 cm or more).
     pub occlusion_step_mmhg: f64,
+    /// Per-stroke occlusion detector: after the pulse has been read, a reading that rises by more
+    /// than this from one frame to the next (but not by `occlusion_step_mmhg`) is measured as a
+    /// possible step (the three readings after its frame against the three before) and, if the
+    /// step is at least half of this, taken out of the held-pulse accounting: what the pulse
+    /// drained before and after it both count. Without it a pump lowered 19 cm (a 14 mmHg step,
+    /// read as an 11 mmHg jump against the draining pulse) 0.4 s after a stroke's pulse had been
+    /// read hid the pulse's drain and gave a false `occlusion_downstream` (campaign seed 2028 at
+    /// 2 mL/h). Default 8 mmHg (design estimate: a pump move of 11 cm or more; 2.8 standard
+    /// deviations of the difference of two readings at 2 mmHg of sensor noise, so noise alone
+    /// starts a measurement now and then, but a single noisy frame measures as no step: the
+    /// three-reading means exclude the jump's frame, and their difference has a standard deviation
+    /// of 1.6 mmHg at 2 mmHg of noise, against the 4 mmHg needed to count).
+    pub occlusion_jump_mmhg: f64,
     /// Per-stroke occlusion detector: the held pulses must have lasted this long since the first
     /// held stroke before `occlusion_downstream` is raised. Default 30 s (design estimate: longer
     /// than three time constants of the slowest healthy line, so any open line has visibly decayed,
@@ -274,6 +287,7 @@ impl Default for Config {
             occlusion_flat_fraction: 0.1,
             occlusion_flat_mmhg: 5.0,
             occlusion_step_mmhg: 15.0,
+            occlusion_jump_mmhg: 8.0,
             occlusion_confirm_ms: 30_000,
             relief_rate_ml_per_h: 120.0,
             relief_margin_mmhg: 5.0,
@@ -441,6 +455,7 @@ impl Config {
         fraction("occlusion_flat_fraction", self.occlusion_flat_fraction)?;
         positive("occlusion_flat_mmhg", self.occlusion_flat_mmhg)?;
         positive("occlusion_step_mmhg", self.occlusion_step_mmhg)?;
+        positive("occlusion_jump_mmhg", self.occlusion_jump_mmhg)?;
         if self.occlusion_confirm_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "occlusion_confirm_ms",

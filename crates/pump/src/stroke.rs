@@ -71,6 +71,16 @@ pub(crate) struct StrokeWatch {
     post_seg_rise: f64,
     /// Level at which the line was last seen open (a pulse drained).
     open_baseline: Option<f64>,
+    /// A jump of the reading between strokes (`occlusion_jump_mmhg`) being measured for the
+    /// held-pulse test: the mean of the three readings before it, and the readings after it (the
+    /// jump's own frame left out, so a single noisy frame measures as no step).
+    jump_pending: bool,
+    jump_from: f64,
+    jump_after_sum: f64,
+    jump_after_n: u32,
+    /// The measured jumps since the latest stroke's pulse was read: the level moved by them
+    /// without the line draining or holding, so they are taken out of what drained.
+    seg_jumps: f64,
 
     // ---- disconnection: half-life of each pulse ----
     measuring: bool,
@@ -144,6 +154,8 @@ impl StrokeWatch {
     /// Forget the episode and any half-life measurement (the motor stopped or reversed).
     pub(crate) fn pause(&mut self) {
         self.episode = false;
+        self.jump_pending = false;
+        self.seg_jumps = 0.0;
         self.in_post = false;
         self.measuring = false;
         self.suspect = 0;
@@ -221,8 +233,11 @@ impl StrokeWatch {
         }
         // Half-life: a new stroke ends any measurement in progress.
         self.measuring = false;
+        // A jump still being measured straddles this stroke: it is left out (the lost test was
+        // held while it was measured, and the next pulse is judged afresh).
+        self.jump_pending = false;
         if self.episode {
-            self.lost += self.seg_first - pre;
+            self.lost += self.seg_first - pre + self.seg_jumps;
         } else {
             self.episode = true;
             self.episode_start_ms = now_ms;
@@ -231,6 +246,7 @@ impl StrokeWatch {
             self.lost = 0.0;
             self.strokes = 0;
         }
+        self.seg_jumps = 0.0;
         self.strokes = self.strokes.saturating_add(count);
         self.strokes_since_sample = self.strokes_since_sample.saturating_add(count);
         self.pre_level = pre;
@@ -271,6 +287,37 @@ impl StrokeWatch {
             || (!self.in_post && (pressure - self.level).abs() > c.occlusion_step_mmhg);
         if self.episode && stepped {
             self.episode = false;
+            self.jump_pending = false;
+        }
+        // A smaller jump up of the reading after the pulse has been read (a pump lowered 11–20 cm,
+        // 8–15 mmHg) cannot be told from noise well enough to end the episode, but it may hide a
+        // pulse that drained: lowered just as the pulse drained, the level climbs back by about
+        // what the pulse lost, and the drained pulse looks held (campaign seed 2028, 19 cm at
+        // 2 mL/h). Measure it (the three readings after the jump's frame against the three before
+        // it) and take it out of the held-pulse accounting: what drained before the jump and what
+        // drained after it both count. A held line keeps the jump and stays held; a single noisy
+        // frame measures as no step. The lost test waits while the jump is measured.
+        if self.episode
+            && !self.in_post
+            && !self.jump_pending
+            && pressure - self.last_pressure > c.occlusion_jump_mmhg
+        {
+            self.jump_pending = true;
+            self.jump_from = (self.recent[0] + self.recent[1] + self.recent[2]) / 3.0;
+            self.jump_after_sum = 0.0;
+            self.jump_after_n = 0;
+        } else if self.jump_pending {
+            self.jump_after_sum += pressure;
+            self.jump_after_n += 1;
+            if self.jump_after_n >= 3 {
+                self.jump_pending = false;
+                let after = self.jump_after_sum / 3.0;
+                let jump = after - self.jump_from;
+                if jump >= c.occlusion_jump_mmhg / 2.0 {
+                    self.seg_jumps += jump;
+                    self.level = after;
+                }
+            }
         }
         // The same step seen from one frame to the next after the pulse has been read is the pump
         // moved up or down: the vein's pressure at the pump moved with it. A disconnection never
@@ -433,10 +480,10 @@ impl StrokeWatch {
     }
 
     fn judge_occlusion(&mut self, now_ms: u64, c: &Config) {
-        if !self.episode || self.in_post {
+        if !self.episode || self.in_post || self.jump_pending {
             return;
         }
-        let lost = self.lost + (self.seg_first - self.level);
+        let lost = self.lost + (self.seg_first - self.level) + self.seg_jumps;
         let tolerance = c.occlusion_flat_fraction * self.rise + c.occlusion_flat_mmhg;
         if lost.abs() > tolerance {
             // The pulses drained (or the baseline moved under them): the line is open.
