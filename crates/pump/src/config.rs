@@ -107,6 +107,19 @@ pub struct Config {
     /// Default 15 mmHg (design estimate: more than five standard deviations of the difference of
     /// two readings at 2 mmHg of noise; a move of 20 cm or more).
     pub occlusion_step_mmhg: f64,
+    /// Per-stroke occlusion detector: after the pulse has been read, a reading that rises by more
+    /// than this from one frame to the next (but not by `occlusion_step_mmhg`) is measured as a
+    /// possible step (the three readings after its frame against the three before) and, if the
+    /// step is at least half of this, taken out of the held-pulse accounting: what the pulse
+    /// drained before and after it both count. Without it a pump lowered 19 cm (a 14 mmHg step,
+    /// read as an 11 mmHg jump against the draining pulse) 0.4 s after a stroke's pulse had been
+    /// read hid the pulse's drain and gave a false `occlusion_downstream` (campaign seed 2028 at
+    /// 2 mL/h). Default 8 mmHg (design estimate: a pump move of 11 cm or more; 2.8 standard
+    /// deviations of the difference of two readings at 2 mmHg of sensor noise, so noise alone
+    /// starts a measurement now and then, but a single noisy frame measures as no step: the
+    /// three-reading means exclude the jump's frame, and their difference has a standard deviation
+    /// of 1.6 mmHg at 2 mmHg of noise, against the 4 mmHg needed to count).
+    pub occlusion_jump_mmhg: f64,
     /// Per-stroke occlusion detector: the held pulses must have lasted this long since the first
     /// held stroke before `occlusion_downstream` is raised. Default 30 s (design estimate: longer
     /// than three time constants of the slowest healthy line, so any open line has visibly decayed,
@@ -160,6 +173,42 @@ pub struct Config {
     /// Disconnection detector: this many consecutive strokes must show both signs. Default 3 (design
     /// estimate: at 5 mL/h three strokes take 108 s, inside the 5 minutes).
     pub disconnect_strokes: u8,
+    /// Disconnection detector: a settled stroke at least `disconnect_drop_mmhg` below the learned
+    /// baseline never moves that baseline by itself, even if it drains as before: it joins a run
+    /// of such strokes on a steady level, and the baseline follows the run only after this many
+    /// of them whose mean half-life is within `disconnect_half_life_fraction` of the learned one
+    /// (the pump was raised in moves too small to show as a step). Only on a quiet line: within
+    /// `disconnect_relearn_ms` of a disturbance (a bend, a level still draining or pressurised
+    /// above the baseline, a step of the reading) such a stroke sets the baseline at once, as
+    /// before, and no run is judged. Default 8 (design estimate:
+    /// a line open to the room read 0.7–0.8 of the learned half-life on some strokes, behind a
+    /// level still draining, and one stroke that read as "drains as before" moved the learned
+    /// baseline to the room's, campaign seeds 2026, 2027 and 2029 at 24–34 mL/h; eight strokes
+    /// give the run's mean a standard error under 0.06 of the learned half-life on the noisiest
+    /// lines the campaign draws).
+    pub disconnect_follow_strokes: u8,
+    /// Disconnection detector: a run of at least `disconnect_strokes` strokes below the learned
+    /// baseline is a line open to the room when its mean half-life is at least this many standard
+    /// errors below the learned one (the standard error from the scatter of this line's own
+    /// half-lives, `half-life spread` × 1.25 / √n) and under `disconnect_run_fraction_max` of it.
+    /// Default 4 (design estimate: a pump raised with the line in the vein drains as before, and
+    /// its run's mean falls 4 standard errors short about 3 times in 100,000 looks).
+    pub disconnect_run_sigmas: f64,
+    /// Disconnection detector: see `disconnect_run_sigmas`. Default 0.8 (design estimate: the
+    /// lines whose disconnections were missed read a mean of 0.64–0.8 of the learned half-life;
+    /// a line in the vein reads 0.97–1.0 on average in the campaign, but one just after a bend
+    /// about 0.8, and 0.9 gave false alarms there in a first try, campaign seed 2026).
+    pub disconnect_run_fraction_max: f64,
+    /// Disconnection detector: the least scatter of one stroke's half-life (mean absolute
+    /// deviation from the learned one, as a fraction of it) the run test assumes. Default 0.05
+    /// (design estimate: the steadiest lines in the campaign scatter by about 0.03–0.04 at
+    /// 100 mL/h; a floor keeps one lucky quiet spell from making the test overconfident).
+    pub disconnect_spread_min: f64,
+    /// Disconnection detector: the scatter assumed when the line has just been learned, before
+    /// its own half-lives have shown theirs (weight 1/8 per stroke). Default 0.15 (design
+    /// estimate: about the noisiest lines in the campaign, 0.16 standard deviation, so a line just
+    /// learned is judged cautiously).
+    pub disconnect_spread_initial: f64,
     /// One bubble larger than this raises `air_in_line`. Default 100 µL (large-volume pumps offer
     /// 50–500 µL; a home patient is alone, so we take the sensitive end of the common settings).
     pub air_single_bubble_ul: f64,
@@ -274,6 +323,7 @@ impl Default for Config {
             occlusion_flat_fraction: 0.1,
             occlusion_flat_mmhg: 5.0,
             occlusion_step_mmhg: 15.0,
+            occlusion_jump_mmhg: 8.0,
             occlusion_confirm_ms: 30_000,
             relief_rate_ml_per_h: 120.0,
             relief_margin_mmhg: 5.0,
@@ -285,6 +335,11 @@ impl Default for Config {
             disconnect_relearn_ms: 150_000,
             disconnect_half_life_min_ms: 200.0,
             disconnect_strokes: 3,
+            disconnect_follow_strokes: 8,
+            disconnect_run_sigmas: 4.0,
+            disconnect_run_fraction_max: 0.8,
+            disconnect_spread_min: 0.05,
+            disconnect_spread_initial: 0.15,
             air_single_bubble_ul: 100.0,
             air_trace_ul: 5.0,
             air_bubble_gap_ul: 50.0,
@@ -441,6 +496,7 @@ impl Config {
         fraction("occlusion_flat_fraction", self.occlusion_flat_fraction)?;
         positive("occlusion_flat_mmhg", self.occlusion_flat_mmhg)?;
         positive("occlusion_step_mmhg", self.occlusion_step_mmhg)?;
+        positive("occlusion_jump_mmhg", self.occlusion_jump_mmhg)?;
         if self.occlusion_confirm_ms == 0 {
             return Err(ConfigError::Invalid {
                 field: "occlusion_confirm_ms",
@@ -485,6 +541,20 @@ impl Config {
                 why: "must be at least one stroke",
             });
         }
+        if self.disconnect_follow_strokes == 0 {
+            return Err(ConfigError::Invalid {
+                field: "disconnect_follow_strokes",
+                value: 0.0,
+                why: "must be at least one stroke",
+            });
+        }
+        positive("disconnect_run_sigmas", self.disconnect_run_sigmas)?;
+        fraction(
+            "disconnect_run_fraction_max",
+            self.disconnect_run_fraction_max,
+        )?;
+        fraction("disconnect_spread_min", self.disconnect_spread_min)?;
+        fraction("disconnect_spread_initial", self.disconnect_spread_initial)?;
         positive("air_single_bubble_ul", self.air_single_bubble_ul)?;
         positive("air_trace_ul", self.air_trace_ul)?;
         if self.air_trace_ul >= self.air_single_bubble_ul {

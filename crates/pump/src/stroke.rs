@@ -30,6 +30,21 @@ const ARMED_STROKES: u32 = 8;
 /// A pulse that has not halved within this many frames is not used for the half-life.
 const HALF_LIFE_FRAMES_MAX: u32 = 600;
 
+/// 1 / √n for the small counts of a run (no floating-point library in `no_std`); 1 / √8 beyond.
+fn inv_sqrt(n: u32) -> f64 {
+    const TABLE: [f64; 8] = [
+        1.0,
+        core::f64::consts::FRAC_1_SQRT_2,
+        0.577_350_27,
+        0.5,
+        0.447_213_6,
+        0.408_248_29,
+        0.377_964_47,
+        0.353_553_39,
+    ];
+    TABLE[(n.max(1) as usize - 1).min(TABLE.len() - 1)]
+}
+
 /// Pressure response of the line, stroke by stroke.
 #[derive(Debug, Clone, Copy, Default)]
 pub(crate) struct StrokeWatch {
@@ -71,6 +86,16 @@ pub(crate) struct StrokeWatch {
     post_seg_rise: f64,
     /// Level at which the line was last seen open (a pulse drained).
     open_baseline: Option<f64>,
+    /// A jump of the reading between strokes (`occlusion_jump_mmhg`) being measured for the
+    /// held-pulse test: the mean of the three readings before it, and the readings after it (the
+    /// jump's own frame left out, so a single noisy frame measures as no step).
+    jump_pending: bool,
+    jump_from: f64,
+    jump_after_sum: f64,
+    jump_after_n: u32,
+    /// The measured jumps since the latest stroke's pulse was read: the level moved by them
+    /// without the line draining or holding, so they are taken out of what drained.
+    seg_jumps: f64,
 
     // ---- disconnection: half-life of each pulse ----
     measuring: bool,
@@ -97,6 +122,25 @@ pub(crate) struct StrokeWatch {
     suspect_high: f64,
     /// Sum of the half-lives of the suspect strokes so far (their mean must be fast too).
     suspect_half_life_sum_ms: f64,
+    /// The run of settled strokes below the learned baseline (by `disconnect_drop_mmhg` or more)
+    /// on a steady level, fast or draining as before: how many, the sum of their half-lives and
+    /// baselines, and their lowest and highest baseline. Such a stroke never moves the learned
+    /// baseline by itself: the run is judged by its mean half-life, and the baseline follows only
+    /// after `disconnect_follow_strokes` of them that drain as before (the pump was raised).
+    run_n: u32,
+    run_half_life_sum_ms: f64,
+    run_baseline_sum: f64,
+    run_low: f64,
+    run_high: f64,
+    /// Mean absolute deviation of the settled half-lives from the learned one, as a fraction of
+    /// it (how much one stroke's half-life scatters on this line).
+    half_life_spread: f64,
+    /// When the line was last disturbed for the run test: a settled pulse slower than the band (a
+    /// bent arm) or faster without a drop (a level still draining), a level before a stroke more
+    /// than `disconnect_drop_mmhg` above the learned baseline (a bend, a kink, stored volume still
+    /// draining), or a step of the reading (the pump moved, or a bend's rise read as one). Within `disconnect_relearn_ms` of it a stroke that drains as before sets the
+    /// baseline at once, as it always did, and no run is judged.
+    disturbed_at_ms: Option<u64>,
     /// Since when the settled pulses drain differently from the learned line without a lower
     /// baseline (a bent arm, a line that changed): after `disconnect_relearn_ms` the line is
     /// learned again.
@@ -126,9 +170,14 @@ impl StrokeWatch {
         }
     }
 
-    /// The learned venous baseline, once trusted.
+    /// The learned venous baseline, once trusted (the lowest baseline of a run of strokes below
+    /// it, while that run is being judged).
     pub(crate) fn venous_baseline(&self) -> Option<f64> {
-        (self.learned >= LEARN_STROKES).then_some(self.baseline_ref)
+        (self.learned >= LEARN_STROKES).then_some(if self.run_n > 0 {
+            self.baseline_ref.min(self.run_low)
+        } else {
+            self.baseline_ref
+        })
     }
 
     /// Whether the disconnection monitor can judge the line now: it has learned the line's
@@ -144,9 +193,12 @@ impl StrokeWatch {
     /// Forget the episode and any half-life measurement (the motor stopped or reversed).
     pub(crate) fn pause(&mut self) {
         self.episode = false;
+        self.jump_pending = false;
+        self.seg_jumps = 0.0;
         self.in_post = false;
         self.measuring = false;
         self.suspect = 0;
+        self.run_n = 0;
     }
 
     /// One sensor frame. `forward` says whether the motor ran forwards since the last frame (only
@@ -191,6 +243,7 @@ impl StrokeWatch {
                     now_ms,
                     pressure,
                     new_strokes.min(i64::from(u32::MAX)) as u32,
+                    c,
                 );
             } else {
                 self.between_strokes(now_ms, pressure, c);
@@ -211,7 +264,7 @@ impl StrokeWatch {
         self.step_after_n = 0;
     }
 
-    fn stroke(&mut self, now_ms: u64, pressure: f64, count: u32) {
+    fn stroke(&mut self, now_ms: u64, pressure: f64, count: u32, c: &Config) {
         // A step still being measured ends before the stroke's pulse.
         self.shift_baseline();
         let pre = self.level;
@@ -221,8 +274,16 @@ impl StrokeWatch {
         }
         // Half-life: a new stroke ends any measurement in progress.
         self.measuring = false;
+        // A line pressurised above the learned baseline before a stroke (a bent arm, a kink, the
+        // stored volume of one still draining) is disturbed for the run test.
+        if self.learned >= LEARN_STROKES && pre > self.baseline_ref + c.disconnect_drop_mmhg {
+            self.disturbed_at_ms = Some(now_ms);
+        }
+        // A jump still being measured straddles this stroke: it is left out (the lost test was
+        // held while it was measured, and the next pulse is judged afresh).
+        self.jump_pending = false;
         if self.episode {
-            self.lost += self.seg_first - pre;
+            self.lost += self.seg_first - pre + self.seg_jumps;
         } else {
             self.episode = true;
             self.episode_start_ms = now_ms;
@@ -231,6 +292,7 @@ impl StrokeWatch {
             self.lost = 0.0;
             self.strokes = 0;
         }
+        self.seg_jumps = 0.0;
         self.strokes = self.strokes.saturating_add(count);
         self.strokes_since_sample = self.strokes_since_sample.saturating_add(count);
         self.pre_level = pre;
@@ -271,6 +333,37 @@ impl StrokeWatch {
             || (!self.in_post && (pressure - self.level).abs() > c.occlusion_step_mmhg);
         if self.episode && stepped {
             self.episode = false;
+            self.jump_pending = false;
+        }
+        // A smaller jump up of the reading after the pulse has been read (a pump lowered 11–20 cm,
+        // 8–15 mmHg) cannot be told from noise well enough to end the episode, but it may hide a
+        // pulse that drained: lowered just as the pulse drained, the level climbs back by about
+        // what the pulse lost, and the drained pulse looks held (campaign seed 2028, 19 cm at
+        // 2 mL/h). Measure it (the three readings after the jump's frame against the three before
+        // it) and take it out of the held-pulse accounting: what drained before the jump and what
+        // drained after it both count. A held line keeps the jump and stays held; a single noisy
+        // frame measures as no step. The lost test waits while the jump is measured.
+        if self.episode
+            && !self.in_post
+            && !self.jump_pending
+            && pressure - self.last_pressure > c.occlusion_jump_mmhg
+        {
+            self.jump_pending = true;
+            self.jump_from = (self.recent[0] + self.recent[1] + self.recent[2]) / 3.0;
+            self.jump_after_sum = 0.0;
+            self.jump_after_n = 0;
+        } else if self.jump_pending {
+            self.jump_after_sum += pressure;
+            self.jump_after_n += 1;
+            if self.jump_after_n >= 3 {
+                self.jump_pending = false;
+                let after = self.jump_after_sum / 3.0;
+                let jump = after - self.jump_from;
+                if jump >= c.occlusion_jump_mmhg / 2.0 {
+                    self.seg_jumps += jump;
+                    self.level = after;
+                }
+            }
         }
         // The same step seen from one frame to the next after the pulse has been read is the pump
         // moved up or down: the vein's pressure at the pump moved with it. A disconnection never
@@ -282,6 +375,7 @@ impl StrokeWatch {
         // (single readings would add their noise to the learned baseline).
         let frame_step = pressure - self.last_pressure;
         if !self.in_post && frame_step.abs() > c.occlusion_step_mmhg {
+            self.disturbed_at_ms = Some(now_ms);
             if self.step_after_n > 0 {
                 self.shift_baseline();
             }
@@ -368,7 +462,9 @@ impl StrokeWatch {
             if self.learned == 0 || !agrees {
                 self.baseline_ref = baseline;
                 self.half_life_ref_ms = half_life_ms;
+                self.half_life_spread = c.disconnect_spread_initial;
                 self.learned = 1;
+                self.run_n = 0;
             } else {
                 self.baseline_ref += LEARN_ALPHA * 2.0 * (baseline - self.baseline_ref);
                 self.half_life_ref_ms += LEARN_ALPHA * 2.0 * (half_life_ms - self.half_life_ref_ms);
@@ -381,6 +477,23 @@ impl StrokeWatch {
         let fast = half_life_ms <= c.disconnect_half_life_fraction * self.half_life_ref_ms;
         // A line that drains within a few frames gives no half-life to judge by.
         let readable = self.half_life_ref_ms >= c.disconnect_half_life_min_ms;
+        // Slower than the band (a bend), or faster without a drop (a level still draining): the
+        // line is disturbed. Faster with a drop is what a disconnection looks like, no disturbance.
+        if ratio > 1.0 / c.disconnect_half_life_fraction
+            || (!in_band && drop < c.disconnect_drop_mmhg)
+        {
+            self.disturbed_at_ms = Some(now_ms);
+        }
+        let quiet = self
+            .disturbed_at_ms
+            .is_none_or(|t| now_ms.saturating_sub(t) >= c.disconnect_relearn_ms);
+        let dropped = drop >= c.disconnect_drop_mmhg && readable && quiet;
+        // A dropped stroke that is not slower than the band joins the run below the baseline.
+        if dropped && ratio <= 1.0 / c.disconnect_half_life_fraction {
+            self.dropped_stroke(half_life_ms, baseline, c);
+        } else {
+            self.run_n = 0;
+        }
         if drop >= c.disconnect_drop_mmhg && fast && readable {
             if self.suspect == 0 {
                 self.suspect_low = baseline;
@@ -425,18 +538,76 @@ impl StrokeWatch {
                 return;
             }
             self.mismatch_since_ms = None;
+            if dropped {
+                // Drains as before but below the learned baseline: the pump raised, or a line
+                // open to the room whose half-life reads long this once. One such stroke is no
+                // evidence either way: the run below the baseline decides (above).
+                return;
+            }
             // A pulse that drains as it always did: the line still ends in the vein. Follow its
-            // baseline quickly (the pump was moved up or down), its half-life slowly.
+            // baseline quickly (the pump was moved up or down), its half-life and their scatter
+            // slowly.
             self.baseline_ref += BASELINE_ALPHA * (baseline - self.baseline_ref);
+            let deviation = (ratio - 1.0).abs();
+            self.half_life_spread += LEARN_ALPHA * (deviation - self.half_life_spread);
             self.half_life_ref_ms += LEARN_ALPHA * (half_life_ms - self.half_life_ref_ms);
         }
     }
 
+    /// A settled stroke below the learned baseline, fast or draining as before: judge the run of
+    /// them by its mean half-life, or follow its baseline once it has drained as before long
+    /// enough.
+    fn dropped_stroke(&mut self, half_life_ms: f64, baseline: f64, c: &Config) {
+        if self.run_n > 0 {
+            let low = self.run_low.min(baseline);
+            let high = self.run_high.max(baseline);
+            if high - low > c.disconnect_drop_mmhg {
+                // Still moving: an open end sits at the room's pressure. Start again from here.
+                self.run_n = 0;
+            }
+        }
+        if self.run_n == 0 {
+            self.run_half_life_sum_ms = 0.0;
+            self.run_baseline_sum = 0.0;
+            self.run_low = baseline;
+            self.run_high = baseline;
+        }
+        self.run_n = self.run_n.saturating_add(1);
+        self.run_half_life_sum_ms += half_life_ms;
+        self.run_baseline_sum += baseline;
+        self.run_low = self.run_low.min(baseline);
+        self.run_high = self.run_high.max(baseline);
+        let n = self.run_n;
+        let mean_ratio = self.run_half_life_sum_ms / f64::from(n) / self.half_life_ref_ms.max(1e-9);
+        // One stroke's half-life scatters by about 1.25 × its mean absolute deviation (a normal
+        // spread); the mean of n strokes by that over √n.
+        let spread = 1.25 * self.half_life_spread.max(c.disconnect_spread_min);
+        let limit = (1.0 - c.disconnect_run_sigmas * spread * inv_sqrt(n))
+            .min(c.disconnect_run_fraction_max);
+        if n >= u32::from(c.disconnect_strokes) && mean_ratio <= limit {
+            if self.disconnected.is_none() {
+                self.disconnected = Some(AlarmDetail::LineOpen {
+                    drop_mmhg: self.baseline_ref - self.run_baseline_sum / f64::from(n),
+                    half_life_ms: self.run_half_life_sum_ms / f64::from(n),
+                    reference_half_life_ms: self.half_life_ref_ms,
+                });
+            }
+        } else if n >= u32::from(c.disconnect_follow_strokes)
+            && mean_ratio >= c.disconnect_half_life_fraction
+        {
+            // Long enough below the baseline, draining as before: the pump was raised (in moves
+            // too small to show as a step). Follow the run's baseline.
+            self.baseline_ref = self.run_baseline_sum / f64::from(n);
+            self.run_n = 0;
+            self.suspect = 0;
+        }
+    }
+
     fn judge_occlusion(&mut self, now_ms: u64, c: &Config) {
-        if !self.episode || self.in_post {
+        if !self.episode || self.in_post || self.jump_pending {
             return;
         }
-        let lost = self.lost + (self.seg_first - self.level);
+        let lost = self.lost + (self.seg_first - self.level) + self.seg_jumps;
         let tolerance = c.occlusion_flat_fraction * self.rise + c.occlusion_flat_mmhg;
         if lost.abs() > tolerance {
             // The pulses drained (or the baseline moved under them): the line is open.
