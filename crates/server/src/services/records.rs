@@ -210,7 +210,7 @@ mod tests {
                     store.append_telemetry(new).await.unwrap();
                 }
             }
-            drawn.push(charts(&Journal::new(store.clone()), now).await);
+            drawn.push(charts(&Journal::new(store.clone(), 1, false), now).await);
         }
         assert_eq!(drawn[0].2, 40, "every sample is a point");
         assert!(drawn[0].0.contains("<svg"), "{}", drawn[0].0);
