@@ -670,6 +670,29 @@ impl Store {
         })
     }
 
+    /// Events with an id above `after_id`, in id order, at most `limit`: the newest appends of every patient,
+    /// for a follower tailing the record. Ids are drawn before commit, so an event may become visible after one
+    /// with a higher id; a follower checks each patient's chain positions for gaps.
+    pub async fn events_after_id(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, RecordError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM record_events WHERE id > $1 ORDER BY id LIMIT $2"
+            ))
+            .bind(after_id)
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
     /// The chains that grew among the events with an id above `after_id`: each patient with the highest
     /// position written, and the highest id seen (`after_id` if none). Ids are drawn before commit, so a caller
     /// that wants every event looks again from an id somewhat below the highest it saw.

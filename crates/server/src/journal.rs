@@ -155,6 +155,17 @@ impl Journal {
         self.patient_lock(patient_id).lock_owned().await
     }
 
+    /// Whether this process is appending for the patient right now (its ids are not remembered yet).
+    pub fn appending_for(&self, patient_id: &str) -> bool {
+        self.remember_local
+            && self
+                .patient_locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(patient_id)
+                .is_some_and(|l| l.try_lock().is_err())
+    }
+
     fn patient_lock(&self, patient_id: &str) -> Arc<tokio::sync::Mutex<()>> {
         self.patient_locks
             .lock()

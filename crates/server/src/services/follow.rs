@@ -1,16 +1,18 @@
 //! The follower: with several server processes on one PostgreSQL, each process's live board follows the record
 //! and the shared pump contacts, so every nurse sees every alarm whichever process the pump and the nurse are on.
 //!
-//! - The record notifies on commit (`record::APPEND_CHANNEL`, the patient id); the follower reads that patient's
-//!   chain from where it last was (`Store::chain_after`) and hands each event, in chain order, to
-//!   `Board::follow`, which takes it in and announces it to this process's screens, deciding nothing (its own
-//!   events, already applied when written, are taken in again silently, so the board ends in the record's
-//!   order even when another process's event came just before one of its own).
+//! - The record notifies on commit (`record::APPEND_CHANNEL`); on a notification (however many arrived
+//!   together) the follower reads every event appended since the last one it read, by id
+//!   (`Store::events_after_id`), and hands each, in its patient's chain order, to `Board::follow` (an event that
+//!   is not next in its chain sends it to read that patient's chain, `Store::chain_after`). The board takes
+//!   it in and announces it to this process's screens, deciding nothing (its own events, already applied when
+//!   written, are taken in again silently, so the board ends in the record's order even when another
+//!   process's event came just before one of its own).
 //! - A notification can be missed (the listening connection dropped, the process was busy): every
 //!   `CATCH_UP_EVERY` the follower asks which chains grew among the newest events (`chains_grown_since`, from a
 //!   watermark kept a few passes behind, since ids are drawn before commit) and reads any it is behind on.
 //! - Pump contacts (last contact and telemetry, written in groups by `services::telemetry`) are read every
-//!   `CATCH_UP_EVERY` and handed to `Board::contact`, so the silence watchdog (run by one process) sees pumps
+//!   `CATCH_UP_EVERY` by a task of their own and handed to `Board::contact`, so the silence watchdog (run by one process) sees pumps
 //!   talking to any process.
 //!
 //! On SQLite there is one process and nothing to follow.
@@ -58,10 +60,13 @@ pub async fn positions(state: &AppState) -> Result<Option<Positions>, crate::err
     }))
 }
 
-/// Follow until the runtime stops.
+/// Follow until the runtime stops. Notifications only say "something was appended": however many arrive
+/// together, one pass reads every new event in id order (`Store::events_after_id`) and takes each in. The
+/// contacts are read by a task of their own.
 pub async fn run(state: AppState, mut positions: Positions) {
+    tokio::spawn(follow_contacts(state.clone()));
     let mut watermarks: VecDeque<i64> = VecDeque::from([positions.top_id]);
-    let mut contacts_since = now_ms() - CONTACTS_OVERLAP_MS;
+    let mut top = positions.top_id;
     let mut listener = None;
     let mut interval = tokio::time::interval(CATCH_UP_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -71,7 +76,7 @@ pub async fn run(state: AppState, mut positions: Positions) {
         }
         let notified = match listener.as_mut() {
             Some(l) => tokio::select! {
-                n = l.recv() => Some(n),
+                n = l.recv() => Some(n.map(|_| l.drain())),
                 _ = interval.tick() => None,
             },
             None => {
@@ -80,9 +85,7 @@ pub async fn run(state: AppState, mut positions: Positions) {
             }
         };
         match notified {
-            Some(Ok(patient)) => {
-                follow_patient(&state, &mut positions, &patient).await;
-            }
+            Some(Ok(_)) => tail(&state, &mut positions, &mut top).await,
             Some(Err(e)) => {
                 eprintln!(
                     "infusafe server: lost the record's notifications ({e}); catching up from the record"
@@ -90,10 +93,91 @@ pub async fn run(state: AppState, mut positions: Positions) {
                 listener = None;
             }
             None => {
+                tail(&state, &mut positions, &mut top).await;
                 catch_up(&state, &mut positions, &mut watermarks).await;
-                contacts_since = read_contacts(&state, contacts_since).await;
             }
         }
+    }
+}
+
+/// Read every event appended since `top` (by id) and take each in, in its patient's chain order. An event that
+/// is not next in its chain (an earlier one committed later, or this process is appending for the patient
+/// right now) sends the follower to read that patient's chain from where it was, under the patient's lock.
+async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
+    loop {
+        let events = match state
+            .journal
+            .store()
+            .events_after_id(*top, EVENTS_PER_READ)
+            .await
+        {
+            Ok(e) => e,
+            Err(e) => {
+                eprintln!("infusafe server: cannot read the record's new events: {e}");
+                return;
+            }
+        };
+        let read = events.len();
+        for e in events {
+            *top = (*top).max(e.id.0);
+            let patient_id = e.patient.as_str().to_string();
+            let at = positions.chains.get(&patient_id).copied().unwrap_or(0);
+            if e.chain_seq <= at {
+                continue;
+            }
+            if e.chain_seq == at + 1 && !state.journal.appending_for(&patient_id) {
+                register(state, &patient_id).await;
+                positions.chains.insert(patient_id.clone(), e.chain_seq);
+                let local = state.journal.take_local(e.id.0);
+                take_in(state, &patient_id, &e, local);
+            } else {
+                follow_patient(state, positions, &patient_id).await;
+            }
+        }
+        if read < EVENTS_PER_READ as usize {
+            return;
+        }
+    }
+}
+
+/// A patient created on another process since this one started: know their clinic first.
+async fn register(state: &AppState, patient_id: &str) {
+    if state.board.with(|b| b.knows(patient_id)) {
+        return;
+    }
+    match crate::store::directory::patient(&state.db, patient_id).await {
+        Ok(Some((clinic, _))) => state.board.with(|b| b.register(patient_id, &clinic)),
+        Ok(None) => {}
+        Err(e) => eprintln!("infusafe server: cannot look up patient {patient_id}: {e}"),
+    }
+}
+
+/// Hand one event to the board and its announcements to this process's screens.
+fn take_in(state: &AppState, patient_id: &str, e: &record::StoredEvent, local: bool) {
+    let recorded = Recorded {
+        record_id: e.id.0,
+        patient_id: patient_id.to_string(),
+        kind: e.kind.clone(),
+        source: e.source,
+        actor: e.actor.clone(),
+        device_id: e.device_id.clone(),
+        teaching: e.teaching,
+        occurred_at_ms: e.occurred_at.as_millisecond(),
+        recorded_at_ms: e.recorded_at.as_millisecond(),
+        payload: serde_json::from_str(&e.payload).unwrap_or_default(),
+    };
+    let effects = state.board.with(|b| b.follow(&recorded, local));
+    publish(state, effects);
+}
+
+/// Read the shared contacts every `CATCH_UP_EVERY` until the runtime stops.
+async fn follow_contacts(state: AppState) {
+    let mut since = now_ms() - CONTACTS_OVERLAP_MS;
+    let mut interval = tokio::time::interval(CATCH_UP_EVERY);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        interval.tick().await;
+        since = read_contacts(&state, since).await;
     }
 }
 
@@ -133,14 +217,7 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
     let Ok(patient) = record::PatientId::new(patient_id) else {
         return;
     };
-    if !state.board.with(|b| b.knows(patient_id)) {
-        // A patient created on another process since this one started.
-        match crate::store::directory::patient(&state.db, patient_id).await {
-            Ok(Some((clinic, _))) => state.board.with(|b| b.register(patient_id, &clinic)),
-            Ok(None) => {}
-            Err(e) => eprintln!("infusafe server: cannot look up patient {patient_id}: {e}"),
-        }
-    }
+    register(state, patient_id).await;
     // This process's own appends for the patient wait while its chain is read, so each of its events is known
     // as its own before the follower sees it.
     let _held = state.journal.lock_patient(patient_id).await;
@@ -162,20 +239,7 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
         for e in events {
             positions.chains.insert(patient_id.to_string(), e.chain_seq);
             let local = state.journal.take_local(e.id.0);
-            let recorded = Recorded {
-                record_id: e.id.0,
-                patient_id: patient_id.to_string(),
-                kind: e.kind.clone(),
-                source: e.source,
-                actor: e.actor.clone(),
-                device_id: e.device_id.clone(),
-                teaching: e.teaching,
-                occurred_at_ms: e.occurred_at.as_millisecond(),
-                recorded_at_ms: e.recorded_at.as_millisecond(),
-                payload: serde_json::from_str(&e.payload).unwrap_or_default(),
-            };
-            let effects = state.board.with(|b| b.follow(&recorded, local));
-            publish(state, effects);
+            take_in(state, patient_id, &e, local);
         }
         if read < EVENTS_PER_READ as usize {
             return;

@@ -226,4 +226,13 @@ impl RecordListener {
     pub async fn recv(&mut self) -> Result<String, DbError> {
         Ok(self.inner.recv().await?.payload().to_string())
     }
+
+    /// Take every notification already received, without waiting (how many there were).
+    pub fn drain(&mut self) -> usize {
+        let mut n = 0;
+        while self.inner.next_buffered().is_some() {
+            n += 1;
+        }
+        n
+    }
 }
