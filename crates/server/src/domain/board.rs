@@ -425,6 +425,25 @@ fn message(
         clinic_id: clinic_id.into(),
         at_ms,
         data,
+        routine: false,
+    })
+}
+
+/// A telemetry message; routine when the pump's state is the one it had (the clinic's streams leave it out).
+fn telemetry_message(
+    patient_id: &str,
+    clinic_id: &str,
+    at_ms: i64,
+    t: &Telemetry,
+    previous: Option<&Telemetry>,
+) -> Effect {
+    Effect::Publish(LiveMessage {
+        kind: MessageKind::Telemetry,
+        patient_id: patient_id.into(),
+        clinic_id: clinic_id.into(),
+        at_ms,
+        data: serde_json::to_value(t).unwrap_or_default(),
+        routine: previous.is_some_and(|p| p.state == t.state),
     })
 }
 
@@ -515,12 +534,12 @@ impl Board {
             }
             if let Some(t) = telemetry {
                 record_telemetry(live, now_ms, device, &t, &mut effects);
-                effects.push(message(
-                    MessageKind::Telemetry,
+                effects.push(telemetry_message(
                     &device.patient_id,
                     &device.clinic_id,
                     now_ms,
-                    serde_json::to_value(&t).unwrap_or_default(),
+                    &t,
+                    live.telemetry.as_ref(),
                 ));
                 live.telemetry = Some(t);
             }
@@ -921,18 +940,18 @@ impl Board {
         let Some(t) = c.telemetry.clone() else {
             return vec![];
         };
-        let changed = live.telemetry.as_ref() != Some(&t);
-        live.telemetry = Some(t.clone());
-        if !changed {
+        if live.telemetry.as_ref() == Some(&t) {
             return vec![];
         }
-        vec![message(
-            MessageKind::Telemetry,
+        let message = telemetry_message(
             &c.device.patient_id,
             &live.clinic_id,
             c.at_ms,
-            serde_json::to_value(&t).unwrap_or_default(),
-        )]
+            &t,
+            live.telemetry.as_ref(),
+        );
+        live.telemetry = Some(t);
+        vec![message]
     }
 
     /// Forget a practice pump's live state when the session ends. Only teaching alarms go: a real alarm on the
@@ -990,6 +1009,7 @@ impl Board {
                 .unwrap_or_default(),
             at_ms: now_ms,
             data: serde_json::to_value(&snap).unwrap_or_default(),
+            routine: false,
         }
     }
 

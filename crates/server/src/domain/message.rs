@@ -40,4 +40,9 @@ pub struct LiveMessage {
     pub clinic_id: String,
     pub at_ms: i64,
     pub data: serde_json::Value,
+    /// A routine update (telemetry with the pump's state unchanged): the patient's own streams carry it, the
+    /// clinic's dashboard streams leave it out (at 10,000 pumps that is a thousand a second, which would crowd out
+    /// the alarms; the dashboard shows nothing finer than the state).
+    #[serde(skip)]
+    pub routine: bool,
 }

@@ -1398,3 +1398,41 @@ fn a_pump_switched_off_after_its_dose_does_not_need_a_nurse_but_one_silent_while
         );
     }
 }
+
+#[test]
+fn telemetry_with_an_unchanged_state_is_routine_and_a_changed_state_is_not() {
+    let mut b = board();
+    let routine = |effects: &[Effect]| -> Vec<bool> {
+        effects
+            .iter()
+            .filter_map(|e| match e {
+                Effect::Publish(m) if m.kind == MessageKind::Telemetry => Some(m.routine),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = b.batch(0, &pump(false), &[], Some(telemetry("infusing")));
+    assert_eq!(
+        routine(&first.effects),
+        [false],
+        "the first telemetry is news"
+    );
+    let same = b.batch(10_000, &pump(false), &[], Some(telemetry("infusing")));
+    assert_eq!(
+        routine(&same.effects),
+        [true],
+        "the same state again is routine"
+    );
+    let changed = b.batch(20_000, &pump(false), &[], Some(telemetry("paused")));
+    assert_eq!(routine(&changed.effects), [false], "a new state is news");
+    // The clinic's streams leave routine telemetry out; the patient's own streams keep it.
+    let Some(Effect::Publish(m)) = same
+        .effects
+        .iter()
+        .find(|e| matches!(e, Effect::Publish(m) if m.kind == MessageKind::Telemetry))
+    else {
+        panic!("a telemetry message")
+    };
+    assert!(!crate::services::hub::Filter::Clinic(CLINIC.into()).accepts(m));
+    assert!(crate::services::hub::Filter::Patient(PATIENT.into()).accepts(m));
+}

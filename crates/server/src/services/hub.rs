@@ -18,7 +18,8 @@ impl Filter {
     pub fn accepts(&self, m: &LiveMessage) -> bool {
         match self {
             Filter::Patient(p) => &m.patient_id == p,
-            Filter::Clinic(c) => &m.clinic_id == c,
+            // A clinic's dashboards get every change that matters, not every heartbeat's telemetry.
+            Filter::Clinic(c) => &m.clinic_id == c && !m.routine,
         }
     }
 }
