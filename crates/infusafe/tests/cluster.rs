@@ -147,7 +147,7 @@ fn balancer(dir: &std::path::Path, a: &str, b: &str) -> (Proc, String) {
     let strip = |u: &str| u.trim_start_matches("http://").to_string();
     let config = format!(
         "global\n  maxconn 512\n\
-         defaults\n  mode http\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n  retries 3\n  option redispatch\n\
+         defaults\n  mode http\n  timeout connect 1s\n  timeout client 60s\n  timeout server 60s\n  retries 3\n  option redispatch\n  option http-no-delay\n\
          frontend web\n  bind 127.0.0.1:{port}\n  default_backend servers\n\
          backend servers\n  balance roundrobin\n  option httpchk GET /healthz\n  default-server inter 300ms fall 2 rise 1\n\
            server a {} check\n  server b {} check\n",
