@@ -124,6 +124,15 @@ async fn announce(
                 let won = receipts.next().is_some_and(|r| !r.duplicate);
                 if won {
                     Box::pin(announce(state, then, &mut [].iter())).await;
+                } else {
+                    // Another process recorded the same decision first and told its own screens and the
+                    // outside (webhook, PCD). This board already holds the decision, so the follower will
+                    // announce nothing when the winner's event arrives: this process's screens are told now.
+                    for effect in then {
+                        if let Effect::Publish(message) = effect {
+                            state.hub.publish(message);
+                        }
+                    }
                 }
             }
             Effect::Telemetry(_) => {}

@@ -10,7 +10,7 @@
 //!   process's event came just before one of its own).
 //! - A notification can be missed (the listening connection dropped, the process was busy): every
 //!   `CATCH_UP_EVERY` the follower asks which chains grew among the newest events (`chains_grown_since`, from a
-//!   watermark kept a few passes behind, since ids are drawn before commit) and reads any it is behind on.
+//!   watermark kept a minute behind, since ids are drawn before commit) and reads any it is behind on.
 //! - Pump contacts (last contact and telemetry, written in groups by `services::telemetry`) are read every
 //!   `CATCH_UP_EVERY` by a task of their own and handed to `Board::contact`, so the silence watchdog (run by one process) sees pumps
 //!   talking to any process.
@@ -27,9 +27,9 @@ use crate::services::now_ms;
 
 /// How often the follower catches up from the record and reads the shared contacts.
 pub const CATCH_UP_EVERY: Duration = Duration::from_secs(1);
-/// Catch-up passes the id watermark stays behind (a transaction that drew its ids this many passes before it
-/// committed is still seen).
-const WATERMARK_PASSES_BEHIND: usize = 5;
+/// Catch-up passes (one a second) the id watermark stays behind: a transaction that drew its ids up to a minute
+/// before it committed is still seen.
+const WATERMARK_PASSES_BEHIND: usize = 60;
 /// Contacts are read again from this long before the last read (processes' clocks and flushes differ a little).
 const CONTACTS_OVERLAP_MS: i64 = 3_000;
 /// Events read per query.
@@ -125,8 +125,11 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
             if e.chain_seq <= at {
                 continue;
             }
+            if !register(state, &patient_id).await {
+                // Not known here yet (the lookup failed): left for the catch-up, which reads the chain again.
+                continue;
+            }
             if e.chain_seq == at + 1 && !state.journal.appending_for(&patient_id) {
-                register(state, &patient_id).await;
                 positions.chains.insert(patient_id.clone(), e.chain_seq);
                 let local = state.journal.take_local(e.id.0);
                 take_in(state, &patient_id, &e, local);
@@ -140,15 +143,22 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
     }
 }
 
-/// A patient created on another process since this one started: know their clinic first.
-async fn register(state: &AppState, patient_id: &str) {
+/// A patient created on another process since this one started: know their clinic first. False when the
+/// patient cannot be known now (the caller leaves their events for a later pass rather than lose them).
+async fn register(state: &AppState, patient_id: &str) -> bool {
     if state.board.with(|b| b.knows(patient_id)) {
-        return;
+        return true;
     }
     match crate::store::directory::patient(&state.db, patient_id).await {
-        Ok(Some((clinic, _))) => state.board.with(|b| b.register(patient_id, &clinic)),
-        Ok(None) => {}
-        Err(e) => eprintln!("infusafe server: cannot look up patient {patient_id}: {e}"),
+        Ok(Some((clinic, _))) => {
+            state.board.with(|b| b.register(patient_id, &clinic));
+            true
+        }
+        Ok(None) => false,
+        Err(e) => {
+            eprintln!("infusafe server: cannot look up patient {patient_id}: {e}");
+            false
+        }
     }
 }
 
@@ -217,7 +227,9 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
     let Ok(patient) = record::PatientId::new(patient_id) else {
         return;
     };
-    register(state, patient_id).await;
+    if !register(state, patient_id).await {
+        return;
+    }
     // This process's own appends for the patient wait while its chain is read, so each of its events is known
     // as its own before the follower sees it.
     let _held = state.journal.lock_patient(patient_id).await;
