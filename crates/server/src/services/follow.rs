@@ -270,24 +270,28 @@ async fn read_contacts(state: &AppState, since_ms: i64) -> i64 {
         }
     };
     for c in contacts {
-        let telemetry = c
-            .telemetry
-            .as_deref()
-            .and_then(|t| serde_json::from_str::<link::Telemetry>(t).ok());
-        let contact = RemoteContact {
-            device: Device {
-                id: c.device_id,
-                patient_id: c.patient_id,
-                clinic_id: String::new(),
-                teaching: c.teaching,
-            },
-            at_ms: c.at_ms,
-            telemetry,
-        };
+        let contact = remote_contact(c, |at| at);
         let effects = state.board.with(|b| b.contact(&contact));
         publish(state, effects);
     }
     started - CONTACTS_OVERLAP_MS
+}
+
+/// A shared contact as the board takes it, its time passed through `at` (the clinic is the board's own).
+fn remote_contact(c: crate::store::cluster::Contact, at: impl FnOnce(i64) -> i64) -> RemoteContact {
+    RemoteContact {
+        telemetry: c
+            .telemetry
+            .as_deref()
+            .and_then(|t| serde_json::from_str::<link::Telemetry>(t).ok()),
+        device: Device {
+            id: c.device_id,
+            patient_id: c.patient_id,
+            clinic_id: String::new(),
+            teaching: c.teaching,
+        },
+        at_ms: at(c.at_ms),
+    }
 }
 
 /// A followed event's announcements go to this process's screens only: the process that decided already sent
@@ -310,20 +314,7 @@ pub async fn restore_contacts(state: &AppState) -> Result<(), crate::error::AppE
         .await
         .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
     for c in contacts {
-        let telemetry = c
-            .telemetry
-            .as_deref()
-            .and_then(|t| serde_json::from_str::<link::Telemetry>(t).ok());
-        let contact = RemoteContact {
-            device: Device {
-                id: c.device_id,
-                patient_id: c.patient_id,
-                clinic_id: String::new(),
-                teaching: c.teaching,
-            },
-            at_ms: c.at_ms.max(now),
-            telemetry,
-        };
+        let contact = remote_contact(c, |at| at.max(now));
         // A practice pump did not survive the restart.
         if !contact.device.teaching {
             state.board.with(|b| b.contact(&contact));
