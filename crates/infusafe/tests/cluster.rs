@@ -96,6 +96,19 @@ impl Proc {
     }
 }
 
+/// Every line the child writes to stderr, kept as it comes.
+fn keep_stderr(child: &mut Child) -> Arc<Mutex<Vec<String>>> {
+    let log = Arc::new(Mutex::new(Vec::new()));
+    let stderr = child.stderr.take().unwrap();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            sink.lock().unwrap().push(line);
+        }
+    });
+    log
+}
+
 /// `infusafe serve` on a free port of 127.0.0.1; returns it and its URL.
 fn serve(database_url: &str, bootstrap: bool) -> (Proc, String) {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_infusafe"));
@@ -111,14 +124,7 @@ fn serve(database_url: &str, bootstrap: bool) -> (Proc, String) {
         cmd.args(["--bootstrap-admin", "admin"]);
     }
     let mut child = cmd.spawn().expect("infusafe serve starts");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let log = keep_stderr(&mut child);
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let url = loop {
         let line = lines
@@ -164,14 +170,7 @@ fn balancer(dir: &std::path::Path, a: &str, b: &str) -> (Proc, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("haproxy starts");
-    let log = Arc::new(Mutex::new(Vec::new()));
-    let stderr = child.stderr.take().unwrap();
-    let sink = log.clone();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            sink.lock().unwrap().push(line);
-        }
-    });
+    let log = keep_stderr(&mut child);
     let url = format!("http://127.0.0.1:{port}");
     let deadline = Instant::now() + Duration::from_secs(10);
     while request(&url, "GET", "/healthz", &[], None).map(|r| r.0) != Ok(200) {
