@@ -43,6 +43,7 @@ pub fn router(state: AppState) -> Router {
             error::render_html_errors,
         ))
         .layer(axum::middleware::map_response(security_headers))
+        .layer(axum::middleware::from_fn(close_if_body_unread))
         // gzip for pages and JSON when the client asks (a dashboard of many patients is mostly repeated markup);
         // never for server-sent event streams (tower-http's default predicate leaves `text/event-stream`, images
         // and bodies under 32 bytes alone), so live messages are not held back in a compressor's buffer.
@@ -64,6 +65,71 @@ async fn security_headers(mut response: axum::response::Response) -> axum::respo
     h.entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));
     response
+}
+
+/// A response sent before its request's body was read to the end (a 413, a refused token, a CSRF failure) says
+/// `Connection: close`. Without it the server drops the connection with the rest of the body still unread, while
+/// the client, seeing a keep-alive answer, may send its next request on that connection and lose it (a browser
+/// does not resend a form). Bodies that were read to the end keep their connection.
+async fn close_if_body_unread(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::body::HttpBody;
+    use axum::http::{HeaderValue, header};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (parts, body) = request.into_parts();
+    if body.is_end_stream() {
+        return next
+            .run(axum::extract::Request::from_parts(parts, body))
+            .await;
+    }
+    let finished = Arc::new(AtomicBool::new(false));
+    let tracked = axum::body::Body::new(UntilEnd {
+        inner: body,
+        finished: finished.clone(),
+    });
+    let mut response = next
+        .run(axum::extract::Request::from_parts(parts, tracked))
+        .await;
+    if !finished.load(Ordering::Acquire) {
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    response
+}
+
+/// A request body that notes when it was read to its end.
+struct UntilEnd {
+    inner: axum::body::Body,
+    finished: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl axum::body::HttpBody for UntilEnd {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = std::pin::Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, std::task::Poll::Ready(None)) || self.inner.is_end_stream() {
+            self.finished
+                .store(true, std::sync::atomic::Ordering::Release);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Text made safe inside HTML: the one escaper for every page, error page and chart.

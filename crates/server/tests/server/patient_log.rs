@@ -167,6 +167,8 @@ async fn caregiver_writes_and_the_nurse_reads(backend: Backend) {
         )
         .await;
     let saved = saved_at(&r, &p1);
+    // A form read to its end keeps its connection for the next request.
+    assert!(r.headers.get("connection").is_none());
     let felt = t
         .newest("how_i_felt")
         .await
@@ -524,6 +526,12 @@ async fn only_the_patient_side_writes_and_errors_say_what_to_do(backend: Backend
         r.text().chars().take(300).collect::<String>()
     );
     assert!(t.newest("site_seen").await.is_none(), "nothing was saved");
+    // The body was refused unread, so the connection is not offered for another request (the next form would be
+    // lost on it).
+    assert_eq!(
+        r.headers.get("connection").and_then(|v| v.to_str().ok()),
+        Some("close")
+    );
     // An infusion that is not in the record cannot be named.
     let r = t
         .form(
