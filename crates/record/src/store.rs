@@ -11,7 +11,7 @@ use crate::append::{
 use crate::chain::{GENESIS_HASH, Link};
 use crate::checkpoint::{ChainNow, Checkpoint, CheckpointKey, CheckpointReport, judge};
 use crate::error::{ACQUIRE_EXTRA_MS, RecordError, classify};
-use crate::event::{EventId, NewEvent, PatientId, PreparedEvent, Source, StoredEvent};
+use crate::event::{EventId, Kind, NewEvent, PatientId, PreparedEvent, Source, StoredEvent};
 use crate::schema::{
     GUARD_NAMES_POSTGRES, GUARD_NAMES_SQLITE, GUARDS_POSTGRES, GUARDS_SQLITE, MIGRATIONS,
     VERSION_TABLE_POSTGRES, VERSION_TABLE_SQLITE, latest_version,
@@ -718,6 +718,61 @@ impl Store {
                 grown.push((patient, head));
             }
             Ok((grown, top))
+        })
+    }
+
+    /// Events of one kind with an id above `after_id`, in id order, at most `limit`: for a sweep that must see
+    /// every event of that kind once (ids are drawn before commit; see [`Store::settled_id`]).
+    pub async fn kind_after_id(
+        &self,
+        kind: Kind,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, RecordError> {
+        on_pool!(self, |pool| {
+            let rows = sqlx::query(concat!(
+                "SELECT ",
+                columns!(),
+                " FROM record_events WHERE id > $1 AND kind = $2 ORDER BY id LIMIT $3"
+            ))
+            .bind(after_id)
+            .bind(kind.name())
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            rows.iter().map(event_from_row).collect()
+        })
+    }
+
+    /// The highest id among the events above `after_id` that were recorded before `recorded_before_us`
+    /// (microseconds since the epoch), or `None`: a sweep's mark may move up to it once no transaction that drew
+    /// a lower id can still be committing.
+    pub async fn settled_id(
+        &self,
+        after_id: i64,
+        recorded_before_us: i64,
+    ) -> Result<Option<i64>, RecordError> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT MAX(id) FROM record_events WHERE id > $1 AND recorded_at_us < $2",
+            )
+            .bind(after_id)
+            .bind(recorded_before_us)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| self.err(e))
+        })
+    }
+
+    /// The highest event id (0 for an empty record).
+    pub async fn newest_event_id(&self) -> Result<i64, RecordError> {
+        on_pool!(self, |pool| {
+            sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(id) FROM record_events")
+                .fetch_one(pool)
+                .await
+                .map(|top| top.unwrap_or(0))
+                .map_err(|e| self.err(e))
         })
     }
 

@@ -105,15 +105,17 @@ async fn carry_out_in_order(state: &AppState, effects: Vec<Effect>) -> Result<()
         state.journal.append(drafts).await?
     };
     let mut receipts = appended.iter();
-    announce(state, effects, &mut receipts).await;
+    announce(state, effects, &mut receipts, None).await;
     Ok(())
 }
 
-/// The announcements, in order; a claim another process won is skipped with what follows from it.
+/// The announcements, in order; a claim another process won is skipped with what follows from it. `claimed` is
+/// the record event of the claim these effects follow from (it names the escalation's notification).
 async fn announce(
     state: &AppState,
     effects: Vec<Effect>,
     receipts: &mut std::slice::Iter<'_, crate::journal::Appended>,
+    claimed: Option<i64>,
 ) {
     for effect in effects {
         match effect {
@@ -121,9 +123,11 @@ async fn announce(
                 receipts.next();
             }
             Effect::Claim { then, .. } => {
-                let won = receipts.next().is_some_and(|r| !r.duplicate);
+                let receipt = receipts.next();
+                let won = receipt.is_some_and(|r| !r.duplicate);
                 if won {
-                    Box::pin(announce(state, then, &mut [].iter())).await;
+                    let claimed = receipt.map(|r| r.id);
+                    Box::pin(announce(state, then, &mut [].iter(), claimed)).await;
                 } else {
                     // Another process recorded the same decision first and told its own screens and the
                     // outside (webhook, PCD). This board already holds the decision, so the follower will
@@ -140,25 +144,30 @@ async fn announce(
                 state.pcd.observe(&message);
                 state.hub.publish(message)
             }
-            Effect::Notify(notice) => notify(state, &notice).await,
+            Effect::Notify(notice) => notify(state, &notice, claimed).await,
         }
     }
 }
 
-/// Tell the clinic's integration (webhook) about an escalation beyond the patient's screen.
-async fn notify(state: &AppState, notice: &EscalationNotice) {
+/// Tell the clinic's integration (webhook) about an escalation beyond the patient's screen, under the id named by
+/// its record event (`services::webhook::sweep` queues the same one if this process stops before it does).
+async fn notify(state: &AppState, notice: &EscalationNotice, recorded_as: Option<i64>) {
     let contact = crate::services::plans::contact_for(state, &notice.patient_id, notice.rung);
     state
         .webhooks
         .notify(crate::services::webhook::Notification {
+            id: recorded_as.map(crate::services::webhook::escalation_notification_id),
             clinic_id: notice.clinic_id.clone(),
             patient_id: notice.patient_id.clone(),
             kind: "escalation".into(),
-            body: json!({
-                "type": "alarm_escalated", "patient_id": notice.patient_id, "alarm": notice.alarm,
-                "priority": notice.priority, "rung": notice.rung.name(),
-                "unacknowledged_for_ms": notice.unacknowledged_for_ms, "contact": contact,
-            }),
+            body: crate::services::webhook::escalation_body(
+                &notice.patient_id,
+                &json!(notice.alarm),
+                &json!(notice.priority),
+                notice.rung,
+                notice.unacknowledged_for_ms,
+                contact,
+            ),
         })
         .await;
 }

@@ -1,6 +1,7 @@
 //! Timed duties, run every `config.tick` by one process at a time (the holder of the duty lock): the silence
-//! watchdog and the escalation ladder (the board's tick), about once a minute, removing expired sessions (they
-//! are already refused when used), and at most once per `config.telemetry_compact_every` (an hour), the
+//! watchdog and the escalation ladder (the board's tick), every 10 s the escalation sweep (a rung recorded by
+//! a process that stopped before queuing its webhook is queued), about once a minute, removing expired sessions
+//! (they are already refused when used), and at most once per `config.telemetry_compact_every` (an hour), the
 //! telemetry retention (`record::Store::compact_telemetry`), in a task of its own so it never delays the
 //! watchdog.
 
@@ -12,6 +13,8 @@ use crate::services::now_ms;
 
 /// Expired sessions are removed at most this often.
 pub const SESSION_CLEANUP_EVERY_MS: i64 = 60_000;
+/// The escalation sweep (`services::webhook::sweep`) runs at most this often.
+pub const ESCALATION_SWEEP_EVERY_MS: i64 = 10_000;
 
 /// Run the duties until the runtime stops. With several processes on one PostgreSQL, only the holder of the
 /// duty lock runs them (`store::cluster::DutyLock`); the others wait, and one of them takes over within a tick
@@ -21,6 +24,7 @@ pub async fn run(state: AppState) {
     let mut interval = tokio::time::interval(state.config.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sessions_cleaned_at_ms = i64::MIN;
+    let mut swept_at_ms = i64::MIN;
     let mut duty = crate::store::cluster::DutyLock::new(&state.db, &state.config.database_url);
     let mut holding = false;
     let compact_every_ms =
@@ -59,6 +63,12 @@ pub async fn run(state: AppState) {
             });
         }
         crate::services::alarms::tick(&state).await;
+        if now.saturating_sub(swept_at_ms) >= ESCALATION_SWEEP_EVERY_MS {
+            swept_at_ms = now;
+            if let Err(e) = crate::services::webhook::sweep(&state, now).await {
+                eprintln!("infusafe server: the escalation sweep failed (tried again later): {e}");
+            }
+        }
     }
 }
 

@@ -32,6 +32,9 @@ pub const NOTIFICATION_HEADER: &str = "x-infusafe-notification";
 /// Something to tell a clinic's integration.
 #[derive(Debug, Clone)]
 pub struct Notification {
+    /// What is notified, when it has a name (an escalation: [`escalation_notification_id`]); queuing the same id
+    /// twice sends it once. `None` draws a fresh id.
+    pub id: Option<String>,
     pub clinic_id: String,
     pub patient_id: String,
     pub kind: String,
@@ -93,9 +96,14 @@ impl Webhooks {
         Webhooks { db, wake }
     }
 
+    /// Look at the outbox now (something was queued behind this process's back).
+    pub fn wake(&self) {
+        self.wake.notify_one();
+    }
+
     /// Queue a notification (durably: it is delivered even if this process dies before it is sent).
     pub async fn notify(&self, n: Notification) {
-        let id = new_id("ntf");
+        let id = n.id.clone().unwrap_or_else(|| new_id("ntf"));
         let mut body = n.body.clone();
         if let Some(obj) = body.as_object_mut() {
             obj.insert("notification_id".into(), json!(id));
@@ -108,14 +116,156 @@ impl Webhooks {
             kind: n.kind,
             body: body.to_string(),
             attempts: 0,
+            lease_until_ms: 0,
         };
         match crate::store::webhooks::enqueue(&self.db, &outgoing, now_ms()).await {
-            Ok(()) => self.wake.notify_one(),
+            Ok(true) => self.wake.notify_one(),
+            Ok(false) => {}
             Err(e) => eprintln!(
                 "infusafe server: could not queue a webhook notification ({e}); the escalation is in the record and on the dashboards"
             ),
         }
     }
+}
+
+/// The notification id of the escalation recorded as record event `event_id`: the process that recorded the
+/// rung and the sweep name it alike, so it is queued once.
+pub fn escalation_notification_id(event_id: i64) -> String {
+    format!("ntf-esc-{event_id}")
+}
+
+/// The body of an escalation's notification (before its id and sending time are added).
+pub fn escalation_body(
+    patient_id: &str,
+    alarm: &Value,
+    priority: &Value,
+    rung: crate::domain::escalation::Rung,
+    unacknowledged_for_ms: i64,
+    contact: Value,
+) -> Value {
+    json!({
+        "type": "alarm_escalated", "patient_id": patient_id, "alarm": alarm, "priority": priority,
+        "rung": rung.name(), "unacknowledged_for_ms": unacknowledged_for_ms, "contact": contact,
+    })
+}
+
+/// Escalations recorded at most this long ago may still be committing with a lower event id than ones already
+/// seen (ids are drawn before commit): the sweep's mark stays behind them.
+pub const SWEEP_SETTLE_MS: i64 = 60_000;
+/// The recording process queues its escalation within milliseconds; the sweep leaves it this long to do so.
+pub const SWEEP_GRACE_MS: i64 = 10_000;
+/// Escalation events the sweep reads in one pass.
+const SWEEP_BATCH: u32 = 500;
+
+/// What one sweep did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Swept {
+    /// Escalations read (beyond the patient's screen, not practice).
+    pub escalations: usize,
+    /// Of them, notifications that were not queued yet (their process died between recording the rung and
+    /// queuing it) and are queued now.
+    pub queued: usize,
+}
+
+/// The safety net under "each escalation is sent once": every `alarm_escalated` beyond the patient's own screen
+/// recorded in the record has its notification in the outbox. The process that wins a rung queues it at once;
+/// a process that dies between recording the rung and queuing it leaves it to this sweep, run by the duty
+/// holder. It reads the escalations recorded after its durable mark, queues each under the same id the
+/// recording process would have used (an id already queued is left alone), and moves the mark up to the events
+/// settled for `SWEEP_SETTLE_MS`. The first sweep of a database starts at its newest event.
+pub async fn sweep(
+    state: &crate::services::AppState,
+    now_ms: i64,
+) -> Result<Swept, crate::error::AppError> {
+    use crate::domain::escalation::Rung;
+    let db = &state.db;
+    let store = state.journal.store();
+    let recorded_before_us = now_ms.saturating_sub(SWEEP_SETTLE_MS).saturating_mul(1000);
+    let Some(mark) = crate::store::webhooks::sweep_mark(db).await? else {
+        let top = store
+            .newest_event_id()
+            .await
+            .map_err(crate::journal::JournalError::Record)?;
+        crate::store::webhooks::set_sweep_mark(db, top).await?;
+        return Ok(Swept::default());
+    };
+    let mut swept = Swept::default();
+    let events = store
+        .kind_after_id(record::Kind::AlarmEscalated, mark, SWEEP_BATCH)
+        .await
+        .map_err(crate::journal::JournalError::Record)?;
+    // The mark moves over what has settled: escalations read in full (a full batch stops at its last one) and
+    // every event recorded before the settling time.
+    let settled = store
+        .settled_id(mark, recorded_before_us)
+        .await
+        .map_err(crate::journal::JournalError::Record)?;
+    let full = events.len() == SWEEP_BATCH as usize;
+    for e in &events {
+        let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
+        let rung = payload["rung"].as_str().and_then(Rung::from_name);
+        let Some(rung) = rung else { continue };
+        // Beyond the patient's screen and real (what the recording process notifies), and old enough that the
+        // recording process has had its moment to queue it.
+        if rung == Rung::Patient
+            || e.teaching
+            || e.recorded_at.as_millisecond() > now_ms - SWEEP_GRACE_MS
+        {
+            continue;
+        }
+        swept.escalations += 1;
+        let patient_id = e.patient.as_str();
+        let Some((clinic_id, _)) = crate::store::directory::patient(db, patient_id).await? else {
+            continue;
+        };
+        let contact = crate::services::plans::contact_for(state, patient_id, rung);
+        let body = escalation_body(
+            patient_id,
+            &payload["alarm"],
+            &payload["priority"],
+            rung,
+            payload["unacknowledged_for_ms"].as_i64().unwrap_or(0),
+            contact,
+        );
+        let id = escalation_notification_id(e.id.0);
+        let mut body = body;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("notification_id".into(), json!(id));
+            obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
+        }
+        let outgoing = Outgoing {
+            id,
+            clinic_id,
+            patient_id: patient_id.to_string(),
+            kind: "escalation".into(),
+            body: body.to_string(),
+            attempts: 0,
+            lease_until_ms: 0,
+        };
+        if crate::store::webhooks::enqueue(db, &outgoing, now_ms).await? {
+            swept.queued += 1;
+            eprintln!(
+                "infusafe server: an escalation of patient {patient_id} (event {}) was recorded but its notification \
+                 was never queued (its process stopped in between): queued now",
+                e.id.0
+            );
+        }
+    }
+    let mark_to = if full {
+        events
+            .last()
+            .map_or(mark, |e| e.id.0)
+            .min(settled.unwrap_or(mark).max(mark))
+    } else {
+        settled.unwrap_or(mark)
+    };
+    if mark_to > mark {
+        crate::store::webhooks::set_sweep_mark(db, mark_to).await?;
+    }
+    if swept.queued > 0 {
+        state.webhooks.wake();
+    }
+    Ok(swept)
 }
 
 /// `sha256=<hex>` over the exact body bytes.
@@ -143,12 +293,12 @@ async fn attempt(db: &Db, journal: &Journal, config: &ServerConfig, o: Outgoing)
     let (url, secret) = match crate::store::webhooks::target(db, &o.clinic_id).await {
         Ok(Some(target)) => target,
         Ok(None) => {
-            let _ = crate::store::webhooks::finish(db, &o.id, o.attempts, now_ms()).await;
+            let _ = crate::store::webhooks::finish(db, &o, o.attempts, now_ms()).await;
             return;
         }
         Err(e) => {
             eprintln!("infusafe server: webhook lookup failed (tried again later): {e}");
-            let _ = crate::store::webhooks::retry_at(db, &o.id, o.attempts, now_ms() + 1_000).await;
+            let _ = crate::store::webhooks::retry_at(db, &o, o.attempts, now_ms() + 1_000).await;
             return;
         }
     };
@@ -206,31 +356,39 @@ async fn attempt(db: &Db, journal: &Journal, config: &ServerConfig, o: Outgoing)
     let backoff = first
         .saturating_mul(1i64 << (attempt_no - 1).clamp(0, 20))
         .min(300_000);
-    if let Err(e) =
-        crate::store::webhooks::retry_at(db, &o.id, attempt_no, now_ms() + backoff).await
-    {
-        eprintln!("infusafe server: could not schedule a webhook retry: {e}");
+    match crate::store::webhooks::retry_at(db, &o, attempt_no, now_ms() + backoff).await {
+        Ok(true) => {}
+        Ok(false) => eprintln!(
+            "infusafe server: webhook notification {} was taken over by another process while this one tried it",
+            o.id
+        ),
+        Err(e) => eprintln!("infusafe server: could not schedule a webhook retry: {e}"),
     }
 }
 
-/// Out of the queue, with the outcome in the record.
+/// Out of the queue, with the outcome in the record (once per notification: if this process's lease ran out
+/// and another took the notification over, the other one writes the outcome).
 async fn finish(db: &Db, journal: &Journal, o: &Outgoing, to: String, outcome: Value) {
-    if let Err(e) = crate::store::webhooks::finish(db, &o.id, o.attempts, now_ms()).await {
-        eprintln!("infusafe server: could not close a webhook notification: {e}");
+    match crate::store::webhooks::finish(db, o, o.attempts, now_ms()).await {
+        Ok(true) => {}
+        Ok(false) => {
+            eprintln!(
+                "infusafe server: webhook notification {} was taken over by another process while this one tried it",
+                o.id
+            );
+            return;
+        }
+        Err(e) => eprintln!("infusafe server: could not close a webhook notification: {e}"),
     }
     let body: Value = serde_json::from_str(&o.body).unwrap_or(Value::Null);
     let mut payload = json!({"escalation_id": o.id, "to": to, "priority": "urgent", "reason": o.kind, "body": body});
     if let (Some(p), Some(extra)) = (payload.as_object_mut(), outcome.as_object()) {
         p.extend(extra.clone());
     }
-    let _ = journal
-        .append_one(EventDraft::system(
-            &o.patient_id,
-            Kind::EscalationSent,
-            now_ms(),
-            payload,
-        ))
-        .await;
+    // A claim on the notification: recorded once even if two processes both believed they finished it.
+    let mut draft = EventDraft::system(&o.patient_id, Kind::EscalationSent, now_ms(), payload);
+    draft.device_seq = Some(crate::journal::claim_seq(&format!("sent/{}", o.id)));
+    let _ = journal.append_one(draft).await;
 }
 
 /// One notification's signed request.

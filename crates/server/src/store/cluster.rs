@@ -130,11 +130,22 @@ pub async fn contacts_written_since(db: &Db, since_ms: i64) -> Result<Vec<Contac
 /// The lock that makes one process at a time run the timed duties. On PostgreSQL a session advisory lock on a
 /// connection of its own (not the pool's), checked before every round of duties; on SQLite always held (the
 /// database file admits one process).
+///
+/// A holder whose connection goes quiet (a network cut, a frozen host) must not keep the duties: its check
+/// answers within `DUTY_CHECK_TIMEOUT` or the holder gives them up, and the connection asks PostgreSQL to probe
+/// it (TCP keepalive every `DUTY_KEEPALIVE_S`), so the server ends a session whose peer is gone and frees the
+/// lock for another process within about `DUTY_KEEPALIVE_S` × 4, not after the operating system's two hours.
 pub struct DutyLock {
     url: String,
     backend: Backend,
     conn: Option<sqlx::PgConnection>,
 }
+
+/// How long a duty-lock check (connect, take, keep) may take before the duties are given up.
+pub const DUTY_CHECK_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+/// PostgreSQL's keepalive probes on the duty connection: idle this many seconds, then a probe every this many
+/// seconds, 3 unanswered probes end the session (and release the lock).
+pub const DUTY_KEEPALIVE_S: u32 = 5;
 
 impl DutyLock {
     pub fn new(db: &Db, url: &str) -> DutyLock {
@@ -145,29 +156,61 @@ impl DutyLock {
         }
     }
 
-    /// Whether this process holds the duties now: keeps the lock if it still has it (its connection answers),
-    /// takes it if it is free. A lost connection loses the lock, and PostgreSQL gives it to another process.
+    /// Whether this process holds the duties now: keeps the lock if it still has it (its connection answers in
+    /// time), takes it if it is free. A lost or silent connection loses the lock, and PostgreSQL gives it to
+    /// another process.
     pub async fn hold(&mut self) -> bool {
         if self.backend == Backend::Sqlite {
             return true;
         }
         if let Some(conn) = self.conn.as_mut() {
-            if sqlx::query("SELECT 1").execute(&mut *conn).await.is_ok() {
+            let check = sqlx::query("SELECT 1").execute(&mut *conn);
+            if matches!(
+                tokio::time::timeout(DUTY_CHECK_TIMEOUT, check).await,
+                Ok(Ok(_))
+            ) {
                 return true;
             }
+            // Dropped without a goodbye: the connection may be the one that is stuck.
             self.conn = None;
         }
-        let Ok(mut conn) = sqlx::PgConnection::connect(&self.url).await else {
-            return false;
-        };
+        match tokio::time::timeout(DUTY_CHECK_TIMEOUT, self.take()).await {
+            Ok(Some(conn)) => {
+                self.conn = Some(conn);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// A new duty connection holding the lock, or `None` if another process has it (or PostgreSQL did not answer).
+    async fn take(&self) -> Option<sqlx::PgConnection> {
+        use sqlx::ConnectOptions;
+        let keepalive = DUTY_KEEPALIVE_S.to_string();
+        let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&self.url)
+            .ok()?
+            .options([
+                ("tcp_keepalives_idle", keepalive.as_str()),
+                ("tcp_keepalives_interval", keepalive.as_str()),
+                ("tcp_keepalives_count", "3"),
+            ]);
+        let mut conn = options.connect().await.ok()?;
         let taken: Result<bool, _> = sqlx::query_scalar(DUTY_LOCK_SQL).fetch_one(&mut conn).await;
         if taken.unwrap_or(false) {
-            self.conn = Some(conn);
-            true
+            Some(conn)
         } else {
             let _ = conn.close().await;
-            false
+            None
         }
+    }
+
+    /// Whether this process's duty connection has the keepalive settings (for tests: what the server applied).
+    pub async fn keepalive_idle_s(&mut self) -> Option<String> {
+        let conn = self.conn.as_mut()?;
+        sqlx::query_scalar::<_, String>("SHOW tcp_keepalives_idle")
+            .fetch_one(&mut *conn)
+            .await
+            .ok()
     }
 }
 

@@ -233,6 +233,18 @@ const MIGRATIONS: &[Migration] = &[
             "CREATE INDEX srv_webhook_outbox_due ON srv_webhook_outbox (done_at_ms, next_at_ms)",
         ],
     },
+    Migration {
+        version: 6,
+        statements: &[
+            // The record event id below which every recorded escalation has its notification in the outbox
+            // (`services::webhook::sweep`): a process that recorded a rung and died before queuing it is
+            // caught up by whichever process runs the duties.
+            "CREATE TABLE srv_webhook_sweep (
+            name TEXT PRIMARY KEY,
+            after_event_id BIGINT NOT NULL
+        )",
+        ],
+    },
 ];
 
 /// PostgreSQL advisory lock (transaction-level) that serializes the server's migrations when several

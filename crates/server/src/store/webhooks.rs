@@ -80,12 +80,16 @@ pub struct Outgoing {
     pub body: String,
     /// Attempts made so far.
     pub attempts: i64,
+    /// The end of the lease this process holds (0 when not leased): an attempt's outcome is written only while
+    /// the lease is still this one, so a process whose lease ran out never undoes its successor's work.
+    pub lease_until_ms: i64,
 }
 
-/// Put a notification in the outbox, due now.
-pub async fn enqueue(db: &Db, o: &Outgoing, now_ms: i64) -> Result<(), AppError> {
-    sqlx::query(
-        "INSERT INTO srv_webhook_outbox (id, clinic_id, patient_id, kind, body, created_at_ms, attempts, next_at_ms, lease_until_ms) VALUES ($1, $2, $3, $4, $5, $6, 0, $6, 0)",
+/// Put a notification in the outbox, due now; `false` if one with its id is already there (the id names what is
+/// notified, so queuing the same thing twice sends it once).
+pub async fn enqueue(db: &Db, o: &Outgoing, now_ms: i64) -> Result<bool, AppError> {
+    let done = sqlx::query(
+        "INSERT INTO srv_webhook_outbox (id, clinic_id, patient_id, kind, body, created_at_ms, attempts, next_at_ms, lease_until_ms) VALUES ($1, $2, $3, $4, $5, $6, 0, $6, 0) ON CONFLICT (id) DO NOTHING",
     )
     .bind(o.id.clone())
     .bind(o.clinic_id.clone())
@@ -95,7 +99,7 @@ pub async fn enqueue(db: &Db, o: &Outgoing, now_ms: i64) -> Result<(), AppError>
     .bind(now_ms)
     .execute(&db.pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
 /// Lease up to `limit` due notifications to the caller until `lease_until_ms`. A notification leased to another
@@ -111,7 +115,7 @@ pub async fn lease_due(
         "UPDATE srv_webhook_outbox SET lease_until_ms = $1 \
          WHERE id IN (SELECT id FROM srv_webhook_outbox WHERE done_at_ms IS NULL AND next_at_ms <= $2 AND lease_until_ms <= $2 ORDER BY next_at_ms LIMIT $3) \
          AND done_at_ms IS NULL AND lease_until_ms <= $2 \
-         RETURNING id, clinic_id, patient_id, kind, body, attempts",
+         RETURNING id, clinic_id, patient_id, kind, body, attempts, lease_until_ms",
     )
     .bind(lease_until_ms)
     .bind(now_ms)
@@ -127,32 +131,72 @@ pub async fn lease_due(
                 kind: r.try_get("kind")?,
                 body: r.try_get("body")?,
                 attempts: r.try_get("attempts")?,
+                lease_until_ms: r.try_get("lease_until_ms")?,
             })
         })
         .collect::<Result<Vec<_>, sqlx::Error>>()
         .map_err(AppError::from)
 }
 
-/// An attempt failed: try again at `next_at_ms` (the lease ends).
-pub async fn retry_at(db: &Db, id: &str, attempts: i64, next_at_ms: i64) -> Result<(), AppError> {
-    sqlx::query(
-        "UPDATE srv_webhook_outbox SET attempts = $1, next_at_ms = $2, lease_until_ms = 0 WHERE id = $3",
+/// An attempt failed: try again at `next_at_ms` (the lease ends). `false` if the lease was no longer this one
+/// (it ran out and another process took the notification over): nothing is changed.
+pub async fn retry_at(
+    db: &Db,
+    o: &Outgoing,
+    attempts: i64,
+    next_at_ms: i64,
+) -> Result<bool, AppError> {
+    let done = sqlx::query(
+        "UPDATE srv_webhook_outbox SET attempts = $1, next_at_ms = $2, lease_until_ms = 0 \
+         WHERE id = $3 AND lease_until_ms = $4 AND done_at_ms IS NULL",
     )
     .bind(attempts)
     .bind(next_at_ms)
-    .bind(id.to_string())
+    .bind(o.id.clone())
+    .bind(o.lease_until_ms)
     .execute(&db.pool)
     .await?;
-    Ok(())
+    Ok(done.rows_affected() == 1)
 }
 
-/// Delivered, or given up: out of the queue.
-pub async fn finish(db: &Db, id: &str, attempts: i64, now_ms: i64) -> Result<(), AppError> {
-    sqlx::query("UPDATE srv_webhook_outbox SET attempts = $1, done_at_ms = $2 WHERE id = $3")
-        .bind(attempts)
-        .bind(now_ms)
-        .bind(id.to_string())
-        .execute(&db.pool)
-        .await?;
+/// Delivered, or given up: out of the queue. `false` if the lease was no longer this one (another process has
+/// the notification now and writes its outcome).
+pub async fn finish(db: &Db, o: &Outgoing, attempts: i64, now_ms: i64) -> Result<bool, AppError> {
+    let done = sqlx::query(
+        "UPDATE srv_webhook_outbox SET attempts = $1, done_at_ms = $2 \
+         WHERE id = $3 AND lease_until_ms = $4 AND done_at_ms IS NULL",
+    )
+    .bind(attempts)
+    .bind(now_ms)
+    .bind(o.id.clone())
+    .bind(o.lease_until_ms)
+    .execute(&db.pool)
+    .await?;
+    Ok(done.rows_affected() == 1)
+}
+
+/// Where the escalation sweep (`services::webhook::sweep`) stopped: the record event id below which every
+/// escalation has its notification queued. `None` before the first sweep.
+pub async fn sweep_mark(db: &Db) -> Result<Option<i64>, AppError> {
+    let row =
+        sqlx::query("SELECT after_event_id FROM srv_webhook_sweep WHERE name = 'escalations'")
+            .fetch_optional(&db.pool)
+            .await?;
+    Ok(match row {
+        Some(r) => Some(r.try_get("after_event_id")?),
+        None => None,
+    })
+}
+
+/// Move the sweep's mark (never back: two processes that both swept keep the higher mark).
+pub async fn set_sweep_mark(db: &Db, after_event_id: i64) -> Result<(), AppError> {
+    sqlx::query(
+        "INSERT INTO srv_webhook_sweep (name, after_event_id) VALUES ('escalations', $1) \
+         ON CONFLICT (name) DO UPDATE SET after_event_id = excluded.after_event_id \
+         WHERE srv_webhook_sweep.after_event_id < excluded.after_event_id",
+    )
+    .bind(after_event_id)
+    .execute(&db.pool)
+    .await?;
     Ok(())
 }
