@@ -717,6 +717,49 @@ impl Board {
         }
     }
 
+    /// Decisions the board made but the shell could not record (the database was away), undone so the board
+    /// never shows what the record does not hold: an acknowledgement comes off its alarm (the alarm keeps
+    /// escalating, and the person is told it failed), and a `pump_silent` the board raised is taken down so the
+    /// next tick raises and records it again. Rungs: see [`Board::escalations_not_recorded`].
+    pub fn not_recorded(&mut self, drafts: &[EventDraft]) {
+        let settings = self.settings;
+        let escalations: Vec<EventDraft> = drafts
+            .iter()
+            .filter(|d| d.kind == crate::domain::EventKind::Record(Kind::AlarmEscalated))
+            .cloned()
+            .collect();
+        self.escalations_not_recorded(&escalations);
+        for d in drafts {
+            let Some(live) = self.patients.get_mut(&d.patient_id) else {
+                continue;
+            };
+            let timing = live.timing(settings);
+            let alarm_id = d.payload["alarm_id"].as_str().unwrap_or("");
+            match d.kind {
+                crate::domain::EventKind::Record(Kind::AlarmAcknowledged) => {
+                    let by = d.payload["by"].as_str();
+                    if let Some(a) = live.alarms.iter_mut().find(|a| a.view.id == alarm_id) {
+                        let at = d.occurred_at_ms;
+                        a.view
+                            .acknowledgements
+                            .retain(|k| !(k.at_ms == at && k.by_user_id.as_deref() == by));
+                        if let Some(pos) = a.acks.iter().rposition(|(t, _)| *t == at) {
+                            a.acks.remove(pos);
+                        }
+                        a.view.escalating = escalation::is_open(&a.history(), timing);
+                    }
+                }
+                crate::domain::EventKind::Record(Kind::AlarmRaised)
+                    if d.payload["alarm"] == PUMP_SILENT =>
+                {
+                    let id = server_alarm_id(d.occurred_at_ms);
+                    live.alarms.retain(|a| a.view.id != id);
+                }
+                _ => {}
+            }
+        }
+    }
+
     /// Put back what the record says was active at the last stop. Practice alarms are never restored (the
     /// practice pump did not survive the restart; the caller leaves them out).
     pub fn restore(&mut self, patient_id: &str, clinic_id: &str, alarms: Vec<RestoredAlarm>) {

@@ -327,6 +327,67 @@ fn a_rung_that_could_not_be_recorded_is_decided_again() {
 }
 
 #[test]
+fn an_acknowledgement_or_a_pump_silent_that_could_not_be_recorded_is_undone() {
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 41)],
+        None,
+    );
+    // The nurse acknowledges, but the record refuses the write: the alarm is not acknowledged on the board
+    // (it keeps escalating) and she is told; nothing says someone saw it when the record does not.
+    let (_, effects) = b
+        .acknowledge(MINUTE_MS, PATIENT, "occlusion_downstream", &nurse(), None)
+        .unwrap();
+    assert!(
+        b.snapshot(MINUTE_MS, PATIENT).active_alarms[0]
+            .acknowledgements
+            .len()
+            == 1
+    );
+    let drafts: Vec<_> = flat(&effects)
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    b.not_recorded(&drafts);
+    let alarm = &b.snapshot(MINUTE_MS, PATIENT).active_alarms[0];
+    assert!(alarm.acknowledgements.is_empty());
+    assert!(alarm.escalating);
+    assert_eq!(
+        rungs(&b.tick(5 * MINUTE_MS)),
+        [("occlusion_downstream".into(), "nurse".into())],
+        "unacknowledged, it climbs"
+    );
+
+    // A pump goes quiet while infusing; the raise of `pump_silent` cannot be written: the board takes it down,
+    // and the next tick raises (and records) it again.
+    let mut b = board();
+    b.batch(0, &pump(false), &[], Some(telemetry("infusing")));
+    let out = b.tick(60_001);
+    let drafts: Vec<_> = flat(&out)
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(recorded(&out), ["alarm_raised", "alarm_escalated"]);
+    b.not_recorded(&drafts);
+    assert!(b.snapshot(60_500, PATIENT).active_alarms.is_empty());
+    let again = b.tick(61_000);
+    assert_eq!(recorded(&again), ["alarm_raised", "alarm_escalated"]);
+    assert_eq!(
+        b.snapshot(61_000, PATIENT).active_alarms[0].id,
+        "srv-60000",
+        "the same alarm"
+    );
+}
+
+#[test]
 fn every_alarm_that_stops_or_endangers_the_infusion_escalates() {
     let mut b = board();
     let out = b.batch(

@@ -62,14 +62,22 @@ impl From<BoardError> for AppError {
 /// Carry out the board's effects: records and claims first (one transaction), then messages and notifications in
 /// order; a claim's own announcements only if this process's event won it (another process that reached the same
 /// decision first already announced it). Telemetry goes to the grouped writer. If the record cannot be written,
-/// nothing is announced, the rungs decided in these effects are handed back to the board (so the next tick pages
-/// again), and the error is returned.
+/// nothing is announced, the board undoes what it decided in these effects (`Board::not_recorded`: rungs are
+/// paged again on the next tick, an acknowledgement comes off its alarm, a `pump_silent` is raised again), and
+/// the error is returned.
 pub async fn carry_out(state: &AppState, effects: Vec<Effect>) -> Result<(), AppError> {
-    let escalations: Vec<EventDraft> = effects
+    let decided: Vec<EventDraft> = effects
         .iter()
         .filter_map(|e| match e {
             Effect::Record(d) | Effect::Claim { draft: d, .. }
-                if d.kind == EventKind::Record(record::Kind::AlarmEscalated) =>
+                if matches!(
+                    d.kind,
+                    EventKind::Record(
+                        record::Kind::AlarmEscalated
+                            | record::Kind::AlarmAcknowledged
+                            | record::Kind::AlarmRaised
+                    )
+                ) =>
             {
                 Some(d.clone())
             }
@@ -77,10 +85,8 @@ pub async fn carry_out(state: &AppState, effects: Vec<Effect>) -> Result<(), App
         })
         .collect();
     let result = carry_out_in_order(state, effects).await;
-    if result.is_err() && !escalations.is_empty() {
-        state
-            .board
-            .with(|b| b.escalations_not_recorded(&escalations));
+    if result.is_err() && !decided.is_empty() {
+        state.board.with(|b| b.not_recorded(&decided));
     }
     result
 }

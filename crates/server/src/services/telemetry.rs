@@ -29,7 +29,8 @@ const SAMPLES_PER_APPEND: usize = 5_000;
 #[derive(Debug, Default)]
 struct Pending {
     contacts: HashMap<String, Contact>,
-    samples: Vec<record::TelemetrySample>,
+    /// Oldest first; when full, the oldest give way (a queue, so that costs nothing per sample).
+    samples: std::collections::VecDeque<record::TelemetrySample>,
     dropped: u64,
 }
 
@@ -79,10 +80,10 @@ impl TelemetryWriter {
         };
         let mut p = self.pending();
         if p.samples.len() >= SAMPLES_PENDING_MAX {
-            p.samples.remove(0);
+            p.samples.pop_front();
             p.dropped += 1;
         }
-        p.samples.push(sample);
+        p.samples.push_back(sample);
     }
 
     /// A pump spoke at `at_ms` (server time), with this telemetry if any.
@@ -142,7 +143,7 @@ impl TelemetryWriter {
                     "infusafe server: could not write telemetry (kept for the next try): {e}"
                 );
                 let mut p = self.pending();
-                let mut back = chunk;
+                let mut back: std::collections::VecDeque<_> = chunk.into();
                 back.extend(samples);
                 back.append(&mut p.samples);
                 let over = back.len().saturating_sub(SAMPLES_PENDING_MAX);
