@@ -1,7 +1,7 @@
 // A symptom check that ends in an emergency: the emergency number comes first and largest, as a tel: link.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
+import { PHONE, DESKTOP, launch, demoLogins, newPage, signIn, submitAndLoad, checkAxe, shot, fold } from './helpers.mjs';
 
 let browser;
 const logins = demoLogins();
@@ -15,7 +15,7 @@ for (const [label, viewport] of [['phone', PHONE], ['desktop', DESKTOP]]) {
     const base = page.url().replace(/\/today.*$/, '');
     await page.goto(`${base}/check`);
     await page.check('input[value=difficulty_breathing]');
-    await Promise.all([page.waitForLoadState('load'), page.click('form[action$="/check"] button[type=submit].primary')]);
+    await submitAndLoad(page, 'form[action$="/check"] button[type=submit].primary');
     const call = page.locator('main a.call-big');
     await call.waitFor();
     assert.match(await call.getAttribute('href'), /^tel:\+?\d+/);

@@ -72,11 +72,16 @@ async function liveOn(page) {
   await page.waitForFunction(() => /Live updates on|Live: updated/.test(document.getElementById('live-status')?.textContent || ''), null, { timeout: 10_000 });
 }
 
-/// The bottom edge of an element, in CSS px from the top of the page.
+/// The bottom edge of an element, in CSS px from the top of the page. A live part is replaced when the server's
+/// copy changes (an alarm's status line, the pump's telemetry), so a measure that caught the old copy as it was
+/// taken out is taken again.
 async function bottomOf(locator) {
-  const box = await locator.boundingBox();
-  assert.ok(box, 'the element is rendered');
-  return box.y + box.height;
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const box = await locator.boundingBox().catch(() => null);
+    if (box) return box.y + box.height;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  assert.fail('the element is rendered');
 }
 
 test('a real alarm follows the patient to every page, escalates at the plan time, and is acknowledged there', async () => {
@@ -198,10 +203,13 @@ test('a caregiver reads the patient\'s name, and a reloaded symptom answer recor
   const before = await checks();
   await page.goto(`${base}/check`);
   await page.check('input[value=fever]');
-  await Promise.all([page.waitForLoadState('load'), page.click('form[action$="/check"] button[type=submit].primary')]);
-  assert.match(page.url(), /\/check\/result\/\d+$/, 'the answer has its own address (POST-redirect-GET)');
-  await page.reload();
-  await page.reload();
+  // The answer has its own address (POST-redirect-GET); wait for that page itself, not the one the form was on.
+  await Promise.all([
+    page.waitForURL(/\/check\/result\/\d+$/, { waitUntil: 'load' }),
+    page.click('form[action$="/check"] button[type=submit].primary'),
+  ]);
+  await page.reload({ waitUntil: 'load' });
+  await page.reload({ waitUntil: 'load' });
   assert.equal(await checks(), before + 1, 'reloading the answer records nothing more');
   await api.dispose();
   await page.context().close();

@@ -59,11 +59,18 @@ export async function newPage(browser, viewport) {
   return page;
 }
 
+/// Press a button that submits a form and wait for the document it leads to (the server answers a form with a
+/// redirect or a page of its own; either way a new document loads). Waiting for the load state alone can return
+/// at once, with the form's own page still showing.
+export async function submitAndLoad(page, selector) {
+  await Promise.all([page.waitForNavigation({ waitUntil: 'load' }), page.click(selector)]);
+}
+
 export async function signIn(page, login) {
   await page.goto(`${BASE}/login`);
   await page.fill('#username', login.username);
   await page.fill('#password', login.password);
-  await Promise.all([page.waitForLoadState('load'), page.click('button[type=submit]')]);
+  await submitAndLoad(page, 'button[type=submit]');
   assert.ok(!page.url().includes('/login'), `sign-in as ${login.username} failed: still on ${page.url()}`);
 }
 

@@ -8,7 +8,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
+import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, submitAndLoad, checkAxe, shot, fold } from './helpers.mjs';
 
 const SMALL = { width: 320, height: 720 };
 const SIZES = [['320', SMALL], ['390', PHONE], ['1280', DESKTOP]];
@@ -63,7 +63,7 @@ test('the caregiver writes how the patient felt and a site change; the nurse see
   await page.check('#c-worse');
   await page.check('#s-chills');
   await page.fill('#felt-text', FELT_WORDS);
-  await Promise.all([page.waitForLoadState('load'), page.click('form[action$="/log/felt"] button[type=submit]')]);
+  await submitAndLoad(page, 'form[action$="/log/felt"] button[type=submit]');
   assert.match(page.url(), /\/log\/entries\/\d+$/, 'POST, then redirect to the saved entry');
   assert.match(await page.locator('h1').innerText(), /How I felt: worse/);
   assert.match(await page.locator('main').innerText(), new RegExp(FELT_WORDS.replace(/[()]/g, '.')));
@@ -74,7 +74,7 @@ test('the caregiver writes how the patient felt and a site change; the nurse see
   await page.check('#g-new_redness_at_site');
   await page.fill('#site-text', SITE_WORDS);
   await page.setInputFiles('#site-photo', { name: 'site.jpg', mimeType: 'image/jpeg', buffer: JPEG });
-  await Promise.all([page.waitForLoadState('load'), page.click('form[action$="/log/site"] button[type=submit]')]);
+  await submitAndLoad(page, 'form[action$="/log/site"] button[type=submit]');
   assert.match(page.url(), /\/log\/entries\/\d+$/);
   const savedPath = new URL(page.url()).pathname;
   const check = page.locator('a:has-text("Check it now")');
@@ -174,7 +174,7 @@ test('the secret calendar address follows the plan without a session, and a revo
   const calendar = await anonymous.request.get(address);
   assert.equal(calendar.status(), 200);
   assert.match(await calendar.text(), /^BEGIN:VCALENDAR/);
-  await Promise.all([page.waitForLoadState('load'), page.click('button:has-text("Stop the address")')]);
+  await submitAndLoad(page, 'button:has-text("Stop the address")');
   const gone = await anonymous.request.get(address);
   assert.equal(gone.status(), 404);
   assert.match(await gone.text(), /replaced or revoked/);

@@ -2,7 +2,7 @@
 // pump page; all axe-clean.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, checkAxe, shot, fold } from './helpers.mjs';
+import { BASE, PHONE, DESKTOP, launch, demoLogins, newPage, signIn, submitAndLoad, checkAxe, shot, fold } from './helpers.mjs';
 
 let browser;
 const logins = demoLogins();
@@ -44,7 +44,7 @@ test('the dashboard: attention first, then every patient by name, searchable and
   // Search through the form (a plain GET): a patient's name, typed in lower case, finds that patient.
   const name = (await page.locator('#patient-list > li h3 a').last().innerText()).trim();
   await page.fill('#q', name.toLowerCase());
-  await Promise.all([page.waitForLoadState('load'), page.click('form[role=search] button[type=submit]')]);
+  await submitAndLoad(page, 'form[role=search] button[type=submit]');
   assert.match(page.url(), /\/nurse\?q=/);
   assert.equal(await page.locator('#q').inputValue(), name.toLowerCase(), 'the search stays in the box');
   assert.ok(await page.locator('#patient-list > li h3 a', { hasText: name }).count() >= 1, `the search finds ${name}`);
@@ -53,7 +53,7 @@ test('the dashboard: attention first, then every patient by name, searchable and
 
   // Nothing found says so and links back to everyone; the attention section stays.
   await page.fill('#q', 'nobody-has-this-name');
-  await Promise.all([page.waitForLoadState('load'), page.click('form[role=search] button[type=submit]')]);
+  await submitAndLoad(page, 'form[role=search] button[type=submit]');
   assert.match(await page.locator('#no-match').innerText(), /No patient/);
   assert.equal(await page.locator('#attention-h').count(), 1);
   await Promise.all([page.waitForLoadState('load'), page.locator('#no-match a').click()]);
@@ -91,7 +91,7 @@ test('the plan editor refuses a bad plan, naming the field, and keeps the text',
   await shot(page, 'nurse-plan-error-desktop');
   // Saving the original again works and records the change.
   await page.fill('textarea[name=plan_toml]', original);
-  await Promise.all([page.waitForLoadState('load'), page.click('form[action$="/plan"] button[type=submit]')]);
+  await submitAndLoad(page, 'form[action$="/plan"] button[type=submit]');
   assert.equal(await page.locator('#plan-errors').count(), 0);
   assert.match(await page.locator('main').innerText(), /Therapy plan changed/);
   await page.context().close();
