@@ -226,21 +226,7 @@ impl Journal {
         let invalid = |m: String| JournalError::Invalid(format!("event {index}: {m}"));
         let patient =
             record::PatientId::new(e.patient_id).map_err(|err| invalid(err.to_string()))?;
-        let claim = e.device_seq.is_some_and(|s| s >= record::CLAIM_SEQ_BASE);
-        let mut payload = e.payload;
-        if payload.is_null() {
-            payload = Value::Object(Default::default());
-        }
         let (device_id, device_seq) = match (e.device_id, e.device_seq) {
-            // A claim names a decision, whichever process made it and whichever pump its board knew for the
-            // patient: it is kept under the server's name, so two boards that disagree on the pump still meet on
-            // one claim. The pump it concerns goes in the event's data.
-            (Some(d), Some(seq)) if claim => {
-                if let Some(data) = payload.as_object_mut() {
-                    data.entry("device_id").or_insert(Value::String(d));
-                }
-                ("server".to_string(), seq)
-            }
             (Some(d), Some(seq)) => (d, seq),
             (Some(d), None) => (
                 d,
@@ -253,6 +239,10 @@ impl Journal {
                 self.next_seq.fetch_add(1, Ordering::Relaxed),
             ),
         };
+        let mut payload = e.payload;
+        if payload.is_null() {
+            payload = Value::Object(Default::default());
+        }
         let kind = e.kind.name().to_string();
         if record::event::is_known_kind(&kind)
             && matches!(

@@ -14,7 +14,6 @@ both_backends!(
     a_notification_is_leased_to_one_process_at_a_time_and_handed_over_when_the_lease_runs_out,
     a_rung_recorded_by_a_process_that_died_before_queuing_its_webhook_is_queued_once,
     the_duties_are_held_by_one_process_whose_connection_is_probed,
-    a_decision_is_claimed_once_whichever_pump_the_deciding_board_knew,
 );
 
 async fn a_notification_is_leased_to_one_process_at_a_time_and_handed_over_when_the_lease_runs_out(
@@ -231,56 +230,4 @@ async fn the_duties_are_held_by_one_process_whose_connection_is_probed(backend: 
         },
     )
     .await;
-}
-
-async fn a_decision_is_claimed_once_whichever_pump_the_deciding_board_knew(backend: Backend) {
-    let Some((app, w)) = TestServer::seeded(backend).await else {
-        return;
-    };
-    let state = app.state();
-    let now = server::services::now_ms();
-    // Two processes reach the same rung of the same alarm; one board still knew the patient's old pump.
-    let claim = |pump: &str| {
-        let mut d = server::domain::EventDraft::system(
-            &w.p1,
-            record::Kind::AlarmEscalated,
-            now,
-            json!({"alarm": "occlusion_downstream", "priority": "high", "rung": "nurse",
-                   "unacknowledged_for_s": 300, "unacknowledged_for_ms": 300_000,
-                   "raised_at_ms": now - 300_000, "alarm_id": "ev-claim-test"}),
-        )
-        .for_device(Some(pump));
-        d.device_seq = Some(server::journal::claim_seq(&format!(
-            "escalated/{}/ev-claim-test/nurse",
-            w.p1
-        )));
-        d
-    };
-    let first = state
-        .journal
-        .append(vec![claim(&w.pump1_id)])
-        .await
-        .unwrap();
-    let second = state
-        .journal
-        .append(vec![claim("pump-replaced-last-week")])
-        .await
-        .unwrap();
-    assert!(!first[0].duplicate);
-    assert!(second[0].duplicate, "the second process lost the claim");
-    assert_eq!(second[0].id, first[0].id);
-    // The pump the decision concerns is kept in the event's data.
-    let stored = state
-        .journal
-        .store()
-        .kind_after_id(record::Kind::AlarmEscalated, first[0].id - 1, 10)
-        .await
-        .unwrap();
-    let event = stored
-        .iter()
-        .find(|e| e.id.0 == first[0].id)
-        .expect("stored");
-    assert_eq!(event.device_id, "server");
-    let data: serde_json::Value = serde_json::from_str(&event.payload).unwrap();
-    assert_eq!(data["device_id"], w.pump1_id.as_str());
 }
