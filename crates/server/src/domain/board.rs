@@ -743,7 +743,15 @@ impl Board {
                         a.view
                             .acknowledgements
                             .retain(|k| !(k.at_ms == at && k.by_user_id.as_deref() == by));
-                        if let Some(pos) = a.acks.iter().rposition(|(t, _)| *t == at) {
+                        let kind = if matches!(
+                            d.origin,
+                            crate::domain::Origin::Nurse | crate::domain::Origin::Admin
+                        ) {
+                            AckBy::Clinician
+                        } else {
+                            AckBy::PatientSide
+                        };
+                        if let Some(pos) = a.acks.iter().rposition(|x| *x == (at, kind)) {
                             a.acks.remove(pos);
                         }
                         a.view.escalating = escalation::is_open(&a.history(), timing);

@@ -363,6 +363,50 @@ fn an_acknowledgement_or_a_pump_silent_that_could_not_be_recorded_is_undone() {
         "unacknowledged, it climbs"
     );
 
+    // In the same millisecond the patient's acknowledgement is recorded and the nurse's is refused: only the
+    // nurse's comes off (the ladder must not believe a clinician saw it).
+    let mut b = board();
+    b.batch(
+        0,
+        &pump(false),
+        &[raised("occlusion_downstream", "high", 41)],
+        None,
+    );
+    b.acknowledge(MINUTE_MS, PATIENT, "occlusion_downstream", &patient(), None)
+        .unwrap();
+    let (_, effects) = b
+        .acknowledge(MINUTE_MS, PATIENT, "occlusion_downstream", &nurse(), None)
+        .unwrap();
+    let drafts: Vec<_> = flat(&effects)
+        .iter()
+        .filter_map(|e| match e {
+            Effect::Record(d) => Some(d.clone()),
+            _ => None,
+        })
+        .collect();
+    b.not_recorded(&drafts);
+    let acks = &b.snapshot(MINUTE_MS, PATIENT).active_alarms[0].acknowledgements;
+    assert_eq!(acks.len(), 1);
+    assert_eq!(acks[0].by_user_id.as_deref(), Some(patient().id.as_str()));
+    let out = b.tick(5 * MINUTE_MS);
+    let with_patient_ack_only = {
+        let mut twin = board();
+        twin.batch(
+            0,
+            &pump(false),
+            &[raised("occlusion_downstream", "high", 41)],
+            None,
+        );
+        twin.acknowledge(MINUTE_MS, PATIENT, "occlusion_downstream", &patient(), None)
+            .unwrap();
+        rungs(&twin.tick(5 * MINUTE_MS))
+    };
+    assert_eq!(
+        rungs(&out),
+        with_patient_ack_only,
+        "the ladder is where the patient's acknowledgement alone puts it"
+    );
+
     // A pump goes quiet while infusing; the raise of `pump_silent` cannot be written: the board takes it down,
     // and the next tick raises (and records) it again.
     let mut b = board();

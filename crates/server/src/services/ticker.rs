@@ -31,6 +31,7 @@ pub async fn run(state: AppState) {
         i64::try_from(state.config.telemetry_compact_every.as_millis()).unwrap_or(i64::MAX);
     let mut telemetry_compacted_at_ms = i64::MIN;
     let compacting = Arc::new(AtomicBool::new(false));
+    let sweeping = Arc::new(AtomicBool::new(false));
     loop {
         interval.tick().await;
         let held = duty.hold().await;
@@ -63,11 +64,21 @@ pub async fn run(state: AppState) {
             });
         }
         crate::services::alarms::tick(&state).await;
-        if now.saturating_sub(swept_at_ms) >= ESCALATION_SWEEP_EVERY_MS {
+        if now.saturating_sub(swept_at_ms) >= ESCALATION_SWEEP_EVERY_MS
+            && !sweeping.swap(true, Ordering::AcqRel)
+        {
+            // In a task of its own, like the retention: a long sweep never delays the watchdog or the ladder.
             swept_at_ms = now;
-            if let Err(e) = crate::services::webhook::sweep(&state, now).await {
-                eprintln!("infusafe server: the escalation sweep failed (tried again later): {e}");
-            }
+            let state = state.clone();
+            let sweeping = sweeping.clone();
+            tokio::spawn(async move {
+                if let Err(e) = crate::services::webhook::sweep(&state, now).await {
+                    eprintln!(
+                        "infusafe server: the escalation sweep failed (tried again later): {e}"
+                    );
+                }
+                sweeping.store(false, Ordering::Release);
+            });
         }
     }
 }

@@ -160,19 +160,27 @@ const SWEEP_BATCH: u32 = 500;
 /// What one sweep did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Swept {
-    /// Escalations read (beyond the patient's screen, not practice).
+    /// The server's own rungs read (beyond the patient's screen, not practice).
     pub escalations: usize,
     /// Of them, notifications that were not queued yet (their process died between recording the rung and
     /// queuing it) and are queued now.
     pub queued: usize,
+    /// Of them, rungs found older than `SWEEP_MAX_AGE_MS` without a notification: said in the log, not sent.
+    pub too_old: usize,
 }
 
-/// The safety net under "each escalation is sent once": every `alarm_escalated` beyond the patient's own screen
-/// recorded in the record has its notification in the outbox. The process that wins a rung queues it at once;
-/// a process that dies between recording the rung and queuing it leaves it to this sweep, run by the duty
-/// holder. It reads the escalations recorded after its durable mark, queues each under the same id the
-/// recording process would have used (an id already queued is left alone), and moves the mark up to the events
-/// settled for `SWEEP_SETTLE_MS`. The first sweep of a database starts at its newest event.
+/// A rung found without its notification this long after it was recorded is not paged any more (after a long
+/// time with no process running the duties, a page about an alarm long since handled would mislead): the sweep
+/// says so in the log instead.
+pub const SWEEP_MAX_AGE_MS: i64 = 10 * 60_000;
+
+/// The safety net under "each escalation is sent once": every rung beyond the patient's own screen that the server
+/// recorded has its notification in the outbox. The process that wins a rung queues it at once; a process that
+/// dies between recording the rung and queuing it leaves it to this sweep, run by the duty holder. It reads the
+/// `alarm_escalated` events after its durable mark, keeps the server's own claims (a pump may record an
+/// `alarm_escalated` of its own, which never pages anyone), queues each not queued yet under the id the recording
+/// process would have used, and moves the mark up to the events settled for `SWEEP_SETTLE_MS` (never past a rung
+/// it left to its recording process). The first sweep of a database starts at its newest event.
 pub async fn sweep(
     state: &crate::services::AppState,
     now_ms: i64,
@@ -194,32 +202,61 @@ pub async fn sweep(
         .kind_after_id(record::Kind::AlarmEscalated, mark, SWEEP_BATCH)
         .await
         .map_err(crate::journal::JournalError::Record)?;
-    // The mark moves over what has settled: escalations read in full (a full batch stops at its last one) and
-    // every event recorded before the settling time.
     let settled = store
         .settled_id(mark, recorded_before_us)
         .await
         .map_err(crate::journal::JournalError::Record)?;
     let full = events.len() == SWEEP_BATCH as usize;
+    // The mark may not pass a rung left to its recording process (its grace not over).
+    let mut first_waiting: Option<i64> = None;
+    let mut candidates = Vec::new();
     for e in &events {
+        let server_claim = e.source == record::Source::System
+            && u64::try_from(e.device_seq).is_ok_and(|s| s >= record::CLAIM_SEQ_BASE);
+        if !server_claim || e.teaching {
+            continue;
+        }
         let payload: Value = serde_json::from_str(&e.payload).unwrap_or(Value::Null);
-        let rung = payload["rung"].as_str().and_then(Rung::from_name);
-        let Some(rung) = rung else { continue };
-        // Beyond the patient's screen and real (what the recording process notifies), and old enough that the
-        // recording process has had its moment to queue it.
-        if rung == Rung::Patient
-            || e.teaching
-            || e.recorded_at.as_millisecond() > now_ms - SWEEP_GRACE_MS
-        {
+        let Some(rung) = payload["rung"].as_str().and_then(Rung::from_name) else {
+            continue;
+        };
+        if rung == Rung::Patient {
+            continue;
+        }
+        let recorded_ms = e.recorded_at.as_millisecond();
+        if recorded_ms > now_ms - SWEEP_GRACE_MS {
+            first_waiting.get_or_insert(e.id.0);
             continue;
         }
         swept.escalations += 1;
+        candidates.push((e, payload, rung, recorded_ms));
+    }
+    let ids: Vec<String> = candidates
+        .iter()
+        .map(|(e, ..)| escalation_notification_id(e.id.0))
+        .collect();
+    let queued_already = crate::store::webhooks::queued_among(db, &ids).await?;
+    for ((e, payload, rung, recorded_ms), id) in candidates.into_iter().zip(ids) {
+        if queued_already.contains(&id) {
+            continue;
+        }
         let patient_id = e.patient.as_str();
+        if now_ms - recorded_ms > SWEEP_MAX_AGE_MS {
+            swept.too_old += 1;
+            eprintln!(
+                "infusafe server: the {} rung of patient {patient_id}'s alarm (event {}) was recorded without a \
+                 webhook notification {} s ago, too long to page now; it is in the record and on the dashboards",
+                rung.name(),
+                e.id.0,
+                (now_ms - recorded_ms) / 1000
+            );
+            continue;
+        }
         let Some((clinic_id, _)) = crate::store::directory::patient(db, patient_id).await? else {
             continue;
         };
         let contact = crate::services::plans::contact_for(state, patient_id, rung);
-        let body = escalation_body(
+        let mut body = escalation_body(
             patient_id,
             &payload["alarm"],
             &payload["priority"],
@@ -227,8 +264,6 @@ pub async fn sweep(
             payload["unacknowledged_for_ms"].as_i64().unwrap_or(0),
             contact,
         );
-        let id = escalation_notification_id(e.id.0);
-        let mut body = body;
         if let Some(obj) = body.as_object_mut() {
             obj.insert("notification_id".into(), json!(id));
             obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
@@ -245,13 +280,14 @@ pub async fn sweep(
         if crate::store::webhooks::enqueue(db, &outgoing, now_ms).await? {
             swept.queued += 1;
             eprintln!(
-                "infusafe server: an escalation of patient {patient_id} (event {}) was recorded but its notification \
-                 was never queued (its process stopped in between): queued now",
+                "infusafe server: the {} rung of patient {patient_id}'s alarm (event {}) was recorded but its \
+                 webhook was never queued (its process stopped in between): queued now",
+                rung.name(),
                 e.id.0
             );
         }
     }
-    let mark_to = if full {
+    let mut mark_to = if full {
         events
             .last()
             .map_or(mark, |e| e.id.0)
@@ -259,6 +295,9 @@ pub async fn sweep(
     } else {
         settled.unwrap_or(mark)
     };
+    if let Some(waiting) = first_waiting {
+        mark_to = mark_to.min(waiting - 1);
+    }
     if mark_to > mark {
         crate::store::webhooks::set_sweep_mark(db, mark_to).await?;
     }

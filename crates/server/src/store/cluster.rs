@@ -133,12 +133,15 @@ pub async fn contacts_written_since(db: &Db, since_ms: i64) -> Result<Vec<Contac
 ///
 /// A holder whose connection goes quiet (a network cut, a frozen host) must not keep the duties: its check
 /// answers within `DUTY_CHECK_TIMEOUT` or the holder gives them up, and the connection asks PostgreSQL to probe
-/// it (TCP keepalive every `DUTY_KEEPALIVE_S`), so the server ends a session whose peer is gone and frees the
-/// lock for another process within about `DUTY_KEEPALIVE_S` × 4, not after the operating system's two hours.
+/// it (TCP keepalive every `DUTY_KEEPALIVE_S`, and `tcp_user_timeout`), so the server ends a session whose peer
+/// is gone and frees the lock for another process within about `DUTY_KEEPALIVE_S` × 4, not after the operating
+/// system's two hours (on TCP; a Unix socket has no network to lose).
 pub struct DutyLock {
     url: String,
     backend: Backend,
     conn: Option<sqlx::PgConnection>,
+    /// Why the last attempt to connect failed (said once in the log until it changes).
+    unreachable: Option<String>,
 }
 
 /// How long a duty-lock check (connect, take, keep) may take before the duties are given up.
@@ -153,6 +156,7 @@ impl DutyLock {
             url: url.to_string(),
             backend: db.backend,
             conn: None,
+            unreachable: None,
         }
     }
 
@@ -183,18 +187,42 @@ impl DutyLock {
         }
     }
 
-    /// A new duty connection holding the lock, or `None` if another process has it (or PostgreSQL did not answer).
-    async fn take(&self) -> Option<sqlx::PgConnection> {
-        use sqlx::ConnectOptions;
-        let keepalive = DUTY_KEEPALIVE_S.to_string();
-        let options = <sqlx::postgres::PgConnectOptions as std::str::FromStr>::from_str(&self.url)
-            .ok()?
-            .options([
-                ("tcp_keepalives_idle", keepalive.as_str()),
-                ("tcp_keepalives_interval", keepalive.as_str()),
-                ("tcp_keepalives_count", "3"),
-            ]);
-        let mut conn = options.connect().await.ok()?;
+    /// A new duty connection holding the lock, or `None` if another process has it (or PostgreSQL could not be
+    /// reached: said once in the log, until it can be again).
+    async fn take(&mut self) -> Option<sqlx::PgConnection> {
+        let mut conn = match sqlx::PgConnection::connect(&self.url).await {
+            Ok(c) => {
+                if self.unreachable.take().is_some() {
+                    eprintln!("infusafe server: the duty connection to PostgreSQL works again");
+                }
+                c
+            }
+            Err(e) => {
+                let said = e.to_string();
+                if self.unreachable.as_deref() != Some(said.as_str()) {
+                    eprintln!(
+                        "infusafe server: cannot open the duty connection to PostgreSQL ({said}); this process \
+                         does not run the timed duties until it can"
+                    );
+                    self.unreachable = Some(said);
+                }
+                return None;
+            }
+        };
+        // Set after connecting rather than as startup options, which a connection pooler may refuse. On a Unix
+        // socket PostgreSQL ignores them (no network to lose). `tcp_user_timeout` also covers data sent and
+        // never acknowledged, when keepalive probes do not run.
+        let keepalive = DUTY_KEEPALIVE_S;
+        for setting in [
+            format!("SET tcp_keepalives_idle = {keepalive}"),
+            format!("SET tcp_keepalives_interval = {keepalive}"),
+            "SET tcp_keepalives_count = 3".to_string(),
+            format!("SET tcp_user_timeout = {}", keepalive * 4 * 1000),
+        ] {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(setting))
+                .execute(&mut conn)
+                .await;
+        }
         let taken: Result<bool, _> = sqlx::query_scalar(DUTY_LOCK_SQL).fetch_one(&mut conn).await;
         if taken.unwrap_or(false) {
             Some(conn)

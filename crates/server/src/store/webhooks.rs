@@ -175,6 +175,32 @@ pub async fn finish(db: &Db, o: &Outgoing, attempts: i64, now_ms: i64) -> Result
     Ok(done.rows_affected() == 1)
 }
 
+/// Which of these notification ids are in the outbox (queued, sent or given up).
+pub async fn queued_among(
+    db: &Db,
+    ids: &[String],
+) -> Result<std::collections::HashSet<String>, AppError> {
+    let mut found = std::collections::HashSet::new();
+    for chunk in ids.chunks(500) {
+        let mut sql = String::from("SELECT id FROM srv_webhook_outbox WHERE id IN (");
+        for i in 0..chunk.len() {
+            if i > 0 {
+                sql.push_str(", ");
+            }
+            sql.push_str(&format!("${}", i + 1));
+        }
+        sql.push(')');
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for id in chunk {
+            query = query.bind(id.clone());
+        }
+        for row in query.fetch_all(&db.pool).await? {
+            found.insert(row.try_get::<String, _>("id")?);
+        }
+    }
+    Ok(found)
+}
+
 /// Where the escalation sweep (`services::webhook::sweep`) stopped: the record event id below which every
 /// escalation has its notification queued. `None` before the first sweep.
 pub async fn sweep_mark(db: &Db) -> Result<Option<i64>, AppError> {

@@ -129,7 +129,26 @@ async fn a_rung_recorded_by_a_process_that_died_before_queuing_its_webhook_is_qu
         .append_one(rung("pmp-sweep-2", "nurse", true))
         .await
         .unwrap();
-    assert!(nurse > start && patient_only > start && practice > start);
+    // A pump may record an `alarm_escalated` of its own (its own screen's ladder): that pages no one.
+    let from_pump = state
+        .journal
+        .append_one({
+            let mut d = server::domain::EventDraft::new(
+                &w.p1,
+                record::Kind::AlarmEscalated,
+                server::domain::Origin::Pump,
+                Some(&w.pump1_id),
+                now,
+                json!({"alarm": "occlusion_downstream", "priority": "high", "rung": "on_call",
+                       "unacknowledged_for_s": 1, "unacknowledged_for_ms": 1_000}),
+            )
+            .for_device(Some(&w.pump1_id));
+            d.device_seq = Some(777);
+            d
+        })
+        .await
+        .unwrap();
+    assert!(nurse > start && patient_only > start && practice > start && from_pump > start);
     let queued = |id: i64| async move {
         sqlx::query_scalar::<_, String>("SELECT body FROM srv_webhook_outbox WHERE id = $1")
             .bind(server::services::webhook::escalation_notification_id(id))
@@ -162,6 +181,10 @@ async fn a_rung_recorded_by_a_process_that_died_before_queuing_its_webhook_is_qu
     );
     assert!(queued(patient_only).await.is_none());
     assert!(queued(practice).await.is_none());
+    assert!(
+        queued(from_pump).await.is_none(),
+        "a pump cannot page on-call"
+    );
     // Swept again (by this process or another): still once.
     let swept = server::services::webhook::sweep(state, now + 20_000)
         .await
@@ -185,6 +208,18 @@ async fn a_rung_recorded_by_a_process_that_died_before_queuing_its_webhook_is_qu
         .await
         .unwrap();
     assert_eq!(swept.escalations, 0);
+    // A rung found without its notification long after (no process ran the duties for a while) is not paged
+    // any more: a page about an alarm long since handled would mislead. The log says so.
+    let stale = state
+        .journal
+        .append_one(rung("pmp-sweep-3", "on_call", false))
+        .await
+        .unwrap();
+    let swept = server::services::webhook::sweep(state, now + 11 * 60_000)
+        .await
+        .unwrap();
+    assert_eq!((swept.escalations, swept.queued, swept.too_old), (1, 0, 1));
+    assert!(queued(stale).await.is_none());
 }
 
 async fn the_duties_are_held_by_one_process_whose_connection_is_probed(backend: Backend) {
