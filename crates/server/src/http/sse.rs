@@ -21,7 +21,7 @@ pub fn stream<E>(
 where
     E: std::future::Future<Output = ()> + Send + 'static,
 {
-    let receiver = hub.subscribe();
+    let receiver = hub.subscribe(&filter);
     let first = futures_util::stream::iter(initial.into_iter().map(|m| Ok(to_event(&m))));
     let live = BroadcastStream::new(receiver).filter_map(move |item| {
         let filter = filter.clone();

@@ -182,7 +182,10 @@ fn take_in(state: &AppState, patient_id: &str, e: &record::StoredEvent, local: b
 
 /// Read the shared contacts every `CATCH_UP_EVERY` until the runtime stops.
 async fn follow_contacts(state: AppState) {
-    let mut since = now_ms() - CONTACTS_OVERLAP_MS;
+    let mut since = crate::store::cluster::database_now_ms(&state.db)
+        .await
+        .unwrap_or_else(|_| now_ms())
+        - CONTACTS_OVERLAP_MS;
     let mut interval = tokio::time::interval(CATCH_UP_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -259,9 +262,17 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
     }
 }
 
-/// The contacts written since `since_ms` (with an overlap); returns where the next read starts.
+/// The contacts written since `since_ms` (with an overlap); returns where the next read starts. Both times are
+/// the database's clock, the one the writers stamp with, so a host whose clock is off neither hides its pumps
+/// from the others nor misses theirs.
 async fn read_contacts(state: &AppState, since_ms: i64) -> i64 {
-    let started = now_ms();
+    let started = match crate::store::cluster::database_now_ms(&state.db).await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("infusafe server: cannot read the pumps' contacts: {e}");
+            return since_ms;
+        }
+    };
     let contacts = match crate::store::cluster::contacts_written_since(&state.db, since_ms).await {
         Ok(c) => c,
         Err(e) => {

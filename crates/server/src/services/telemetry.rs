@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use crate::domain::{Device, EventDraft};
 use crate::journal::Journal;
-use crate::services::now_ms;
 use crate::store::Db;
 use crate::store::cluster::Contact;
 
@@ -124,7 +123,12 @@ impl TelemetryWriter {
         }
         if !contacts.is_empty() {
             let rows: Vec<Contact> = contacts.values().cloned().collect();
-            if let Err(e) = crate::store::cluster::write_contacts(&self.db, &rows, now_ms()).await {
+            // Stamped with the database's clock, which every reader compares with.
+            let result = match crate::store::cluster::database_now_ms(&self.db).await {
+                Ok(at) => crate::store::cluster::write_contacts(&self.db, &rows, at).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = result {
                 eprintln!(
                     "infusafe server: could not write pump contacts (kept for the next try): {e}"
                 );

@@ -57,7 +57,23 @@ pub struct Contact {
     pub telemetry: Option<String>,
 }
 
+/// The database's own clock, in milliseconds since the epoch: the one clock every process agrees on, so the
+/// contacts' `written_at_ms` (which decides what another process reads next) never depends on how far one
+/// host's clock is from another's. On SQLite (one process) the process's own clock.
+pub async fn database_now_ms(db: &Db) -> Result<i64, DbError> {
+    match db.backend {
+        Backend::Sqlite => Ok(jiff::Timestamp::now().as_millisecond()),
+        Backend::Postgres => Ok(sqlx::query_scalar::<_, i64>(
+            "SELECT CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        )
+        .fetch_one(&db.pool)
+        .await?),
+    }
+}
+
 /// Write many pumps' last contacts in one transaction; an older contact never overwrites a newer one.
+/// `written_at_ms` is the database's clock ([`database_now_ms`]), which readers compare with their own reading
+/// of it.
 pub async fn write_contacts(
     db: &Db,
     contacts: &[Contact],

@@ -124,7 +124,10 @@ pub struct TickerMarker {
 impl TestServer {
     /// Start a marker now (see `TickerMarker`); `passed` waits for it.
     pub async fn ticker_marker(&self, world: &World) -> TickerMarker {
-        let live = self.state().hub.subscribe();
+        let live = self
+            .state()
+            .hub
+            .subscribe(&server::services::hub::Filter::Patient(world.pb.clone()));
         let device = server::services::directory::create_device(
             self.state(),
             &world.pb,
