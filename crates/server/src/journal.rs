@@ -125,8 +125,22 @@ pub struct Journal {
     /// Per patient, held from before an append until its ids are remembered, and by the follower while it reads
     /// the patient's chain: the follower never sees this process's event before knowing it is this process's.
     patient_locks: PatientLocks,
+    /// Per patient, held by the pump link from before it appends a pump's events until its board has applied
+    /// them (`applying`), and by the follower before it reads the patient's chain: the follower never takes in
+    /// (silently, as this process's own) a pump event the board has not applied and announced yet.
+    applying_locks: PatientLocks,
     /// Each patient's time zone (from the plan), so events keep the local offset where they happened.
     time_zones: Arc<std::sync::RwLock<std::collections::HashMap<String, jiff::tz::TimeZone>>>,
+}
+
+/// The lock of one patient in a map of them (made on first use).
+fn lock_of(locks: &PatientLocks, patient_id: &str) -> Arc<tokio::sync::Mutex<()>> {
+    locks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .entry(patient_id.to_string())
+        .or_default()
+        .clone()
 }
 
 impl std::fmt::Debug for Journal {
@@ -146,6 +160,7 @@ impl Journal {
             local_ids: Arc::default(),
             remember_local,
             patient_locks: Arc::default(),
+            applying_locks: Arc::default(),
             time_zones: Arc::default(),
         }
     }
@@ -167,12 +182,28 @@ impl Journal {
     }
 
     fn patient_lock(&self, patient_id: &str) -> Arc<tokio::sync::Mutex<()>> {
-        self.patient_locks
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(patient_id.to_string())
-            .or_default()
-            .clone()
+        lock_of(&self.patient_locks, patient_id)
+    }
+
+    /// Hold a patient while a pump's events are appended and applied to this process's board (several processes
+    /// only; `None` on SQLite, where nothing follows). The follower waits for it before it reads the patient's
+    /// chain, so this process's own pump events reach its board, and its screens, through the pump link's path.
+    pub async fn applying(&self, patient_id: &str) -> Option<tokio::sync::OwnedMutexGuard<()>> {
+        if !self.remember_local {
+            return None;
+        }
+        Some(lock_of(&self.applying_locks, patient_id).lock_owned().await)
+    }
+
+    /// Whether the pump link is appending or applying a pump's events for the patient right now.
+    pub fn applying_for(&self, patient_id: &str) -> bool {
+        self.remember_local
+            && self
+                .applying_locks
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get(patient_id)
+                .is_some_and(|l| l.try_lock().is_err())
     }
 
     /// Whether `id` was appended by this process (forgotten once asked).

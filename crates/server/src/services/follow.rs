@@ -129,7 +129,10 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
                 // Not known here yet (the lookup failed): left for the catch-up, which reads the chain again.
                 continue;
             }
-            if e.chain_seq == at + 1 && !state.journal.appending_for(&patient_id) {
+            if e.chain_seq == at + 1
+                && !state.journal.appending_for(&patient_id)
+                && !state.journal.applying_for(&patient_id)
+            {
                 positions.chains.insert(patient_id.clone(), e.chain_seq);
                 let local = state.journal.take_local(e.id.0);
                 take_in(state, &patient_id, &e, local);
@@ -233,8 +236,10 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
     if !register(state, patient_id).await {
         return;
     }
-    // This process's own appends for the patient wait while its chain is read, so each of its events is known
-    // as its own before the follower sees it.
+    // A pump's events this process is appending or applying are left to the pump link's path, which announces
+    // them; then this process's own appends for the patient wait while its chain is read, so each of its events
+    // is known as its own before the follower sees it.
+    let _applied = state.journal.applying(patient_id).await;
     let _held = state.journal.lock_patient(patient_id).await;
     loop {
         let after = positions.chains.get(patient_id).copied().unwrap_or(0);

@@ -173,6 +173,14 @@ pub async fn ingest(
     batch: LinkBatch,
 ) -> Result<BatchResponse, AppError> {
     check_authority(state, device, &batch.events).await?;
+    // With several processes: held until the board has applied (and announced) these events, so this process's
+    // follower cannot take them in silently first (it would, as this process's own, and the board would then
+    // find the alarm already there and announce nothing).
+    let _applying = if batch.events.is_empty() {
+        None
+    } else {
+        state.journal.applying(&device.patient_id).await
+    };
     let received_at_ms = now_ms();
     let (drafts, events): (Vec<EventDraft>, Vec<PumpEvent>) =
         drafts(device, &batch, received_at_ms).into_iter().unzip();

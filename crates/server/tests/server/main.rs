@@ -7,6 +7,7 @@ mod support;
 mod access_matrix;
 mod dashboard;
 mod demo;
+mod follower;
 mod hostile_inputs;
 mod layers;
 mod live_alarms;
