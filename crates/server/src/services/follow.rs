@@ -104,6 +104,9 @@ pub async fn run(state: AppState, mut positions: Positions) {
 /// is not next in its chain (an earlier one committed later, or this process is appending for the patient
 /// right now) sends the follower to read that patient's chain from where it was, under the patient's lock.
 async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
+    // Patients this process is writing for right now: their chains are read after everyone else's events, once
+    // the pump link or the append is done, so one slow append never holds back the other patients' alarms.
+    let mut busy: Vec<String> = Vec::new();
     loop {
         let events = match state
             .journal
@@ -114,13 +117,16 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
             Ok(e) => e,
             Err(e) => {
                 eprintln!("infusafe server: cannot read the record's new events: {e}");
-                return;
+                break;
             }
         };
         let read = events.len();
         for e in events {
             *top = (*top).max(e.id.0);
             let patient_id = e.patient.as_str().to_string();
+            if busy.contains(&patient_id) {
+                continue;
+            }
             let at = positions.chains.get(&patient_id).copied().unwrap_or(0);
             if e.chain_seq <= at {
                 continue;
@@ -129,20 +135,24 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
                 // Not known here yet (the lookup failed): left for the catch-up, which reads the chain again.
                 continue;
             }
-            if e.chain_seq == at + 1
-                && !state.journal.appending_for(&patient_id)
-                && !state.journal.applying_for(&patient_id)
-            {
+            let writing =
+                state.journal.appending_for(&patient_id) || state.journal.applying_for(&patient_id);
+            if e.chain_seq == at + 1 && !writing {
                 positions.chains.insert(patient_id.clone(), e.chain_seq);
                 let local = state.journal.take_local(e.id.0);
                 take_in(state, &patient_id, &e, local);
+            } else if writing {
+                busy.push(patient_id);
             } else {
                 follow_patient(state, positions, &patient_id).await;
             }
         }
         if read < EVENTS_PER_READ as usize {
-            return;
+            break;
         }
+    }
+    for patient_id in busy {
+        follow_patient(state, positions, &patient_id).await;
     }
 }
 

@@ -49,8 +49,11 @@ struct Routes {
     clinics: HashMap<String, broadcast::Sender<Arc<LiveMessage>>>,
 }
 
-/// Messages buffered per subscriber before it counts as lagging.
+/// Messages buffered per subscriber before it counts as lagging (a patient's stream).
 pub const HUB_BUFFER_MAX: usize = 1024;
+/// The same for a clinic's dashboards, which must absorb every pump of the clinic changing state at once (all
+/// of them reconnecting after a restart: 10,000 state changes within seconds).
+pub const HUB_CLINIC_BUFFER_MAX: usize = 16_384;
 
 impl Default for Hub {
     fn default() -> Hub {
@@ -94,13 +97,13 @@ impl Hub {
     /// The messages `filter` accepts, from now on.
     pub fn subscribe(&self, filter: &Filter) -> broadcast::Receiver<Arc<LiveMessage>> {
         let mut routes = self.routes.lock().unwrap_or_else(|p| p.into_inner());
-        let (channels, key) = match filter {
-            Filter::Patient(p) => (&mut routes.patients, p),
-            Filter::Clinic(c) => (&mut routes.clinics, c),
+        let (channels, key, capacity) = match filter {
+            Filter::Patient(p) => (&mut routes.patients, p, HUB_BUFFER_MAX),
+            Filter::Clinic(c) => (&mut routes.clinics, c, HUB_CLINIC_BUFFER_MAX),
         };
         channels
             .entry(key.clone())
-            .or_insert_with(|| broadcast::channel(HUB_BUFFER_MAX).0)
+            .or_insert_with(|| broadcast::channel(capacity).0)
             .subscribe()
     }
 
