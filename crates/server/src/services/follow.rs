@@ -41,6 +41,9 @@ const EVENTS_PER_READ: u32 = 500;
 pub struct Positions {
     chains: HashMap<String, i64>,
     top_id: i64,
+    /// Patients for whom the follower took in another process's event since it last took in one of this
+    /// process's own (see [`take_in`]).
+    remote_since_local: std::collections::HashSet<String>,
 }
 
 /// Read the starting positions (PostgreSQL only; `None` on SQLite).
@@ -57,6 +60,7 @@ pub async fn positions(state: &AppState) -> Result<Option<Positions>, crate::err
     Ok(Some(Positions {
         chains: heads.into_iter().collect(),
         top_id,
+        remote_since_local: Default::default(),
     }))
 }
 
@@ -140,7 +144,7 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
             if e.chain_seq == at + 1 && !writing {
                 positions.chains.insert(patient_id.clone(), e.chain_seq);
                 let local = state.journal.take_local(e.id.0);
-                take_in(state, &patient_id, &e, local);
+                take_in(state, positions, &patient_id, &e, local);
             } else if writing {
                 busy.push(patient_id);
             } else {
@@ -175,8 +179,26 @@ async fn register(state: &AppState, patient_id: &str) -> bool {
     }
 }
 
-/// Hand one event to the board and its announcements to this process's screens.
-fn take_in(state: &AppState, patient_id: &str, e: &record::StoredEvent, local: bool) {
+/// Hand one event to the board and its announcements to this process's screens. This process's own event (the
+/// board applied and announced it when it was written) is taken in again, silently, only if another process's
+/// event was taken in for the patient since the last of its own: then the board may have applied them out of
+/// the record's order (a clear written here before the raise written elsewhere reached this board), and taking
+/// it in again puts the record's order back. Otherwise it is left alone: taking an old event in again could undo
+/// what the board did since (practice ended, say).
+fn take_in(
+    state: &AppState,
+    positions: &mut Positions,
+    patient_id: &str,
+    e: &record::StoredEvent,
+    local: bool,
+) {
+    if local {
+        if !positions.remote_since_local.remove(patient_id) {
+            return;
+        }
+    } else {
+        positions.remote_since_local.insert(patient_id.to_string());
+    }
     let recorded = Recorded {
         record_id: e.id.0,
         patient_id: patient_id.to_string(),
@@ -269,7 +291,7 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
         for e in events {
             positions.chains.insert(patient_id.to_string(), e.chain_seq);
             let local = state.journal.take_local(e.id.0);
-            take_in(state, patient_id, &e, local);
+            take_in(state, positions, patient_id, &e, local);
         }
         if read < EVENTS_PER_READ as usize {
             return;
