@@ -41,6 +41,27 @@ pub struct Notification {
     pub body: Value,
 }
 
+impl Notification {
+    /// The outbox row: the body as it is signed and sent, with its id and sending time in it.
+    fn into_outgoing(self) -> Outgoing {
+        let id = self.id.unwrap_or_else(|| new_id("ntf"));
+        let mut body = self.body;
+        if let Some(obj) = body.as_object_mut() {
+            obj.insert("notification_id".into(), json!(id));
+            obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
+        }
+        Outgoing {
+            id,
+            clinic_id: self.clinic_id,
+            patient_id: self.patient_id,
+            kind: self.kind,
+            body: body.to_string(),
+            attempts: 0,
+            lease_until_ms: 0,
+        }
+    }
+}
+
 /// How often each process looks for due notifications (and at once when it queued one itself).
 pub const OUTBOX_POLL_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 /// Notifications one process leases at a time.
@@ -103,21 +124,7 @@ impl Webhooks {
 
     /// Queue a notification (durably: it is delivered even if this process dies before it is sent).
     pub async fn notify(&self, n: Notification) {
-        let id = n.id.clone().unwrap_or_else(|| new_id("ntf"));
-        let mut body = n.body.clone();
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("notification_id".into(), json!(id));
-            obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
-        }
-        let outgoing = Outgoing {
-            id,
-            clinic_id: n.clinic_id,
-            patient_id: n.patient_id,
-            kind: n.kind,
-            body: body.to_string(),
-            attempts: 0,
-            lease_until_ms: 0,
-        };
+        let outgoing = n.into_outgoing();
         match crate::store::webhooks::enqueue(&self.db, &outgoing, now_ms()).await {
             Ok(true) => self.wake.notify_one(),
             Ok(false) => {}
@@ -256,27 +263,21 @@ pub async fn sweep(
             continue;
         };
         let contact = crate::services::plans::contact_for(state, patient_id, rung);
-        let mut body = escalation_body(
-            patient_id,
-            &payload["alarm"],
-            &payload["priority"],
-            rung,
-            payload["unacknowledged_for_ms"].as_i64().unwrap_or(0),
-            contact,
-        );
-        if let Some(obj) = body.as_object_mut() {
-            obj.insert("notification_id".into(), json!(id));
-            obj.insert("sent_at".into(), json!(jiff::Timestamp::now().to_string()));
-        }
-        let outgoing = Outgoing {
-            id,
+        let outgoing = Notification {
+            id: Some(id),
             clinic_id,
             patient_id: patient_id.to_string(),
             kind: "escalation".into(),
-            body: body.to_string(),
-            attempts: 0,
-            lease_until_ms: 0,
-        };
+            body: escalation_body(
+                patient_id,
+                &payload["alarm"],
+                &payload["priority"],
+                rung,
+                payload["unacknowledged_for_ms"].as_i64().unwrap_or(0),
+                contact,
+            ),
+        }
+        .into_outgoing();
         if crate::store::webhooks::enqueue(db, &outgoing, now_ms).await? {
             swept.queued += 1;
             eprintln!(
