@@ -143,6 +143,15 @@ fn lock_of(locks: &PatientLocks, patient_id: &str) -> Arc<tokio::sync::Mutex<()>
         .clone()
 }
 
+/// Whether someone holds the lock of one patient in a map of them.
+fn is_held(locks: &PatientLocks, patient_id: &str) -> bool {
+    locks
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(patient_id)
+        .is_some_and(|l| l.try_lock().is_err())
+}
+
 impl std::fmt::Debug for Journal {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Journal")
@@ -172,13 +181,7 @@ impl Journal {
 
     /// Whether this process is appending for the patient right now (its ids are not remembered yet).
     pub fn appending_for(&self, patient_id: &str) -> bool {
-        self.remember_local
-            && self
-                .patient_locks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(patient_id)
-                .is_some_and(|l| l.try_lock().is_err())
+        self.remember_local && is_held(&self.patient_locks, patient_id)
     }
 
     fn patient_lock(&self, patient_id: &str) -> Arc<tokio::sync::Mutex<()>> {
@@ -197,13 +200,7 @@ impl Journal {
 
     /// Whether the pump link is appending or applying a pump's events for the patient right now.
     pub fn applying_for(&self, patient_id: &str) -> bool {
-        self.remember_local
-            && self
-                .applying_locks
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .get(patient_id)
-                .is_some_and(|l| l.try_lock().is_err())
+        self.remember_local && is_held(&self.applying_locks, patient_id)
     }
 
     /// Whether `id` was appended by this process (forgotten once asked).
