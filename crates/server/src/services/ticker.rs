@@ -24,14 +24,12 @@ pub async fn run(state: AppState) {
     let mut interval = tokio::time::interval(state.config.tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut sessions_cleaned_at_ms = i64::MIN;
-    let mut swept_at_ms = i64::MIN;
     let mut duty = crate::store::cluster::DutyLock::new(&state.db, &state.config.database_url);
     let mut holding = false;
-    let compact_every_ms =
-        i64::try_from(state.config.telemetry_compact_every.as_millis()).unwrap_or(i64::MAX);
-    let mut telemetry_compacted_at_ms = i64::MIN;
-    let compacting = Arc::new(AtomicBool::new(false));
-    let sweeping = Arc::new(AtomicBool::new(false));
+    let mut compaction = Background::every(
+        i64::try_from(state.config.telemetry_compact_every.as_millis()).unwrap_or(i64::MAX),
+    );
+    let mut sweep = Background::every(ESCALATION_SWEEP_EVERY_MS);
     loop {
         interval.tick().await;
         let held = duty.hold().await;
@@ -52,34 +50,55 @@ pub async fn run(state: AppState) {
                 eprintln!("infusafe server: could not remove expired sessions: {e}");
             }
         }
-        if now.saturating_sub(telemetry_compacted_at_ms) >= compact_every_ms
-            && !compacting.swap(true, Ordering::AcqRel)
-        {
-            telemetry_compacted_at_ms = now;
-            let state = state.clone();
-            let compacting = compacting.clone();
-            tokio::spawn(async move {
-                compact_telemetry(&state).await;
-                compacting.store(false, Ordering::Release);
-            });
-        }
+        let retention_state = state.clone();
+        compaction.run_if_due(
+            now,
+            async move { compact_telemetry(&retention_state).await },
+        );
         crate::services::alarms::tick(&state).await;
-        if now.saturating_sub(swept_at_ms) >= ESCALATION_SWEEP_EVERY_MS
-            && !sweeping.swap(true, Ordering::AcqRel)
-        {
-            // In a task of its own, like the retention: a long sweep never delays the watchdog or the ladder.
-            swept_at_ms = now;
-            let state = state.clone();
-            let sweeping = sweeping.clone();
-            tokio::spawn(async move {
-                if let Err(e) = crate::services::webhook::sweep(&state, now).await {
-                    eprintln!(
-                        "infusafe server: the escalation sweep failed (tried again later): {e}"
-                    );
-                }
-                sweeping.store(false, Ordering::Release);
-            });
+        let sweep_state = state.clone();
+        sweep.run_if_due(now, async move {
+            if let Err(e) = crate::services::webhook::sweep(&sweep_state, now).await {
+                eprintln!("infusafe server: the escalation sweep failed (tried again later): {e}");
+            }
+        });
+    }
+}
+
+/// A duty run in a task of its own at most once per `every_ms` and never two at once, so a long one (the
+/// telemetry retention, the escalation sweep) never delays the watchdog or the ladder.
+struct Background {
+    every_ms: i64,
+    started_at_ms: i64,
+    running: Arc<AtomicBool>,
+}
+
+impl Background {
+    fn every(every_ms: i64) -> Background {
+        Background {
+            every_ms,
+            started_at_ms: i64::MIN,
+            running: Arc::new(AtomicBool::new(false)),
         }
+    }
+
+    /// Start `duty` if it is due and the last one has finished (otherwise it is dropped unrun).
+    fn run_if_due(
+        &mut self,
+        now: i64,
+        duty: impl std::future::Future<Output = ()> + Send + 'static,
+    ) {
+        if now.saturating_sub(self.started_at_ms) < self.every_ms
+            || self.running.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        self.started_at_ms = now;
+        let running = self.running.clone();
+        tokio::spawn(async move {
+            duty.await;
+            running.store(false, Ordering::Release);
+        });
     }
 }
 
