@@ -678,17 +678,34 @@ impl Store {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RecordError> {
+        self.after_id(after_id, None, limit).await
+    }
+
+    /// Events with an id above `after_id` (of one kind, if given), in id order, at most `limit`.
+    async fn after_id(
+        &self,
+        after_id: i64,
+        kind: Option<Kind>,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, RecordError> {
         on_pool!(self, |pool| {
-            let rows = sqlx::query(concat!(
+            let mut select = QueryBuilder::new(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM record_events WHERE id > $1 ORDER BY id LIMIT $2"
-            ))
-            .bind(after_id)
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.err(e))?;
+                " FROM record_events WHERE id > "
+            ));
+            select.push_bind(after_id);
+            if let Some(kind) = kind {
+                select.push(" AND kind = ").push_bind(kind.name());
+            }
+            select
+                .push(" ORDER BY id LIMIT ")
+                .push_bind(i64::from(limit));
+            let rows = select
+                .build()
+                .fetch_all(pool)
+                .await
+                .map_err(|e| self.err(e))?;
             rows.iter().map(event_from_row).collect()
         })
     }
@@ -729,20 +746,7 @@ impl Store {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RecordError> {
-        on_pool!(self, |pool| {
-            let rows = sqlx::query(concat!(
-                "SELECT ",
-                columns!(),
-                " FROM record_events WHERE id > $1 AND kind = $2 ORDER BY id LIMIT $3"
-            ))
-            .bind(after_id)
-            .bind(kind.name())
-            .bind(i64::from(limit))
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.err(e))?;
-            rows.iter().map(event_from_row).collect()
-        })
+        self.after_id(after_id, Some(kind), limit).await
     }
 
     /// The highest id among the events above `after_id` that were recorded before `recorded_before_us`
@@ -778,6 +782,7 @@ impl Store {
 
     /// The end of every patient's chain (position) and the highest event id: where a follower starts.
     pub async fn chain_positions(&self) -> Result<(Vec<(String, i64)>, i64), RecordError> {
+        let top = self.newest_event_id().await?;
         on_pool!(self, |pool| {
             let rows = sqlx::query(
                 "SELECT patient_id, MAX(chain_seq) AS head FROM record_events GROUP BY patient_id",
@@ -785,10 +790,6 @@ impl Store {
             .fetch_all(pool)
             .await
             .map_err(|e| self.err(e))?;
-            let top: Option<i64> = sqlx::query_scalar("SELECT MAX(id) FROM record_events")
-                .fetch_one(pool)
-                .await
-                .map_err(|e| self.err(e))?;
             let mut heads = Vec::with_capacity(rows.len());
             for row in &rows {
                 heads.push((
@@ -797,7 +798,7 @@ impl Store {
                     row.try_get::<i64, _>("head").map_err(|e| self.err(e))?,
                 ));
             }
-            Ok((heads, top.unwrap_or(0)))
+            Ok((heads, top))
         })
     }
 }
