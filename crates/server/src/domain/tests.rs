@@ -13,7 +13,7 @@ use super::board::{
     Board, Device, Effect, EscalationNotice, PumpEvent, RestoredAlarm, RestoredEvent,
 };
 use super::escalation::{Rung, Timing};
-use super::event::{Person, Role};
+use super::event::{EventDraft, Person, Role};
 use super::message::MessageKind;
 
 const MINUTE_MS: i64 = 60_000;
@@ -147,13 +147,21 @@ fn published(effects: &[Effect]) -> Vec<MessageKind> {
         .collect()
 }
 
-fn recorded(effects: &[Effect]) -> Vec<String> {
+/// Every draft the effects record (claims and telemetry included), in order.
+fn recorded_drafts(effects: &[Effect]) -> Vec<EventDraft> {
     flat(effects)
-        .iter()
+        .into_iter()
         .filter_map(|e| match e {
-            Effect::Record(d) => Some(d.kind.name().to_string()),
+            Effect::Record(d) => Some(d),
             _ => None,
         })
+        .collect()
+}
+
+fn recorded(effects: &[Effect]) -> Vec<String> {
+    recorded_drafts(effects)
+        .iter()
+        .map(|d| d.kind.name().to_string())
         .collect()
 }
 
@@ -301,13 +309,7 @@ fn a_rung_that_could_not_be_recorded_is_decided_again() {
         None,
     );
     let out = b.tick(5 * MINUTE_MS);
-    let drafts: Vec<_> = flat(&out)
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Record(d) => Some(d.clone()),
-            _ => None,
-        })
-        .collect();
+    let drafts = recorded_drafts(&out);
     assert_eq!(
         rungs(&out),
         [("occlusion_downstream".into(), "nurse".into())]
@@ -346,13 +348,7 @@ fn an_acknowledgement_or_a_pump_silent_that_could_not_be_recorded_is_undone() {
             .len()
             == 1
     );
-    let drafts: Vec<_> = flat(&effects)
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Record(d) => Some(d.clone()),
-            _ => None,
-        })
-        .collect();
+    let drafts = recorded_drafts(&effects);
     b.not_recorded(&drafts);
     let alarm = &b.snapshot(MINUTE_MS, PATIENT).active_alarms[0];
     assert!(alarm.acknowledgements.is_empty());
@@ -377,13 +373,7 @@ fn an_acknowledgement_or_a_pump_silent_that_could_not_be_recorded_is_undone() {
     let (_, effects) = b
         .acknowledge(MINUTE_MS, PATIENT, "occlusion_downstream", &nurse(), None)
         .unwrap();
-    let drafts: Vec<_> = flat(&effects)
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Record(d) => Some(d.clone()),
-            _ => None,
-        })
-        .collect();
+    let drafts = recorded_drafts(&effects);
     b.not_recorded(&drafts);
     let acks = &b.snapshot(MINUTE_MS, PATIENT).active_alarms[0].acknowledgements;
     assert_eq!(acks.len(), 1);
@@ -412,13 +402,7 @@ fn an_acknowledgement_or_a_pump_silent_that_could_not_be_recorded_is_undone() {
     let mut b = board();
     b.batch(0, &pump(false), &[], Some(telemetry("infusing")));
     let out = b.tick(60_001);
-    let drafts: Vec<_> = flat(&out)
-        .iter()
-        .filter_map(|e| match e {
-            Effect::Record(d) => Some(d.clone()),
-            _ => None,
-        })
-        .collect();
+    let drafts = recorded_drafts(&out);
     assert_eq!(recorded(&out), ["alarm_raised", "alarm_escalated"]);
     b.not_recorded(&drafts);
     assert!(b.snapshot(60_500, PATIENT).active_alarms.is_empty());
