@@ -32,6 +32,6 @@ pub use event::{
 pub use jiff;
 pub use store::{
     APPEND_CHANNEL, BATCH_EVENTS_MAX, Backend, BrokenLink, CLAIM_SEQ_BASE, ChainHead, Config,
-    Receipt, Store, TimelineQuery, VerifyReport, default_database_url,
+    IDS_LISTED_MAX, Receipt, Store, TimelineQuery, VerifyReport, default_database_url,
 };
 pub use telemetry::{CompactReport, TELEMETRY_BATCH_MAX, TelemetryRetention, TelemetrySample};

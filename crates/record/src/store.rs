@@ -30,6 +30,8 @@ use std::time::Duration;
 pub(crate) const INSERT_ROWS_MAX: usize = 500;
 /// Events per page when `verify` walks a chain, to bound memory on long chains.
 const VERIFY_PAGE_ROWS: i64 = 5_000;
+/// Ids one read may list besides its lower bound (well under both backends' limits on bound parameters).
+pub const IDS_LISTED_MAX: usize = 4_096;
 /// Events in one append call: a batch is one transaction and must stay bounded.
 pub const BATCH_EVENTS_MAX: usize = 100_000;
 /// The PostgreSQL notification channel an append notifies on commit, once per patient whose chain grew; the
@@ -670,31 +672,52 @@ impl Store {
         })
     }
 
-    /// Events with an id above `after_id`, in id order, at most `limit`: the newest appends of every patient,
-    /// for a follower tailing the record. Ids are drawn before commit, so an event may become visible after one
-    /// with a higher id; a follower checks each patient's chain positions for gaps.
+    /// Events with an id above `after_id`, or among `skipped` (ids at or below it that were not there when
+    /// last read), in id order, at most `limit`: the newest appends of every patient, for a follower tailing
+    /// the record. Ids are drawn before commit, so an event may become visible after one with a higher id; the
+    /// follower asks again for the ids it saw skipped until they come or it gives up on them.
     pub async fn events_after_id(
         &self,
         after_id: i64,
+        skipped: &[i64],
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RecordError> {
-        self.after_id(after_id, None, limit).await
+        self.after_id(after_id, skipped, None, limit).await
     }
 
-    /// Events with an id above `after_id` (of one kind, if given), in id order, at most `limit`.
+    /// Events with an id above `after_id` or among `also` (of one kind, if given), in id order, at most `limit`.
     async fn after_id(
         &self,
         after_id: i64,
+        also: &[i64],
         kind: Option<Kind>,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RecordError> {
+        if also.len() > IDS_LISTED_MAX {
+            return Err(RecordError::InvalidEvent {
+                what: "list of event ids".into(),
+                reason: format!(
+                    "{} ids asked for at once; ask for at most {IDS_LISTED_MAX}",
+                    also.len()
+                ),
+            });
+        }
         on_pool!(self, |pool| {
             let mut select = QueryBuilder::new(concat!(
                 "SELECT ",
                 columns!(),
-                " FROM record_events WHERE id > "
+                " FROM record_events WHERE (id > "
             ));
             select.push_bind(after_id);
+            if !also.is_empty() {
+                select.push(" OR id IN (");
+                let mut list = select.separated(", ");
+                for id in also {
+                    list.push_bind(*id);
+                }
+                select.push(")");
+            }
+            select.push(")");
             if let Some(kind) = kind {
                 select.push(" AND kind = ").push_bind(kind.name());
             }
@@ -746,7 +769,7 @@ impl Store {
         after_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredEvent>, RecordError> {
-        self.after_id(after_id, Some(kind), limit).await
+        self.after_id(after_id, &[], Some(kind), limit).await
     }
 
     /// The highest id among the events above `after_id` that were recorded before `recorded_before_us`

@@ -3,7 +3,7 @@
 //!
 //! - The record notifies on commit (`record::APPEND_CHANNEL`); on a notification (however many arrived
 //!   together) the follower reads every event appended since the last one it read, by id
-//!   (`Store::events_after_id`), and hands each, in its patient's chain order, to `Board::follow` (an event that
+//!   (`Store::events_after_id`), with the ids it saw skipped (drawn, not yet committed: [`Skipped`]), and hands each, in its patient's chain order, to `Board::follow` (an event that
 //!   is not next in its chain sends it to read that patient's chain, `Store::chain_after`). The board takes
 //!   it in and announces it to this process's screens, deciding nothing (its own events, already applied when
 //!   written, are taken in again silently, so the board ends in the record's order even when another
@@ -71,6 +71,7 @@ pub async fn run(state: AppState, mut positions: Positions) {
     tokio::spawn(follow_contacts(state.clone()));
     let mut watermarks: VecDeque<i64> = VecDeque::from([positions.top_id]);
     let mut top = positions.top_id;
+    let mut skipped = Skipped::default();
     let mut listener = None;
     let mut interval = tokio::time::interval(CATCH_UP_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -89,7 +90,7 @@ pub async fn run(state: AppState, mut positions: Positions) {
             }
         };
         match notified {
-            Some(Ok(_)) => tail(&state, &mut positions, &mut top).await,
+            Some(Ok(_)) => tail(&state, &mut positions, &mut top, &mut skipped).await,
             Some(Err(e)) => {
                 eprintln!(
                     "infusafe server: lost the record's notifications ({e}); catching up from the record"
@@ -97,25 +98,27 @@ pub async fn run(state: AppState, mut positions: Positions) {
                 listener = None;
             }
             None => {
-                tail(&state, &mut positions, &mut top).await;
+                tail(&state, &mut positions, &mut top, &mut skipped).await;
                 catch_up(&state, &mut positions, &mut watermarks).await;
             }
         }
     }
 }
 
-/// Read every event appended since `top` (by id) and take each in, in its patient's chain order. An event that
-/// is not next in its chain (an earlier one committed later, or this process is appending for the patient
-/// right now) sends the follower to read that patient's chain from where it was, under the patient's lock.
-async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
+/// Read every event appended since `top` (by id), and any of the `skipped` ids now committed, and take each in,
+/// in its patient's chain order. An event that is not next in its chain (an earlier one committed later, or
+/// this process is appending for the patient right now) sends the follower to read that patient's chain from
+/// where it was, under the patient's lock.
+async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64, skipped: &mut Skipped) {
     // Patients this process is writing for right now: their chains are read after everyone else's events, once
     // the pump link or the append is done, so one slow append never holds back the other patients' alarms.
     let mut busy: Vec<String> = Vec::new();
     loop {
+        let asked = skipped.waiting(now_ms());
         let events = match state
             .journal
             .store()
-            .events_after_id(*top, EVENTS_PER_READ)
+            .events_after_id(*top, &asked, EVENTS_PER_READ)
             .await
         {
             Ok(e) => e,
@@ -125,7 +128,14 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
             }
         };
         let read = events.len();
+        let above: Vec<i64> = events
+            .iter()
+            .map(|e| e.id.0)
+            .filter(|id| *id > *top)
+            .collect();
+        skipped.note(*top, &above, now_ms());
         for e in events {
+            skipped.found(e.id.0);
             *top = (*top).max(e.id.0);
             let patient_id = e.patient.as_str().to_string();
             if busy.contains(&patient_id) {
@@ -157,6 +167,50 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64) {
     }
     for patient_id in busy {
         follow_patient(state, positions, &patient_id).await;
+    }
+}
+
+/// How long an id seen skipped is asked for again: as long as the catch-up's watermark stays behind (a
+/// transaction that drew its ids up to a minute before it committed). An id never committed (its append failed
+/// or was refused) is given up after it.
+const SKIPPED_WAIT_MS: i64 = WATERMARK_PASSES_BEHIND as i64 * 1_000;
+
+/// The ids the follower saw skipped: ids are drawn before commit, so when it reads id 101 the append that drew
+/// 100 may still be committing. Without this, that event (an alarm, say) waited for its patient's next event or
+/// the catch-up a second later; two processes on PostgreSQL saw alarms reach the other process's screens up to
+/// 2.5 s late (`scripts/bench-load two`). Each pass asks again for the skipped ids, with the new ones, in one
+/// read. Bounded: a wider hole (a big batch that failed) is left to the catch-up.
+#[derive(Debug, Default)]
+pub(crate) struct Skipped {
+    /// Skipped id, and when it was first seen skipped (ms).
+    ids: std::collections::BTreeMap<i64, i64>,
+}
+
+impl Skipped {
+    /// After a read above `from` returned `above` (ascending ids above `from`): every id between them that was
+    /// not returned is skipped, as of `now_ms`.
+    pub(crate) fn note(&mut self, from: i64, above: &[i64], now_ms: i64) {
+        let mut previous = from;
+        for &id in above {
+            let mut missing = previous.saturating_add(1);
+            while missing < id && self.ids.len() < record::IDS_LISTED_MAX {
+                self.ids.entry(missing).or_insert(now_ms);
+                missing += 1;
+            }
+            previous = previous.max(id);
+        }
+    }
+
+    /// `id` came.
+    pub(crate) fn found(&mut self, id: i64) {
+        self.ids.remove(&id);
+    }
+
+    /// The ids still worth asking for at `now_ms` (those skipped longer than `SKIPPED_WAIT_MS` are given up).
+    pub(crate) fn waiting(&mut self, now_ms: i64) -> Vec<i64> {
+        self.ids
+            .retain(|_, since| now_ms - *since < SKIPPED_WAIT_MS);
+        self.ids.keys().copied().collect()
     }
 }
 
@@ -369,4 +423,51 @@ pub async fn restore_contacts(state: &AppState) -> Result<(), crate::error::AppE
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_id_read_past_is_asked_for_again_until_it_comes() {
+        let mut skipped = Skipped::default();
+        // Read above 10: 11, 13 and 16 came; 12, 14 and 15 were drawn by appends still committing.
+        skipped.note(10, &[11, 13, 16], 0);
+        assert_eq!(skipped.waiting(1), vec![12, 14, 15]);
+        // The next read (above 16, with the skipped ids) brings 14 and 17.
+        skipped.found(14);
+        skipped.note(16, &[17], 5);
+        assert_eq!(skipped.waiting(10), vec![12, 15]);
+        skipped.found(12);
+        skipped.found(15);
+        assert!(skipped.waiting(20).is_empty());
+    }
+
+    #[test]
+    fn an_id_never_committed_is_given_up_after_the_wait() {
+        let mut skipped = Skipped::default();
+        skipped.note(0, &[2], 1_000);
+        skipped.note(2, &[4], 30_000);
+        assert_eq!(skipped.waiting(1_000 + SKIPPED_WAIT_MS - 1), vec![1, 3]);
+        assert_eq!(skipped.waiting(1_000 + SKIPPED_WAIT_MS), vec![3]);
+        assert!(skipped.waiting(30_000 + SKIPPED_WAIT_MS).is_empty());
+    }
+
+    #[test]
+    fn a_wide_hole_is_bounded_and_a_first_sighting_keeps_its_time() {
+        let mut skipped = Skipped::default();
+        skipped.note(0, &[1_000_000], 0);
+        assert_eq!(skipped.waiting(1).len(), record::IDS_LISTED_MAX);
+        // Seeing the same ids skipped again does not restart their wait.
+        let mut small = Skipped::default();
+        small.note(0, &[3], 0);
+        small.note(0, &[3], SKIPPED_WAIT_MS - 1);
+        assert!(small.waiting(SKIPPED_WAIT_MS).is_empty());
+        // Nothing is skipped when the ids come in a row, or when nothing came.
+        let mut none = Skipped::default();
+        none.note(5, &[6, 7, 8], 0);
+        none.note(8, &[], 0);
+        assert!(none.waiting(0).is_empty());
+    }
 }
