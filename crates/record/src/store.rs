@@ -733,18 +733,20 @@ impl Store {
         })
     }
 
-    /// The chains that grew among the events with an id above `after_id`: each patient with the highest
-    /// position written, and the highest id seen (`after_id` if none). Ids are drawn before commit, so a caller
-    /// that wants every event looks again from an id somewhat below the highest it saw.
+    /// The chains that grew among the events with an id above `after_id` and at most `up_to_id`: each patient
+    /// with the highest position written, and the highest id seen (`after_id` if none). Ids are drawn before
+    /// commit, so a caller that wants every event looks again from an id somewhat below the highest it saw.
     pub async fn chains_grown_since(
         &self,
         after_id: i64,
+        up_to_id: i64,
     ) -> Result<(Vec<(String, i64)>, i64), RecordError> {
         on_pool!(self, |pool| {
             let rows = sqlx::query(
-                "SELECT patient_id, MAX(chain_seq) AS head, MAX(id) AS top FROM record_events WHERE id > $1 GROUP BY patient_id",
+                "SELECT patient_id, MAX(chain_seq) AS head, MAX(id) AS top FROM record_events WHERE id > $1 AND id <= $2 GROUP BY patient_id",
             )
             .bind(after_id)
+            .bind(up_to_id)
             .fetch_all(pool)
             .await
             .map_err(|e| self.err(e))?;

@@ -23,6 +23,7 @@ on_both_backends!(
     infusions_pair_start_and_end_and_honour_corrections,
     concurrent_writers_keep_one_unbroken_chain,
     migrations_run_once_and_reopen_cleanly,
+    a_follower_reads_new_ids_skipped_ids_and_grown_chains_up_to_a_bound,
 );
 
 fn notes(patient_id: &str, device: &str, seqs: std::ops::Range<u64>) -> Vec<NewEvent> {
@@ -737,4 +738,53 @@ async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
             .len(),
         2
     );
+}
+
+/// What a follower on another process reads (issue 15): the events above the id it read to plus the ids it saw
+/// skipped (drawn, committed later), and, for the catch-up, the chains that grew up to the id it read to, not
+/// beyond (what came after is the next read's).
+async fn a_follower_reads_new_ids_skipped_ids_and_grown_chains_up_to_a_bound(db: TestDb) {
+    let first = db.store.append(&notes("p-1", "pump-a", 0..2)).await.unwrap();
+    let second = db.store.append(&notes("p-2", "pump-b", 0..2)).await.unwrap();
+    let third = db.store.append(&notes("p-3", "pump-c", 0..1)).await.unwrap();
+    let ids = |events: &[record::StoredEvent]| events.iter().map(|e| e.id.0).collect::<Vec<_>>();
+
+    // Above the first batch, with one of its ids asked for again: that id first, then the newer ones, in order.
+    let read = db
+        .store
+        .events_after_id(first[1].id.0, &[first[0].id.0, 999_999], 10)
+        .await
+        .unwrap();
+    assert_eq!(
+        ids(&read),
+        vec![first[0].id.0, second[0].id.0, second[1].id.0, third[0].id.0]
+    );
+    // The limit counts both.
+    let read = db
+        .store
+        .events_after_id(first[1].id.0, &[first[0].id.0], 2)
+        .await
+        .unwrap();
+    assert_eq!(ids(&read), vec![first[0].id.0, second[0].id.0]);
+    // Too many ids at once is refused with a message that says the bound.
+    let many: Vec<i64> = (1..=record::IDS_LISTED_MAX as i64 + 1).collect();
+    let err = db.store.events_after_id(0, &many, 10).await.unwrap_err();
+    assert!(err.to_string().contains("at most"), "{err}");
+
+    // Grown chains above the first batch, up to the second's last id: p-2 only, and the top is that id.
+    let (grown, top) = db
+        .store
+        .chains_grown_since(first[1].id.0, second[1].id.0)
+        .await
+        .unwrap();
+    assert_eq!(grown, vec![("p-2".to_string(), 2)]);
+    assert_eq!(top, second[1].id.0);
+    // Nothing grew in an empty range: the top stays where it was.
+    let (grown, top) = db
+        .store
+        .chains_grown_since(third[0].id.0, i64::MAX)
+        .await
+        .unwrap();
+    assert!(grown.is_empty());
+    assert_eq!(top, third[0].id.0);
 }

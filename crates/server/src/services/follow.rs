@@ -99,7 +99,7 @@ pub async fn run(state: AppState, mut positions: Positions) {
             }
             None => {
                 tail(&state, &mut positions, &mut top, &mut skipped).await;
-                catch_up(&state, &mut positions, &mut watermarks).await;
+                catch_up(&state, &mut positions, &mut watermarks, top).await;
             }
         }
     }
@@ -293,10 +293,19 @@ async fn listen(state: &AppState) -> Option<crate::store::cluster::RecordListene
     }
 }
 
-/// Which chains grew since the watermark; read those this process is behind on.
-async fn catch_up(state: &AppState, positions: &mut Positions, watermarks: &mut VecDeque<i64>) {
+/// Which chains grew since the watermark, among the events up to `top` (the tail's: what came after it is the
+/// next pass's), and read those this process is behind on. Bounded by `top` so the catch-up chases only events
+/// the tail read past: without the bound, every chain that grew while the catch-up's query ran looked behind,
+/// and reading each one's chain held the follower (found by `scripts/bench-load two`: every second or so a
+/// pause of up to 2.6 s, now and then, in which no alarm reached the other process's screens).
+async fn catch_up(
+    state: &AppState,
+    positions: &mut Positions,
+    watermarks: &mut VecDeque<i64>,
+    top: i64,
+) {
     let from = watermarks.front().copied().unwrap_or(0);
-    let (grown, top) = match state.journal.store().chains_grown_since(from).await {
+    let (grown, top) = match state.journal.store().chains_grown_since(from, top).await {
         Ok(g) => g,
         Err(e) => {
             eprintln!("infusafe server: cannot catch up from the record: {e}");
