@@ -744,9 +744,21 @@ async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
 /// skipped (drawn, committed later), and, for the catch-up, the chains that grew up to the id it read to, not
 /// beyond (what came after is the next read's).
 async fn a_follower_reads_new_ids_skipped_ids_and_grown_chains_up_to_a_bound(db: TestDb) {
-    let first = db.store.append(&notes("p-1", "pump-a", 0..2)).await.unwrap();
-    let second = db.store.append(&notes("p-2", "pump-b", 0..2)).await.unwrap();
-    let third = db.store.append(&notes("p-3", "pump-c", 0..1)).await.unwrap();
+    let first = db
+        .store
+        .append(&notes("p-1", "pump-a", 0..2))
+        .await
+        .unwrap();
+    let second = db
+        .store
+        .append(&notes("p-2", "pump-b", 0..2))
+        .await
+        .unwrap();
+    let third = db
+        .store
+        .append(&notes("p-3", "pump-c", 0..1))
+        .await
+        .unwrap();
     let ids = |events: &[record::StoredEvent]| events.iter().map(|e| e.id.0).collect::<Vec<_>>();
 
     // Above the first batch, with one of its ids asked for again: that id first, then the newer ones, in order.

@@ -3,14 +3,18 @@
 //!
 //! - The record notifies on commit (`record::APPEND_CHANNEL`); on a notification (however many arrived
 //!   together) the follower reads every event appended since the last one it read, by id
-//!   (`Store::events_after_id`), with the ids it saw skipped (drawn, not yet committed: [`Skipped`]), and hands each, in its patient's chain order, to `Board::follow` (an event that
-//!   is not next in its chain sends it to read that patient's chain, `Store::chain_after`). The board takes
-//!   it in and announces it to this process's screens, deciding nothing (its own events, already applied when
-//!   written, are taken in again silently, so the board ends in the record's order even when another
-//!   process's event came just before one of its own).
+//!   (`Store::events_after_id`), with the ids it saw skipped (drawn before commit, committed after:
+//!   [`Skipped`]), and hands each, in its patient's chain order, to `Board::follow` (an event that is not next
+//!   in its chain sends it to read that patient's chain, `Store::chain_after`). The board takes it in and
+//!   announces it to this process's screens, deciding nothing (its own events, already applied when written,
+//!   are taken in again silently when another process's event for the patient came in between, so the board
+//!   ends in the record's order).
+//! - A patient this process is writing for at that moment is held back with the events read ([`HeldPatient`])
+//!   and taken in once the writing is done; the follower never waits for an append.
 //! - A notification can be missed (the listening connection dropped, the process was busy): every
-//!   `CATCH_UP_EVERY` the follower asks which chains grew among the newest events (`chains_grown_since`, from a
-//!   watermark kept a minute behind, since ids are drawn before commit) and reads any it is behind on.
+//!   `CATCH_UP_EVERY` the follower asks which chains grew among the events up to the last one it read
+//!   (`chains_grown_since`, from a watermark kept a minute behind, since ids are drawn before commit) and reads
+//!   any it is behind on.
 //! - Pump contacts (last contact and telemetry, written in groups by `services::telemetry`) are read every
 //!   `CATCH_UP_EVERY` by a task of their own and handed to `Board::contact`, so the silence watchdog (run by one process) sees pumps
 //!   talking to any process.
@@ -72,6 +76,7 @@ pub async fn run(state: AppState, mut positions: Positions) {
     let mut watermarks: VecDeque<i64> = VecDeque::from([positions.top_id]);
     let mut top = positions.top_id;
     let mut skipped = Skipped::default();
+    let mut held = Held::new();
     let mut listener = None;
     let mut interval = tokio::time::interval(CATCH_UP_EVERY);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -79,40 +84,83 @@ pub async fn run(state: AppState, mut positions: Positions) {
         if listener.is_none() {
             listener = listen(&state).await;
         }
-        let notified = match listener.as_mut() {
+        let holding = !held.is_empty();
+        let wake = match listener.as_mut() {
             Some(l) => tokio::select! {
-                n = l.recv() => Some(n.map(|_| l.drain())),
-                _ = interval.tick() => None,
+                n = l.recv() => Wake::Notified(n.map(|_| l.drain())),
+                _ = interval.tick() => Wake::Tick,
+                _ = tokio::time::sleep(HELD_RETRY), if holding => Wake::Held,
             },
-            None => {
-                interval.tick().await;
-                None
-            }
+            None => tokio::select! {
+                _ = interval.tick() => Wake::Tick,
+                _ = tokio::time::sleep(HELD_RETRY), if holding => Wake::Held,
+            },
         };
-        match notified {
-            Some(Ok(_)) => tail(&state, &mut positions, &mut top, &mut skipped).await,
-            Some(Err(e)) => {
+        match wake {
+            Wake::Notified(Ok(_)) => {
+                tail(&state, &mut positions, &mut top, &mut skipped, &mut held).await
+            }
+            Wake::Notified(Err(e)) => {
                 eprintln!(
                     "infusafe server: lost the record's notifications ({e}); catching up from the record"
                 );
                 listener = None;
             }
-            None => {
-                tail(&state, &mut positions, &mut top, &mut skipped).await;
-                catch_up(&state, &mut positions, &mut watermarks, top).await;
+            Wake::Held => release(&state, &mut positions, &mut held).await,
+            Wake::Tick => {
+                tail(&state, &mut positions, &mut top, &mut skipped, &mut held).await;
+                catch_up(&state, &mut positions, &mut watermarks, top, &mut held).await;
             }
         }
     }
 }
 
+/// What woke the follower.
+enum Wake {
+    /// The record's notifications (how many came together), or the listening connection failed.
+    Notified(Result<usize, crate::store::DbError>),
+    /// The catch-up's period.
+    Tick,
+    /// Time to look whether the patients held back are free.
+    Held,
+}
+
+/// How often the follower looks whether a patient it held back (this process was writing for them) is free.
+const HELD_RETRY: Duration = Duration::from_millis(10);
+/// Events kept for one held patient; past it, the patient's chain is read again when they are free.
+const HELD_EVENTS_MAX: usize = EVENTS_PER_READ as usize;
+
+/// Patients this process was writing for when the follower read their new events (the pump link appending and
+/// applying a pump's batch, or any append): held back, with the events read, until the writing is done, so
+/// their own events are known as this process's. The follower does not wait for them: other patients' events go
+/// on being taken in, and every `HELD_RETRY` it takes in the events of those now free. (It used to wait in each
+/// pass, which held every other patient's alarms for as long as the slowest append.)
+#[derive(Debug, Default)]
+struct HeldPatient {
+    events: Vec<record::StoredEvent>,
+    /// Events were left out (more than `HELD_EVENTS_MAX`, or the catch-up found the chain ahead): read the
+    /// patient's chain when free.
+    read_chain: bool,
+}
+
+type Held = std::collections::BTreeMap<String, HeldPatient>;
+
+/// Whether this process is appending a batch or applying a pump's batch for the patient right now.
+fn writing(state: &AppState, patient_id: &str) -> bool {
+    state.journal.appending_for(patient_id) || state.journal.applying_for(patient_id)
+}
+
 /// Read every event appended since `top` (by id), and any of the `skipped` ids now committed, and take each in,
-/// in its patient's chain order. An event that is not next in its chain (an earlier one committed later, or
-/// this process is appending for the patient right now) sends the follower to read that patient's chain from
-/// where it was, under the patient's lock.
-async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64, skipped: &mut Skipped) {
-    // Patients this process is writing for right now: their chains are read after everyone else's events, once
-    // the pump link or the append is done, so one slow append never holds back the other patients' alarms.
-    let mut busy: Vec<String> = Vec::new();
+/// in its patient's chain order. An event that is not next in its chain (an earlier one committed later) sends
+/// the follower to read that patient's chain from where it was, under the patient's lock. A patient this
+/// process is writing for is held back ([`HeldPatient`]).
+async fn tail(
+    state: &AppState,
+    positions: &mut Positions,
+    top: &mut i64,
+    skipped: &mut Skipped,
+    held: &mut Held,
+) {
     loop {
         let asked = skipped.waiting(now_ms());
         let events = match state
@@ -138,7 +186,8 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64, skippe
             skipped.found(e.id.0);
             *top = (*top).max(e.id.0);
             let patient_id = e.patient.as_str().to_string();
-            if busy.contains(&patient_id) {
+            if let Some(h) = held.get_mut(&patient_id) {
+                hold(h, e);
                 continue;
             }
             let at = positions.chains.get(&patient_id).copied().unwrap_or(0);
@@ -149,14 +198,12 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64, skippe
                 // Not known here yet (the lookup failed): left for the catch-up, which reads the chain again.
                 continue;
             }
-            let writing =
-                state.journal.appending_for(&patient_id) || state.journal.applying_for(&patient_id);
-            if e.chain_seq == at + 1 && !writing {
+            if writing(state, &patient_id) {
+                hold(held.entry(patient_id).or_default(), e);
+            } else if e.chain_seq == at + 1 {
                 positions.chains.insert(patient_id.clone(), e.chain_seq);
                 let local = state.journal.take_local(e.id.0);
                 take_in(state, positions, &patient_id, &e, local);
-            } else if writing {
-                busy.push(patient_id);
             } else {
                 follow_patient(state, positions, &patient_id).await;
             }
@@ -165,8 +212,46 @@ async fn tail(state: &AppState, positions: &mut Positions, top: &mut i64, skippe
             break;
         }
     }
-    for patient_id in busy {
-        follow_patient(state, positions, &patient_id).await;
+    release(state, positions, held).await;
+}
+
+fn hold(h: &mut HeldPatient, e: record::StoredEvent) {
+    if h.events.len() < HELD_EVENTS_MAX {
+        h.events.push(e);
+    } else {
+        h.read_chain = true;
+    }
+}
+
+/// Take in the held events of every patient this process is no longer writing for, in chain order (reading
+/// the chain where one is missing or some were left out).
+async fn release(state: &AppState, positions: &mut Positions, held: &mut Held) {
+    let free: Vec<String> = held
+        .keys()
+        .filter(|p| !writing(state, p))
+        .cloned()
+        .collect();
+    for patient_id in free {
+        let Some(h) = held.remove(&patient_id) else {
+            continue;
+        };
+        let mut read_chain = h.read_chain;
+        for e in h.events {
+            let at = positions.chains.get(&patient_id).copied().unwrap_or(0);
+            if e.chain_seq <= at {
+                continue;
+            }
+            if e.chain_seq != at + 1 {
+                read_chain = true;
+                break;
+            }
+            positions.chains.insert(patient_id.clone(), e.chain_seq);
+            let local = state.journal.take_local(e.id.0);
+            take_in(state, positions, &patient_id, &e, local);
+        }
+        if read_chain {
+            follow_patient(state, positions, &patient_id).await;
+        }
     }
 }
 
@@ -303,6 +388,7 @@ async fn catch_up(
     positions: &mut Positions,
     watermarks: &mut VecDeque<i64>,
     top: i64,
+    held: &mut Held,
 ) {
     let from = watermarks.front().copied().unwrap_or(0);
     let (grown, top) = match state.journal.store().chains_grown_since(from, top).await {
@@ -313,7 +399,13 @@ async fn catch_up(
         }
     };
     for (patient, head) in grown {
-        if positions.chains.get(&patient).copied().unwrap_or(0) < head {
+        if positions.chains.get(&patient).copied().unwrap_or(0) >= head {
+            continue;
+        }
+        if held.contains_key(&patient) || writing(state, &patient) {
+            // Read when this process is done writing for them.
+            held.entry(patient).or_default().read_chain = true;
+        } else {
             follow_patient(state, positions, &patient).await;
         }
     }
