@@ -118,6 +118,8 @@ impl From<JournalError> for crate::error::AppError {
 pub struct Journal {
     store: Arc<record::Store>,
     next_seq: Arc<AtomicU64>,
+    /// This process start's number (`srv_instances`).
+    instance: u64,
     /// Ids of events this process appended (and applied to its own board), with when: the follower skips
     /// them when they come back from the database. Kept only when `remember_local` (several processes).
     local_ids: Arc<std::sync::Mutex<std::collections::HashMap<i64, i64>>>,
@@ -166,6 +168,7 @@ impl Journal {
         Journal {
             store,
             next_seq: Arc::new(AtomicU64::new(start)),
+            instance,
             local_ids: Arc::default(),
             remember_local,
             patient_locks: Arc::default(),
@@ -177,6 +180,11 @@ impl Journal {
     /// Hold a patient's chain against this process's own appends (the follower, while it reads it).
     pub async fn lock_patient(&self, patient_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
         self.patient_lock(patient_id).lock_owned().await
+    }
+
+    /// This process start's number (`srv_instances`), unique among the processes on one database.
+    pub fn instance(&self) -> u64 {
+        self.instance
     }
 
     /// Whether this process is appending for the patient right now (its ids are not remembered yet).

@@ -454,7 +454,8 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
     }
 }
 
-/// The contacts written since `since_ms` (with an overlap); returns where the next read starts. Both times are
+/// The contacts other processes wrote since `since_ms` (with an overlap; this process's own are on its board
+/// already); returns where the next read starts. Both times are
 /// the database's clock, the one the writers stamp with, so a host whose clock is off neither hides its pumps
 /// from the others nor misses theirs.
 async fn read_contacts(state: &AppState, since_ms: i64) -> i64 {
@@ -465,13 +466,15 @@ async fn read_contacts(state: &AppState, since_ms: i64) -> i64 {
             return since_ms;
         }
     };
-    let contacts = match crate::store::cluster::contacts_written_since(&state.db, since_ms).await {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("infusafe server: cannot read the pumps' contacts: {e}");
-            return since_ms;
-        }
-    };
+    let others = Some(state.journal.instance());
+    let contacts =
+        match crate::store::cluster::contacts_written_since(&state.db, since_ms, others).await {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("infusafe server: cannot read the pumps' contacts: {e}");
+                return since_ms;
+            }
+        };
     for c in contacts {
         let contact = remote_contact(c, |at| at);
         let effects = state.board.with(|b| b.contact(&contact));
@@ -513,7 +516,7 @@ fn publish(state: &AppState, effects: Vec<Effect>) {
 pub async fn restore_contacts(state: &AppState) -> Result<(), crate::error::AppError> {
     let now = now_ms();
     let since = now - 24 * 60 * 60_000;
-    let contacts = crate::store::cluster::contacts_written_since(&state.db, since)
+    let contacts = crate::store::cluster::contacts_written_since(&state.db, since, None)
         .await
         .map_err(|e| crate::error::AppError::Internal(e.to_string()))?;
     for c in contacts {

@@ -125,7 +125,15 @@ impl TelemetryWriter {
             let rows: Vec<Contact> = contacts.values().cloned().collect();
             // Stamped with the database's clock, which every reader compares with.
             let result = match crate::store::cluster::database_now_ms(&self.db).await {
-                Ok(at) => crate::store::cluster::write_contacts(&self.db, &rows, at).await,
+                Ok(at) => {
+                    crate::store::cluster::write_contacts(
+                        &self.db,
+                        &rows,
+                        at,
+                        self.journal.instance(),
+                    )
+                    .await
+                }
                 Err(e) => Err(e),
             };
             if let Err(e) = result {

@@ -17,7 +17,7 @@ use super::{Backend, Db, DbError};
 /// their own schemas). A process that dies loses its connection, and PostgreSQL releases the lock at once.
 const DUTY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended('infusafe duties ' || current_database() || '.' || current_schema(), 0))";
 
-/// Contacts written in one statement at most (6 binds each).
+/// Contacts written in one statement at most (7 binds each).
 const CONTACT_ROWS_PER_INSERT: usize = 500;
 
 /// Register this start of this process; its number (1, 2, …) is unique in this database.
@@ -78,6 +78,7 @@ pub async fn write_contacts(
     db: &Db,
     contacts: &[Contact],
     written_at_ms: i64,
+    written_by: u64,
 ) -> Result<(), DbError> {
     if contacts.is_empty() {
         return Ok(());
@@ -86,23 +87,24 @@ pub async fn write_contacts(
     for chunk in contacts.chunks(CONTACT_ROWS_PER_INSERT) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let n = i * 6;
+                let n = i * 7;
                 format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${})",
+                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
                     n + 1,
                     n + 2,
                     n + 3,
                     n + 4,
                     n + 5,
-                    n + 6
+                    n + 6,
+                    n + 7
                 )
             })
             .collect();
         let sql = format!(
-            "INSERT INTO srv_pump_contacts (device_id, patient_id, teaching, last_contact_ms, telemetry, written_at_ms) VALUES {} \
+            "INSERT INTO srv_pump_contacts (device_id, patient_id, teaching, last_contact_ms, telemetry, written_at_ms, written_by) VALUES {} \
              ON CONFLICT (device_id) DO UPDATE SET patient_id = excluded.patient_id, teaching = excluded.teaching, \
              last_contact_ms = excluded.last_contact_ms, telemetry = COALESCE(excluded.telemetry, srv_pump_contacts.telemetry), \
-             written_at_ms = excluded.written_at_ms WHERE excluded.last_contact_ms >= srv_pump_contacts.last_contact_ms",
+             written_at_ms = excluded.written_at_ms, written_by = excluded.written_by WHERE excluded.last_contact_ms >= srv_pump_contacts.last_contact_ms",
             rows.join(", ")
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
@@ -113,7 +115,8 @@ pub async fn write_contacts(
                 .bind(i64::from(c.teaching))
                 .bind(c.at_ms)
                 .bind(c.telemetry.clone())
-                .bind(written_at_ms);
+                .bind(written_at_ms)
+                .bind(written_by as i64);
         }
         q.execute(&mut *tx).await?;
     }
@@ -121,12 +124,20 @@ pub async fn write_contacts(
     Ok(())
 }
 
-/// The contacts written at or after `since_ms` (by any process), oldest contact first.
-pub async fn contacts_written_since(db: &Db, since_ms: i64) -> Result<Vec<Contact>, DbError> {
+/// The contacts written at or after `since_ms`, oldest contact first: by any process, or, with `not_by`, last
+/// written by another process than that one (what a follower does not know yet).
+pub async fn contacts_written_since(
+    db: &Db,
+    since_ms: i64,
+    not_by: Option<u64>,
+) -> Result<Vec<Contact>, DbError> {
+    // No process start is numbered -1.
+    let not_by = not_by.map_or(-1, |i| i as i64);
     let rows = sqlx::query(
-        "SELECT device_id, patient_id, teaching, last_contact_ms, telemetry FROM srv_pump_contacts WHERE written_at_ms >= $1 ORDER BY last_contact_ms",
+        "SELECT device_id, patient_id, teaching, last_contact_ms, telemetry FROM srv_pump_contacts WHERE written_at_ms >= $1 AND written_by <> $2 ORDER BY last_contact_ms",
     )
     .bind(since_ms)
+    .bind(not_by)
     .fetch_all(&db.pool)
     .await?;
     rows.iter()

@@ -245,6 +245,15 @@ const MIGRATIONS: &[Migration] = &[
         )",
         ],
     },
+    Migration {
+        version: 7,
+        statements: &[
+            // Which process start (`srv_instances`) wrote a pump's contact last: each process's follower reads
+            // only the contacts the others wrote (its own are on its board already), half the reading with two
+            // processes. 0: written before this column.
+            "ALTER TABLE srv_pump_contacts ADD COLUMN written_by BIGINT NOT NULL DEFAULT 0",
+        ],
+    },
 ];
 
 /// PostgreSQL advisory lock (transaction-level) that serializes the server's migrations when several

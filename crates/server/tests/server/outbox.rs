@@ -2,7 +2,7 @@
 //! at a time, a lease that runs out (its process died) makes it due again for any process, a process whose lease
 //! ran out cannot write over its successor, and a finished one never comes back; a rung recorded by a process
 //! that died before queuing its webhook is queued by the sweep, once; the duty lock is held by one process and
-//! probed. On both backends, with the store's own functions and explicit times (the delivery worker of the test
+//! probed; a follower reads only the pump contacts another process wrote last. On both backends, with the store's own functions and explicit times (the delivery worker of the test
 //! server is idle: no clinic has a webhook, and the times used here are far in the future).
 
 use serde_json::json;
@@ -14,6 +14,7 @@ both_backends!(
     a_notification_is_leased_to_one_process_at_a_time_and_handed_over_when_the_lease_runs_out,
     a_rung_recorded_by_a_process_that_died_before_queuing_its_webhook_is_queued_once,
     the_duties_are_held_by_one_process_whose_connection_is_probed,
+    a_follower_reads_the_contacts_another_process_wrote_last,
 );
 
 async fn a_notification_is_leased_to_one_process_at_a_time_and_handed_over_when_the_lease_runs_out(
@@ -265,4 +266,56 @@ async fn the_duties_are_held_by_one_process_whose_connection_is_probed(backend: 
         },
     )
     .await;
+}
+
+/// The shared pump contacts: a follower reads those another process wrote last (its own are on its board),
+/// a restart reads them all, and a newer contact written by another process is read again.
+async fn a_follower_reads_the_contacts_another_process_wrote_last(backend: Backend) {
+    use server::store::cluster::{Contact, contacts_written_since, write_contacts};
+    let Some((app, w)) = TestServer::seeded(backend).await else {
+        return;
+    };
+    let db = &app.running.state.db;
+    // Far in the future, so the test server's own contacts (written at the real time) are not among them.
+    let t = 4_000_000_000_000i64;
+    let contact = |device: &str, at_ms: i64| Contact {
+        device_id: device.into(),
+        patient_id: w.p1.clone(),
+        teaching: false,
+        at_ms,
+        telemetry: None,
+    };
+    write_contacts(db, &[contact("pump-x", t)], t, 101)
+        .await
+        .unwrap();
+    write_contacts(db, &[contact("pump-y", t)], t, 102)
+        .await
+        .unwrap();
+    let devices = |c: Vec<Contact>| c.into_iter().map(|c| c.device_id).collect::<Vec<_>>();
+    let mut all = devices(contacts_written_since(db, t, None).await.unwrap());
+    all.sort();
+    assert_eq!(
+        all,
+        vec!["pump-x", "pump-y"],
+        "a restart reads every contact"
+    );
+    assert_eq!(
+        devices(contacts_written_since(db, t, Some(101)).await.unwrap()),
+        vec!["pump-y"],
+        "process 101 reads only what another process wrote"
+    );
+    // The pump then talks to process 102: 101 reads that contact now.
+    write_contacts(db, &[contact("pump-x", t + 10)], t + 10, 102)
+        .await
+        .unwrap();
+    let mut from_101 = devices(contacts_written_since(db, t, Some(101)).await.unwrap());
+    from_101.sort();
+    assert_eq!(from_101, vec!["pump-x", "pump-y"]);
+    assert!(
+        contacts_written_since(db, t, Some(102))
+            .await
+            .unwrap()
+            .is_empty(),
+        "process 102 wrote both last"
+    );
 }
