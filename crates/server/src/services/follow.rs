@@ -73,7 +73,10 @@ pub async fn positions(state: &AppState) -> Result<Option<Positions>, crate::err
 /// contacts are read by a task of their own.
 pub async fn run(state: AppState, mut positions: Positions) {
     tokio::spawn(follow_contacts(state.clone()));
-    let mut watermarks: VecDeque<i64> = VecDeque::from([positions.top_id]);
+    // The first catch-ups look back some ids below the start: an append that drew its ids before the start and
+    // committed after it is below `top_id`, so neither the tail nor a watermark at `top_id` would see it.
+    let mut watermarks: VecDeque<i64> =
+        VecDeque::from([positions.top_id.saturating_sub(STARTUP_LOOKBACK_IDS).max(0)]);
     let mut top = positions.top_id;
     let mut skipped = Skipped::default();
     let mut held = Held::new();
@@ -98,7 +101,7 @@ pub async fn run(state: AppState, mut positions: Positions) {
         };
         match wake {
             Wake::Notified(Ok(_)) => {
-                tail(&state, &mut positions, &mut top, &mut skipped, &mut held).await
+                tail(&state, &mut positions, &mut top, &mut skipped, &mut held).await;
             }
             Wake::Notified(Err(e)) => {
                 eprintln!(
@@ -108,8 +111,11 @@ pub async fn run(state: AppState, mut positions: Positions) {
             }
             Wake::Held => release(&state, &mut positions, &mut held).await,
             Wake::Tick => {
-                tail(&state, &mut positions, &mut top, &mut skipped, &mut held).await;
-                catch_up(&state, &mut positions, &mut watermarks, top, &mut held).await;
+                let tail_ok = tail(&state, &mut positions, &mut top, &mut skipped, &mut held).await;
+                // The catch-up looks only at what the tail read past; while the tail cannot read (a row it
+                // cannot decode, say), it looks at everything, so the other patients' events still come.
+                let up_to = if tail_ok { top } else { i64::MAX };
+                catch_up(&state, &mut positions, &mut watermarks, up_to, &mut held).await;
             }
         }
     }
@@ -127,6 +133,11 @@ enum Wake {
 
 /// How often the follower looks whether a patient it held back (this process was writing for them) is free.
 const HELD_RETRY: Duration = Duration::from_millis(10);
+/// How long a patient is held back at most; then the follower waits its turn for the patient's locks.
+const HELD_WAIT_MAX: Duration = Duration::from_millis(200);
+/// Ids below the start's newest that the first catch-ups look at (appends that drew ids before the start and
+/// committed after it).
+const STARTUP_LOOKBACK_IDS: i64 = 10_000;
 /// Events kept for one held patient; past it, the patient's chain is read again when they are free.
 const HELD_EVENTS_MAX: usize = EVENTS_PER_READ as usize;
 
@@ -135,12 +146,25 @@ const HELD_EVENTS_MAX: usize = EVENTS_PER_READ as usize;
 /// their own events are known as this process's. The follower does not wait for them: other patients' events go
 /// on being taken in, and every `HELD_RETRY` it takes in the events of those now free. (It used to wait in each
 /// pass, which held every other patient's alarms for as long as the slowest append.)
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct HeldPatient {
+    /// When the patient was first held: past `HELD_WAIT_MAX` the follower queues for the patient's locks
+    /// instead (a lock handed from writer to writer never looks free to a poll).
+    since: std::time::Instant,
     events: Vec<record::StoredEvent>,
     /// Events were left out (more than `HELD_EVENTS_MAX`, or the catch-up found the chain ahead): read the
     /// patient's chain when free.
     read_chain: bool,
+}
+
+impl Default for HeldPatient {
+    fn default() -> HeldPatient {
+        HeldPatient {
+            since: std::time::Instant::now(),
+            events: Vec::new(),
+            read_chain: false,
+        }
+    }
 }
 
 type Held = std::collections::BTreeMap<String, HeldPatient>;
@@ -160,9 +184,10 @@ async fn tail(
     top: &mut i64,
     skipped: &mut Skipped,
     held: &mut Held,
-) {
+) -> bool {
+    let mut ok = true;
     loop {
-        let asked = skipped.waiting(now_ms());
+        let asked = skipped.waiting(monotonic_ms());
         let events = match state
             .journal
             .store()
@@ -172,6 +197,7 @@ async fn tail(
             Ok(e) => e,
             Err(e) => {
                 eprintln!("infusafe server: cannot read the record's new events: {e}");
+                ok = false;
                 break;
             }
         };
@@ -181,7 +207,7 @@ async fn tail(
             .map(|e| e.id.0)
             .filter(|id| *id > *top)
             .collect();
-        skipped.note(*top, &above, now_ms());
+        skipped.note(*top, &above, monotonic_ms());
         for e in events {
             skipped.found(e.id.0);
             *top = (*top).max(e.id.0);
@@ -213,6 +239,7 @@ async fn tail(
         }
     }
     release(state, positions, held).await;
+    ok
 }
 
 fn hold(h: &mut HeldPatient, e: record::StoredEvent) {
@@ -224,17 +251,23 @@ fn hold(h: &mut HeldPatient, e: record::StoredEvent) {
 }
 
 /// Take in the held events of every patient this process is no longer writing for, in chain order (reading
-/// the chain where one is missing or some were left out).
+/// the chain where one is missing or some were left out). A patient held longer than `HELD_WAIT_MAX` (writers
+/// one after another) has their chain read after waiting in the locks' queue like any writer.
 async fn release(state: &AppState, positions: &mut Positions, held: &mut Held) {
     let free: Vec<String> = held
-        .keys()
-        .filter(|p| !writing(state, p))
-        .cloned()
+        .iter()
+        .filter(|(p, h)| !writing(state, p) || h.since.elapsed() >= HELD_WAIT_MAX)
+        .map(|(p, _)| p.clone())
         .collect();
     for patient_id in free {
         let Some(h) = held.remove(&patient_id) else {
             continue;
         };
+        if writing(state, &patient_id) {
+            // Held too long: queue for the locks (`follow_patient`), then read the chain.
+            follow_patient(state, positions, &patient_id).await;
+            continue;
+        }
         let mut read_chain = h.read_chain;
         for e in h.events {
             let at = positions.chains.get(&patient_id).copied().unwrap_or(0);
@@ -253,6 +286,13 @@ async fn release(state: &AppState, positions: &mut Positions, held: &mut Held) {
             follow_patient(state, positions, &patient_id).await;
         }
     }
+}
+
+/// Milliseconds on a clock that never steps back (since the first call), for how long ids stay skipped.
+fn monotonic_ms() -> i64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    let start = START.get_or_init(std::time::Instant::now);
+    i64::try_from(start.elapsed().as_millis()).unwrap_or(i64::MAX)
 }
 
 /// How long an id seen skipped is asked for again: as long as the catch-up's watermark stays behind (a
