@@ -133,8 +133,10 @@ enum Wake {
 
 /// How often the follower looks whether a patient it held back (this process was writing for them) is free.
 const HELD_RETRY: Duration = Duration::from_millis(10);
-/// How long a patient is held back at most; then the follower waits its turn for the patient's locks.
-const HELD_WAIT_MAX: Duration = Duration::from_millis(200);
+/// How long a patient is held back at most; then the follower waits its turn for the patient's locks (and every
+/// other patient waits with it, so this is well above a slow append under load: the pump link's POST reached
+/// 650 ms at the two-process benchmark's worst).
+const HELD_WAIT_MAX: Duration = Duration::from_secs(2);
 /// Ids below the start's newest that the first catch-ups look at (appends that drew ids before the start and
 /// committed after it).
 const STARTUP_LOOKBACK_IDS: i64 = 10_000;
