@@ -229,9 +229,7 @@ async fn tail(
             if writing(state, &patient_id) {
                 hold(held.entry(patient_id).or_default(), e);
             } else if e.chain_seq == at + 1 {
-                positions.chains.insert(patient_id.clone(), e.chain_seq);
-                let local = state.journal.take_local(e.id.0);
-                take_in(state, positions, &patient_id, &e, local);
+                take_in(state, positions, &patient_id, &e);
             } else {
                 follow_patient(state, positions, &patient_id).await;
             }
@@ -256,16 +254,17 @@ fn hold(h: &mut HeldPatient, e: record::StoredEvent) {
 /// the chain where one is missing or some were left out). A patient held longer than `HELD_WAIT_MAX` (writers
 /// one after another) has their chain read after waiting in the locks' queue like any writer.
 async fn release(state: &AppState, positions: &mut Positions, held: &mut Held) {
-    let free: Vec<String> = held
+    let due: Vec<(String, bool)> = held
         .iter()
-        .filter(|(p, h)| !writing(state, p) || h.since.elapsed() >= HELD_WAIT_MAX)
-        .map(|(p, _)| p.clone())
+        .map(|(p, h)| (p, h, writing(state, p)))
+        .filter(|(_, h, busy)| !busy || h.since.elapsed() >= HELD_WAIT_MAX)
+        .map(|(p, _, busy)| (p.clone(), busy))
         .collect();
-    for patient_id in free {
+    for (patient_id, busy) in due {
         let Some(h) = held.remove(&patient_id) else {
             continue;
         };
-        if writing(state, &patient_id) {
+        if busy {
             // Held too long: queue for the locks (`follow_patient`), then read the chain.
             follow_patient(state, positions, &patient_id).await;
             continue;
@@ -280,9 +279,7 @@ async fn release(state: &AppState, positions: &mut Positions, held: &mut Held) {
                 read_chain = true;
                 break;
             }
-            positions.chains.insert(patient_id.clone(), e.chain_seq);
-            let local = state.journal.take_local(e.id.0);
-            take_in(state, positions, &patient_id, &e, local);
+            take_in(state, positions, &patient_id, &e);
         }
         if read_chain {
             follow_patient(state, positions, &patient_id).await;
@@ -360,19 +357,16 @@ async fn register(state: &AppState, patient_id: &str) -> bool {
     }
 }
 
-/// Hand one event to the board and its announcements to this process's screens. This process's own event (the
-/// board applied and announced it when it was written) is taken in again, silently, only if another process's
+/// Take the next event of a patient's chain: the follower's position moves to it, and it goes to the board,
+/// its announcements to this process's screens. This process's own event (the board applied and announced it
+/// when it was written) is taken in again, silently, only if another process's
 /// event was taken in for the patient since the last of its own: then the board may have applied them out of
 /// the record's order (a clear written here before the raise written elsewhere reached this board), and taking
 /// it in again puts the record's order back. Otherwise it is left alone: taking an old event in again could undo
 /// what the board did since (practice ended, say).
-fn take_in(
-    state: &AppState,
-    positions: &mut Positions,
-    patient_id: &str,
-    e: &record::StoredEvent,
-    local: bool,
-) {
+fn take_in(state: &AppState, positions: &mut Positions, patient_id: &str, e: &record::StoredEvent) {
+    positions.chains.insert(patient_id.to_string(), e.chain_seq);
+    let local = state.journal.take_local(e.id.0);
     if local {
         if !positions.remote_since_local.remove(patient_id) {
             return;
@@ -486,9 +480,7 @@ async fn follow_patient(state: &AppState, positions: &mut Positions, patient_id:
         };
         let read = events.len();
         for e in events {
-            positions.chains.insert(patient_id.to_string(), e.chain_seq);
-            let local = state.journal.take_local(e.id.0);
-            take_in(state, positions, patient_id, &e, local);
+            take_in(state, positions, patient_id, &e);
         }
         if read < EVENTS_PER_READ as usize {
             return;
