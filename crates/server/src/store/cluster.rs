@@ -17,8 +17,10 @@ use super::{Backend, Db, DbError};
 /// their own schemas). A process that dies loses its connection, and PostgreSQL releases the lock at once.
 const DUTY_LOCK_SQL: &str = "SELECT pg_try_advisory_lock(hashtextextended('infusafe duties ' || current_database() || '.' || current_schema(), 0))";
 
-/// Contacts written in one statement at most (7 binds each).
+/// Contacts written in one statement at most (`CONTACT_COLUMNS` binds each).
 const CONTACT_ROWS_PER_INSERT: usize = 500;
+/// The columns `write_contacts` binds for each contact.
+const CONTACT_COLUMNS: usize = 7;
 
 /// Register this start of this process; its number (1, 2, …) is unique in this database.
 pub async fn register_instance(db: &Db) -> Result<u64, DbError> {
@@ -87,17 +89,10 @@ pub async fn write_contacts(
     for chunk in contacts.chunks(CONTACT_ROWS_PER_INSERT) {
         let rows: Vec<String> = (0..chunk.len())
             .map(|i| {
-                let n = i * 7;
-                format!(
-                    "(${}, ${}, ${}, ${}, ${}, ${}, ${})",
-                    n + 1,
-                    n + 2,
-                    n + 3,
-                    n + 4,
-                    n + 5,
-                    n + 6,
-                    n + 7
-                )
+                let binds: Vec<String> = (1..=CONTACT_COLUMNS)
+                    .map(|k| format!("${}", i * CONTACT_COLUMNS + k))
+                    .collect();
+                format!("({})", binds.join(", "))
             })
             .collect();
         let sql = format!(
