@@ -6,6 +6,7 @@
 use crate::chain::{GENESIS_HASH, Link};
 use crate::error::RecordError;
 use crate::event::{EventId, NewEvent, PreparedEvent, StoredEvent};
+use crate::restate::{Stated, Target};
 use crate::store::{
     BATCH_EVENTS_MAX, Backend, CLAIM_SEQ_BASE, INSERT_ROWS_MAX, Receipt, Store, columns,
     event_from_row, same_content,
@@ -120,6 +121,7 @@ pub(crate) fn split_batch<'a>(
             split.receipts[i] = Some(Receipt {
                 id: old.id,
                 duplicate: true,
+                restated: false,
             });
         } else if let Some(&first) = split.first_of_key.get(&key) {
             // The same key twice in one batch: fine if identical, resolved after ids exist.
@@ -217,12 +219,21 @@ pub(crate) fn receipts(
     prepared: &[PreparedEvent],
     split: Split<'_>,
     rows: &[NewRow],
+    restated: &[(usize, Target, bool)],
 ) -> Vec<Receipt> {
     let mut receipts = split.receipts;
     for row in rows {
         receipts[row.index] = Some(Receipt {
             id: EventId(row.id),
             duplicate: false,
+            restated: false,
+        });
+    }
+    for &(index, target, duplicate) in restated {
+        receipts[index] = Some(Receipt {
+            id: EventId(resolve(target, rows)),
+            duplicate,
+            restated: true,
         });
     }
     let mut out = Vec::with_capacity(prepared.len());
@@ -235,14 +246,23 @@ pub(crate) fn receipts(
                     .as_ref()
                     .expect("the first occurrence of a key has a receipt");
                 Receipt {
-                    id: original.id,
                     duplicate: true,
+                    ..original.clone()
                 }
             }
         };
         out.push(receipt);
     }
     out
+}
+
+/// The id of a recorded event a restatement names: stored already, or written in this batch (every index a
+/// folding names is one of the batch's new rows).
+pub(crate) fn resolve(target: Target, rows: &[NewRow]) -> i64 {
+    match target {
+        Target::Id(id) => id,
+        Target::Index(index) => rows.iter().find(|r| r.index == index).map_or(0, |r| r.id),
+    }
 }
 
 /// The SQL of each append step, on a connection inside the append's transaction.
@@ -271,6 +291,19 @@ pub(crate) trait AppendSql {
         backend: Backend,
         count: usize,
     ) -> Result<Vec<i64>, RecordError>;
+    /// The stored state rows of these pumps (`restate.rs`).
+    async fn restatements(
+        &mut self,
+        store: &Store,
+        devices: &[&str],
+    ) -> Result<HashMap<String, Stated>, RecordError>;
+    /// Replaces the state rows of the pumps in `rows`; `new_rows` give the ids of reports recorded in this batch.
+    async fn write_restatements(
+        &mut self,
+        store: &Store,
+        rows: &BTreeMap<String, Stated>,
+        new_rows: &[NewRow],
+    ) -> Result<(), RecordError>;
     /// Writes the new rows, many per statement.
     async fn insert_rows(
         &mut self,
@@ -391,6 +424,80 @@ macro_rules! append_sql {
                 })
             }
 
+            async fn restatements(
+                &mut self,
+                store: &Store,
+                devices: &[&str],
+            ) -> Result<HashMap<String, Stated>, RecordError> {
+                let mut known = HashMap::new();
+                for chunk in devices.chunks(INSERT_ROWS_MAX) {
+                    let mut select = QueryBuilder::new(format!(
+                        "SELECT {} FROM record_restatements WHERE device_id IN (",
+                        crate::restate::COLUMNS
+                    ));
+                    let mut list = select.separated(", ");
+                    for device in chunk {
+                        list.push_bind(*device);
+                    }
+                    select.push(")");
+                    let rows = select
+                        .build()
+                        .fetch_all(&mut *self)
+                        .await
+                        .map_err(|e| store.err(e))?;
+                    for row in &rows {
+                        let (device, stated) = stated_from_row(row).map_err(|e| store.err(e))?;
+                        known.insert(device, stated);
+                    }
+                }
+                Ok(known)
+            }
+
+            async fn write_restatements(
+                &mut self,
+                store: &Store,
+                rows: &BTreeMap<String, Stated>,
+                new_rows: &[NewRow],
+            ) -> Result<(), RecordError> {
+                let rows: Vec<(&String, &Stated)> = rows.iter().collect();
+                for chunk in rows.chunks(INSERT_ROWS_MAX) {
+                    let mut delete =
+                        QueryBuilder::new("DELETE FROM record_restatements WHERE device_id IN (");
+                    let mut list = delete.separated(", ");
+                    for (device, _) in chunk {
+                        list.push_bind(device.as_str());
+                    }
+                    delete.push(")");
+                    delete
+                        .build()
+                        .execute(&mut *self)
+                        .await
+                        .map_err(|e| store.err(e))?;
+                    let mut insert = QueryBuilder::new(format!(
+                        "INSERT INTO record_restatements ({}) ",
+                        crate::restate::COLUMNS
+                    ));
+                    insert.push_values(chunk, |mut values, (device, s)| {
+                        values
+                            .push_bind(device.as_str())
+                            .push_bind(s.patient.as_str())
+                            .push_bind(s.kind.as_str())
+                            .push_bind(s.statement.as_str())
+                            .push_bind(resolve(s.event, new_rows))
+                            .push_bind(s.restated)
+                            .push_bind(s.last_seq)
+                            .push_bind(s.last_occurred_at_us)
+                            .push_bind(s.last_recorded_at_us);
+                    });
+                    insert
+                        .build()
+                        .execute(&mut *self)
+                        .await
+                        .map_err(|e| store.err(e))?;
+                }
+                Ok(())
+            }
+
             async fn insert_rows(
                 &mut self,
                 store: &Store,
@@ -430,6 +537,29 @@ macro_rules! append_sql {
             }
         }
     };
+}
+
+/// A row of `record_restatements` (columns in `restate::COLUMNS` order).
+pub(crate) fn stated_from_row<R>(row: &R) -> Result<(String, Stated), sqlx::Error>
+where
+    R: Row,
+    usize: sqlx::ColumnIndex<R>,
+    i64: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
+    String: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
+{
+    Ok((
+        row.try_get(0)?,
+        Stated {
+            patient: row.try_get(1)?,
+            kind: row.try_get(2)?,
+            statement: row.try_get(3)?,
+            event: Target::Id(row.try_get(4)?),
+            restated: row.try_get(5)?,
+            last_seq: row.try_get(6)?,
+            last_occurred_at_us: row.try_get(7)?,
+            last_recorded_at_us: row.try_get(8)?,
+        },
+    ))
 }
 
 append_sql!(sqlx::SqliteConnection);
@@ -491,7 +621,7 @@ mod tests {
         assert_eq!((rows[0].chain_seq, rows[1].chain_seq), (1, 2));
         assert_eq!(rows[0].prev_hash, GENESIS_HASH);
         assert_eq!(rows[1].prev_hash, rows[0].hash);
-        let ids: Vec<(i64, bool)> = receipts(&batch, split, &rows)
+        let ids: Vec<(i64, bool)> = receipts(&batch, split, &rows, &[])
             .iter()
             .map(|r| (r.id.0, r.duplicate))
             .collect();

@@ -6,6 +6,7 @@
 //! - [`checkpoint`]: signed chain heads, kept elsewhere, that detect the newest events being removed.
 //! - [`views`]: active alarms, alarm counts per day, infusions with expected vs delivered volume.
 //! - [`export`]: CSV (RFC 4180) and an HL7 FHIR R4 `Bundle`.
+//! - [`restate`]: a pump's identical reports of its state after the first, counted per pump instead of chained.
 //! - [`telemetry`]: pump telemetry in its own compact table (not hash-chained), downsampled after a
 //!   retention period; [`Store::telemetry_series`] reads it together with legacy `telemetry` events.
 //!
@@ -17,6 +18,7 @@ pub mod checkpoint;
 mod error;
 pub mod event;
 pub mod export;
+pub mod restate;
 mod schema;
 mod store;
 pub mod telemetry;
@@ -30,6 +32,7 @@ pub use event::{
 };
 /// Re-exported so callers name times with the same version of jiff.
 pub use jiff;
+pub use restate::{RESTATABLE_KINDS, Restatement};
 pub use store::{
     APPEND_CHANNEL, BATCH_EVENTS_MAX, Backend, BrokenLink, CLAIM_SEQ_BASE, ChainHead, Config,
     IDS_LISTED_MAX, Receipt, Store, TimelineQuery, VerifyReport, default_database_url,

@@ -5,7 +5,8 @@
 //! in this crate never updates or deletes an event (the `append_only` test greps for it), and triggers
 //! make the database itself refuse UPDATE and DELETE on `record_events`. The one exception is
 //! `record_telemetry` (migration 2): sampled pump telemetry, not hash-chained, which retention
-//! downsamples and removes (`telemetry.rs`).
+//! downsamples and removes (`telemetry.rs`); and `record_restatements` (migration 3): one status row per pump,
+//! replaced when the pump reports its state (`restate.rs`).
 
 pub(crate) struct Migration {
     pub version: i64,
@@ -139,7 +140,29 @@ CREATE TABLE record_telemetry (
 );
 "#,
     },
+    Migration {
+        version: 3,
+        description: "record_restatements: per pump, its last recorded state report and the identical reports since",
+        // Status, not history: one row per pump, replaced in the append that takes the pump's next state
+        // report (`restate.rs`). The events it points at stay in `record_events`.
+        sqlite: RESTATEMENTS,
+        postgres: RESTATEMENTS,
+    },
 ];
+
+const RESTATEMENTS: &str = r#"
+CREATE TABLE record_restatements (
+    device_id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    event_id BIGINT NOT NULL,
+    restated BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    last_occurred_at_us BIGINT NOT NULL,
+    last_recorded_at_us BIGINT NOT NULL
+);
+"#;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

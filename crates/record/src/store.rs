@@ -12,6 +12,7 @@ use crate::chain::{GENESIS_HASH, Link};
 use crate::checkpoint::{ChainNow, Checkpoint, CheckpointKey, CheckpointReport, judge};
 use crate::error::{ACQUIRE_EXTRA_MS, RecordError, classify};
 use crate::event::{EventId, Kind, NewEvent, PatientId, PreparedEvent, Source, StoredEvent};
+use crate::restate;
 use crate::schema::{
     GUARD_NAMES_POSTGRES, GUARD_NAMES_SQLITE, GUARDS_POSTGRES, GUARDS_SQLITE, MIGRATIONS,
     VERSION_TABLE_POSTGRES, VERSION_TABLE_SQLITE, latest_version,
@@ -137,6 +138,9 @@ pub struct Receipt {
     /// True when the event was already recorded (same device and sequence number, same content): the
     /// original id is returned and nothing new was written.
     pub duplicate: bool,
+    /// True when the event restates the pump's last recorded state report (`restate.rs`): `id` is that
+    /// report's, and the event is counted in `record_restatements` instead of being written to the chain.
+    pub restated: bool,
 }
 
 /// The end of one patient's chain, worth writing down elsewhere: with it, even deleting the newest
@@ -472,21 +476,29 @@ impl Store {
             }
             let existing = tx.existing_events(self, &key_lookups(&prepared)).await?;
             let split = split_batch(&prepared, &existing)?;
+            let recorded_at_us = Timestamp::now().as_microsecond();
+            // A pump's report of a state the record already holds is counted, not chained (`restate.rs`).
+            let devices = restate::devices(&prepared, &split.fresh);
+            let known = if devices.is_empty() {
+                Default::default()
+            } else {
+                tx.restatements(self, &devices).await?
+            };
+            let folding = restate::fold(&prepared, &split.fresh, known, recorded_at_us);
             let mut rows = Vec::new();
-            if !split.fresh.is_empty() {
+            if !folding.write.is_empty() {
                 let mut heads = Heads::new();
-                for patient in fresh_patients(&prepared, &split.fresh) {
+                for patient in fresh_patients(&prepared, &folding.write) {
                     heads.insert(patient.to_owned(), tx.chain_head(self, patient).await?);
                 }
-                let ids = tx.draw_ids(self, backend, split.fresh.len()).await?;
-                let recorded_at_us = Timestamp::now().as_microsecond();
-                rows = link_fresh(&prepared, &split.fresh, heads, &ids, recorded_at_us);
+                let ids = tx.draw_ids(self, backend, folding.write.len()).await?;
+                rows = link_fresh(&prepared, &folding.write, heads, &ids, recorded_at_us);
                 tx.insert_rows(self, &prepared, &rows, recorded_at_us)
                     .await?;
                 if backend == Backend::Postgres {
                     // Delivered only if the transaction commits: every server process listening learns that this
                     // patient's chain grew (the payload is the patient id) and reads the new events back.
-                    for patient in fresh_patients(&prepared, &split.fresh) {
+                    for patient in fresh_patients(&prepared, &folding.write) {
                         sqlx::query("SELECT pg_notify($1, $2)")
                             .bind(APPEND_CHANNEL)
                             .bind(patient)
@@ -496,8 +508,11 @@ impl Store {
                     }
                 }
             }
+            if !folding.rows.is_empty() {
+                tx.write_restatements(self, &folding.rows, &rows).await?;
+            }
             tx.commit().await.map_err(|e| self.err(e))?;
-            Ok(receipts(&prepared, split, &rows))
+            Ok(receipts(&prepared, split, &rows, &folding.restated))
         })
     }
 

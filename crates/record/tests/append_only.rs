@@ -1,8 +1,9 @@
 //! Append-only, checked in the source: no SQL in this crate updates, deletes, replaces or truncates.
 //! (The database triggers enforce the same at run time; the storage suite tests them.)
 //!
-//! One table is allowed a DELETE: `record_telemetry`, sampled pump telemetry that is not part of the
-//! hash-chained history and that retention downsamples (`src/telemetry.rs`, docs/record.md).
+//! Two tables are allowed a DELETE, neither of them history: `record_telemetry`, sampled pump telemetry that
+//! retention downsamples (`src/telemetry.rs`), and `record_restatements`, one status row per pump replaced on its
+//! next state report (`src/restate.rs`, docs/record.md).
 
 /// Statements that would change history, as sequences of upper-case words.
 const FORBIDDEN: &[&[&str]] = &[
@@ -13,8 +14,8 @@ const FORBIDDEN: &[&[&str]] = &[
     &["DROP", "TABLE"],
 ];
 
-/// The one table rows may be deleted from (as upper-case words): not history, see the module doc.
-const DELETABLE: &str = "RECORD_TELEMETRY";
+/// The tables rows may be deleted from (as upper-case words): not history, see the module doc.
+const DELETABLE: &[&str] = &["RECORD_TELEMETRY", "RECORD_RESTATEMENTS"];
 
 /// The offending statements found in `source`.
 fn violations(source: &str) -> Vec<String> {
@@ -30,7 +31,9 @@ fn violations(source: &str) -> Vec<String> {
                 && pattern.iter().zip(&words[i..]).all(|(p, w)| p == w)
             {
                 let deletable = *pattern == ["DELETE", "FROM"]
-                    && words.get(i + 2).is_some_and(|table| table == DELETABLE);
+                    && words
+                        .get(i + 2)
+                        .is_some_and(|table| DELETABLE.contains(&table.as_str()));
                 if !deletable {
                     found.push(pattern.join(" "));
                 }
@@ -63,6 +66,14 @@ fn the_checker_catches_what_it_should() {
     check(
         "DELETE FROM record_telemetry_x WHERE at_ms < $1",
         &["DELETE FROM"],
+    );
+    check(
+        "DELETE FROM record_restatements WHERE device_id IN ($1)",
+        &[],
+    );
+    check(
+        "UPDATE record_restatements SET restated = 1",
+        &["UPDATE RECORD_RESTATEMENTS SET"],
     );
     check(
         "UPDATE record_telemetry SET state = $1",

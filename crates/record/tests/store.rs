@@ -24,6 +24,7 @@ on_both_backends!(
     concurrent_writers_keep_one_unbroken_chain,
     migrations_run_once_and_reopen_cleanly,
     a_follower_reads_new_ids_skipped_ids_and_grown_chains_up_to_a_bound,
+    a_pumps_identical_state_reports_are_counted_not_chained_and_every_change_is_recorded,
 );
 
 fn notes(patient_id: &str, device: &str, seqs: std::ops::Range<u64>) -> Vec<NewEvent> {
@@ -720,7 +721,7 @@ async fn concurrent_writers_keep_one_unbroken_chain(db: TestDb) {
 }
 
 async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 2);
+    assert_eq!(db.store.schema_version().await.unwrap(), 3);
     db.store
         .append(&notes("p-1", "pump-a", 0..2))
         .await
@@ -729,7 +730,7 @@ async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
     let reopened = record::Store::open(record::Config::new(db.url.clone()))
         .await
         .unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), 2);
+    assert_eq!(reopened.schema_version().await.unwrap(), 3);
     assert_eq!(
         reopened
             .timeline(&TimelineQuery::all(patient("p-1")))
@@ -799,4 +800,150 @@ async fn a_follower_reads_new_ids_skipped_ids_and_grown_chains_up_to_a_bound(db:
         .unwrap();
     assert!(grown.is_empty());
     assert_eq!(top, third[0].id.0);
+}
+
+/// A pump's `state_changed` report as the server stores it (with its stamps in the payload).
+fn state_report(patient_id: &str, device: &str, seq: u64, data: serde_json::Value) -> NewEvent {
+    let mut payload = data;
+    payload["device_id"] = device.into();
+    payload["seq"] = seq.into();
+    event(
+        patient_id,
+        device,
+        seq,
+        at("2026-03-01T08:00:00Z") + jiff::SignedDuration::from_secs(seq as i64 * 60),
+        Body::Unknown {
+            kind: "state_changed".into(),
+            payload,
+        },
+    )
+}
+
+async fn a_pumps_identical_state_reports_are_counted_not_chained_and_every_change_is_recorded(
+    db: TestDb,
+) {
+    let infusing = || json!({"state": "infusing"});
+    // The first report is recorded; the next two, in one batch with an alarm, restate it.
+    let first = db
+        .store
+        .append(&[state_report("p-1", "pump-a", 1, infusing())])
+        .await
+        .unwrap();
+    assert!(!first[0].restated && !first[0].duplicate);
+    let mut batch = vec![
+        state_report("p-1", "pump-a", 2, infusing()),
+        state_report("p-1", "pump-a", 4, infusing()),
+    ];
+    batch.insert(
+        1,
+        event(
+            "p-1",
+            "pump-a",
+            3,
+            at("2026-03-01T08:03:00Z"),
+            Body::AlarmRaised {
+                alarm: "occlusion_downstream".into(),
+                priority: "high".into(),
+                detail: None,
+            },
+        ),
+    );
+    let receipts = db.store.append(&batch).await.unwrap();
+    let seen: Vec<(i64, bool, bool)> = receipts
+        .iter()
+        .map(|r| (r.id.0, r.duplicate, r.restated))
+        .collect();
+    assert_eq!(seen[0], (first[0].id.0, false, true));
+    assert!(
+        !seen[1].2 && seen[1].0 > first[0].id.0,
+        "the alarm is chained: {seen:?}"
+    );
+    assert_eq!(seen[2], (first[0].id.0, false, true));
+    assert_eq!(count(&db, "p-1").await, 2, "the first report and the alarm");
+
+    let row = db.store.restatement("pump-a").await.unwrap().unwrap();
+    assert_eq!(
+        (row.event, row.restated, row.last_seq, row.statement.clone()),
+        (first[0].id, 2, 4, infusing())
+    );
+    assert_eq!(row.last_occurred_at, at("2026-03-01T08:04:00Z"));
+
+    // Sent again (its acknowledgement lost): a duplicate, counted once.
+    let again = db
+        .store
+        .append(&[state_report("p-1", "pump-a", 4, infusing())])
+        .await
+        .unwrap();
+    assert_eq!((again[0].duplicate, again[0].restated), (true, true));
+    assert_eq!(
+        db.store
+            .restatement("pump-a")
+            .await
+            .unwrap()
+            .unwrap()
+            .restated,
+        2
+    );
+
+    // A change is recorded, and so is going back; a transition is recorded even when repeated.
+    let changes = db
+        .store
+        .append(&[
+            state_report("p-1", "pump-a", 5, json!({"state": "paused"})),
+            state_report("p-1", "pump-a", 6, infusing()),
+            state_report(
+                "p-1",
+                "pump-a",
+                7,
+                json!({"from": "infusing", "to": "paused"}),
+            ),
+            state_report(
+                "p-1",
+                "pump-a",
+                8,
+                json!({"from": "infusing", "to": "paused"}),
+            ),
+            state_report(
+                "p-1",
+                "pump-a",
+                9,
+                json!({"state": "paused", "rate_ml_per_h": 0}),
+            ),
+        ])
+        .await
+        .unwrap();
+    assert!(
+        changes.iter().all(|r| !r.restated && !r.duplicate),
+        "{changes:?}"
+    );
+    assert_eq!(count(&db, "p-1").await, 7);
+
+    // Another pump, and the same pump for another patient, start their own rows.
+    let other = db
+        .store
+        .append(&[
+            state_report("p-2", "pump-b", 1, infusing()),
+            state_report("p-2", "pump-b", 2, infusing()),
+            state_report(
+                "p-2",
+                "pump-a",
+                10,
+                json!({"state": "paused", "rate_ml_per_h": 0}),
+            ),
+        ])
+        .await
+        .unwrap();
+    let flags: Vec<bool> = other.iter().map(|r| r.restated).collect();
+    assert_eq!(flags, vec![false, true, false]);
+    assert_eq!(
+        other[1].id, other[0].id,
+        "restates the report of this batch"
+    );
+    let moved = db.store.restatement("pump-a").await.unwrap().unwrap();
+    assert_eq!((moved.patient.as_str(), moved.restated), ("p-2", 0));
+
+    // Everything chained still verifies, and the rows survive a reopen of the store's tables.
+    let report = db.store.verify().await.unwrap();
+    assert!(report.broken.is_empty(), "{report:?}");
+    assert_eq!(report.events_checked, 7 + 2);
 }

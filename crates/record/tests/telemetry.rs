@@ -517,11 +517,16 @@ async fn a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_ev
             url: url.clone(),
             dir: None,
         },
-        "DROP TABLE record_telemetry; DELETE FROM record_schema_version WHERE version = 2;",
+        "DROP TABLE record_telemetry; DROP TABLE record_restatements; \
+         DELETE FROM record_schema_version WHERE version >= 2;",
     )
     .await;
     let store = Store::open(Config::new(url)).await.unwrap();
-    assert_eq!(store.schema_version().await.unwrap(), 2, "migration 2 ran");
+    assert_eq!(
+        store.schema_version().await.unwrap(),
+        3,
+        "migrations 2 and 3 ran"
+    );
     let new = series("p-1", "pump-a", at("2026-11-20T08:05:00Z"), 5);
     store.append_telemetry(&new).await.unwrap();
     let mut expected = old.clone();
