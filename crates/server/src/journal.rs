@@ -74,6 +74,9 @@ pub struct Appended {
     pub id: i64,
     /// Already recorded (same device and sequence number): nothing was written, `id` is the original.
     pub duplicate: bool,
+    /// A pump's report of the state it last reported, counted by the record instead of chained
+    /// (`record::restate`): `id` is the recorded report, and nothing new reaches the board.
+    pub restated: bool,
 }
 
 /// Why an append or read failed.
@@ -322,7 +325,12 @@ impl Journal {
             held.push(self.patient_lock(p).lock_owned().await);
         }
         let appended = self.append_unfollowed(events).await?;
-        self.remember(appended.iter().filter(|a| !a.duplicate).map(|a| a.id));
+        self.remember(
+            appended
+                .iter()
+                .filter(|a| !a.duplicate && !a.restated)
+                .map(|a| a.id),
+        );
         drop(held);
         Ok(appended)
     }
@@ -348,6 +356,7 @@ impl Journal {
             .map(|r| Appended {
                 id: r.id.0,
                 duplicate: r.duplicate,
+                restated: r.restated,
             })
             .collect())
     }

@@ -166,7 +166,8 @@ async fn record_clock_skew(
     Ok(())
 }
 
-/// Store a pump's batch and update the live picture. Duplicate sequence numbers are acknowledged and ignored.
+/// Store a pump's batch and update the live picture. Duplicate sequence numbers are acknowledged and ignored; a
+/// report of the state the pump last reported is acknowledged and counted, not chained (`record::restate`).
 pub async fn ingest(
     state: &AppState,
     device: &Device,
@@ -194,6 +195,9 @@ pub async fn ingest(
     for ((e, event), a) in batch.events.iter().zip(events).zip(&appended) {
         if a.duplicate {
             response.duplicates.push(e.seq);
+        } else if a.restated {
+            // Stored (counted against the report it repeats) but nothing new for the board.
+            response.accepted.push(e.seq);
         } else {
             response.accepted.push(e.seq);
             fresh.push(PumpEvent {
