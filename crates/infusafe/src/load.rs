@@ -68,7 +68,9 @@ pub struct LoadArgs {
     /// Create the patients and pumps through the admin API first (written to --setup-file if given).
     #[arg(long)]
     setup: bool,
-    /// Patients and pump tokens of an earlier --setup, reused when --setup is not given.
+    /// Patients and pump tokens of an earlier --setup, reused when --setup is not given. A run that ends with
+    /// no failed request (every alarm it raised cleared) leaves FILE.clean beside it; the next run starts by
+    /// clearing each pump's alarm only when that mark is missing (an interrupted run may have left one open).
     #[arg(long)]
     setup_file: Option<PathBuf>,
     /// The clinic admin: creates the pumps with --setup and watches the dashboard stream.
@@ -1086,6 +1088,16 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
     let session = Arc::new(login(&http, &base, &args.admin, &password).await?);
     let seed = u64::try_from(jiff::Timestamp::now().as_microsecond()).unwrap_or(1);
     let tag = format!("infusafe load {seed:x} #");
+    // Taken away before the first request: only a run that ends cleanly puts it back.
+    let clean_mark = args.setup_file.as_deref().map(clean_mark_of);
+    let ended_clean = match &clean_mark {
+        Some(mark) => match std::fs::remove_file(mark) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => return Err(e).with_context(|| format!("cannot remove {}", mark.display())),
+        },
+        None => false,
+    };
     let ids = if args.setup {
         let made = create_pumps(
             &http,
@@ -1180,7 +1192,7 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
         heartbeat_every: args.heartbeat_every,
         start_within: args.start_within.unwrap_or(args.heartbeat_every),
         batch_every: args.batch_every,
-        clear_first: !args.setup,
+        clear_first: !args.setup && !ended_clean,
     });
     let mut rng = Rng::new(seed);
     let mut pump_tasks = tokio::task::JoinSet::new();
@@ -1258,7 +1270,20 @@ async fn run_async(args: LoadArgs, base: String, password: String) -> anyhow::Re
     bar.finish_and_clear();
 
     let stats = std::mem::take(&mut *shared.stats());
+    if let Some(mark) = &clean_mark
+        && stats.error_count() == 0
+    {
+        std::fs::write(mark, "every alarm of the last run was cleared\n")
+            .with_context(|| format!("cannot write {}", mark.display()))?;
+    }
     Ok(report(&args, &base, stats, wall, cpu))
+}
+
+/// The mark a cleanly ended run leaves beside its setup file: `FILE.clean`.
+fn clean_mark_of(setup_file: &std::path::Path) -> PathBuf {
+    let mut name = setup_file.as_os_str().to_owned();
+    name.push(".clean");
+    PathBuf::from(name)
 }
 
 fn report(args: &LoadArgs, base: &str, stats: Stats, wall: Duration, cpu: Vec<f64>) -> Report {
