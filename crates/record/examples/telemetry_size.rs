@@ -11,6 +11,9 @@
 //! PostgreSQL, in a schema of its own that is dropped afterwards: `pg_total_relation_size` (heap, key
 //! index, TOAST) after `VACUUM`, and after downsampling and `VACUUM FULL`.
 
+mod common;
+
+use common::{open_sqlite as open, postgres_schema, sqlite_size as size};
 use jiff::{SignedDuration, Timestamp};
 use record::{
     Body, Config, NewEvent, PatientId, Source, Store, TelemetryRetention, TelemetrySample,
@@ -34,30 +37,6 @@ fn sample(pump: usize, i: usize, start: Timestamp) -> TelemetrySample {
         downstream_pressure_mmhg: 80.0 + (i % 17) as f64 * 1.3,
         teaching: false,
     }
-}
-
-async fn size(url: &str) -> i64 {
-    let pool = sqlx::SqlitePool::connect(url).await.expect("open");
-    sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
-        .execute(&pool)
-        .await
-        .expect("checkpoint");
-    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
-        .fetch_one(&pool)
-        .await
-        .expect("page_count");
-    let page: i64 = sqlx::query_scalar("PRAGMA page_size")
-        .fetch_one(&pool)
-        .await
-        .expect("page_size");
-    pool.close().await;
-    pages * page
-}
-
-async fn open(dir: &std::path::Path) -> (Store, String) {
-    let config = Config::new(record::default_database_url(dir));
-    let url = config.database_url.clone();
-    (Store::open(config).await.expect("open store"), url)
 }
 
 #[tokio::main]
@@ -167,7 +146,7 @@ async fn main() {
 
 /// The table's size on PostgreSQL at full resolution and downsampled, in bytes.
 async fn postgres_sizes(base: &str, pumps: usize, start: Timestamp) -> (i64, i64) {
-    let schema = format!("size_{}", std::process::id());
+    let (url, schema) = postgres_schema(base, "size").await;
     let admin = sqlx::PgPool::connect(base).await.expect("postgres");
     let run = |sql: String| {
         let admin = admin.clone();
@@ -178,9 +157,6 @@ async fn postgres_sizes(base: &str, pumps: usize, start: Timestamp) -> (i64, i64
                 .expect("postgres statement");
         }
     };
-    run(format!("CREATE SCHEMA \"{schema}\"")).await;
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options[search_path]={schema}");
     let store = Store::open(Config::new(url))
         .await
         .expect("open postgres store");

@@ -1,0 +1,234 @@
+//! What one pump-day of issue 15's load costs the record, all of its tables together: each pump reports its
+//! state once a minute (`state_changed {"state": "infusing"}`, with the stamps the server adds, one append per
+//! pump per minute as the link makes them), one telemetry sample a minute (written for every pump at once, as
+//! the server's grouped writer does), and alarms at the load's rate (3 a second across 10,000 pumps: one every
+//! 56 pump-minutes, about 26 a pump-day), each raised and cleared a minute later.
+//!
+//! `cargo run --release -p record --example pump_day_size [PUMPS]` (default 100 pumps, one patient each, ids
+//! as the server makes them). SQLite: `page_count * page_size` after a WAL checkpoint, before and after the day.
+//! With `INFUSAFE_TEST_POSTGRES_URL` set (`eval "$(scripts/pg-start)"`), the same day on PostgreSQL, in a schema
+//! of its own that is dropped afterwards: `pg_total_relation_size` of every table after a plain `VACUUM` (what
+//! autovacuum does). Both print how many events the chain holds and what the restatement rows say.
+
+mod common;
+
+use common::{open_sqlite, postgres_schema, sqlite_size};
+use jiff::{SignedDuration, Timestamp};
+use record::{Body, Config, NewEvent, PatientId, Source, Store, TelemetrySample, TimelineQuery};
+use serde_json::json;
+use std::sync::Arc;
+
+const MINUTES_PER_DAY: usize = 1_440;
+/// One alarm every this many pump-minutes: 3 a second across 10,000 pumps is one per 55.6.
+const ALARM_EVERY_PUMP_MINUTES: usize = 56;
+/// Appends in flight at once (the server's link requests run side by side).
+const IN_FLIGHT: usize = 8;
+
+fn patient(pump: usize) -> PatientId {
+    PatientId::new(format!("pat_{:024x}", pump * 7919 + 1)).expect("patient id")
+}
+
+fn device(pump: usize) -> String {
+    format!("dev_{:024x}", pump * 104_729 + 3)
+}
+
+/// A pump event as the link stores it: its kind and data, plus the server's `device_id` and `seq` stamps.
+fn pump_event(
+    pump: usize,
+    seq: u64,
+    at: Timestamp,
+    kind: &str,
+    data: serde_json::Value,
+) -> NewEvent {
+    let mut payload = data;
+    payload["device_id"] = device(pump).into();
+    payload["seq"] = seq.into();
+    NewEvent {
+        patient: patient(pump),
+        device_id: device(pump),
+        device_seq: seq,
+        occurred_at: at,
+        local_offset_s: 3600,
+        source: Source::Pump,
+        actor: device(pump),
+        teaching: false,
+        body: Body::Unknown {
+            kind: kind.into(),
+            payload,
+        },
+    }
+}
+
+/// Pump `pump`'s batch of minute `i`: its state report, and an alarm raised or cleared when it is due.
+fn batch(pump: usize, pumps: usize, i: usize, at: Timestamp) -> Vec<NewEvent> {
+    let slot = |minute: usize| (minute * pumps + pump).is_multiple_of(ALARM_EVERY_PUMP_MINUTES);
+    let mut seq = i as u64 * 2 + 1;
+    let mut events = vec![pump_event(
+        pump,
+        seq,
+        at,
+        "state_changed",
+        json!({"state": "infusing"}),
+    )];
+    seq += 1;
+    let alarm = json!({"alarm": "occlusion_downstream"});
+    if slot(i) {
+        let mut raised = alarm.clone();
+        raised["priority"] = "high".into();
+        raised["detail"] = format!("infusafe load #{}", i * pumps + pump).into();
+        events.push(pump_event(pump, seq, at, "alarm_raised", raised));
+    } else if i > 0 && slot(i - 1) {
+        let mut cleared = alarm;
+        cleared["resolution"] = "infusafe load".into();
+        events.push(pump_event(pump, seq, at, "alarm_cleared", cleared));
+    }
+    events
+}
+
+fn sample(pump: usize, i: usize, at: Timestamp) -> TelemetrySample {
+    TelemetrySample {
+        patient: patient(pump),
+        device_id: device(pump),
+        at,
+        bucket_s: 0,
+        state: "infusing".into(),
+        rate_ml_per_h: 100.0,
+        delivered_ml: (i % 240) as f64 * 1.666_666_7,
+        remaining_ml: 400.0 - (i % 240) as f64 * 1.666_666_7,
+        battery_percent: 100.0 - (i as f64) * 0.05,
+        mains_present: true,
+        downstream_pressure_mmhg: 80.0 + (i % 17) as f64 * 1.3,
+        teaching: false,
+    }
+}
+
+/// Writes the whole day; returns the events the chain holds and the restatements counted.
+async fn one_day(store: Arc<Store>, pumps: usize) -> (usize, u64) {
+    let start: Timestamp = "2026-11-01T00:00:00Z".parse().expect("time");
+    for i in 0..MINUTES_PER_DAY {
+        let minute = start + SignedDuration::from_secs(i as i64 * 60);
+        let mut tasks: tokio::task::JoinSet<Result<(), record::RecordError>> =
+            tokio::task::JoinSet::new();
+        for pump in 0..pumps {
+            if tasks.len() >= IN_FLIGHT {
+                let done = tasks.join_next().await.expect("a task");
+                done.expect("a task").expect("append");
+            }
+            let at = minute + SignedDuration::from_millis((pump * 397 % 60_000) as i64);
+            let store = store.clone();
+            let events = batch(pump, pumps, i, at);
+            tasks.spawn(async move { store.append(&events).await.map(|_| ()) });
+        }
+        while let Some(done) = tasks.join_next().await {
+            done.expect("a task").expect("append");
+        }
+        let samples: Vec<TelemetrySample> = (0..pumps)
+            .map(|pump| sample(pump, i, minute + SignedDuration::from_secs(5)))
+            .collect();
+        store.append_telemetry(&samples).await.expect("telemetry");
+    }
+    let mut chained = 0;
+    let mut restated = 0;
+    for pump in 0..pumps {
+        chained += store
+            .timeline(&TimelineQuery::all(patient(pump)))
+            .await
+            .expect("timeline")
+            .len();
+        restated += store
+            .restatement(&device(pump))
+            .await
+            .expect("restatement")
+            .map_or(0, |r| r.restated);
+    }
+    (chained, restated)
+}
+
+async fn close(store: Arc<Store>) {
+    Arc::into_inner(store)
+        .expect("every append is done")
+        .close()
+        .await;
+}
+
+fn report(backend: &str, pumps: usize, bytes: i64, chained: usize, restated: u64) {
+    println!(
+        "{backend}: {:.1} KB per pump-day ({} events chained and {} state reports counted per pump-day)",
+        bytes as f64 / pumps as f64 / 1000.0,
+        chained / pumps,
+        restated / pumps as u64
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    let pumps: usize = std::env::args()
+        .nth(1)
+        .map_or(100, |n| n.parse().expect("PUMPS is a number"));
+    println!(
+        "{pumps} pumps, one day of issue 15's load (a batch and a telemetry sample a minute, ~26 alarms)"
+    );
+
+    let dir = std::env::temp_dir().join(format!("infusafe-pump-day-{}", std::process::id()));
+    let (store, url) = open_sqlite(&dir).await;
+    store.close().await;
+    let empty = sqlite_size(&url).await;
+    let (store, _) = open_sqlite(&dir).await;
+    let store = Arc::new(store);
+    let (chained, restated) = one_day(store.clone(), pumps).await;
+    close(store).await;
+    report(
+        "SQLite",
+        pumps,
+        sqlite_size(&url).await - empty,
+        chained,
+        restated,
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+
+    if let Ok(base) = std::env::var("INFUSAFE_TEST_POSTGRES_URL")
+        && !base.is_empty()
+    {
+        let (url, schema) = postgres_schema(&base, "pump_day").await;
+        let store = Arc::new(
+            Store::open(Config::new(url))
+                .await
+                .expect("open postgres store"),
+        );
+        let admin = sqlx::PgPool::connect(&base).await.expect("postgres");
+        let size_sql = format!(
+            "SELECT COALESCE(SUM(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::BIGINT \
+             FROM pg_tables WHERE schemaname = '{schema}'"
+        );
+        let size = || async {
+            let tables: Vec<String> = sqlx::query_scalar(
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1",
+            )
+            .bind(&schema)
+            .fetch_all(&admin)
+            .await
+            .expect("tables");
+            for table in tables {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM {table}")))
+                    .execute(&admin)
+                    .await
+                    .expect("vacuum");
+            }
+            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(size_sql.clone()))
+                .fetch_one(&admin)
+                .await
+                .expect("size")
+        };
+        let empty = size().await;
+        let (chained, restated) = one_day(store.clone(), pumps).await;
+        close(store).await;
+        report("PostgreSQL", pumps, size().await - empty, chained, restated);
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+            "DROP SCHEMA \"{schema}\" CASCADE"
+        )))
+        .execute(&admin)
+        .await
+        .expect("drop schema");
+        admin.close().await;
+    }
+}
