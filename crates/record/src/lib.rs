@@ -22,6 +22,7 @@ pub mod restate;
 mod schema;
 mod store;
 pub mod telemetry;
+mod telemetry_block;
 pub mod views;
 
 pub use checkpoint::{Checkpoint, CheckpointKey, CheckpointReport, MissingEvents};

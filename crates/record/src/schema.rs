@@ -4,8 +4,8 @@
 //! the server's, which live in the same database. Migrations only ever add; the SQL here and everywhere
 //! in this crate never updates or deletes an event (the `append_only` test greps for it), and triggers
 //! make the database itself refuse UPDATE and DELETE on `record_events`. The one exception is
-//! `record_telemetry` (migration 2): sampled pump telemetry, not hash-chained, which retention
-//! downsamples and removes (`telemetry.rs`); and `record_restatements` (migration 3): one status row per pump,
+//! `record_telemetry` (migration 2) and `record_telemetry_blocks` (migration 4): sampled pump telemetry,
+//! not hash-chained, which retention packs, downsamples and removes (`telemetry.rs`); and `record_restatements` (migration 3): one status row per pump,
 //! replaced when the pump reports its state (`restate.rs`).
 
 pub(crate) struct Migration {
@@ -143,10 +143,50 @@ CREATE TABLE record_telemetry (
     Migration {
         version: 3,
         description: "record_restatements: per pump, its last recorded state report and the identical reports since",
-        // Status, not history: one row per pump, replaced in the append that takes the pump's next state
+        // Status, not history: one row per pump, updated in the append that takes the pump's next state
         // report (`restate.rs`). The events it points at stay in `record_events`.
         sqlite: RESTATEMENTS,
-        postgres: RESTATEMENTS,
+        // Half-full pages: each report UPDATEs its pump's row, which then stays on its page (a heap-only
+        // update, no index entry), so the table does not grow between vacuums.
+        postgres: r#"
+CREATE TABLE record_restatements (
+    device_id TEXT PRIMARY KEY,
+    patient_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    statement TEXT NOT NULL,
+    event_id BIGINT NOT NULL,
+    restated BIGINT NOT NULL,
+    last_seq BIGINT NOT NULL,
+    last_occurred_at_us BIGINT NOT NULL,
+    last_recorded_at_us BIGINT NOT NULL
+) WITH (fillfactor = 50);
+"#,
+    },
+    Migration {
+        version: 4,
+        description: "record_telemetry_blocks: one pump's full-resolution telemetry of one hour, packed",
+        // Not hash-chained, like `record_telemetry`: compaction packs each hour's samples an hour after it
+        // ended and unpacks what it downsamples or removes (`telemetry.rs`, format in `telemetry_block.rs`).
+        sqlite: r#"
+CREATE TABLE record_telemetry_blocks (
+    patient_id TEXT NOT NULL,
+    block_ms BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    data BLOB NOT NULL,
+    PRIMARY KEY (patient_id, block_ms, device_id)
+);
+"#,
+        postgres: r#"
+CREATE TABLE record_telemetry_blocks (
+    patient_id TEXT NOT NULL,
+    block_ms BIGINT NOT NULL,
+    device_id TEXT NOT NULL,
+    samples INTEGER NOT NULL,
+    data BYTEA NOT NULL,
+    PRIMARY KEY (patient_id, block_ms, device_id)
+);
+"#,
     },
 ];
 

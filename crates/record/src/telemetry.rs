@@ -15,6 +15,7 @@
 use crate::error::RecordError;
 use crate::event::{Body, Kind, PatientId, StoredEvent};
 use crate::store::{Backend, Store, TimelineQuery, on_pool};
+use crate::telemetry_block::{self as block, BLOCK_MS, BLOCK_SAMPLES_MAX, Block, BlockSql};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 use sqlx::{QueryBuilder, Row};
@@ -30,6 +31,12 @@ const TELEMETRY_INSERT_ROWS_MAX: usize = 1_000;
 const COMPACT_BUCKETS_PER_TRANSACTION: i64 = 16;
 /// Rows removed per statement when samples pass `keep_for`.
 const REMOVE_ROWS_PER_TRANSACTION: i64 = 5_000;
+/// Full-resolution samples stay rows until their hour has been over for this long, then they are packed.
+const PACK_AFTER_MS: i64 = BLOCK_MS;
+/// Hours of one patient packed in one transaction.
+const PACK_BLOCKS_PER_TRANSACTION: i64 = 16;
+/// An hour of one pump with more samples than this (one a second) stays as rows.
+const PACK_SAMPLES_MAX: usize = BLOCK_SAMPLES_MAX / 2;
 /// The longest state name kept.
 const STATE_LEN_MAX: usize = 64;
 
@@ -207,8 +214,12 @@ pub struct CompactReport {
     pub samples_downsampled: u64,
     /// Bucket rows written in their place.
     pub buckets_written: u64,
-    /// Rows (samples or buckets) removed because they were older than `keep_for`.
+    /// Rows (samples or buckets) removed because they were older than `keep_for`, packed samples included.
     pub rows_removed: u64,
+    /// Full-resolution samples packed into blocks (one per pump and hour, lossless).
+    pub samples_packed: u64,
+    /// Blocks written: new ones, and ones rewritten with samples added or taken out.
+    pub blocks_written: u64,
     /// Transactions used (each one short).
     pub transactions: u64,
 }
@@ -216,7 +227,7 @@ pub struct CompactReport {
 impl CompactReport {
     /// True when the run changed nothing.
     pub fn is_empty(&self) -> bool {
-        self.samples_downsampled == 0 && self.rows_removed == 0
+        self.samples_downsampled == 0 && self.rows_removed == 0 && self.samples_packed == 0
     }
 }
 
@@ -383,14 +394,15 @@ impl Store {
         })
     }
 
-    /// Rows of the telemetry table of one patient in `[from_ms, to_ms)`, oldest first.
+    /// The samples of one patient in `[from_ms, to_ms)` that the telemetry tables hold (rows and packed
+    /// blocks, one per pump and millisecond), oldest first.
     async fn telemetry_rows(
         &self,
         patient: &PatientId,
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<TelemetrySample>, RecordError> {
-        on_pool!(self, |pool| {
+        let (rows, blocks) = on_pool!(self, |pool| {
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {SAMPLE_COLUMNS} FROM record_telemetry \
                  WHERE patient_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms, device_id"
@@ -401,8 +413,22 @@ impl Store {
             .fetch_all(pool)
             .await
             .map_err(|e| self.err(e))?;
-            rows.iter().map(sample_from_row).collect()
-        })
+            let rows = rows
+                .iter()
+                .map(sample_from_row)
+                .collect::<Result<Vec<_>, RecordError>>()?;
+            let mut connection = pool.acquire().await.map_err(|e| self.err(e))?;
+            let blocks = (*connection)
+                .read_blocks(self, patient, from_ms, to_ms)
+                .await?;
+            Ok::<_, RecordError>((rows, blocks))
+        })?;
+        let packed = blocks
+            .into_iter()
+            .flat_map(|b| b.samples)
+            .filter(|s| (from_ms..to_ms).contains(&s.at.as_millisecond()))
+            .collect();
+        Ok(merge_samples(rows, packed))
     }
 
     /// Samples of legacy `telemetry` events in the hash-chained record, without superseded ones.
@@ -490,10 +516,31 @@ impl Store {
                 .map(crate::store::event_from_row)
                 .collect::<Result<Vec<_>, RecordError>>()
         })?;
+        // A pump silent for over an hour has its newest sample packed.
+        let packed: Vec<TelemetrySample> = on_pool!(self, |pool| {
+            let rows = sqlx::query(
+                "SELECT block_ms, device_id, data FROM (SELECT block_ms, device_id, data, ROW_NUMBER() OVER \
+                 (PARTITION BY device_id ORDER BY block_ms DESC) AS newest \
+                 FROM record_telemetry_blocks WHERE patient_id = $1) AS latest WHERE newest = 1",
+            )
+            .bind(patient.as_str())
+            .fetch_all(pool)
+            .await
+            .map_err(|e| self.err(e))?;
+            let mut last = Vec::with_capacity(rows.len());
+            for row in &rows {
+                let block_ms: i64 = row.try_get(0).map_err(|e| self.err(e))?;
+                let device_id: String = row.try_get(1).map_err(|e| self.err(e))?;
+                let data: Vec<u8> = row.try_get(2).map_err(|e| self.err(e))?;
+                last.extend(block::decode(patient, &device_id, block_ms, &data)?.pop());
+            }
+            Ok::<_, RecordError>(last)
+        })?;
         let mut newest: BTreeMap<String, TelemetrySample> = BTreeMap::new();
         for sample in legacy
             .iter()
             .filter_map(TelemetrySample::from_event)
+            .chain(packed)
             .chain(rows)
         {
             match newest.get(&sample.device_id) {
@@ -506,9 +553,11 @@ impl Store {
         Ok(newest.into_values().collect())
     }
 
-    /// Applies the retention policy to `record_telemetry` (the legacy events in the hash-chained record
-    /// are never touched): full-resolution samples older than `now - full_resolution_for` become one
-    /// row per pump per bucket (whole buckets only; the last state, mean rate, last delivered, remaining
+    /// Applies the retention policy to the telemetry tables (the legacy events in the hash-chained record
+    /// are never touched). Full-resolution samples whose hour ended at least an hour before `now` are packed,
+    /// losslessly, into one block per pump and hour (`record_telemetry_blocks`), which is what keeps a
+    /// pump-day small; readers see no difference. Full-resolution samples (rows or packed) older than
+    /// `now - full_resolution_for` become one row per pump per bucket (whole buckets only; the last state, mean rate, last delivered, remaining
     /// and battery, highest pressure, mains present only if present throughout), and rows older than
     /// `now - keep_for` are removed. Works patient by patient in short transactions of at most
     /// 16 buckets or 5,000 removed rows, so writers never wait long. Idempotent: bucket rows are never
@@ -528,9 +577,11 @@ impl Store {
         let cutoff_ms = now_ms.saturating_sub(ms(policy.full_resolution_for));
         let cutoff_ms = cutoff_ms.div_euclid(bucket_ms) * bucket_ms;
         let remove_before_ms = policy.keep_for.map(|k| now_ms.saturating_sub(ms(k)));
+        let pack_before_ms = block::block_of(now_ms.saturating_sub(PACK_AFTER_MS));
         let mut report = CompactReport::default();
         let mut after = String::new();
         while let Some(patient) = self.next_telemetry_patient(&after).await? {
+            let patient_id = PatientId::new(patient.clone())?;
             if let Some(before) = remove_before_ms {
                 loop {
                     let removed = self.remove_telemetry_chunk(&patient, before).await?;
@@ -540,6 +591,10 @@ impl Store {
                         break;
                     }
                 }
+                let (removed, rewritten) = self.remove_packed_before(&patient_id, before).await?;
+                report.transactions += 1;
+                report.rows_removed += removed;
+                report.blocks_written += rewritten;
             }
             // Buckets are written oldest first and only below the cutoff, so a patient's newest bucket
             // row before the cutoff marks where the full-resolution samples to downsample begin (found by
@@ -556,12 +611,29 @@ impl Store {
                 if end <= start {
                     break;
                 }
-                let (replaced, written) = self
-                    .downsample_window(&patient, start, end, bucket_ms)
+                let (replaced, written, rewritten) = self
+                    .downsample_window(&patient_id, start, end, bucket_ms)
                     .await?;
                 report.transactions += 1;
                 report.samples_downsampled += replaced;
                 report.buckets_written += written;
+                report.blocks_written += rewritten;
+                from_ms = end;
+            }
+            // What is left at full resolution before the hour that ended an hour ago is packed, hour by hour.
+            let mut from_ms = cutoff_ms;
+            while let Some(first_ms) = self.oldest_full_row(&patient, from_ms).await? {
+                if first_ms >= pack_before_ms {
+                    break;
+                }
+                let start = block::block_of(first_ms);
+                let end = start
+                    .saturating_add(BLOCK_MS.saturating_mul(PACK_BLOCKS_PER_TRANSACTION))
+                    .min(pack_before_ms);
+                let (packed, written) = self.pack_window(&patient_id, start, end).await?;
+                report.transactions += 1;
+                report.samples_packed += packed;
+                report.blocks_written += written;
                 from_ms = end;
             }
             after = patient;
@@ -569,11 +641,163 @@ impl Store {
         Ok(report)
     }
 
-    /// The first patient id after `after` with rows in the telemetry table (a seek on the key).
+    /// One transaction: a patient's full-resolution rows in `[start, end)` (whole hours) packed into their
+    /// pumps' blocks, merged with what those blocks already hold (a sample sent again after its hour was
+    /// packed). An hour with more than `PACK_SAMPLES_MAX` samples stays as rows. Returns (samples packed,
+    /// blocks written).
+    async fn pack_window(
+        &self,
+        patient: &PatientId,
+        start: i64,
+        end: i64,
+    ) -> Result<(u64, u64), RecordError> {
+        let backend = self.backend();
+        on_pool!(self, |pool| {
+            let mut tx = match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+            .map_err(|e| self.err(e))?;
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {SAMPLE_COLUMNS} FROM record_telemetry WHERE patient_id = $1 \
+                 AND bucket_s = 0 AND at_ms >= $2 AND at_ms < $3 ORDER BY device_id, at_ms"
+            )))
+            .bind(patient.as_str())
+            .bind(start)
+            .bind(end)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            let mut hours: BTreeMap<(String, i64), Vec<TelemetrySample>> = BTreeMap::new();
+            for row in &rows {
+                let sample = sample_from_row(row)?;
+                hours
+                    .entry((
+                        sample.device_id.clone(),
+                        block::block_of(sample.at.as_millisecond()),
+                    ))
+                    .or_default()
+                    .push(sample);
+            }
+            let mut existing: BTreeMap<(String, i64), Vec<TelemetrySample>> = (*tx)
+                .read_blocks(self, patient, start, end)
+                .await?
+                .into_iter()
+                .map(|b| ((b.device_id, b.block_ms), b.samples))
+                .collect();
+            let (mut packed, mut remove, mut write) = (0, Vec::new(), Vec::new());
+            for ((device_id, block_ms), seen) in hours {
+                let old = existing.remove(&(device_id.clone(), block_ms));
+                if old.as_ref().map_or(0, Vec::len) + seen.len() > PACK_SAMPLES_MAX {
+                    continue;
+                }
+                // What is packed is what this DELETE takes, so a row written since the SELECT is not lost.
+                let taken = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM record_telemetry WHERE patient_id = $1 AND device_id = $2 \
+                     AND bucket_s = 0 AND at_ms >= $3 AND at_ms < $4 RETURNING {SAMPLE_COLUMNS}"
+                )))
+                .bind(patient.as_str())
+                .bind(device_id.as_str())
+                .bind(block_ms)
+                .bind(block_ms.saturating_add(BLOCK_MS))
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(|e| self.err(e))?
+                .iter()
+                .map(sample_from_row)
+                .collect::<Result<Vec<_>, RecordError>>()?;
+                let count = taken.len() as u64;
+                let merged = block::merge(old.iter().flatten().cloned().chain(taken));
+                if merged.len() > BLOCK_SAMPLES_MAX {
+                    return Err(RecordError::InvalidEvent {
+                        what: format!(
+                            "telemetry of pump {device_id:?} in the hour from {block_ms} ms"
+                        ),
+                        reason: format!(
+                            "{} samples arrived while it was being packed, more than a block holds \
+                             ({BLOCK_SAMPLES_MAX}); nothing was changed, and the next retention run tries again",
+                            merged.len()
+                        ),
+                    });
+                }
+                if old.is_some() {
+                    remove.push((block_ms, device_id.clone()));
+                }
+                packed += count;
+                write.push(Block {
+                    block_ms,
+                    device_id,
+                    samples: merged,
+                });
+            }
+            (*tx).replace_blocks(self, patient, &remove, &write).await?;
+            tx.commit().await.map_err(|e| self.err(e))?;
+            Ok((packed, write.len() as u64))
+        })
+    }
+
+    /// One transaction: a patient's packed samples older than `before_ms` removed (whole blocks, and the
+    /// older part of the block `before_ms` falls in). Returns (samples removed, blocks rewritten).
+    async fn remove_packed_before(
+        &self,
+        patient: &PatientId,
+        before_ms: i64,
+    ) -> Result<(u64, u64), RecordError> {
+        let backend = self.backend();
+        let whole_before = block::block_of(before_ms);
+        on_pool!(self, |pool| {
+            let mut tx = match backend {
+                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
+                Backend::Postgres => pool.begin().await,
+            }
+            .map_err(|e| self.err(e))?;
+            let whole: i64 = sqlx::query_scalar(
+                "SELECT COALESCE(SUM(samples), 0) FROM record_telemetry_blocks \
+                 WHERE patient_id = $1 AND block_ms < $2",
+            )
+            .bind(patient.as_str())
+            .bind(whole_before)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            sqlx::query(
+                "DELETE FROM record_telemetry_blocks WHERE patient_id = $1 AND block_ms < $2",
+            )
+            .bind(patient.as_str())
+            .bind(whole_before)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?;
+            let mut removed = u64::try_from(whole).unwrap_or(0);
+            let (mut remove, mut write) = (Vec::new(), Vec::new());
+            for mut b in (*tx)
+                .read_blocks(self, patient, before_ms, before_ms)
+                .await?
+            {
+                let before = b.samples.len();
+                b.samples.retain(|s| s.at.as_millisecond() >= before_ms);
+                if b.samples.len() < before {
+                    removed += (before - b.samples.len()) as u64;
+                    remove.push((b.block_ms, b.device_id.clone()));
+                    write.push(b);
+                }
+            }
+            (*tx).replace_blocks(self, patient, &remove, &write).await?;
+            tx.commit().await.map_err(|e| self.err(e))?;
+            Ok((
+                removed,
+                write.iter().filter(|b| !b.samples.is_empty()).count() as u64,
+            ))
+        })
+    }
+
+    /// The first patient id after `after` with rows or blocks in the telemetry tables (a seek on each key).
     async fn next_telemetry_patient(&self, after: &str) -> Result<Option<String>, RecordError> {
         on_pool!(self, |pool| {
             sqlx::query_scalar::<_, Option<String>>(
-                "SELECT MIN(patient_id) FROM record_telemetry WHERE patient_id > $1",
+                "SELECT MIN(patient_id) FROM (\
+                 SELECT MIN(patient_id) AS patient_id FROM record_telemetry WHERE patient_id > $1 UNION ALL \
+                 SELECT MIN(patient_id) FROM record_telemetry_blocks WHERE patient_id > $1) AS next",
             )
             .bind(after)
             .fetch_one(pool)
@@ -601,8 +825,29 @@ impl Store {
         })
     }
 
-    /// The time of a patient's oldest full-resolution sample at or after `from_ms`: a walk along the key.
+    /// Where a patient's full-resolution samples at or after `from_ms` begin, rows or packed (for a block
+    /// that began earlier: `from_ms`).
     async fn oldest_full_sample(
+        &self,
+        patient: &str,
+        from_ms: i64,
+    ) -> Result<Option<i64>, RecordError> {
+        let row = self.oldest_full_row(patient, from_ms).await?;
+        let packed: Option<i64> = on_pool!(self, |pool| {
+            sqlx::query_scalar(
+                "SELECT MIN(block_ms) FROM record_telemetry_blocks WHERE patient_id = $1 AND block_ms > $2",
+            )
+            .bind(patient)
+            .bind(from_ms.saturating_sub(BLOCK_MS))
+            .fetch_one(pool)
+            .await
+            .map_err(|e| self.err(e))
+        })?;
+        Ok(row.into_iter().chain(packed.map(|b| b.max(from_ms))).min())
+    }
+
+    /// The time of a patient's oldest full-resolution row at or after `from_ms`: a walk along the key.
+    async fn oldest_full_row(
         &self,
         patient: &str,
         from_ms: i64,
@@ -620,15 +865,16 @@ impl Store {
         })
     }
 
-    /// One transaction: a patient's full-resolution samples in `[start, end)` (whole buckets) replaced
-    /// by their bucket rows. Returns (samples replaced, buckets written).
+    /// One transaction: a patient's full-resolution samples in `[start, end)` (whole buckets), rows and
+    /// packed, replaced by their bucket rows; a block reaching outside the window keeps the rest. Returns
+    /// (samples replaced, buckets written, blocks rewritten).
     async fn downsample_window(
         &self,
-        patient: &str,
+        patient: &PatientId,
         start: i64,
         end: i64,
         bucket_ms: i64,
-    ) -> Result<(u64, u64), RecordError> {
+    ) -> Result<(u64, u64, u64), RecordError> {
         let backend = self.backend();
         on_pool!(self, |pool| {
             let mut tx = match backend {
@@ -636,32 +882,36 @@ impl Store {
                 Backend::Postgres => pool.begin().await,
             }
             .map_err(|e| self.err(e))?;
+            // What is downsampled is what this DELETE takes, so a row written meanwhile is not lost.
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {SAMPLE_COLUMNS} FROM record_telemetry WHERE patient_id = $1 \
-                 AND bucket_s = 0 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms, device_id"
+                "DELETE FROM record_telemetry WHERE patient_id = $1 \
+                 AND bucket_s = 0 AND at_ms >= $2 AND at_ms < $3 RETURNING {SAMPLE_COLUMNS}"
             )))
-            .bind(patient)
+            .bind(patient.as_str())
             .bind(start)
             .bind(end)
             .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-            let samples = rows
+            let rows = rows
                 .iter()
                 .map(sample_from_row)
                 .collect::<Result<Vec<_>, RecordError>>()?;
+            let (mut inside, mut remove, mut rest) = (Vec::new(), Vec::new(), Vec::new());
+            for mut b in (*tx).read_blocks(self, patient, start, end).await? {
+                remove.push((b.block_ms, b.device_id.clone()));
+                let (within, outside): (Vec<_>, Vec<_>) = b
+                    .samples
+                    .drain(..)
+                    .partition(|s| (start..end).contains(&s.at.as_millisecond()));
+                inside.extend(within);
+                b.samples = outside;
+                rest.push(b);
+            }
+            let samples = merge_samples(rows, inside);
             let buckets = downsample_all(&samples, bucket_ms);
-            let removed = sqlx::query(
-                "DELETE FROM record_telemetry WHERE patient_id = $1 AND bucket_s = 0 \
-                 AND at_ms >= $2 AND at_ms < $3",
-            )
-            .bind(patient)
-            .bind(start)
-            .bind(end)
-            .execute(&mut *tx)
-            .await
-            .map_err(|e| self.err(e))?
-            .rows_affected();
+            (*tx).replace_blocks(self, patient, &remove, &rest).await?;
+            let rewritten = rest.iter().filter(|b| !b.samples.is_empty()).count() as u64;
             let mut written = 0;
             for chunk in buckets.chunks(TELEMETRY_INSERT_ROWS_MAX) {
                 let mut insert =
@@ -690,7 +940,7 @@ impl Store {
                     .rows_affected();
             }
             tx.commit().await.map_err(|e| self.err(e))?;
-            Ok((removed, written))
+            Ok((samples.len() as u64, written, rewritten))
         })
     }
 

@@ -153,7 +153,7 @@ async fn a_database_from_a_newer_version_is_refused() {
             error,
             RecordError::SchemaTooNew {
                 found: 99,
-                supported: 3
+                supported: 4
             }
         ),
         "{error:?}"

@@ -721,7 +721,7 @@ async fn concurrent_writers_keep_one_unbroken_chain(db: TestDb) {
 }
 
 async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
-    assert_eq!(db.store.schema_version().await.unwrap(), 3);
+    assert_eq!(db.store.schema_version().await.unwrap(), 4);
     db.store
         .append(&notes("p-1", "pump-a", 0..2))
         .await
@@ -730,7 +730,7 @@ async fn migrations_run_once_and_reopen_cleanly(db: TestDb) {
     let reopened = record::Store::open(record::Config::new(db.url.clone()))
         .await
         .unwrap();
-    assert_eq!(reopened.schema_version().await.unwrap(), 3);
+    assert_eq!(reopened.schema_version().await.unwrap(), 4);
     assert_eq!(
         reopened
             .timeline(&TimelineQuery::all(patient("p-1")))

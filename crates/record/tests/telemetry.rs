@@ -19,6 +19,7 @@ on_both_backends!(
     compaction_removes_rows_past_keep_for_and_never_touches_events,
     compaction_of_a_long_backlog_runs_in_short_transactions,
     a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_events,
+    hours_that_ended_an_hour_ago_are_packed_and_read_back_bit_for_bit,
 );
 
 fn sample(patient_id: &str, device: &str, time: Timestamp, i: usize) -> TelemetrySample {
@@ -76,10 +77,16 @@ fn series(patient_id: &str, device: &str, start: Timestamp, n: usize) -> Vec<Tel
 }
 
 async fn rows(db: &TestDb) -> i64 {
+    count_rows(db, "record_telemetry").await
+}
+
+/// Rows of one of the telemetry tables, behind the store's back.
+async fn count_rows(db: &TestDb, table: &str) -> i64 {
+    let sql = format!("SELECT COUNT(*) FROM {table}");
     let url = db.url.clone();
     if url.starts_with("sqlite:") {
         let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM record_telemetry")
+        let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -87,7 +94,7 @@ async fn rows(db: &TestDb) -> i64 {
         n
     } else {
         let pool = sqlx::PgPool::connect(&url).await.unwrap();
-        let n = sqlx::query_scalar("SELECT COUNT(*) FROM record_telemetry")
+        let n = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
             .fetch_one(&pool)
             .await
             .unwrap();
@@ -517,15 +524,15 @@ async fn a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_ev
             url: url.clone(),
             dir: None,
         },
-        "DROP TABLE record_telemetry; DROP TABLE record_restatements; \
+        "DROP TABLE record_telemetry; DROP TABLE record_restatements; DROP TABLE record_telemetry_blocks; \
          DELETE FROM record_schema_version WHERE version >= 2;",
     )
     .await;
     let store = Store::open(Config::new(url)).await.unwrap();
     assert_eq!(
         store.schema_version().await.unwrap(),
-        3,
-        "migrations 2 and 3 ran"
+        4,
+        "migrations 2 to 4 ran"
     );
     let new = series("p-1", "pump-a", at("2026-11-20T08:05:00Z"), 5);
     store.append_telemetry(&new).await.unwrap();
@@ -540,4 +547,157 @@ async fn a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_ev
     );
     assert!(store.verify().await.unwrap().is_intact());
     store.close().await;
+}
+
+async fn hours_that_ended_an_hour_ago_are_packed_and_read_back_bit_for_bit(db: TestDb) {
+    let now = at("2026-11-27T12:30:00Z");
+    // Pump a: 08:10 to 12:29, a sample a minute. Pump b: 09:00 to 09:59, then silent. Another patient's
+    // pump: yesterday.
+    let mut all = series("p-1", "pump-a", at("2026-11-27T08:10:00Z"), 260);
+    all.extend(series("p-1", "pump-b", at("2026-11-27T09:00:00Z"), 60));
+    let other = series("p-2", "pump-c", at("2026-11-26T23:30:00Z"), 45);
+    // Values that only survive bit for bit (a zero's sign is as the database kept it), and a teaching sample.
+    all[3].downstream_pressure_mmhg = -0.0;
+    all[4].rate_ml_per_h = f64::MIN_POSITIVE / 4.0;
+    all[5].teaching = true;
+    db.store.append_telemetry(&all).await.unwrap();
+    db.store.append_telemetry(&other).await.unwrap();
+    let before = db
+        .store
+        .telemetry_series(&patient("p-1"), None, None)
+        .await
+        .unwrap();
+
+    let report = db
+        .store
+        .compact_telemetry(now, &TelemetryRetention::default())
+        .await
+        .unwrap();
+    // Packed: whatever lies before 11:00 (the hour that ended at least an hour ago): pump a 08:10-10:59
+    // (170 samples, 3 blocks), pump b (60, 1 block), p-2 (45, 2 blocks).
+    assert_eq!(report.samples_packed, 170 + 60 + 45, "{report:?}");
+    assert_eq!(report.blocks_written, 3 + 1 + 2, "{report:?}");
+    assert_eq!(report.samples_downsampled, 0);
+    assert_eq!(rows(&db).await, 90, "pump a from 11:00 stays as rows");
+    assert_eq!(count_rows(&db, "record_telemetry_blocks").await, 6);
+    let after = db
+        .store
+        .telemetry_series(&patient("p-1"), None, None)
+        .await
+        .unwrap();
+    assert_eq!(after, before);
+    let bits = |s: &TelemetrySample| {
+        [
+            s.rate_ml_per_h,
+            s.delivered_ml,
+            s.remaining_ml,
+            s.battery_percent,
+            s.downstream_pressure_mmhg,
+        ]
+        .map(f64::to_bits)
+    };
+    assert!(after.iter().zip(&before).all(|(a, b)| bits(a) == bits(b)));
+    assert_eq!(after[4].rate_ml_per_h, f64::MIN_POSITIVE / 4.0);
+    // A range that cuts blocks reads only its samples.
+    let window = db
+        .store
+        .telemetry_series(
+            &patient("p-1"),
+            Some(at("2026-11-27T09:30:00Z")),
+            Some(at("2026-11-27T11:15:00Z")),
+        )
+        .await
+        .unwrap();
+    let expected: Vec<TelemetrySample> = before
+        .iter()
+        .filter(|s| s.at >= at("2026-11-27T09:30:00Z") && s.at < at("2026-11-27T11:15:00Z"))
+        .cloned()
+        .collect();
+    assert_eq!(window, expected);
+    // Pump b's newest sample is packed; the latest reader finds it.
+    let latest = db.store.latest_telemetry(&patient("p-1")).await.unwrap();
+    assert_eq!(latest.len(), 2);
+    assert_eq!(
+        latest[1],
+        before
+            .iter()
+            .rev()
+            .find(|s| s.device_id == "pump-b")
+            .unwrap()
+            .clone()
+    );
+
+    // A packed sample sent again comes back as a row and is merged into its block: never twice.
+    db.store.append_telemetry(&all[20..22]).await.unwrap();
+    assert_eq!(
+        db.store
+            .telemetry_series(&patient("p-1"), None, None)
+            .await
+            .unwrap(),
+        before
+    );
+    let again = db
+        .store
+        .compact_telemetry(now, &TelemetryRetention::default())
+        .await
+        .unwrap();
+    assert_eq!(
+        (again.samples_packed, again.blocks_written),
+        (2, 1),
+        "{again:?}"
+    );
+    assert_eq!(rows(&db).await, 90);
+    assert!(
+        db.store
+            .compact_telemetry(now, &TelemetryRetention::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // Retention reaches into a block: only its older part goes.
+    let keep = TelemetryRetention {
+        keep_for: Some(SignedDuration::from_mins(3 * 60 + 5)),
+        ..TelemetryRetention::default()
+    };
+    let trimmed = db.store.compact_telemetry(now, &keep).await.unwrap();
+    // Before 09:25: pump a 08:10-09:24 (75) and pump b 09:00-09:24 (25); p-2 entirely (45).
+    assert_eq!(trimmed.rows_removed, 75 + 25 + 45, "{trimmed:?}");
+    let left = db
+        .store
+        .telemetry_series(&patient("p-1"), None, None)
+        .await
+        .unwrap();
+    let expected: Vec<TelemetrySample> = before
+        .into_iter()
+        .filter(|s| s.at >= at("2026-11-27T09:25:00Z"))
+        .collect();
+    assert_eq!(left, expected);
+    assert!(
+        db.store
+            .telemetry_series(&patient("p-2"), None, None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    // A week later the packed hours are downsampled like rows.
+    let week = db
+        .store
+        .compact_telemetry(
+            now + SignedDuration::from_hours(24 * 8),
+            &TelemetryRetention::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(week.samples_downsampled, left.len() as u64, "{week:?}");
+    assert_eq!(count_rows(&db, "record_telemetry_blocks").await, 0);
+    assert!(
+        db.store
+            .telemetry_series(&patient("p-1"), None, None)
+            .await
+            .unwrap()
+            .iter()
+            .all(|s| s.bucket_s == 900)
+    );
 }
