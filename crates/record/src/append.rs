@@ -297,11 +297,13 @@ pub(crate) trait AppendSql {
         store: &Store,
         devices: &[&str],
     ) -> Result<HashMap<String, Stated>, RecordError>;
-    /// Replaces the state rows of the pumps in `rows`; `new_rows` give the ids of reports recorded in this batch.
+    /// Writes the state rows of the pumps in `rows`: an UPDATE of the pumps in `stored` (their rows were read),
+    /// an INSERT of the others; `new_rows` give the ids of reports recorded in this batch.
     async fn write_restatements(
         &mut self,
         store: &Store,
         rows: &BTreeMap<String, Stated>,
+        stored: &BTreeSet<String>,
         new_rows: &[NewRow],
     ) -> Result<(), RecordError>;
     /// Writes the new rows, many per statement.
@@ -457,22 +459,32 @@ macro_rules! append_sql {
                 &mut self,
                 store: &Store,
                 rows: &BTreeMap<String, Stated>,
+                stored: &BTreeSet<String>,
                 new_rows: &[NewRow],
             ) -> Result<(), RecordError> {
-                let rows: Vec<(&String, &Stated)> = rows.iter().collect();
-                for chunk in rows.chunks(INSERT_ROWS_MAX) {
-                    let mut delete =
-                        QueryBuilder::new("DELETE FROM record_restatements WHERE device_id IN (");
-                    let mut list = delete.separated(", ");
-                    for (device, _) in chunk {
-                        list.push_bind(device.as_str());
-                    }
-                    delete.push(")");
-                    delete
-                        .build()
-                        .execute(&mut *self)
-                        .await
-                        .map_err(|e| store.err(e))?;
+                let (known, new): (Vec<_>, Vec<_>) =
+                    rows.iter().partition(|(device, _)| stored.contains(*device));
+                // One UPDATE a pump: on PostgreSQL a heap-only update, so the busy table stays small.
+                for (device, s) in known {
+                    sqlx::query(
+                        "UPDATE record_restatements SET patient_id = $2, kind = $3, statement = $4, event_id = $5, \
+                         restated = $6, last_seq = $7, last_occurred_at_us = $8, last_recorded_at_us = $9 \
+                         WHERE device_id = $1",
+                    )
+                    .bind(device.as_str())
+                    .bind(s.patient.as_str())
+                    .bind(s.kind.as_str())
+                    .bind(s.statement.as_str())
+                    .bind(resolve(s.event, new_rows))
+                    .bind(s.restated)
+                    .bind(s.last_seq)
+                    .bind(s.last_occurred_at_us)
+                    .bind(s.last_recorded_at_us)
+                    .execute(&mut *self)
+                    .await
+                    .map_err(|e| store.err(e))?;
+                }
+                for chunk in new.chunks(INSERT_ROWS_MAX) {
                     let mut insert = QueryBuilder::new(format!(
                         "INSERT INTO record_restatements ({}) ",
                         crate::restate::COLUMNS

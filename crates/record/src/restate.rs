@@ -6,7 +6,7 @@
 //! a pump-day. So [`Store::append`] records the first report of a state, and counts each identical report that
 //! follows as a **restatement** of it in `record_restatements`, one row per pump: which event it restates, how
 //! many times, the last sequence number and when. That row is written in the append's transaction, so an
-//! acknowledged restatement is durable like any event; it is status, not history, and is replaced on the
+//! acknowledged restatement is durable like any event; it is status, not history, and is updated on the
 //! pump's next state report.
 //!
 //! What counts, deliberately narrow (anything else is recorded as before):

@@ -23,6 +23,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row};
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
@@ -484,6 +485,7 @@ impl Store {
             } else {
                 tx.restatements(self, &devices).await?
             };
+            let stored: BTreeSet<String> = known.keys().cloned().collect();
             let folding = restate::fold(&prepared, &split.fresh, known, recorded_at_us);
             let mut rows = Vec::new();
             if !folding.write.is_empty() {
@@ -509,7 +511,8 @@ impl Store {
                 }
             }
             if !folding.rows.is_empty() {
-                tx.write_restatements(self, &folding.rows, &rows).await?;
+                tx.write_restatements(self, &folding.rows, &stored, &rows)
+                    .await?;
             }
             tx.commit().await.map_err(|e| self.err(e))?;
             Ok(receipts(&prepared, split, &rows, &folding.restated))
