@@ -113,8 +113,10 @@ pub async fn compact_telemetry(state: &AppState) {
     {
         Ok(report) if report.is_empty() => {}
         Ok(report) => eprintln!(
-            "infusafe server: telemetry retention: {} samples downsampled into {} buckets, {} rows past the \
-             retention removed ({} transactions)",
+            "infusafe server: telemetry retention: {} samples packed ({} hour blocks written), {} downsampled \
+             into {} buckets, {} rows past the retention removed ({} transactions)",
+            report.samples_packed,
+            report.blocks_written,
             report.samples_downsampled,
             report.buckets_written,
             report.rows_removed,

@@ -404,6 +404,51 @@ async fn resent_batches_are_not_duplicated(backend: Backend) {
     assert_eq!(alarms.as_array().unwrap().len(), 1);
 }
 
+async fn a_restated_state_is_acknowledged_counted_and_not_chained(backend: Backend) {
+    let Some((app, w)) = TestServer::seeded(backend).await else {
+        return;
+    };
+    let report = |seq: u64, data: serde_json::Value| json!({"seq": seq, "occurred_at": format!("2026-01-01T10:00:{:02}Z", seq), "kind": "state_changed", "data": data});
+    let infusing = json!({"state": "infusing"});
+    let pump = app.pump(&w.pump1_token);
+    let reply = pump
+        .batch(
+            json!([report(1, infusing.clone()), report(2, infusing.clone())]),
+            None,
+        )
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(reply["accepted"], json!([1, 2]));
+    let reply = pump
+        .batch(
+            json!([
+                report(2, infusing.clone()),
+                report(3, infusing.clone()),
+                report(4, json!({"state": "paused"})),
+                report(5, json!({"from": "paused", "to": "infusing"})),
+                report(6, json!({"from": "paused", "to": "infusing"}))
+            ]),
+            None,
+        )
+        .await
+        .expect_status(200)
+        .json();
+    assert_eq!(reply["accepted"], json!([3, 4, 5, 6]), "{reply}");
+    assert_eq!(reply["duplicates"], json!([2]), "{reply}");
+    let nurse = app.login(User::Nurse).await;
+    let recorded = app.timeline(&nurse, &w.p1, &["state_changed"]).await;
+    let seqs: Vec<u64> = recorded
+        .iter()
+        .map(|e| e["payload"]["seq"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        seqs,
+        vec![6, 5, 4, 1],
+        "newest first: one report of each state, every transition"
+    );
+}
+
 async fn active_alarms_survive_a_restart(backend: Backend) {
     let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
@@ -509,5 +554,6 @@ both_backends!(
     occlusion_reaches_streams_and_escalates,
     acknowledged_alarm_does_not_reach_the_nurse,
     silent_pump_raises_pump_silent,
-    resent_batches_are_not_duplicated
+    resent_batches_are_not_duplicated,
+    a_restated_state_is_acknowledged_counted_and_not_chained
 );
