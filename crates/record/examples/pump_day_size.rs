@@ -2,19 +2,24 @@
 //! state once a minute (`state_changed {"state": "infusing"}`, with the stamps the server adds, one append per
 //! pump per minute as the link makes them), one telemetry sample a minute (written for every pump at once, as
 //! the server's grouped writer does), and alarms at the load's rate (3 a second across 10,000 pumps: one every
-//! 56 pump-minutes, about 26 a pump-day), each raised and cleared a minute later.
+//! 56 pump-minutes, about 26 a pump-day), each raised and cleared a minute later. Every simulated hour the
+//! retention duty runs as the server runs it (hourly), packing each hour of telemetry that ended an hour ago.
 //!
-//! `cargo run --release -p record --example pump_day_size [PUMPS]` (default 100 pumps, one patient each, ids
-//! as the server makes them). SQLite: `page_count * page_size` after a WAL checkpoint, before and after the day.
-//! With `INFUSAFE_TEST_POSTGRES_URL` set (`eval "$(scripts/pg-start)"`), the same day on PostgreSQL, in a schema
-//! of its own that is dropped afterwards: `pg_total_relation_size` of every table after a plain `VACUUM` (what
-//! autovacuum does). Both print how many events the chain holds and what the restatement rows say.
+//! `cargo run --release -p record --example pump_day_size [PUMPS] [DAYS]` (default 100 pumps, one patient
+//! each, ids as the server makes them; 2 days). The figure is the growth of the **last** day: the first day
+//! also pays once for what stays the same size (the recent hours kept as rows, one status row per pump).
+//! SQLite: `page_count * page_size` after a WAL checkpoint. With `INFUSAFE_TEST_POSTGRES_URL` set
+//! (`eval "$(scripts/pg-start)"`), the same days on PostgreSQL, in a schema of its own that is dropped
+//! afterwards: `pg_total_relation_size` of each table after a plain `VACUUM` (what autovacuum does).
 
 mod common;
 
 use common::{open_sqlite, postgres_schema, sqlite_size};
 use jiff::{SignedDuration, Timestamp};
-use record::{Body, Config, NewEvent, PatientId, Source, Store, TelemetrySample, TimelineQuery};
+use record::{
+    Body, Config, NewEvent, PatientId, Source, Store, TelemetryRetention, TelemetrySample,
+    TimelineQuery,
+};
 use serde_json::json;
 use std::sync::Arc;
 
@@ -102,10 +107,10 @@ fn sample(pump: usize, i: usize, at: Timestamp) -> TelemetrySample {
     }
 }
 
-/// Writes the whole day; returns the events the chain holds and the restatements counted.
-async fn one_day(store: Arc<Store>, pumps: usize) -> (usize, u64) {
+/// Writes day `day` (from 0); returns the events the chain holds and the restatements counted so far.
+async fn one_day(store: Arc<Store>, pumps: usize, day: usize) -> (usize, u64) {
     let start: Timestamp = "2026-11-01T00:00:00Z".parse().expect("time");
-    for i in 0..MINUTES_PER_DAY {
+    for i in day * MINUTES_PER_DAY..(day + 1) * MINUTES_PER_DAY {
         let minute = start + SignedDuration::from_secs(i as i64 * 60);
         let mut tasks: tokio::task::JoinSet<Result<(), record::RecordError>> =
             tokio::task::JoinSet::new();
@@ -126,6 +131,16 @@ async fn one_day(store: Arc<Store>, pumps: usize) -> (usize, u64) {
             .map(|pump| sample(pump, i, minute + SignedDuration::from_secs(5)))
             .collect();
         store.append_telemetry(&samples).await.expect("telemetry");
+        if i % 60 == 59 {
+            // The server's hourly retention duty: packs each hour that ended an hour ago.
+            store
+                .compact_telemetry(
+                    minute + SignedDuration::from_secs(60),
+                    &TelemetryRetention::default(),
+                )
+                .await
+                .expect("compact");
+        }
     }
     let mut chained = 0;
     let mut restated = 0;
@@ -151,39 +166,51 @@ async fn close(store: Arc<Store>) {
         .await;
 }
 
-fn report(backend: &str, pumps: usize, bytes: i64, chained: usize, restated: u64) {
+/// Prints the last day's growth per pump; `sizes` holds the size before the first day and after each.
+fn report(backend: &str, pumps: usize, sizes: &[i64], chained: usize, restated: u64) {
+    let per_pump = |bytes: i64| bytes as f64 / pumps as f64 / 1000.0;
+    let days = sizes.len() - 1;
+    let growth: Vec<String> = sizes
+        .windows(2)
+        .map(|w| format!("{:.1}", per_pump(w[1] - w[0])))
+        .collect();
     println!(
-        "{backend}: {:.1} KB per pump-day ({} events chained and {} state reports counted per pump-day)",
-        bytes as f64 / pumps as f64 / 1000.0,
-        chained / pumps,
-        restated / pumps as u64
+        "{backend}: {:.1} KB per pump-day (day by day: {} KB; {} events chained and {} state reports counted \
+         per pump-day)",
+        per_pump(sizes[days] - sizes[days - 1]),
+        growth.join(", "),
+        chained / pumps / days,
+        restated / (pumps * days) as u64
     );
 }
 
 #[tokio::main]
 async fn main() {
-    let pumps: usize = std::env::args()
-        .nth(1)
-        .map_or(100, |n| n.parse().expect("PUMPS is a number"));
+    let arg = |n: usize, default: usize, what: &str| {
+        std::env::args().nth(n).map_or(default, |v| {
+            v.parse()
+                .unwrap_or_else(|_| panic!("{what} is a number, not {v:?}"))
+        })
+    };
+    let pumps = arg(1, 100, "PUMPS").max(1);
+    let days = arg(2, 2, "DAYS").max(1);
     println!(
-        "{pumps} pumps, one day of issue 15's load (a batch and a telemetry sample a minute, ~26 alarms)"
+        "{pumps} pumps, {days} days of issue 15's load (a batch and a telemetry sample a minute, ~26 alarms a day)"
     );
 
     let dir = std::env::temp_dir().join(format!("infusafe-pump-day-{}", std::process::id()));
     let (store, url) = open_sqlite(&dir).await;
     store.close().await;
-    let empty = sqlite_size(&url).await;
-    let (store, _) = open_sqlite(&dir).await;
-    let store = Arc::new(store);
-    let (chained, restated) = one_day(store.clone(), pumps).await;
-    close(store).await;
-    report(
-        "SQLite",
-        pumps,
-        sqlite_size(&url).await - empty,
-        chained,
-        restated,
-    );
+    let mut sizes = vec![sqlite_size(&url).await];
+    let mut outcome = (0, 0);
+    for day in 0..days {
+        let (store, _) = open_sqlite(&dir).await;
+        let store = Arc::new(store);
+        outcome = one_day(store.clone(), pumps, day).await;
+        close(store).await;
+        sizes.push(sqlite_size(&url).await);
+    }
+    report("SQLite", pumps, &sizes, outcome.0, outcome.1);
     let _ = std::fs::remove_dir_all(&dir);
 
     if let Ok(base) = std::env::var("INFUSAFE_TEST_POSTGRES_URL")
@@ -196,33 +223,49 @@ async fn main() {
                 .expect("open postgres store"),
         );
         let admin = sqlx::PgPool::connect(&base).await.expect("postgres");
-        let size_sql = format!(
-            "SELECT COALESCE(SUM(pg_total_relation_size(format('%I.%I', schemaname, tablename)::regclass)), 0)::BIGINT \
-             FROM pg_tables WHERE schemaname = '{schema}'"
-        );
-        let size = || async {
+        let by_table = || async {
             let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1",
+                "SELECT format('%I.%I', schemaname, tablename) FROM pg_tables WHERE schemaname = $1 \
+                 ORDER BY tablename",
             )
             .bind(&schema)
             .fetch_all(&admin)
             .await
             .expect("tables");
+            let mut sizes = Vec::with_capacity(tables.len());
             for table in tables {
                 sqlx::raw_sql(sqlx::AssertSqlSafe(format!("VACUUM {table}")))
                     .execute(&admin)
                     .await
                     .expect("vacuum");
+                let bytes: i64 = sqlx::query_scalar("SELECT pg_total_relation_size($1::regclass)")
+                    .bind(&table)
+                    .fetch_one(&admin)
+                    .await
+                    .expect("size");
+                sizes.push((table, bytes));
             }
-            sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(size_sql.clone()))
-                .fetch_one(&admin)
-                .await
-                .expect("size")
+            sizes
         };
-        let empty = size().await;
-        let (chained, restated) = one_day(store.clone(), pumps).await;
+        let mut tables = vec![by_table().await];
+        let mut outcome = (0, 0);
+        for day in 0..days {
+            outcome = one_day(store.clone(), pumps, day).await;
+            tables.push(by_table().await);
+        }
         close(store).await;
-        report("PostgreSQL", pumps, size().await - empty, chained, restated);
+        let sizes: Vec<i64> = tables
+            .iter()
+            .map(|t| t.iter().map(|(_, bytes)| bytes).sum())
+            .collect();
+        report("PostgreSQL", pumps, &sizes, outcome.0, outcome.1);
+        for ((table, old), (_, new)) in tables[days - 1].iter().zip(&tables[days]) {
+            println!(
+                "  {table}: {:.1} KB per pump-day ({:.1} KB per pump in all)",
+                (new - old) as f64 / pumps as f64 / 1000.0,
+                *new as f64 / pumps as f64 / 1000.0
+            );
+        }
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "DROP SCHEMA \"{schema}\" CASCADE"
         )))
