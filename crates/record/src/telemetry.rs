@@ -658,6 +658,7 @@ impl Store {
                 Backend::Postgres => pool.begin().await,
             }
             .map_err(|e| self.err(e))?;
+            (*tx).lock_telemetry(self, patient).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {SAMPLE_COLUMNS} FROM record_telemetry WHERE patient_id = $1 \
                  AND bucket_s = 0 AND at_ms >= $2 AND at_ms < $3 ORDER BY device_id, at_ms"
@@ -751,6 +752,7 @@ impl Store {
                 Backend::Postgres => pool.begin().await,
             }
             .map_err(|e| self.err(e))?;
+            (*tx).lock_telemetry(self, patient).await?;
             let whole: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(SUM(samples), 0) FROM record_telemetry_blocks \
                  WHERE patient_id = $1 AND block_ms < $2",
@@ -882,6 +884,7 @@ impl Store {
                 Backend::Postgres => pool.begin().await,
             }
             .map_err(|e| self.err(e))?;
+            (*tx).lock_telemetry(self, patient).await?;
             // What is downsampled is what this DELETE takes, so a row written meanwhile is not lost.
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "DELETE FROM record_telemetry WHERE patient_id = $1 \

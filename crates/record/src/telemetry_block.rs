@@ -273,6 +273,14 @@ pub(crate) trait BlockSql {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Block>, RecordError>;
+    /// PostgreSQL: holds a patient's telemetry for the rest of the transaction, so two retention runs (a
+    /// hand-over of the timed duties) never rewrite the same block from two stale reads. SQLite: nothing to do,
+    /// `BEGIN IMMEDIATE` already serializes writers.
+    async fn lock_telemetry(
+        &mut self,
+        store: &Store,
+        patient: &PatientId,
+    ) -> Result<(), RecordError>;
     /// Removes the blocks `remove` (by start and pump) of a patient, then writes `write` (non-empty ones).
     async fn replace_blocks(
         &mut self,
@@ -316,6 +324,21 @@ macro_rules! block_sql {
                         })
                     })
                     .collect()
+            }
+
+            async fn lock_telemetry(
+                &mut self,
+                store: &Store,
+                patient: &PatientId,
+            ) -> Result<(), RecordError> {
+                if store.backend() == crate::store::Backend::Postgres {
+                    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1, 1))")
+                        .bind(patient.as_str())
+                        .execute(&mut *self)
+                        .await
+                        .map_err(|e| store.err(e))?;
+                }
+                Ok(())
             }
 
             async fn replace_blocks(

@@ -20,6 +20,7 @@ on_both_backends!(
     compaction_of_a_long_backlog_runs_in_short_transactions,
     a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_events,
     hours_that_ended_an_hour_ago_are_packed_and_read_back_bit_for_bit,
+    two_retention_runs_at_once_lose_no_sample,
 );
 
 fn sample(patient_id: &str, device: &str, time: Timestamp, i: usize) -> TelemetrySample {
@@ -700,4 +701,57 @@ async fn hours_that_ended_an_hour_ago_are_packed_and_read_back_bit_for_bit(db: T
             .iter()
             .all(|s| s.bucket_s == 900)
     );
+}
+
+async fn two_retention_runs_at_once_lose_no_sample(db: TestDb) {
+    let now = at("2026-11-27T12:30:00Z");
+    let patients: Vec<String> = (0..6).map(|p| format!("p-{p}")).collect();
+    let mut first = Vec::new();
+    for p in &patients {
+        first.extend(series(p, "pump-a", at("2026-11-27T08:00:00Z"), 180));
+        first.extend(series(p, "pump-b", at("2026-11-27T08:00:00Z"), 180));
+    }
+    db.store.append_telemetry(&first).await.unwrap();
+    db.store
+        .compact_telemetry(now, &TelemetryRetention::default())
+        .await
+        .unwrap();
+    // Samples of the same hours arrive late (half a minute off), so the next runs merge them into blocks
+    // that already exist: two runs at once, as two processes in a hand-over would.
+    let late: Vec<TelemetrySample> = first
+        .iter()
+        .map(|s| TelemetrySample {
+            at: s.at + SignedDuration::from_secs(30),
+            ..s.clone()
+        })
+        .collect();
+    db.store.append_telemetry(&late).await.unwrap();
+    let other = Store::open(Config::new(db.url.clone())).await.unwrap();
+    let policy = TelemetryRetention::default();
+    let (a, b) = tokio::join!(
+        db.store.compact_telemetry(now, &policy),
+        other.compact_telemetry(now, &policy)
+    );
+    // A run that met the other may fail (and is tried again an hour later); none may lose a sample.
+    let packed = a.map_or(0, |r| r.samples_packed) + b.map_or(0, |r| r.samples_packed);
+    let again = db.store.compact_telemetry(now, &policy).await.unwrap();
+    assert_eq!(packed + again.samples_packed, late.len() as u64);
+    assert_eq!(rows(&db).await, 0);
+    for p in &patients {
+        let mut expected: Vec<TelemetrySample> = first
+            .iter()
+            .chain(&late)
+            .filter(|s| s.patient.as_str() == p)
+            .cloned()
+            .collect();
+        expected.sort_by(|x, y| (x.at, &x.device_id).cmp(&(y.at, &y.device_id)));
+        let got = db
+            .store
+            .telemetry_series(&patient(p), None, None)
+            .await
+            .unwrap();
+        assert_eq!(got.len(), expected.len(), "{p}");
+        assert_eq!(got, expected, "{p}");
+    }
+    other.close().await;
 }
