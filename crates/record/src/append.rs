@@ -468,8 +468,8 @@ macro_rules! append_sql {
                 for (device, s) in known {
                     sqlx::query(
                         "UPDATE record_restatements SET patient_id = $2, kind = $3, statement = $4, event_id = $5, \
-                         restated = $6, last_seq = $7, last_occurred_at_us = $8, last_recorded_at_us = $9 \
-                         WHERE device_id = $1",
+                         restated = $6, last_seq = $7, last_occurred_at_us = $8, last_recorded_at_us = $9, \
+                         open = $10 WHERE device_id = $1",
                     )
                     .bind(device.as_str())
                     .bind(s.patient.as_str())
@@ -480,6 +480,7 @@ macro_rules! append_sql {
                     .bind(s.last_seq)
                     .bind(s.last_occurred_at_us)
                     .bind(s.last_recorded_at_us)
+                    .bind(s.open)
                     .execute(&mut *self)
                     .await
                     .map_err(|e| store.err(e))?;
@@ -499,7 +500,8 @@ macro_rules! append_sql {
                             .push_bind(s.restated)
                             .push_bind(s.last_seq)
                             .push_bind(s.last_occurred_at_us)
-                            .push_bind(s.last_recorded_at_us);
+                            .push_bind(s.last_recorded_at_us)
+                            .push_bind(s.open);
                     });
                     insert
                         .build()
@@ -558,6 +560,7 @@ where
     usize: sqlx::ColumnIndex<R>,
     i64: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
     String: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
+    bool: sqlx::Type<R::Database> + for<'r> sqlx::Decode<'r, R::Database>,
 {
     Ok((
         row.try_get(0)?,
@@ -570,6 +573,7 @@ where
             last_seq: row.try_get(6)?,
             last_occurred_at_us: row.try_get(7)?,
             last_recorded_at_us: row.try_get(8)?,
+            open: row.try_get(9)?,
         },
     ))
 }

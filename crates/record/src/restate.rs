@@ -17,7 +17,9 @@
 //!   a contradiction worth keeping, not a restatement.
 //!
 //! A report that differs in any field is a change and is recorded; the pump's next identical reports restate
-//! that one. Every other kind, alarms included, is always recorded.
+//! that one. Every other kind, alarms included, is always recorded, and ends the restating: after anything else
+//! is chained about the pump, its next state report is recorded again. A late report (its number not above the
+//! last report's) is recorded if it differs and never moves the row back (see [`fold`]).
 
 use crate::append::stated_from_row;
 use crate::chain::canonical_json;
@@ -36,7 +38,7 @@ const STAMPS: &[&str] = &["device_id", "seq"];
 
 /// Columns of `record_restatements`, in the order [`Stated`] is written and read.
 pub(crate) const COLUMNS: &str = "device_id, patient_id, kind, statement, event_id, restated, \
-     last_seq, last_occurred_at_us, last_recorded_at_us";
+     last_seq, last_occurred_at_us, last_recorded_at_us, open";
 
 /// What a restatable event states: its payload without the stamps, canonical.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,12 +81,15 @@ pub(crate) enum Target {
 pub(crate) struct Stated {
     pub patient: String,
     pub kind: String,
+    /// Canonical JSON.
     pub statement: String,
     pub event: Target,
     pub restated: i64,
     pub last_seq: i64,
     pub last_occurred_at_us: i64,
     pub last_recorded_at_us: i64,
+    /// False once another event of the pump was chained after the report: its next report is recorded.
+    pub open: bool,
 }
 
 /// A batch's fresh events after restatements are taken out.
@@ -94,23 +99,30 @@ pub(crate) struct Folding {
     pub write: Vec<usize>,
     /// Events that restate a recorded one: (index, the recorded event, already counted before).
     pub restated: Vec<(usize, Target, bool)>,
-    /// The rows to write, by pump: every pump that reported its state in this batch.
+    /// The rows to write, by pump: every row this batch changed or started.
     pub rows: BTreeMap<String, Stated>,
 }
 
-/// The pumps whose state rows a batch needs: those with a state report among the fresh events.
+/// The devices whose state rows a batch needs: every device of a fresh event (a state report is counted or
+/// recorded; anything else chained about the pump ends its restating).
 pub(crate) fn devices<'a>(prepared: &'a [PreparedEvent], fresh: &[usize]) -> Vec<&'a str> {
     let devices: BTreeSet<&str> = fresh
         .iter()
-        .map(|&i| &prepared[i])
-        .filter(|e| statement(e).is_some())
-        .map(|e| e.device_id.as_str())
+        .map(|&i| prepared[i].device_id.as_str())
         .collect();
     devices.into_iter().collect()
 }
 
 /// Splits the fresh events into those to record and restatements, in batch order (a report recorded earlier in
 /// the batch is restated by an identical later one). `known` holds the pumps' rows as stored.
+///
+/// - A report identical to the row's: a restatement, or a duplicate when its number is not above the row's
+///   last (it was counted, or a later report overtook it).
+/// - Any other report is recorded. It becomes the row's report unless its number is not above the row's last:
+///   a late report never pulls the row back, or the next real change would be taken for a restatement of it.
+/// - Any other event chained with the pump's id (an alarm, a stop, a correction, `pump_silent`) empties the
+///   row's report, so the pump's next state report is recorded: a restatement only ever stands for "nothing
+///   happened to this pump since".
 pub(crate) fn fold(
     prepared: &[PreparedEvent],
     fresh: &[usize],
@@ -123,29 +135,37 @@ pub(crate) fn fold(
         let e = &prepared[i];
         let Some(said) = statement(e) else {
             folding.write.push(i);
+            if let Some(row) = known.get_mut(&e.device_id)
+                && row.open
+            {
+                row.open = false;
+                touched.insert(e.device_id.clone());
+            }
             continue;
         };
-        touched.insert(e.device_id.clone());
-        let current = known.get_mut(&e.device_id).filter(|c| {
+        let row = known.get_mut(&e.device_id);
+        let stale = row.as_ref().is_some_and(|c| e.device_seq <= c.last_seq);
+        let same = row.as_ref().is_some_and(|c| {
             said.restatable
                 && c.patient == e.patient.as_str()
                 && c.kind == e.kind
                 && c.statement == said.text
         });
-        match current {
-            Some(c) if e.device_seq <= c.last_seq => {
-                // Sent again (or overtaken by a later report): counted already.
-                folding.restated.push((i, c.event, true));
-            }
-            Some(c) => {
+        match row {
+            // Sent again, or overtaken by a later report: counted already.
+            Some(c) if same && stale => folding.restated.push((i, c.event, true)),
+            Some(c) if same && c.open => {
                 c.restated += 1;
                 c.last_seq = e.device_seq;
                 c.last_occurred_at_us = e.occurred_at_us;
                 c.last_recorded_at_us = recorded_at_us;
                 folding.restated.push((i, c.event, false));
+                touched.insert(e.device_id.clone());
             }
-            None => {
+            Some(_) if stale => folding.write.push(i),
+            _ => {
                 folding.write.push(i);
+                touched.insert(e.device_id.clone());
                 known.insert(
                     e.device_id.clone(),
                     Stated {
@@ -157,6 +177,7 @@ pub(crate) fn fold(
                         last_seq: e.device_seq,
                         last_occurred_at_us: e.occurred_at_us,
                         last_recorded_at_us: recorded_at_us,
+                        open: true,
                     },
                 );
             }
@@ -178,6 +199,9 @@ pub struct Restatement {
     pub kind: String,
     /// The report, without the server's stamps.
     pub statement: serde_json::Value,
+    /// False once another event of the pump was chained after the report: its next state report is recorded,
+    /// not counted.
+    pub open: bool,
     /// The recorded event every restatement repeats.
     pub event: EventId,
     /// Identical reports since, not recorded as events.
@@ -209,8 +233,10 @@ impl Restatement {
             kind: stated.kind,
             statement: serde_json::from_str(&stated.statement)
                 .map_err(|e| corrupt(format!("statement is not JSON: {e}")))?,
+            open: stated.open,
             event: EventId(event_id),
-            restated: u64::try_from(stated.restated).unwrap_or(0),
+            restated: u64::try_from(stated.restated)
+                .map_err(|_| corrupt(format!("a count of {}", stated.restated)))?,
             last_seq: stated.last_seq,
             last_occurred_at: at(stated.last_occurred_at_us)?,
             last_recorded_at: at(stated.last_recorded_at_us)?,
@@ -343,6 +369,7 @@ mod tests {
                     last_seq: 10,
                     last_occurred_at_us: 0,
                     last_recorded_at_us: 0,
+                    open: true,
                 },
             )])
         };
@@ -373,5 +400,90 @@ mod tests {
             outcome(&fold(&other, &[0], stored("p-1"), 99)),
             (vec![0], vec![])
         );
+    }
+
+    fn note(seq: u64) -> PreparedEvent {
+        NewEvent {
+            patient: PatientId::new("p-1").unwrap(),
+            device_id: "pump-1".into(),
+            device_seq: seq,
+            occurred_at: Timestamp::from_second(1_800_000_000 + seq as i64).unwrap(),
+            local_offset_s: 0,
+            source: Source::Pump,
+            actor: "pump-1".into(),
+            teaching: false,
+            body: Body::Note {
+                text: "infusion stopped".into(),
+            },
+        }
+        .prepare(0)
+        .unwrap()
+    }
+
+    fn row(statement: &str, event: i64, last_seq: i64) -> HashMap<String, Stated> {
+        HashMap::from([(
+            "pump-1".to_string(),
+            Stated {
+                patient: "p-1".into(),
+                kind: "state_changed".into(),
+                statement: statement.into(),
+                event: Target::Id(event),
+                restated: 0,
+                last_seq,
+                last_occurred_at_us: 0,
+                last_recorded_at_us: 0,
+                open: true,
+            },
+        )])
+    }
+
+    #[test]
+    fn a_late_report_is_recorded_and_never_pulls_the_row_back() {
+        // The row says "paused" (seq 8); a slow request's "infusing" (seq 7) commits after it.
+        let late = vec![pump(7, r#"{"state":"infusing"}"#)];
+        let folding = fold(&late, &[0], row(r#"{"state":"paused"}"#, 50, 8), 1);
+        assert_eq!(outcome(&folding), (vec![0], vec![]));
+        assert!(folding.rows.is_empty(), "the row stays at seq 8");
+        // So the pump's next "infusing" is a change, recorded.
+        let next = vec![pump(9, r#"{"state":"infusing"}"#)];
+        let folding = fold(&next, &[0], row(r#"{"state":"paused"}"#, 50, 8), 1);
+        assert_eq!(outcome(&folding), (vec![0], vec![]));
+    }
+
+    #[test]
+    fn anything_else_chained_about_the_pump_ends_the_restating() {
+        let batch = vec![
+            pump(1, r#"{"state":"infusing"}"#),
+            note(2),
+            pump(3, r#"{"state":"infusing"}"#),
+            pump(4, r#"{"state":"infusing"}"#),
+        ];
+        let folding = fold(&batch, &[0, 1, 2, 3], HashMap::new(), 1);
+        assert_eq!(
+            outcome(&folding),
+            (vec![0, 1, 2], vec![(3, Target::Index(2), false)])
+        );
+        // Across batches: an event alone empties the stored row's report.
+        let alone = vec![note(11)];
+        let folding = fold(&alone, &[0], row(r#"{"state":"infusing"}"#, 40, 10), 1);
+        assert_eq!(outcome(&folding), (vec![0], vec![]));
+        assert!(!folding.rows["pump-1"].open);
+        let mut closed = row(r#"{"state":"infusing"}"#, 40, 10);
+        closed.get_mut("pump-1").unwrap().open = false;
+        // The same report sent again is still known; a new one is recorded and opens the row again.
+        let after = vec![
+            pump(10, r#"{"state":"infusing"}"#),
+            pump(12, r#"{"state":"infusing"}"#),
+            pump(13, r#"{"state":"infusing"}"#),
+        ];
+        let folding = fold(&after, &[0, 1, 2], closed, 1);
+        assert_eq!(
+            outcome(&folding),
+            (
+                vec![1],
+                vec![(0, Target::Id(40), true), (2, Target::Index(1), false)]
+            )
+        );
+        assert!(folding.rows["pump-1"].open);
     }
 }

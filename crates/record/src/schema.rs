@@ -158,7 +158,8 @@ CREATE TABLE record_restatements (
     restated BIGINT NOT NULL,
     last_seq BIGINT NOT NULL,
     last_occurred_at_us BIGINT NOT NULL,
-    last_recorded_at_us BIGINT NOT NULL
+    last_recorded_at_us BIGINT NOT NULL,
+    open BOOLEAN NOT NULL
 ) WITH (fillfactor = 50);
 "#,
     },
@@ -200,7 +201,8 @@ CREATE TABLE record_restatements (
     restated BIGINT NOT NULL,
     last_seq BIGINT NOT NULL,
     last_occurred_at_us BIGINT NOT NULL,
-    last_recorded_at_us BIGINT NOT NULL
+    last_recorded_at_us BIGINT NOT NULL,
+    open BOOLEAN NOT NULL
 );
 "#;
 

@@ -408,7 +408,12 @@ async fn a_restated_state_is_acknowledged_counted_and_not_chained(backend: Backe
     let Some((app, w)) = TestServer::seeded(backend).await else {
         return;
     };
-    let report = |seq: u64, data: serde_json::Value| json!({"seq": seq, "occurred_at": format!("2026-01-01T10:00:{:02}Z", seq), "kind": "state_changed", "data": data});
+    // Times of now, so no clock-skew note is chained about the pump (it would end the restating).
+    let start = jiff::Timestamp::now() - jiff::SignedDuration::from_secs(60);
+    let report = |seq: u64, data: serde_json::Value| {
+        let at = start + jiff::SignedDuration::from_secs(seq as i64);
+        json!({"seq": seq, "occurred_at": at.to_string(), "kind": "state_changed", "data": data})
+    };
     let infusing = json!({"state": "infusing"});
     let pump = app.pump(&w.pump1_token);
     let reply = pump
