@@ -9,8 +9,8 @@
 //! those stay where they are, and every reader here ([`Store::telemetry_series`],
 //! [`Store::latest_telemetry`]) reads both and merges them in time order.
 //!
-//! This is the only module that deletes rows, and only from `record_telemetry` (`tests/append_only.rs`
-//! allows exactly that table).
+//! This module and `telemetry_block.rs` are the only ones that delete rows, and only from `record_telemetry`
+//! and `record_telemetry_blocks` (`tests/append_only.rs` allows exactly those tables).
 
 use crate::error::RecordError;
 use crate::event::{Body, Kind, PatientId, StoredEvent};
@@ -207,6 +207,15 @@ impl TelemetryRetention {
     }
 }
 
+/// The cutoffs of one [`Store::compact_telemetry`] run, in milliseconds.
+#[derive(Debug, Clone, Copy)]
+struct Plan {
+    bucket_ms: i64,
+    cutoff_ms: i64,
+    remove_before_ms: Option<i64>,
+    pack_before_ms: i64,
+}
+
 /// What one [`Store::compact_telemetry`] run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct CompactReport {
@@ -220,6 +229,9 @@ pub struct CompactReport {
     pub samples_packed: u64,
     /// Blocks written: new ones, and ones rewritten with samples added or taken out.
     pub blocks_written: u64,
+    /// Patients whose telemetry could not be compacted, each with why and what to do (a damaged block); the
+    /// run went on with the others.
+    pub failures: Vec<String>,
     /// Transactions used (each one short).
     pub transactions: u64,
 }
@@ -227,7 +239,10 @@ pub struct CompactReport {
 impl CompactReport {
     /// True when the run changed nothing.
     pub fn is_empty(&self) -> bool {
-        self.samples_downsampled == 0 && self.rows_removed == 0 && self.samples_packed == 0
+        self.samples_downsampled == 0
+            && self.rows_removed == 0
+            && self.samples_packed == 0
+            && self.failures.is_empty()
     }
 }
 
@@ -402,7 +417,17 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<TelemetrySample>, RecordError> {
+        let backend = self.backend();
         let (rows, blocks) = on_pool!(self, |pool| {
+            // One snapshot for both reads: a retention run that moves samples between the tables meanwhile
+            // (rows into a block, a block into buckets) is seen wholly before or wholly after.
+            let mut tx = pool.begin().await.map_err(|e| self.err(e))?;
+            if backend == Backend::Postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {SAMPLE_COLUMNS} FROM record_telemetry \
                  WHERE patient_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms, device_id"
@@ -410,17 +435,15 @@ impl Store {
             .bind(patient.as_str())
             .bind(from_ms)
             .bind(to_ms)
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
             let rows = rows
                 .iter()
                 .map(sample_from_row)
                 .collect::<Result<Vec<_>, RecordError>>()?;
-            let mut connection = pool.acquire().await.map_err(|e| self.err(e))?;
-            let blocks = (*connection)
-                .read_blocks(self, patient, from_ms, to_ms)
-                .await?;
+            let blocks = (*tx).read_blocks(self, patient, from_ms, to_ms).await?;
+            tx.commit().await.map_err(|e| self.err(e))?;
             Ok::<_, RecordError>((rows, blocks))
         })?;
         let packed = blocks
@@ -486,20 +509,6 @@ impl Store {
         &self,
         patient: &PatientId,
     ) -> Result<Vec<TelemetrySample>, RecordError> {
-        let rows: Vec<TelemetrySample> = on_pool!(self, |pool| {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {SAMPLE_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
-                 (PARTITION BY device_id ORDER BY at_ms DESC) AS newest \
-                 FROM record_telemetry WHERE patient_id = $1) AS latest WHERE newest = 1"
-            )))
-            .bind(patient.as_str())
-            .fetch_all(pool)
-            .await
-            .map_err(|e| self.err(e))?;
-            rows.iter()
-                .map(sample_from_row)
-                .collect::<Result<Vec<_>, RecordError>>()
-        })?;
         let legacy: Vec<StoredEvent> = on_pool!(self, |pool| {
             let rows = sqlx::query(concat!(
                 "SELECT ",
@@ -516,25 +525,47 @@ impl Store {
                 .map(crate::store::event_from_row)
                 .collect::<Result<Vec<_>, RecordError>>()
         })?;
-        // A pump silent for over an hour has its newest sample packed.
-        let packed: Vec<TelemetrySample> = on_pool!(self, |pool| {
-            let rows = sqlx::query(
+        let backend = self.backend();
+        // The newest row and the newest block of each pump (a pump silent for over an hour has its newest
+        // sample packed), read in one snapshot so a retention run in between cannot hide either.
+        let (rows, packed) = on_pool!(self, |pool| {
+            let mut tx = pool.begin().await.map_err(|e| self.err(e))?;
+            if backend == Backend::Postgres {
+                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(|e| self.err(e))?;
+            }
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {SAMPLE_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
+                 (PARTITION BY device_id ORDER BY at_ms DESC) AS newest \
+                 FROM record_telemetry WHERE patient_id = $1) AS latest WHERE newest = 1"
+            )))
+            .bind(patient.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(|e| self.err(e))?
+            .iter()
+            .map(sample_from_row)
+            .collect::<Result<Vec<_>, RecordError>>()?;
+            let blocks = sqlx::query(
                 "SELECT block_ms, device_id, data FROM (SELECT block_ms, device_id, data, ROW_NUMBER() OVER \
                  (PARTITION BY device_id ORDER BY block_ms DESC) AS newest \
                  FROM record_telemetry_blocks WHERE patient_id = $1) AS latest WHERE newest = 1",
             )
             .bind(patient.as_str())
-            .fetch_all(pool)
+            .fetch_all(&mut *tx)
             .await
             .map_err(|e| self.err(e))?;
-            let mut last = Vec::with_capacity(rows.len());
-            for row in &rows {
+            tx.commit().await.map_err(|e| self.err(e))?;
+            let mut packed = Vec::with_capacity(blocks.len());
+            for row in &blocks {
                 let block_ms: i64 = row.try_get(0).map_err(|e| self.err(e))?;
                 let device_id: String = row.try_get(1).map_err(|e| self.err(e))?;
                 let data: Vec<u8> = row.try_get(2).map_err(|e| self.err(e))?;
-                last.extend(block::decode(patient, &device_id, block_ms, &data)?.pop());
+                packed.extend(block::decode(patient, &device_id, block_ms, &data)?.pop());
             }
-            Ok::<_, RecordError>(last)
+            Ok::<_, RecordError>((rows, packed))
         })?;
         let mut newest: BTreeMap<String, TelemetrySample> = BTreeMap::new();
         for sample in legacy
@@ -578,67 +609,96 @@ impl Store {
         let cutoff_ms = cutoff_ms.div_euclid(bucket_ms) * bucket_ms;
         let remove_before_ms = policy.keep_for.map(|k| now_ms.saturating_sub(ms(k)));
         let pack_before_ms = block::block_of(now_ms.saturating_sub(PACK_AFTER_MS));
+        let plan = Plan {
+            bucket_ms,
+            cutoff_ms,
+            remove_before_ms,
+            pack_before_ms,
+        };
         let mut report = CompactReport::default();
         let mut after = String::new();
         while let Some(patient) = self.next_telemetry_patient(&after).await? {
-            let patient_id = PatientId::new(patient.clone())?;
-            if let Some(before) = remove_before_ms {
-                loop {
-                    let removed = self.remove_telemetry_chunk(&patient, before).await?;
-                    report.transactions += 1;
-                    report.rows_removed += removed;
-                    if removed == 0 {
-                        break;
-                    }
+            // A damaged block stops only its own patient: the others' retention goes on.
+            match self.compact_patient(&patient, &plan, &mut report).await {
+                Err(e @ RecordError::Corrupt { .. }) => {
+                    report.failures.push(format!("patient {patient}: {e}"));
                 }
-                let (removed, rewritten) = self.remove_packed_before(&patient_id, before).await?;
-                report.transactions += 1;
-                report.rows_removed += removed;
-                report.blocks_written += rewritten;
-            }
-            // Buckets are written oldest first and only below the cutoff, so a patient's newest bucket
-            // row before the cutoff marks where the full-resolution samples to downsample begin (found by
-            // walking the key backwards from the cutoff over at most the samples since the last run).
-            let mut from_ms = self
-                .newest_bucket_before(&patient, cutoff_ms)
-                .await?
-                .map_or(i64::MIN, |at| at.saturating_add(1));
-            while let Some(first_ms) = self.oldest_full_sample(&patient, from_ms).await? {
-                let start = first_ms.div_euclid(bucket_ms) * bucket_ms;
-                let end = start
-                    .saturating_add(bucket_ms.saturating_mul(COMPACT_BUCKETS_PER_TRANSACTION))
-                    .min(cutoff_ms);
-                if end <= start {
-                    break;
-                }
-                let (replaced, written, rewritten) = self
-                    .downsample_window(&patient_id, start, end, bucket_ms)
-                    .await?;
-                report.transactions += 1;
-                report.samples_downsampled += replaced;
-                report.buckets_written += written;
-                report.blocks_written += rewritten;
-                from_ms = end;
-            }
-            // What is left at full resolution before the hour that ended an hour ago is packed, hour by hour.
-            let mut from_ms = cutoff_ms;
-            while let Some(first_ms) = self.oldest_full_row(&patient, from_ms).await? {
-                if first_ms >= pack_before_ms {
-                    break;
-                }
-                let start = block::block_of(first_ms);
-                let end = start
-                    .saturating_add(BLOCK_MS.saturating_mul(PACK_BLOCKS_PER_TRANSACTION))
-                    .min(pack_before_ms);
-                let (packed, written) = self.pack_window(&patient_id, start, end).await?;
-                report.transactions += 1;
-                report.samples_packed += packed;
-                report.blocks_written += written;
-                from_ms = end;
+                other => other?,
             }
             after = patient;
         }
         Ok(report)
+    }
+
+    /// One patient's share of [`Store::compact_telemetry`].
+    async fn compact_patient(
+        &self,
+        patient: &str,
+        plan: &Plan,
+        report: &mut CompactReport,
+    ) -> Result<(), RecordError> {
+        let Plan {
+            bucket_ms,
+            cutoff_ms,
+            remove_before_ms,
+            pack_before_ms,
+        } = *plan;
+        let patient_id = PatientId::new(patient)?;
+        if let Some(before) = remove_before_ms {
+            loop {
+                let removed = self.remove_telemetry_chunk(patient, before).await?;
+                report.transactions += 1;
+                report.rows_removed += removed;
+                if removed == 0 {
+                    break;
+                }
+            }
+            let (removed, rewritten) = self.remove_packed_before(&patient_id, before).await?;
+            report.transactions += 1;
+            report.rows_removed += removed;
+            report.blocks_written += rewritten;
+        }
+        // Buckets are written oldest first and only below the cutoff, so a patient's newest bucket
+        // row before the cutoff marks where the full-resolution samples to downsample begin (found by
+        // walking the key backwards from the cutoff over at most the samples since the last run).
+        let mut from_ms = self
+            .newest_bucket_before(patient, cutoff_ms)
+            .await?
+            .map_or(i64::MIN, |at| at.saturating_add(1));
+        while let Some(first_ms) = self.oldest_full_sample(patient, from_ms).await? {
+            let start = first_ms.div_euclid(bucket_ms) * bucket_ms;
+            let end = start
+                .saturating_add(bucket_ms.saturating_mul(COMPACT_BUCKETS_PER_TRANSACTION))
+                .min(cutoff_ms);
+            if end <= start {
+                break;
+            }
+            let (replaced, written, rewritten) = self
+                .downsample_window(&patient_id, start, end, bucket_ms)
+                .await?;
+            report.transactions += 1;
+            report.samples_downsampled += replaced;
+            report.buckets_written += written;
+            report.blocks_written += rewritten;
+            from_ms = end;
+        }
+        // What is left at full resolution before the hour that ended an hour ago is packed, hour by hour.
+        let mut from_ms = cutoff_ms;
+        while let Some(first_ms) = self.oldest_full_row(patient, from_ms).await? {
+            if first_ms >= pack_before_ms {
+                break;
+            }
+            let start = block::block_of(first_ms);
+            let end = start
+                .saturating_add(BLOCK_MS.saturating_mul(PACK_BLOCKS_PER_TRANSACTION))
+                .min(pack_before_ms);
+            let (packed, written) = self.pack_window(&patient_id, start, end).await?;
+            report.transactions += 1;
+            report.samples_packed += packed;
+            report.blocks_written += written;
+            from_ms = end;
+        }
+        Ok(())
     }
 
     /// One transaction: a patient's full-resolution rows in `[start, end)` (whole hours) packed into their
@@ -902,11 +962,15 @@ impl Store {
                 .collect::<Result<Vec<_>, RecordError>>()?;
             let (mut inside, mut remove, mut rest) = (Vec::new(), Vec::new(), Vec::new());
             for mut b in (*tx).read_blocks(self, patient, start, end).await? {
-                remove.push((b.block_ms, b.device_id.clone()));
                 let (within, outside): (Vec<_>, Vec<_>) = b
                     .samples
                     .drain(..)
                     .partition(|s| (start..end).contains(&s.at.as_millisecond()));
+                if within.is_empty() {
+                    // Reaches into the window but holds nothing in it: left as it is.
+                    continue;
+                }
+                remove.push((b.block_ms, b.device_id.clone()));
                 inside.extend(within);
                 b.samples = outside;
                 rest.push(b);

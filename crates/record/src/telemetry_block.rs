@@ -119,6 +119,9 @@ impl Reader<'_> {
         let mut n: u64 = 0;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
+            if shift == 63 && b > 1 {
+                return Err(format!("a number past 64 bits at byte {}", self.at));
+            }
             n |= u64::from(b & 0x7f) << shift;
             if b & 0x80 == 0 {
                 return Ok(n);
@@ -152,7 +155,9 @@ pub(crate) fn decode(
     decode_inner(patient, device_id, block_ms, bytes).map_err(|reason| RecordError::Corrupt {
         id: 0,
         reason: format!(
-            "telemetry block of pump {device_id:?} at {block_ms} ms for patient {}: {reason}",
+            "telemetry block of pump {device_id:?} at {block_ms} ms for patient {}: {reason}; restore that row of \
+             record_telemetry_blocks from a backup, or delete it (that pump's hour of telemetry is then lost; the \
+             hash-chained record is not affected)",
             patient.as_str()
         ),
     })
@@ -191,6 +196,11 @@ fn decode_inner(
     let mut at = block_ms;
     for n in 0..count {
         let delta = i64::try_from(r.varint()?).map_err(|_| format!("sample {n}: time too far"))?;
+        if n > 0 && delta == 0 {
+            return Err(format!(
+                "sample {n} repeats the millisecond of the one before"
+            ));
+        }
         at = at
             .checked_add(delta)
             .filter(|ms| *ms < block_ms.saturating_add(BLOCK_MS))
@@ -302,7 +312,7 @@ macro_rules! block_sql {
                 to_ms: i64,
             ) -> Result<Vec<Block>, RecordError> {
                 let rows = sqlx::query(
-                    "SELECT block_ms, device_id, data FROM record_telemetry_blocks \
+                    "SELECT block_ms, device_id, data, samples FROM record_telemetry_blocks \
                      WHERE patient_id = $1 AND block_ms > $2 AND block_ms < $3 ORDER BY block_ms, device_id",
                 )
                 .bind(patient.as_str())
@@ -316,7 +326,20 @@ macro_rules! block_sql {
                         let block_ms: i64 = row.try_get(0).map_err(|e| store.err(e))?;
                         let device_id: String = row.try_get(1).map_err(|e| store.err(e))?;
                         let data: Vec<u8> = row.try_get(2).map_err(|e| store.err(e))?;
+                        let count: i32 = row.try_get(3).map_err(|e| store.err(e))?;
                         let samples = decode(patient, &device_id, block_ms, &data)?;
+                        if usize::try_from(count).ok() != Some(samples.len()) {
+                            return Err(RecordError::Corrupt {
+                                id: 0,
+                                reason: format!(
+                                    "telemetry block of pump {device_id:?} at {block_ms} ms for patient {}: its row \
+                                     says {count} samples, its data holds {}; restore that row from a backup, or \
+                                     delete it (that hour of telemetry is then lost)",
+                                    patient.as_str(),
+                                    samples.len()
+                                ),
+                            });
+                        }
                         Ok(Block {
                             block_ms,
                             device_id,
@@ -442,6 +465,20 @@ mod tests {
             let error = decode(&p, "pump-1", 0, &bytes).unwrap_err().to_string();
             assert!(error.contains(says), "{bytes:?}: {error}");
         }
+        // The same millisecond twice.
+        let twice = encode(
+            0,
+            &[
+                sample(5, "paused", [1.0; FIELDS], 0),
+                sample(5, "paused", [2.0; FIELDS], 0),
+            ],
+        );
+        let error = decode(&p, "pump-1", 0, &twice).unwrap_err().to_string();
+        assert!(error.contains("repeats the millisecond"), "{error}");
+        // A number past 64 bits.
+        let wide = [vec![1], vec![0xff; 9], vec![0x02]].concat();
+        let error = decode(&p, "pump-1", 0, &wide).unwrap_err().to_string();
+        assert!(error.contains("past 64 bits"), "{error}");
         // A time past the block's hour.
         let late = [
             vec![1, 1, 1, 6],
@@ -477,6 +514,25 @@ mod tests {
                 prop_assert_eq!(numbers(a).map(f64::to_bits), numbers(b).map(f64::to_bits));
                 prop_assert_eq!((a.at, &a.state, a.mains_present, a.teaching), (b.at, &b.state, b.mains_present, b.teaching));
             }
+        }
+
+        #[test]
+        fn any_damage_to_a_valid_block_is_refused_or_decoded_without_panicking(
+            n in 1usize..40,
+            flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let samples: Vec<TelemetrySample> = (0..n)
+                .map(|i| sample(i as i64 * 60_000 + 7, ["infusing", "paused"][i % 2], [i as f64; FIELDS], (i % 4) as u8))
+                .collect();
+            let mut bytes = encode(0, &samples);
+            for (at, value) in flips {
+                let i = at.index(bytes.len());
+                bytes[i] ^= value | 1;
+            }
+            let p = PatientId::new("p-1").unwrap();
+            let _ = decode(&p, "pump-1", 0, &bytes);
+            let _ = decode(&p, "pump-1", 0, &bytes[..cut.index(bytes.len())]);
         }
 
         #[test]

@@ -21,6 +21,7 @@ on_both_backends!(
     a_database_from_before_the_table_is_upgraded_and_keeps_its_telemetry_events,
     hours_that_ended_an_hour_ago_are_packed_and_read_back_bit_for_bit,
     two_retention_runs_at_once_lose_no_sample,
+    a_damaged_block_is_refused_by_name_and_stops_only_its_patient,
 );
 
 fn sample(patient_id: &str, device: &str, time: Timestamp, i: usize) -> TelemetrySample {
@@ -682,6 +683,62 @@ async fn hours_that_ended_an_hour_ago_are_packed_and_read_back_bit_for_bit(db: T
             .is_empty()
     );
 
+    // Seven days after 10:15 the cutoff falls inside the 10:00 block: its first quarter hour becomes buckets,
+    // the rest of the hour stays packed at full resolution.
+    let cut = db
+        .store
+        .compact_telemetry(at("2026-12-04T10:15:00Z"), &TelemetryRetention::default())
+        .await
+        .unwrap();
+    assert!(cut.failures.is_empty(), "{cut:?}");
+    let series = db
+        .store
+        .telemetry_series(&patient("p-1"), None, None)
+        .await
+        .unwrap();
+    let full: Vec<TelemetrySample> = series.iter().filter(|s| s.bucket_s == 0).cloned().collect();
+    let expected_full: Vec<TelemetrySample> = left
+        .iter()
+        .filter(|s| s.at >= at("2026-11-27T10:15:00Z"))
+        .cloned()
+        .collect();
+    assert_eq!(full, expected_full);
+    assert_eq!(
+        cut.samples_downsampled,
+        (left.len() - expected_full.len()) as u64
+    );
+    // Each bucket: the last sample's state and time, the highest pressure.
+    let bucket = series
+        .iter()
+        .find(|s| {
+            s.bucket_s == 900
+                && s.device_id == "pump-a"
+                && s.at < at("2026-11-27T10:00:00Z")
+                && s.at >= at("2026-11-27T09:45:00Z")
+        })
+        .unwrap();
+    let of_bucket: Vec<&TelemetrySample> = left
+        .iter()
+        .filter(|s| {
+            s.device_id == "pump-a"
+                && s.at >= at("2026-11-27T09:45:00Z")
+                && s.at < at("2026-11-27T10:00:00Z")
+        })
+        .collect();
+    let last = of_bucket.last().unwrap();
+    assert_eq!((bucket.at, &bucket.state), (last.at, &last.state));
+    let highest = of_bucket
+        .iter()
+        .map(|s| s.downstream_pressure_mmhg)
+        .fold(f64::MIN, f64::max);
+    assert_eq!(bucket.downstream_pressure_mmhg, highest);
+    let again = db
+        .store
+        .compact_telemetry(at("2026-12-04T10:15:00Z"), &TelemetryRetention::default())
+        .await
+        .unwrap();
+    assert!(again.is_empty() && again.blocks_written == 0, "{again:?}");
+
     // A week later the packed hours are downsampled like rows.
     let week = db
         .store
@@ -691,7 +748,11 @@ async fn hours_that_ended_an_hour_ago_are_packed_and_read_back_bit_for_bit(db: T
         )
         .await
         .unwrap();
-    assert_eq!(week.samples_downsampled, left.len() as u64, "{week:?}");
+    assert_eq!(
+        week.samples_downsampled,
+        expected_full.len() as u64,
+        "{week:?}"
+    );
     assert_eq!(count_rows(&db, "record_telemetry_blocks").await, 0);
     assert!(
         db.store
@@ -754,4 +815,62 @@ async fn two_retention_runs_at_once_lose_no_sample(db: TestDb) {
         assert_eq!(got, expected, "{p}");
     }
     other.close().await;
+}
+
+async fn a_damaged_block_is_refused_by_name_and_stops_only_its_patient(db: TestDb) {
+    let now = at("2026-11-27T12:30:00Z");
+    let mut all = series("p-1", "pump-a", at("2026-11-27T08:00:00Z"), 120);
+    all.extend(series("p-2", "pump-b", at("2026-11-27T08:00:00Z"), 120));
+    db.store.append_telemetry(&all).await.unwrap();
+    db.store
+        .compact_telemetry(now, &TelemetryRetention::default())
+        .await
+        .unwrap();
+    let damage = if db.url.starts_with("sqlite:") {
+        "UPDATE record_telemetry_blocks SET data = X'01' WHERE patient_id = 'p-1'"
+    } else {
+        "UPDATE record_telemetry_blocks SET data = '\\x01'::bytea WHERE patient_id = 'p-1'"
+    };
+    raw_sql(&db, damage).await;
+    let error = db
+        .store
+        .telemetry_series(&patient("p-1"), None, None)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, RecordError::Corrupt { .. }), "{error:?}");
+    let said = error.to_string();
+    assert!(
+        said.contains("pump-a") && said.contains("delete it"),
+        "{said}"
+    );
+    // More samples of both patients, p-1's into its damaged hour: its retention is skipped and said, the
+    // other's goes on.
+    let later = [
+        series("p-1", "pump-a", at("2026-11-27T08:00:30Z"), 60),
+        series("p-2", "pump-b", at("2026-11-27T10:00:00Z"), 60),
+    ]
+    .concat();
+    db.store.append_telemetry(&later).await.unwrap();
+    let report = db
+        .store
+        .compact_telemetry(
+            now + SignedDuration::from_hours(2),
+            &TelemetryRetention::default(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.failures.len(), 1, "{report:?}");
+    assert!(report.failures[0].starts_with("patient p-1"), "{report:?}");
+    assert_eq!(
+        report.samples_packed, 60,
+        "p-2's hour is packed: {report:?}"
+    );
+    assert_eq!(
+        db.store
+            .telemetry_series(&patient("p-2"), None, None)
+            .await
+            .unwrap()
+            .len(),
+        180
+    );
 }

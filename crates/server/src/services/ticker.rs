@@ -112,16 +112,21 @@ pub async fn compact_telemetry(state: &AppState) {
         .await
     {
         Ok(report) if report.is_empty() => {}
-        Ok(report) => eprintln!(
-            "infusafe server: telemetry retention: {} samples packed ({} hour blocks written), {} downsampled \
-             into {} buckets, {} rows past the retention removed ({} transactions)",
-            report.samples_packed,
-            report.blocks_written,
-            report.samples_downsampled,
-            report.buckets_written,
-            report.rows_removed,
-            report.transactions
-        ),
+        Ok(report) => {
+            eprintln!(
+                "infusafe server: telemetry retention: {} samples packed ({} hour blocks written), {} downsampled \
+                 into {} buckets, {} rows past the retention removed ({} transactions)",
+                report.samples_packed,
+                report.blocks_written,
+                report.samples_downsampled,
+                report.buckets_written,
+                report.rows_removed,
+                report.transactions
+            );
+            for failure in &report.failures {
+                eprintln!("infusafe server: telemetry retention skipped {failure}");
+            }
+        }
         Err(e) => eprintln!("infusafe server: telemetry retention failed (tried again later): {e}"),
     }
 }
