@@ -145,23 +145,10 @@ CREATE TABLE record_telemetry (
         description: "record_restatements: per pump, its last recorded state report and the identical reports since",
         // Status, not history: one row per pump, updated in the append that takes the pump's next state
         // report (`restate.rs`). The events it points at stay in `record_events`.
-        sqlite: RESTATEMENTS,
+        sqlite: concat!(restatements_table!(), ";"),
         // Half-full pages: each report UPDATEs its pump's row, which then stays on its page (a heap-only
         // update, no index entry), so the table does not grow between vacuums.
-        postgres: r#"
-CREATE TABLE record_restatements (
-    device_id TEXT PRIMARY KEY,
-    patient_id TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    statement TEXT NOT NULL,
-    event_id BIGINT NOT NULL,
-    restated BIGINT NOT NULL,
-    last_seq BIGINT NOT NULL,
-    last_occurred_at_us BIGINT NOT NULL,
-    last_recorded_at_us BIGINT NOT NULL,
-    open BOOLEAN NOT NULL
-) WITH (fillfactor = 50);
-"#,
+        postgres: concat!(restatements_table!(), " WITH (fillfactor = 50);"),
     },
     Migration {
         version: 4,
@@ -191,7 +178,10 @@ CREATE TABLE record_telemetry_blocks (
     },
 ];
 
-const RESTATEMENTS: &str = r#"
+/// Migration 3's table, without its end (PostgreSQL adds a fill factor).
+macro_rules! restatements_table {
+    () => {
+        "
 CREATE TABLE record_restatements (
     device_id TEXT PRIMARY KEY,
     patient_id TEXT NOT NULL,
@@ -203,8 +193,10 @@ CREATE TABLE record_restatements (
     last_occurred_at_us BIGINT NOT NULL,
     last_recorded_at_us BIGINT NOT NULL,
     open BOOLEAN NOT NULL
-);
-"#;
+)"
+    };
+}
+use restatements_table;
 
 /// The schema version this build writes.
 pub(crate) fn latest_version() -> i64 {

@@ -417,17 +417,11 @@ impl Store {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<TelemetrySample>, RecordError> {
-        let backend = self.backend();
         let (rows, blocks) = on_pool!(self, |pool| {
             // One snapshot for both reads: a retention run that moves samples between the tables meanwhile
             // (rows into a block, a block into buckets) is seen wholly before or wholly after.
             let mut tx = pool.begin().await.map_err(|e| self.err(e))?;
-            if backend == Backend::Postgres {
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
+            (*tx).snapshot(self).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {SAMPLE_COLUMNS} FROM record_telemetry \
                  WHERE patient_id = $1 AND at_ms >= $2 AND at_ms < $3 ORDER BY at_ms, device_id"
@@ -525,17 +519,11 @@ impl Store {
                 .map(crate::store::event_from_row)
                 .collect::<Result<Vec<_>, RecordError>>()
         })?;
-        let backend = self.backend();
         // The newest row and the newest block of each pump (a pump silent for over an hour has its newest
         // sample packed), read in one snapshot so a retention run in between cannot hide either.
         let (rows, packed) = on_pool!(self, |pool| {
             let mut tx = pool.begin().await.map_err(|e| self.err(e))?;
-            if backend == Backend::Postgres {
-                sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-                    .execute(&mut *tx)
-                    .await
-                    .map_err(|e| self.err(e))?;
-            }
+            (*tx).snapshot(self).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {SAMPLE_COLUMNS} FROM (SELECT *, ROW_NUMBER() OVER \
                  (PARTITION BY device_id ORDER BY at_ms DESC) AS newest \

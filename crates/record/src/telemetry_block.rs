@@ -283,6 +283,10 @@ pub(crate) trait BlockSql {
         from_ms: i64,
         to_ms: i64,
     ) -> Result<Vec<Block>, RecordError>;
+    /// PostgreSQL: makes the transaction a read-only snapshot (REPEATABLE READ), so reads of rows and blocks
+    /// see a retention run wholly before or wholly after. SQLite: a transaction's first read already fixes its
+    /// snapshot.
+    async fn snapshot(&mut self, store: &Store) -> Result<(), RecordError>;
     /// PostgreSQL: holds a patient's telemetry for the rest of the transaction, so two retention runs (a
     /// hand-over of the timed duties) never rewrite the same block from two stale reads. SQLite: nothing to do,
     /// `BEGIN IMMEDIATE` already serializes writers.
@@ -347,6 +351,16 @@ macro_rules! block_sql {
                         })
                     })
                     .collect()
+            }
+
+            async fn snapshot(&mut self, store: &Store) -> Result<(), RecordError> {
+                if store.backend() == crate::store::Backend::Postgres {
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+                        .execute(&mut *self)
+                        .await
+                        .map_err(|e| store.err(e))?;
+                }
+                Ok(())
             }
 
             async fn lock_telemetry(
