@@ -65,10 +65,11 @@ fn pump_event(
     }
 }
 
-/// Pump `pump`'s batch of minute `i`: its state report, and an alarm raised or cleared when it is due.
-fn batch(pump: usize, pumps: usize, i: usize, at: Timestamp) -> Vec<NewEvent> {
+/// Pump `pump`'s batch of minute `i`: its state report, and an alarm raised or cleared when it is due. The
+/// pump numbers its events one after another from `next_seq`, as the link client does, and moves it on.
+fn batch(pump: usize, pumps: usize, i: usize, at: Timestamp, next_seq: &mut u64) -> Vec<NewEvent> {
     let slot = |minute: usize| (minute * pumps + pump).is_multiple_of(ALARM_EVERY_PUMP_MINUTES);
-    let mut seq = i as u64 * 2 + 1;
+    let mut seq = *next_seq;
     let mut events = vec![pump_event(
         pump,
         seq,
@@ -88,6 +89,7 @@ fn batch(pump: usize, pumps: usize, i: usize, at: Timestamp) -> Vec<NewEvent> {
         cleared["resolution"] = "infusafe load".into();
         events.push(pump_event(pump, seq, at, "alarm_cleared", cleared));
     }
+    *next_seq = seq + u64::from(events.len() > 1);
     events
 }
 
@@ -116,6 +118,7 @@ async fn one_day(
     store: Arc<Store>,
     pumps: usize,
     day: usize,
+    next_seq: &mut [u64],
     vacuum: Option<(&sqlx::PgPool, &str)>,
 ) -> (usize, u64) {
     let start: Timestamp = "2026-11-01T00:00:00Z".parse().expect("time");
@@ -124,14 +127,14 @@ async fn one_day(
         let minute = start + SignedDuration::from_secs(i as i64 * 60);
         let mut tasks: tokio::task::JoinSet<Result<u64, record::RecordError>> =
             tokio::task::JoinSet::new();
-        for pump in 0..pumps {
+        for (pump, next) in next_seq.iter_mut().enumerate().take(pumps) {
             if tasks.len() >= IN_FLIGHT {
                 let done = tasks.join_next().await.expect("a task");
                 restated += done.expect("a task").expect("append");
             }
             let at = minute + SignedDuration::from_millis((pump * 397 % 60_000) as i64);
             let store = store.clone();
-            let events = batch(pump, pumps, i, at);
+            let events = batch(pump, pumps, i, at, next);
             tasks.spawn(async move {
                 let receipts = store.append(&events).await?;
                 Ok(receipts.iter().filter(|r| r.restated).count() as u64)
@@ -217,10 +220,11 @@ async fn main() {
     store.close().await;
     let mut sizes = vec![sqlite_size(&url).await];
     let mut outcome = (0, 0);
+    let mut next_seq = vec![1; pumps];
     for day in 0..days {
         let (store, _) = open_sqlite(&dir).await;
         let store = Arc::new(store);
-        outcome = one_day(store.clone(), pumps, day, None).await;
+        outcome = one_day(store.clone(), pumps, day, &mut next_seq, None).await;
         close(store).await;
         sizes.push(sqlite_size(&url).await);
     }
@@ -263,9 +267,17 @@ async fn main() {
         };
         let mut tables = vec![by_table().await];
         let mut outcome = (0, 0);
+        let mut next_seq = vec![1; pumps];
         for day in 0..days {
             let rows = format!("\"{schema}\".record_telemetry");
-            outcome = one_day(store.clone(), pumps, day, Some((&admin, &rows))).await;
+            outcome = one_day(
+                store.clone(),
+                pumps,
+                day,
+                &mut next_seq,
+                Some((&admin, &rows)),
+            )
+            .await;
             tables.push(by_table().await);
         }
         close(store).await;

@@ -19,7 +19,8 @@
 //! A report that differs in any field is a change and is recorded; the pump's next identical reports restate
 //! that one. Every other kind, alarms included, is always recorded, and ends the restating: after anything else
 //! is chained about the pump, its next state report is recorded again. A late report (its number not above the
-//! last report's) is recorded if it differs and never moves the row back (see [`fold`]).
+//! last report's) is recorded if it differs and never moves the row back, and a report whose number does not
+//! directly follow the last one is recorded (see [`fold`]).
 
 use crate::append::stated_from_row;
 use crate::chain::canonical_json;
@@ -116,10 +117,11 @@ pub(crate) fn devices<'a>(prepared: &'a [PreparedEvent], fresh: &[usize]) -> Vec
 /// Splits the fresh events into those to record and restatements, in batch order (a report recorded earlier in
 /// the batch is restated by an identical later one). `known` holds the pumps' rows as stored.
 ///
-/// - A report identical to the row's: a restatement, or a duplicate when its number is not above the row's
-///   last (it was counted, or a later report overtook it).
+/// - A report identical to the row's, with the row open: a restatement when its number directly follows the
+///   row's last (a gap may hold an event not arrived yet), a duplicate when it is not above it.
 /// - Any other report is recorded. It becomes the row's report unless its number is not above the row's last:
-///   a late report never pulls the row back, or the next real change would be taken for a restatement of it.
+///   a late report never pulls the row back (or the next real change would be taken for a restatement of
+///   it); it closes the row instead.
 /// - Any other event chained with the pump's id (an alarm, a stop, a correction, `pump_silent`) empties the
 ///   row's report, so the pump's next state report is recorded: a restatement only ever stands for "nothing
 ///   happened to this pump since".
@@ -152,9 +154,11 @@ pub(crate) fn fold(
                 && c.statement == said.text
         });
         match row {
-            // Sent again, or overtaken by a later report: counted already.
-            Some(c) if same && stale => folding.restated.push((i, c.event, true)),
-            Some(c) if same && c.open => {
+            // Sent again, or overtaken by a later report, with nothing chained about the pump since: it says
+            // nothing the record does not hold.
+            Some(c) if same && c.open && stale => folding.restated.push((i, c.event, true)),
+            // The very next number: nothing of this pump can lie between the two reports.
+            Some(c) if same && c.open && e.device_seq == c.last_seq.saturating_add(1) => {
                 c.restated += 1;
                 c.last_seq = e.device_seq;
                 c.last_occurred_at_us = e.occurred_at_us;
@@ -162,7 +166,15 @@ pub(crate) fn fold(
                 folding.restated.push((i, c.event, false));
                 touched.insert(e.device_id.clone());
             }
-            Some(_) if stale => folding.write.push(i),
+            // Late (a slow request, or a pump whose numbers restarted lower): recorded, and the row is closed
+            // without moving back, so the pump's next report is recorded too.
+            Some(c) if stale => {
+                folding.write.push(i);
+                if c.open {
+                    c.open = false;
+                    touched.insert(e.device_id.clone());
+                }
+            }
             _ => {
                 folding.write.push(i);
                 touched.insert(e.device_id.clone());
@@ -443,7 +455,26 @@ mod tests {
         let late = vec![pump(7, r#"{"state":"infusing"}"#)];
         let folding = fold(&late, &[0], row(r#"{"state":"paused"}"#, 50, 8), 1);
         assert_eq!(outcome(&folding), (vec![0], vec![]));
-        assert!(folding.rows.is_empty(), "the row stays at seq 8");
+        let kept = &folding.rows["pump-1"];
+        assert_eq!(
+            (kept.last_seq, kept.event, kept.open),
+            (8, Target::Id(50), false)
+        );
+        // A pump whose numbers restarted lower: its resume, equal to the row's report, is still recorded
+        // once the row is closed.
+        let mut closed = row(r#"{"state":"infusing"}"#, 40, 1_000);
+        closed.get_mut("pump-1").unwrap().open = false;
+        let restarted = vec![pump(12, r#"{"state":"infusing"}"#)];
+        assert_eq!(
+            outcome(&fold(&restarted, &[0], closed, 1)),
+            (vec![0], vec![])
+        );
+        // A gap in the numbers may hold an event not arrived yet: recorded, not counted.
+        let gap = vec![pump(10, r#"{"state":"paused"}"#)];
+        assert_eq!(
+            outcome(&fold(&gap, &[0], row(r#"{"state":"paused"}"#, 50, 8), 1)),
+            (vec![0], vec![])
+        );
         // So the pump's next "infusing" is a change, recorded.
         let next = vec![pump(9, r#"{"state":"infusing"}"#)];
         let folding = fold(&next, &[0], row(r#"{"state":"paused"}"#, 50, 8), 1);
@@ -470,7 +501,8 @@ mod tests {
         assert!(!folding.rows["pump-1"].open);
         let mut closed = row(r#"{"state":"infusing"}"#, 40, 10);
         closed.get_mut("pump-1").unwrap().open = false;
-        // The same report sent again is still known; a new one is recorded and opens the row again.
+        // Once closed, even a resend is recorded (an extra copy, never a lost one); a new report opens the row
+        // again and the next one restates it.
         let after = vec![
             pump(10, r#"{"state":"infusing"}"#),
             pump(12, r#"{"state":"infusing"}"#),
@@ -479,10 +511,7 @@ mod tests {
         let folding = fold(&after, &[0, 1, 2], closed, 1);
         assert_eq!(
             outcome(&folding),
-            (
-                vec![1],
-                vec![(0, Target::Id(40), true), (2, Target::Index(1), false)]
-            )
+            (vec![0, 1], vec![(2, Target::Index(1), false)])
         );
         assert!(folding.rows["pump-1"].open);
     }
