@@ -79,6 +79,20 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// A write transaction on `pool` (inside [`on_pool!`]): on SQLite `BEGIN IMMEDIATE`, which takes the write lock
+/// up front so a transaction that reads first never fails half-way to upgrade its lock; on PostgreSQL a plain
+/// one (its writers lock what they need).
+macro_rules! begin_write {
+    ($store:expr, $pool:ident) => {
+        match $store.backend() {
+            $crate::store::Backend::Sqlite => $pool.begin_with("BEGIN IMMEDIATE").await,
+            $crate::store::Backend::Postgres => $pool.begin().await,
+        }
+        .map_err(|e| $store.err(e))
+    };
+}
+pub(crate) use begin_write;
+
 /// The default database URL for a data directory: `sqlite://<data-dir>/infusafe.db`.
 pub fn default_database_url(data_dir: &Path) -> String {
     format!("sqlite://{}", data_dir.join("infusafe.db").display())
@@ -321,11 +335,7 @@ impl Store {
     async fn migrate(&self) -> Result<(), RecordError> {
         let backend = self.backend();
         on_pool!(self, |pool| {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => pool.begin().await,
-            }
-            .map_err(|e| self.err(e))?;
+            let mut tx = begin_write!(self, pool)?;
             if backend == Backend::Postgres {
                 sqlx::query("SELECT pg_advisory_xact_lock($1)")
                     .bind(MIGRATION_LOCK_KEY)
@@ -465,13 +475,7 @@ impl Store {
         }
         let backend = self.backend();
         on_pool!(self, |pool| {
-            let mut tx = match backend {
-                // Take the write lock up front: a deferred transaction that reads first could fail
-                // to upgrade its lock half-way through a batch.
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => pool.begin().await,
-            }
-            .map_err(|e| self.err(e))?;
+            let mut tx = begin_write!(self, pool)?;
             if backend == Backend::Postgres {
                 tx.lock_chains(self, &chain_patients(&prepared)).await?;
             }

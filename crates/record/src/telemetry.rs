@@ -14,7 +14,7 @@
 
 use crate::error::RecordError;
 use crate::event::{Body, Kind, PatientId, StoredEvent};
-use crate::store::{Backend, Store, TimelineQuery, on_pool};
+use crate::store::{Store, TimelineQuery, begin_write, on_pool};
 use crate::telemetry_block::{self as block, BLOCK_MS, BLOCK_SAMPLES_MAX, Block, BlockSql};
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
@@ -370,13 +370,8 @@ impl Store {
         if samples.is_empty() {
             return Ok(0);
         }
-        let backend = self.backend();
         on_pool!(self, |pool| {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => pool.begin().await,
-            }
-            .map_err(|e| self.err(e))?;
+            let mut tx = begin_write!(self, pool)?;
             let mut written = 0;
             for chunk in samples.chunks(TELEMETRY_INSERT_ROWS_MAX) {
                 let mut insert =
@@ -699,13 +694,8 @@ impl Store {
         start: i64,
         end: i64,
     ) -> Result<(u64, u64), RecordError> {
-        let backend = self.backend();
         on_pool!(self, |pool| {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => pool.begin().await,
-            }
-            .map_err(|e| self.err(e))?;
+            let mut tx = begin_write!(self, pool)?;
             (*tx).lock_telemetry(self, patient).await?;
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
                 "SELECT {SAMPLE_COLUMNS} FROM record_telemetry WHERE patient_id = $1 \
@@ -792,14 +782,9 @@ impl Store {
         patient: &PatientId,
         before_ms: i64,
     ) -> Result<(u64, u64), RecordError> {
-        let backend = self.backend();
         let whole_before = block::block_of(before_ms);
         on_pool!(self, |pool| {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => pool.begin().await,
-            }
-            .map_err(|e| self.err(e))?;
+            let mut tx = begin_write!(self, pool)?;
             (*tx).lock_telemetry(self, patient).await?;
             let whole: i64 = sqlx::query_scalar(
                 "SELECT COALESCE(SUM(samples), 0) FROM record_telemetry_blocks \
@@ -925,13 +910,8 @@ impl Store {
         end: i64,
         bucket_ms: i64,
     ) -> Result<(u64, u64, u64), RecordError> {
-        let backend = self.backend();
         on_pool!(self, |pool| {
-            let mut tx = match backend {
-                Backend::Sqlite => pool.begin_with("BEGIN IMMEDIATE").await,
-                Backend::Postgres => pool.begin().await,
-            }
-            .map_err(|e| self.err(e))?;
+            let mut tx = begin_write!(self, pool)?;
             (*tx).lock_telemetry(self, patient).await?;
             // What is downsampled is what this DELETE takes, so a row written meanwhile is not lost.
             let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
